@@ -1,0 +1,13 @@
+-- DEAD_PURGE: forget up to `limit` dead jobs, oldest first (the client repeats until 0).
+-- ARGV: limit
+-- Reply: {OK, purged}
+local limit = tonumber(ARGV[1])
+if not limit or limit < 1 or #ARGV ~= 1 then
+  return bad('expected limit >= 1')
+end
+local ids = redis.call('ZRANGE', K_DEAD, 0, limit - 1)
+for _, id in ipairs(ids) do
+  redis.call('ZREM', K_DEAD, id)
+  forget(id)
+end
+return {OK, #ids}

@@ -1,0 +1,37 @@
+-- DEAD_REPLAY: move dead jobs back to pending with their attempts reset. The last error is kept
+-- for the record until the job fails again.
+-- ARGV: 'ids', id... | 'oldest', limit
+-- Reply: {OK, replayed, then the ids that were not in the dead letter}
+local mode = ARGV[1]
+local ids
+if mode == 'ids' then
+  ids = {}
+  for i = 2, #ARGV do
+    ids[#ids + 1] = ARGV[i]
+  end
+elseif mode == 'oldest' and tonumber(ARGV[2]) and tonumber(ARGV[2]) >= 1 and #ARGV == 2 then
+  ids = redis.call('ZRANGE', K_DEAD, 0, tonumber(ARGV[2]) - 1)
+else
+  return bad("expected 'ids' followed by ids, or 'oldest' and a limit")
+end
+
+local replay, missing = {}, {}
+for _, id in ipairs(ids) do
+  if redis.call('ZSCORE', K_DEAD, id) then
+    replay[#replay + 1] = id
+  else
+    missing[#missing + 1] = id
+  end
+end
+local now = now_ms()
+for _, id in ipairs(replay) do
+  local props = parse_props(id)
+  redis.call('ZREM', K_DEAD, id)
+  redis.call('HSET', K_ATTEMPTS, id, 0)
+  make_available(id, props and props.priority or 0, now)
+end
+local reply = {OK, #replay}
+for _, id in ipairs(missing) do
+  reply[#reply + 1] = id
+end
+return reply

@@ -1,0 +1,46 @@
+-- FAIL: end an attempt that failed. The script decides: retry after the job's backoff, or the
+-- dead letter when the attempts are used up or the failure is permanent.
+-- ARGV: id, token, error, permanent (0/1), entropy (random integer for jitter),
+--       keep_dead_count, keep_dead_age_ms
+-- Reply: {OK, 'retry', run_at_ms} | {OK, 'dead', failed_at_ms} | {LEASE_LOST} | {BAD_ARGUMENT, msg}
+local id, token, message, permanent = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local entropy, keep_count, keep_age_ms = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+if #ARGV ~= 7 or (permanent ~= '0' and permanent ~= '1') or not entropy or not keep_count
+    or not keep_age_ms then
+  return bad('expected id, token, error, permanent, entropy, keep_dead_count, keep_dead_age_ms')
+end
+if not holds_lease(id, token) then
+  return {LEASE_LOST}
+end
+local props = parse_props(id)
+if not props then
+  return bad('job ' .. id .. ' has no properties')
+end
+
+local now = now_ms()
+local attempt = tonumber(redis.call('HGET', K_ATTEMPTS, id) or '0')
+end_attempt(id)
+redis.call('HSET', K_ERRORS, id, message)
+redis.call('HINCRBY', K_META, 'failed', 1)
+
+if permanent == '1' or attempt >= props.max_attempts then
+  bury(id, now, keep_count, keep_age_ms)
+  return {OK, 'dead', int(now)}
+end
+
+local delay = props.base
+if props.backoff == 'e' then
+  delay = math.min(props.cap, props.base * 2 ^ (attempt - 1))
+end
+if props.jitter and delay > 1 then
+  -- "Equal jitter": half the delay is kept, the other half is random, so retries of jobs that
+  -- failed together spread out without ever retrying much sooner than asked.
+  local half = math.floor(delay / 2)
+  delay = half + entropy % (delay - half + 1)
+end
+if delay <= 0 then
+  make_available(id, props.priority, now)
+  return {OK, 'retry', int(now)}
+end
+schedule(K_RETRYING, id, now + delay)
+return {OK, 'retry', int(now + delay)}

@@ -1,0 +1,36 @@
+-- JOB: one job's state and record (read-only).
+-- ARGV: id
+-- Reply: {OK, state, envelope, attempts, last_error ('' if none), props, run_at_ms ('' if none),
+--         state_since_ms} | {NOT_FOUND}
+-- state_since_ms is the lease deadline for an active job, the run-at time for a waiting one,
+-- and the time it finished for a completed or dead one.
+local id = ARGV[1]
+if #ARGV ~= 1 then
+  return bad('expected id')
+end
+local envelope = redis.call('HGET', K_JOBS, id)
+if not envelope then
+  return {NOT_FOUND}
+end
+local state, score = 'unknown', nil
+for _, entry in ipairs({
+  {'active', K_ACTIVE}, {'pending', K_PENDING}, {'scheduled', K_SCHEDULED},
+  {'retrying', K_RETRYING}, {'dead', K_DEAD}, {'completed', K_COMPLETED},
+}) do
+  score = redis.call('ZSCORE', entry[2], id)
+  if score then
+    state = entry[1]
+    break
+  end
+end
+if state == 'pending' then
+  score = redis.call('HGET', K_RUNAT, id)
+end
+return {
+  OK, state, envelope,
+  tonumber(redis.call('HGET', K_ATTEMPTS, id) or '0'),
+  redis.call('HGET', K_ERRORS, id) or '',
+  redis.call('HGET', K_PROPS, id) or '',
+  redis.call('HGET', K_RUNAT, id) or '',
+  score or '',
+}

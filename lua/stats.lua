@@ -1,0 +1,26 @@
+-- STATS: a consistent snapshot of one queue (read-only).
+-- Reply: {OK, pending, scheduled, retrying, active, dead, completed, enqueued, processed,
+--         failed, dead_total, paused (0/1), latency_ms (age of the job next in line, 0 if none)}
+local now = now_ms()
+local meta = redis.call('HMGET', K_META, 'enqueued', 'processed', 'failed', 'dead', 'paused')
+local latency = 0
+local head = redis.call('ZRANGE', K_PENDING, 0, 0)[1]
+if head then
+  local since = tonumber(redis.call('HGET', K_RUNAT, head) or now)
+  latency = math.max(0, now - since)
+end
+return {
+  OK,
+  redis.call('ZCARD', K_PENDING),
+  redis.call('ZCARD', K_SCHEDULED),
+  redis.call('ZCARD', K_RETRYING),
+  redis.call('ZCARD', K_ACTIVE),
+  redis.call('ZCARD', K_DEAD),
+  redis.call('ZCARD', K_COMPLETED),
+  tonumber(meta[1] or '0'),
+  tonumber(meta[2] or '0'),
+  tonumber(meta[3] or '0'),
+  tonumber(meta[4] or '0'),
+  meta[5] == '1' and 1 or 0,
+  int(latency),
+}

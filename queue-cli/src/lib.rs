@@ -1,0 +1,2 @@
+//! The operator's command line: stats and admin commands.
+#![deny(missing_docs)]

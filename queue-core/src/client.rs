@@ -1,0 +1,569 @@
+//! The queue client: enqueue, inspect, administer, and the lease calls workers are built on.
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use fred::{clients::Client, interfaces::SetsInterface, types::Value};
+use serde::Serialize;
+
+use crate::{
+    envelope::{Envelope, Job, JobState, NewJob},
+    keys::{queue_index, validate_name, QueueKeys},
+    registry::run_script,
+    scripts::{self, status, Command, Reply},
+    ConnectOptions, Error, Result, ScriptRegistry,
+};
+
+/// How long finished jobs are kept: at most `max_count`, none older than `max_age`
+/// (`Duration::ZERO` means no age limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Keep at most this many.
+    pub max_count: u64,
+    /// Forget those older than this (zero: no age limit).
+    pub max_age: Duration,
+}
+
+/// Client settings beyond the connection.
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    /// Namespace for every key (default `queue`).
+    pub prefix: String,
+    /// Largest encoded payload accepted (default 1 MiB).
+    pub max_payload_bytes: usize,
+    /// Completed jobs kept for inspection (default 1,000 for at most 1 hour).
+    pub completed: Retention,
+    /// Dead jobs kept (default 10,000 for at most 30 days).
+    pub dead: Retention,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            prefix: "queue".into(),
+            max_payload_bytes: 1 << 20,
+            completed: Retention {
+                max_count: 1_000,
+                max_age: Duration::from_secs(3600),
+            },
+            dead: Retention {
+                max_count: 10_000,
+                max_age: Duration::from_secs(30 * 24 * 3600),
+            },
+        }
+    }
+}
+
+/// The outcome of enqueueing one job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enqueued {
+    /// The job id (generated, or the explicit one).
+    pub id: String,
+    /// False when the explicit id already existed and nothing was written.
+    pub created: bool,
+}
+
+/// A job leased by [`QueueClient::pop`]: run it, then complete or fail it with its token.
+#[derive(Debug, Clone)]
+pub struct Leased {
+    /// The job id.
+    pub id: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// The lease token; only this attempt's token is accepted by complete, fail and extend.
+    pub token: String,
+    /// The raw envelope (see [`Leased::envelope`]).
+    pub raw_envelope: Vec<u8>,
+}
+
+impl Leased {
+    /// Decodes the envelope; a record that does not decode belongs in the dead letter.
+    pub fn envelope(&self) -> Result<Envelope> {
+        Envelope::from_msgpack(&self.raw_envelope)
+    }
+}
+
+/// What one [`QueueClient::pop`] call returned.
+#[derive(Debug, Clone)]
+pub struct Popped {
+    /// The leased jobs, highest priority first.
+    pub jobs: Vec<Leased>,
+    /// Server time of the call (Unix ms).
+    pub now_ms: i64,
+    /// When the next scheduled or retrying job is due (Unix ms), if any.
+    pub next_due_ms: Option<i64>,
+    /// Whether the queue is paused (then `jobs` is empty).
+    pub paused: bool,
+}
+
+/// What happened to a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOutcome {
+    /// It will run again at this time (Unix ms).
+    Retry {
+        /// Unix ms.
+        at_ms: i64,
+    },
+    /// It went to the dead letter.
+    Dead,
+}
+
+/// A job in the dead letter.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadJob {
+    /// The job id.
+    pub id: String,
+    /// When it died (Unix ms).
+    pub failed_at_ms: i64,
+    /// Attempts it had.
+    pub attempts: u32,
+    /// The error of its last attempt.
+    pub error: String,
+    /// Its envelope, if it decodes.
+    #[serde(skip)]
+    pub envelope: Option<Envelope>,
+}
+
+/// One page of the dead letter.
+#[derive(Debug, Clone)]
+pub struct DeadPage {
+    /// How many jobs the dead letter holds in all.
+    pub total: u64,
+    /// This page, most recent first.
+    pub jobs: Vec<DeadJob>,
+}
+
+/// Counts for one queue, as `queue-cli stats` shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueueStats {
+    /// Queue name.
+    pub name: String,
+    /// Ready to run.
+    pub pending: u64,
+    /// Delayed by the producer.
+    pub scheduled: u64,
+    /// Waiting out a backoff.
+    pub retrying: u64,
+    /// Leased by workers.
+    pub active: u64,
+    /// In the dead letter.
+    pub dead: u64,
+    /// Completed and still retained.
+    pub completed: u64,
+    /// Completed, all time.
+    pub processed: u64,
+    /// Failed attempts, all time.
+    pub failed: u64,
+    /// Paused.
+    pub paused: bool,
+    /// Age of the job next in line, in ms (0 when none is pending).
+    pub latency_ms: u64,
+    /// Enqueued, all time.
+    pub enqueued: u64,
+    /// Sent to the dead letter, all time.
+    pub dead_total: u64,
+}
+
+/// How many dead jobs one replay or purge call moves; the client repeats until done, so no
+/// single script call blocks Redis for long.
+const DEAD_BATCH: u64 = 1_000;
+
+/// The queue client: cheap to clone, share it.
+///
+/// ```no_run
+/// use queue_core::{NewJob, QueueClient};
+/// # async fn demo() -> queue_core::Result<()> {
+/// let client = QueueClient::connect("redis://127.0.0.1:6379").await?;
+/// let job = client.enqueue("emails", NewJob::new("send", &serde_json::json!({"to": "a@b.c"}))?).await?;
+/// println!("enqueued {}", job.id);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct QueueClient {
+    redis: Client,
+    scripts: ScriptRegistry,
+    config: Arc<QueueConfig>,
+    indexed: Arc<Mutex<HashSet<String>>>,
+}
+
+impl QueueClient {
+    /// Connects with default options and configuration.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(&ConnectOptions::new(url), QueueConfig::default()).await
+    }
+
+    /// Connects with explicit options and configuration.
+    pub async fn connect_with(options: &ConnectOptions, config: QueueConfig) -> Result<Self> {
+        let redis = options.connect().await?;
+        Self::from_client(redis, config)
+    }
+
+    /// Wraps a connected fred client.
+    pub fn from_client(redis: Client, config: QueueConfig) -> Result<Self> {
+        validate_name(&config.prefix)?;
+        let scripts = ScriptRegistry::new();
+        scripts::register(&scripts)?;
+        Ok(QueueClient {
+            redis,
+            scripts,
+            config: Arc::new(config),
+            indexed: Default::default(),
+        })
+    }
+
+    /// The underlying Redis client.
+    pub fn redis(&self) -> &Client {
+        &self.redis
+    }
+
+    /// The script registry: the queue's own scripts, and yours if you define them here.
+    pub fn scripts(&self) -> &ScriptRegistry {
+        &self.scripts
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &QueueConfig {
+        &self.config
+    }
+
+    /// The keys of `queue` (validated).
+    pub fn keys(&self, queue: &str) -> Result<QueueKeys> {
+        validate_name(queue)?;
+        Ok(QueueKeys::new(&self.config.prefix, queue))
+    }
+
+    async fn call(&self, command: Command, keys: &QueueKeys, args: Vec<Value>) -> Result<(i64, Reply)> {
+        let script = self.scripts.get(command.name())?;
+        let keys: Vec<Value> = keys.all().iter().map(|k| Value::from(k.as_str())).collect();
+        let value = run_script(&self.redis, &script, &keys, &args).await?;
+        Reply::new(command, value)
+    }
+
+    async fn index(&self, queue: &str) -> Result<()> {
+        if self.indexed.lock().expect("index lock").contains(queue) {
+            return Ok(());
+        }
+        let _: i64 = self.redis.sadd(queue_index(&self.config.prefix), queue).await?;
+        self.indexed.lock().expect("index lock").insert(queue.to_owned());
+        Ok(())
+    }
+
+    /// Keys of a queue that must already exist (admin calls on a typo'd name say so).
+    async fn existing(&self, queue: &str) -> Result<QueueKeys> {
+        let keys = self.keys(queue)?;
+        let known: bool = self.redis.sismember(queue_index(&self.config.prefix), queue).await?;
+        if !known {
+            return Err(Error::UnknownQueue(queue.to_owned()));
+        }
+        Ok(keys)
+    }
+
+    /// Enqueues one job.
+    pub async fn enqueue(&self, queue: &str, job: NewJob) -> Result<Enqueued> {
+        let mut outcome = self.enqueue_bulk(queue, [job]).await?;
+        Ok(outcome.remove(0))
+    }
+
+    /// Enqueues jobs in one atomic call: all are written or, if any is invalid, none.
+    pub async fn enqueue_bulk(&self, queue: &str, jobs: impl IntoIterator<Item = NewJob>) -> Result<Vec<Enqueued>> {
+        let keys = self.keys(queue)?;
+        let mut ids = Vec::new();
+        let mut args = vec![Value::Null];
+        for job in jobs {
+            let (id, fields) = job.into_push_fields(queue, self.config.max_payload_bytes)?;
+            ids.push(id);
+            args.extend(fields.into_iter().map(|f| Value::Bytes(f.into())));
+        }
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        args[0] = Value::from(ids.len() as i64);
+        self.index(queue).await?;
+        let (_, mut reply) = self.call(Command::Push, &keys, args).await?;
+        ids.into_iter()
+            .map(|id| {
+                Ok(Enqueued {
+                    id,
+                    created: reply.int()? == 1,
+                })
+            })
+            .collect()
+    }
+
+    /// A job's state and record.
+    pub async fn job(&self, queue: &str, id: &str) -> Result<Job> {
+        let keys = self.existing(queue).await?;
+        let (status, mut reply) = self.call(Command::Job, &keys, vec![id.into()]).await?;
+        if status == status::NOT_FOUND {
+            return Err(Error::JobNotFound {
+                queue: queue.to_owned(),
+                id: id.to_owned(),
+            });
+        }
+        let state = reply.string()?;
+        let envelope = Envelope::from_msgpack(&reply.bytes()?)?;
+        let attempts = reply.int()? as u32;
+        let last_error = Some(reply.string()?).filter(|e| !e.is_empty());
+        let props = reply.string()?;
+        let run_at = reply.string()?;
+        let since = reply.string()?;
+        Ok(Job {
+            envelope,
+            state: JobState::parse(&state).unwrap_or(JobState::Pending),
+            attempts,
+            created_at_ms: props.split('|').next().and_then(|c| c.parse().ok()).unwrap_or(0),
+            run_at_ms: run_at.parse().ok(),
+            state_since_ms: since.parse().ok(),
+            last_error,
+        })
+    }
+
+    /// Stops workers from leasing jobs of `queue`.
+    pub async fn pause(&self, queue: &str) -> Result<()> {
+        let keys = self.existing(queue).await?;
+        self.call(Command::Pause, &keys, vec![]).await.map(drop)
+    }
+
+    /// Lets workers lease jobs of `queue` again, and wakes them.
+    pub async fn resume(&self, queue: &str) -> Result<()> {
+        let keys = self.existing(queue).await?;
+        self.call(Command::Resume, &keys, vec![]).await.map(drop)
+    }
+
+    /// Counts for one queue.
+    pub async fn stats(&self, queue: &str) -> Result<QueueStats> {
+        let keys = self.existing(queue).await?;
+        let (_, mut r) = self.call(Command::Stats, &keys, vec![]).await?;
+        let mut n = || r.int().map(|v| v.max(0) as u64);
+        Ok(QueueStats {
+            name: queue.to_owned(),
+            pending: n()?,
+            scheduled: n()?,
+            retrying: n()?,
+            active: n()?,
+            dead: n()?,
+            completed: n()?,
+            enqueued: n()?,
+            processed: n()?,
+            failed: n()?,
+            dead_total: n()?,
+            paused: n()? == 1,
+            latency_ms: n()?,
+        })
+    }
+
+    /// Every queue that has received a job under this prefix, sorted.
+    pub async fn queues(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self.redis.smembers(queue_index(&self.config.prefix)).await?;
+        names.sort();
+        Ok(names)
+    }
+
+    /// A page of the dead letter, most recent first.
+    pub async fn dead_list(&self, queue: &str, offset: u64, limit: u64) -> Result<DeadPage> {
+        let keys = self.existing(queue).await?;
+        let args = vec![Value::from(offset as i64), Value::from(limit.max(1) as i64)];
+        let (_, mut r) = self.call(Command::DeadList, &keys, args).await?;
+        let total = r.int()? as u64;
+        let mut jobs = Vec::new();
+        while r.has_more() {
+            let id = r.string()?;
+            let failed_at_ms = r.int()?;
+            let envelope = Envelope::from_msgpack(&r.bytes()?).ok();
+            let attempts = r.int()? as u32;
+            let error = r.string()?;
+            jobs.push(DeadJob {
+                id,
+                failed_at_ms,
+                attempts,
+                error,
+                envelope,
+            });
+        }
+        Ok(DeadPage { total, jobs })
+    }
+
+    /// Moves the named dead jobs back to pending with fresh attempts. Returns how many moved;
+    /// ids not in the dead letter are an error naming the first of them, after the others moved.
+    pub async fn dead_replay(&self, queue: &str, ids: &[&str]) -> Result<u64> {
+        let keys = self.existing(queue).await?;
+        let mut args = vec![Value::from("ids")];
+        args.extend(ids.iter().map(|id| Value::from(*id)));
+        let (_, mut r) = self.call(Command::DeadReplay, &keys, args).await?;
+        let replayed = r.int()? as u64;
+        if r.has_more() {
+            return Err(Error::JobNotFound {
+                queue: format!("{queue} (dead letter)"),
+                id: r.string()?,
+            });
+        }
+        Ok(replayed)
+    }
+
+    /// Moves every dead job back to pending, oldest first; returns how many moved.
+    pub async fn dead_replay_all(&self, queue: &str) -> Result<u64> {
+        let keys = self.existing(queue).await?;
+        self.drain_dead(&keys, Command::DeadReplay, || {
+            vec!["oldest".into(), (DEAD_BATCH as i64).into()]
+        })
+        .await
+    }
+
+    /// Forgets every dead job; returns how many.
+    pub async fn dead_purge(&self, queue: &str) -> Result<u64> {
+        let keys = self.existing(queue).await?;
+        self.drain_dead(&keys, Command::DeadPurge, || vec![(DEAD_BATCH as i64).into()])
+            .await
+    }
+
+    async fn drain_dead(&self, keys: &QueueKeys, command: Command, args: impl Fn() -> Vec<Value>) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let (_, mut r) = self.call(command, keys, args()).await?;
+            let moved = r.int()? as u64;
+            total += moved;
+            if moved < DEAD_BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Leases up to `count` jobs for `lease`. Due delayed and retrying jobs are promoted first.
+    pub async fn pop(&self, queue: &str, count: usize, lease: Duration) -> Result<Popped> {
+        let keys = self.keys(queue)?;
+        let args = vec![
+            Value::from(count.max(1) as i64),
+            Value::from(millis(lease)),
+            Value::from(1_000),
+        ];
+        let (_, mut r) = self.call(Command::Pop, &keys, args).await?;
+        let now_ms = r.int()?;
+        let next_due = r.int()?;
+        let paused = r.int()? == 1;
+        let mut jobs = Vec::new();
+        while r.has_more() {
+            let id = r.string()?;
+            let raw_envelope = r.bytes()?;
+            let attempt = r.int()? as u32;
+            let token = r.string()?;
+            jobs.push(Leased {
+                id,
+                attempt,
+                token,
+                raw_envelope,
+            });
+        }
+        Ok(Popped {
+            jobs,
+            now_ms,
+            next_due_ms: (next_due >= 0).then_some(next_due),
+            paused,
+        })
+    }
+
+    /// Completes leased jobs; for each, whether its token still held the lease (a stale token
+    /// changes nothing).
+    pub async fn complete(&self, queue: &str, leases: &[(&str, &str)]) -> Result<Vec<bool>> {
+        let keys = self.keys(queue)?;
+        let retention = self.config.completed;
+        let mut args = vec![
+            Value::from(retention.max_count as i64),
+            Value::from(millis(retention.max_age)),
+        ];
+        push_pairs(&mut args, leases);
+        let (_, mut r) = self.call(Command::Complete, &keys, args).await?;
+        leases.iter().map(|_| Ok(r.int()? == status::OK)).collect()
+    }
+
+    /// Fails one attempt; the script retries it after its backoff or buries it. `permanent`
+    /// sends it to the dead letter at once.
+    pub async fn fail(&self, queue: &str, id: &str, token: &str, error: &str, permanent: bool) -> Result<FailOutcome> {
+        let keys = self.keys(queue)?;
+        let dead = self.config.dead;
+        let args = vec![
+            Value::from(id),
+            Value::from(token),
+            Value::from(truncate(error, 8 * 1024)),
+            Value::from(if permanent { "1" } else { "0" }),
+            Value::from(rand::random::<u32>() as i64),
+            Value::from(dead.max_count as i64),
+            Value::from(millis(dead.max_age)),
+        ];
+        let (status, mut r) = self.call(Command::Fail, &keys, args).await?;
+        if status == status::LEASE_LOST {
+            return Err(Error::LeaseLost {
+                queue: queue.to_owned(),
+                id: id.to_owned(),
+            });
+        }
+        let outcome = r.string()?;
+        let at_ms = r.int()?;
+        Ok(if outcome == "dead" {
+            FailOutcome::Dead
+        } else {
+            FailOutcome::Retry { at_ms }
+        })
+    }
+
+    /// Renews leases for `lease` from now; for each, whether it was still held.
+    pub async fn extend(&self, queue: &str, lease: Duration, leases: &[(&str, &str)]) -> Result<Vec<bool>> {
+        let keys = self.keys(queue)?;
+        let mut args = vec![Value::from(millis(lease))];
+        push_pairs(&mut args, leases);
+        let (_, mut r) = self.call(Command::Extend, &keys, args).await?;
+        let _deadline = r.int()?;
+        leases.iter().map(|_| Ok(r.int()? == status::OK)).collect()
+    }
+
+    /// Hands leased jobs back to pending without counting the attempt; for each, whether it
+    /// was still held.
+    pub async fn release(&self, queue: &str, leases: &[(&str, &str)]) -> Result<Vec<bool>> {
+        let keys = self.keys(queue)?;
+        let mut args = Vec::new();
+        push_pairs(&mut args, leases);
+        let (_, mut r) = self.call(Command::Release, &keys, args).await?;
+        leases.iter().map(|_| Ok(r.int()? == status::OK)).collect()
+    }
+
+    /// Sweeps up to `limit` expired leases unless another caller swept within `interval`.
+    /// Returns `(requeued, buried)`, or `None` when skipped.
+    pub async fn reap(&self, queue: &str, interval: Duration, limit: usize) -> Result<Option<(u64, u64)>> {
+        let keys = self.keys(queue)?;
+        let dead = self.config.dead;
+        let args = vec![
+            Value::from(millis(interval).max(1)),
+            Value::from(limit.max(1) as i64),
+            Value::from(dead.max_count as i64),
+            Value::from(millis(dead.max_age)),
+        ];
+        let (status, mut r) = self.call(Command::Reap, &keys, args).await?;
+        if status == status::SKIPPED {
+            return Ok(None);
+        }
+        Ok(Some((r.int()? as u64, r.int()? as u64)))
+    }
+}
+
+fn push_pairs(args: &mut Vec<Value>, leases: &[(&str, &str)]) {
+    for (id, token) in leases {
+        args.push(Value::from(*id));
+        args.push(Value::from(*token));
+    }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}

@@ -1,0 +1,108 @@
+//! Connecting to Redis from a URL, with the password kept out of every message.
+use std::time::Duration;
+
+use fred::{
+    clients::Client,
+    interfaces::ClientLike,
+    types::{
+        config::{Config, ReconnectPolicy},
+        Builder,
+    },
+};
+
+use crate::{Error, Result};
+
+/// How to reach Redis.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// `redis://[user[:password]@]host[:port][/db]` or `rediss://` for TLS.
+    pub url: String,
+    /// How long one connection attempt may take.
+    pub connect_timeout: Duration,
+    /// How long one command may take before it fails with a timeout (blocking calls excepted).
+    pub command_timeout: Duration,
+    /// Reconnect (forever, with exponential backoff) after the connection drops. Workers want
+    /// this; a one-shot command-line call does not.
+    pub reconnect: bool,
+}
+
+impl ConnectOptions {
+    /// Defaults for `url`: 5 s to connect, 30 s per command, reconnecting.
+    pub fn new(url: impl Into<String>) -> Self {
+        ConnectOptions {
+            url: url.into(),
+            connect_timeout: Duration::from_secs(5),
+            command_timeout: Duration::from_secs(30),
+            reconnect: true,
+        }
+    }
+
+    /// Builds a client and makes the first connection; fails fast if Redis is not there.
+    pub async fn connect(&self) -> Result<Client> {
+        let client = self.client()?;
+        client.init().await.map_err(|error| self.connect_error(&error))?;
+        Ok(client)
+    }
+
+    /// Builds a client without connecting (for callers that wait for Redis to appear).
+    pub fn client(&self) -> Result<Client> {
+        let config = Config::from_url(&self.url).map_err(|e| Error::InvalidUrl {
+            url: redact_url(&self.url),
+            reason: e.details().to_owned(),
+        })?;
+        let mut builder = Builder::from_config(config);
+        builder.with_connection_config(|c| {
+            c.connection_timeout = self.connect_timeout;
+            c.internal_command_timeout = self.connect_timeout;
+        });
+        builder.with_performance_config(|p| {
+            p.default_command_timeout = self.command_timeout;
+        });
+        if self.reconnect {
+            builder.set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2));
+        }
+        Ok(builder.build()?)
+    }
+
+    /// The error for a failed connection, naming the address with the password masked.
+    pub fn connect_error(&self, error: &fred::error::Error) -> Error {
+        let details = error.details();
+        let reason = if details.contains("WRONGPASS") || details.contains("invalid password") {
+            "wrong username or password".to_owned()
+        } else if details.contains("NOAUTH") {
+            "authentication required: put the password in the URL (redis://:password@host)".to_owned()
+        } else if details.is_empty() {
+            format!("{:?}", error.kind())
+        } else {
+            details.to_owned()
+        };
+        Error::Connect {
+            address: redact_url(&self.url),
+            reason,
+        }
+    }
+}
+
+/// The URL with its password replaced by `***`.
+///
+/// ```
+/// assert_eq!(queue_core::redact_url("redis://app:s3cret@db:6379/0"), "redis://app:***@db:6379/0");
+/// assert_eq!(queue_core::redact_url("redis://db:6379"), "redis://db:6379");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    let userinfo = &rest[..at];
+    // Without a colon the whole userinfo may be a password, so all of it is masked.
+    let masked = match userinfo.find(':') {
+        Some(colon) => format!("{}:***", &userinfo[..colon]),
+        None => "***".to_owned(),
+    };
+    format!("{}{masked}@{}", &url[..scheme_end + 3], &rest[at + 1..])
+}

@@ -1,0 +1,356 @@
+//! The job envelope: what a producer enqueues and a worker receives, as MessagePack.
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::{keys::validate_job_id, Error, Result};
+
+/// Priorities run from -1000 to 1000; higher runs first.
+pub const PRIORITY_RANGE: std::ops::RangeInclusive<i32> = -1000..=1000;
+/// The furthest ahead a job can be scheduled.
+pub const MAX_DELAY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// How long to wait before retrying a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Backoff {
+    /// The same delay after every failure.
+    Fixed {
+        /// Delay in milliseconds.
+        delay_ms: u64,
+    },
+    /// `base * 2^(attempt-1)`, capped; with jitter, the second half of the delay is random.
+    Exponential {
+        /// Delay after the first failure, in milliseconds.
+        base_ms: u64,
+        /// Upper bound, in milliseconds.
+        cap_ms: u64,
+        /// Spread retries of jobs that failed together.
+        jitter: bool,
+    },
+}
+
+impl Backoff {
+    /// A fixed delay.
+    pub fn fixed(delay: Duration) -> Self {
+        Backoff::Fixed {
+            delay_ms: millis(delay),
+        }
+    }
+
+    /// Exponential from `base`, capped at `cap`, with jitter.
+    pub fn exponential(base: Duration, cap: Duration) -> Self {
+        Backoff::Exponential {
+            base_ms: millis(base),
+            cap_ms: millis(cap),
+            jitter: true,
+        }
+    }
+
+    /// The form the scripts read: `kind|base_ms|cap_ms|jitter`.
+    pub(crate) fn script_spec(&self) -> String {
+        match *self {
+            Backoff::Fixed { delay_ms } => format!("f|{delay_ms}|0|0"),
+            Backoff::Exponential {
+                base_ms,
+                cap_ms,
+                jitter,
+            } => {
+                format!("e|{base_ms}|{cap_ms}|{}", u8::from(jitter))
+            }
+        }
+    }
+}
+
+impl Default for Backoff {
+    /// Exponential from 1 s, capped at 1 h, with jitter.
+    fn default() -> Self {
+        Backoff::exponential(Duration::from_secs(1), Duration::from_secs(3600))
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The envelope, as stored (MessagePack, named fields) and as a worker receives it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The job id, unique within its queue.
+    pub id: String,
+    /// The queue it was enqueued into.
+    pub queue: String,
+    /// What kind of job this is: selects the handler.
+    pub kind: String,
+    /// The payload, MessagePack-encoded (see [`Envelope::decode`]).
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
+    /// Higher runs first.
+    pub priority: i32,
+    /// Attempts before the dead letter.
+    pub max_attempts: u32,
+    /// Delay between attempts.
+    pub backoff: Backoff,
+    /// Per-attempt time limit enforced by the worker, if any.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+impl Envelope {
+    /// Encodes the envelope as MessagePack.
+    pub fn to_msgpack(&self) -> Vec<u8> {
+        rmp_serde::to_vec_named(self).expect("an envelope always encodes")
+    }
+
+    /// Decodes an envelope from MessagePack.
+    pub fn from_msgpack(bytes: &[u8]) -> Result<Self> {
+        rmp_serde::from_slice(bytes).map_err(|e| Error::InvalidPayload(format!("undecodable envelope: {e}")))
+    }
+
+    /// Decodes the payload into the handler's type.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
+        rmp_serde::from_slice(&self.payload).map_err(|e| {
+            Error::InvalidPayload(format!(
+                "payload does not decode as {}: {e}",
+                std::any::type_name::<T>()
+            ))
+        })
+    }
+
+    /// The payload as JSON (for handlers in other languages).
+    pub fn payload_json(&self) -> Result<serde_json::Value> {
+        self.decode()
+    }
+}
+
+/// A job to enqueue: kind, payload and options. Build it, then pass it to
+/// [`Queue::enqueue`](crate::Queue::enqueue) or [`Queue::enqueue_bulk`](crate::Queue::enqueue_bulk).
+///
+/// ```
+/// use queue_core::{Backoff, NewJob};
+/// use std::time::Duration;
+///
+/// #[derive(serde::Serialize)]
+/// struct Email { to: String }
+///
+/// let job = NewJob::new("send_email", &Email { to: "a@example.com".into() })?
+///     .priority(10)
+///     .delay(Duration::from_secs(30))
+///     .max_attempts(5)
+///     .backoff(Backoff::fixed(Duration::from_secs(2)));
+/// # Ok::<(), queue_core::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub(crate) id: Option<String>,
+    pub(crate) kind: String,
+    pub(crate) payload: Vec<u8>,
+    pub(crate) priority: i32,
+    pub(crate) max_attempts: u32,
+    pub(crate) backoff: Backoff,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) run_at: RunAt,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum RunAt {
+    Now,
+    After(Duration),
+    At(SystemTime),
+}
+
+impl NewJob {
+    /// A job of `kind` with a typed payload.
+    pub fn new<T: Serialize + ?Sized>(kind: impl Into<String>, payload: &T) -> Result<Self> {
+        let payload = rmp_serde::to_vec_named(payload).map_err(|e| Error::InvalidPayload(e.to_string()))?;
+        Ok(Self::from_encoded(kind.into(), payload))
+    }
+
+    /// A job of `kind` whose payload is raw JSON text (for callers in other languages).
+    pub fn from_json(kind: impl Into<String>, json: &str) -> Result<Self> {
+        let value: serde_json::Value = serde_json::from_str(json).map_err(Error::MalformedJson)?;
+        Self::new(kind, &value)
+    }
+
+    fn from_encoded(kind: String, payload: Vec<u8>) -> Self {
+        NewJob {
+            id: None,
+            kind,
+            payload,
+            priority: 0,
+            max_attempts: 3,
+            backoff: Backoff::default(),
+            timeout: None,
+            run_at: RunAt::Now,
+        }
+    }
+
+    /// An explicit id: enqueueing an id that still exists returns it and writes nothing.
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// Higher runs first (-1000..=1000, default 0).
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Attempts before the dead letter (default 3).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// Delay between attempts (default exponential from 1 s to 1 h, with jitter).
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// A time limit for each attempt, enforced by the worker.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Run no earlier than `delay` from now (server time).
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.run_at = RunAt::After(delay);
+        self
+    }
+
+    /// Run no earlier than `at`; a time in the past means now.
+    pub fn run_at(mut self, at: SystemTime) -> Self {
+        self.run_at = RunAt::At(at);
+        self
+    }
+
+    /// Checks the options and builds what the PUSH script receives for this job.
+    pub(crate) fn into_push_fields(self, queue: &str, max_payload: usize) -> Result<(String, [Vec<u8>; 6])> {
+        if self.payload.len() > max_payload {
+            return Err(Error::PayloadTooLarge {
+                size: self.payload.len(),
+                limit: max_payload,
+            });
+        }
+        if !PRIORITY_RANGE.contains(&self.priority) {
+            return Err(Error::InvalidPriority(self.priority));
+        }
+        if self.max_attempts == 0 {
+            return Err(Error::InvalidMaxAttempts);
+        }
+        let when = match self.run_at {
+            RunAt::Now => String::new(),
+            RunAt::After(delay) if delay > MAX_DELAY => {
+                return Err(Error::InvalidDelay(format!("{delay:?} is more than 10 years ahead")))
+            }
+            RunAt::After(delay) => format!("+{}", millis(delay)),
+            RunAt::At(at) => {
+                let since_epoch = at
+                    .duration_since(UNIX_EPOCH)
+                    .map_err(|_| Error::InvalidDelay("run-at time is before 1970".into()))?;
+                let horizon = SystemTime::now() + MAX_DELAY;
+                if at > horizon {
+                    return Err(Error::InvalidDelay("run-at time is more than 10 years ahead".into()));
+                }
+                format!("@{}", millis(since_epoch))
+            }
+        };
+        let id = match self.id {
+            Some(id) => {
+                validate_job_id(&id)?;
+                id
+            }
+            None => uuid::Uuid::now_v7().to_string(),
+        };
+        let envelope = Envelope {
+            id: id.clone(),
+            queue: queue.to_owned(),
+            kind: self.kind,
+            payload: self.payload,
+            priority: self.priority,
+            max_attempts: self.max_attempts,
+            backoff: self.backoff,
+            timeout_ms: self.timeout.map(millis),
+        };
+        let fields = [
+            id.clone().into_bytes(),
+            envelope.to_msgpack(),
+            self.priority.to_string().into_bytes(),
+            self.max_attempts.to_string().into_bytes(),
+            self.backoff.script_spec().into_bytes(),
+            when.into_bytes(),
+        ];
+        Ok((id, fields))
+    }
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Ready to run.
+    Pending,
+    /// Waiting for the time the producer asked for.
+    Scheduled,
+    /// Waiting out a backoff after a failed attempt.
+    Retrying,
+    /// Leased by a worker.
+    Active,
+    /// In the dead letter.
+    Dead,
+    /// Finished (kept for the completed-retention window).
+    Completed,
+}
+
+impl JobState {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => JobState::Pending,
+            "scheduled" => JobState::Scheduled,
+            "retrying" => JobState::Retrying,
+            "active" => JobState::Active,
+            "dead" => JobState::Dead,
+            "completed" => JobState::Completed,
+            _ => return None,
+        })
+    }
+
+    /// The lowercase name used in output.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::Scheduled => "scheduled",
+            JobState::Retrying => "retrying",
+            JobState::Active => "active",
+            JobState::Dead => "dead",
+            JobState::Completed => "completed",
+        }
+    }
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A job as inspected: its envelope and what the scripts keep beside it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Job {
+    /// The envelope as enqueued.
+    pub envelope: Envelope,
+    /// Where the job is now.
+    pub state: JobState,
+    /// Attempts started so far.
+    pub attempts: u32,
+    /// When it was enqueued (server time, Unix ms).
+    pub created_at_ms: i64,
+    /// When it became or becomes runnable (Unix ms), if it is waiting.
+    pub run_at_ms: Option<i64>,
+    /// When it finished (completed or dead) or its lease deadline (active), Unix ms.
+    pub state_since_ms: Option<i64>,
+    /// The error of the last failed attempt.
+    pub last_error: Option<String>,
+}

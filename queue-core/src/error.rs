@@ -1,0 +1,130 @@
+use std::time::Duration;
+
+/// Everything that can go wrong talking to the queue. Variants name what went wrong for the
+/// caller; messages are written for the person who reads them.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The Redis URL does not parse. The password, if any, is masked.
+    #[error("invalid Redis URL {url}: {reason}")]
+    InvalidUrl {
+        /// The URL with its password masked.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Redis could not be reached or refused the connection.
+    #[error("cannot connect to Redis at {address}: {reason}")]
+    Connect {
+        /// host:port (or the URL with its password masked).
+        address: String,
+        /// Why, in words (refused, timed out, wrong password, ...).
+        reason: String,
+    },
+    /// A Redis command failed.
+    #[error("Redis error: {0}")]
+    Redis(#[source] fred::error::Error),
+    /// A queue name (or prefix) that the queue cannot use.
+    #[error("invalid queue name {name:?}: {reason}")]
+    InvalidQueueName {
+        /// The name as given.
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// A job id that the queue cannot use.
+    #[error("invalid job id {id:?}: {reason}")]
+    InvalidJobId {
+        /// The id as given.
+        id: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// The encoded payload is larger than the configured limit.
+    #[error("payload of {size} bytes exceeds the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// Encoded size in bytes.
+        size: usize,
+        /// The configured limit in bytes.
+        limit: usize,
+    },
+    /// The payload could not be encoded or decoded.
+    #[error("invalid payload: {0}")]
+    InvalidPayload(String),
+    /// Raw JSON given as a payload does not parse.
+    #[error("malformed JSON payload: {0}")]
+    MalformedJson(#[source] serde_json::Error),
+    /// A priority outside the supported range.
+    #[error("priority {0} is outside -1000..=1000")]
+    InvalidPriority(i32),
+    /// Zero attempts would never run the job.
+    #[error("max_attempts must be at least 1")]
+    InvalidMaxAttempts,
+    /// A delay or run-at time that is negative or too far in the future.
+    #[error("invalid delay: {0}")]
+    InvalidDelay(String),
+    /// No job with this id exists in the queue (it may have been retained out).
+    #[error("job {id:?} not found in queue {queue:?}")]
+    JobNotFound {
+        /// The queue.
+        queue: String,
+        /// The job id.
+        id: String,
+    },
+    /// No queue of this name has ever received a job under this prefix.
+    #[error("unknown queue {0:?}")]
+    UnknownQueue(String),
+    /// The lease token presented no longer holds the job: its lease expired and it was reaped
+    /// (and maybe leased again). Nothing was changed.
+    #[error("lease lost for job {id:?} in queue {queue:?}")]
+    LeaseLost {
+        /// The queue.
+        queue: String,
+        /// The job id.
+        id: String,
+    },
+    /// A script name that the registry does not know.
+    #[error("no script named {0:?} is registered")]
+    UnknownScript(String),
+    /// A name defined twice with different sources.
+    #[error("a different script named {0:?} is already registered")]
+    ScriptConflict(String),
+    /// A script called with a number of keys that does not match its definition.
+    #[error("script {name:?} takes {expected} keys, got {got}")]
+    WrongKeyCount {
+        /// The script.
+        name: String,
+        /// Keys it declares.
+        expected: usize,
+        /// Keys given.
+        got: usize,
+    },
+    /// A script refused its arguments (status BAD_ARGUMENT): nothing was written.
+    #[error("script {script} rejected its arguments: {message}")]
+    ScriptRejected {
+        /// The script.
+        script: String,
+        /// What it said.
+        message: String,
+    },
+    /// A script's reply did not have the expected shape.
+    #[error("unexpected reply from script {script}: {detail}")]
+    UnexpectedReply {
+        /// The script.
+        script: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// A call did not finish in time.
+    #[error("Redis did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<fred::error::Error> for Error {
+    fn from(error: fred::error::Error) -> Self {
+        Error::Redis(error)
+    }
+}

@@ -1,0 +1,115 @@
+//! Key names. All keys of one queue share the hash tag `{prefix:queue}`, so a queue lives in one
+//! Redis Cluster slot and every script can touch all of them.
+use crate::{Error, Result};
+
+/// The longest queue name or prefix accepted, in bytes.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// The keys of one queue, in the order every queue script expects them in KEYS
+/// (see `lua/prelude.lua`).
+#[derive(Debug, Clone)]
+pub struct QueueKeys {
+    queue: String,
+    keys: Vec<String>,
+}
+
+const SUFFIXES: [&str; 15] = [
+    "pending",
+    "scheduled",
+    "retrying",
+    "active",
+    "dead",
+    "completed",
+    "jobs",
+    "attempts",
+    "tokens",
+    "errors",
+    "props",
+    "runat",
+    "meta",
+    "wake",
+    "reaper",
+];
+
+impl QueueKeys {
+    /// The keys of `queue` under `prefix`; both must be valid names (see [`validate_name`]).
+    pub fn new(prefix: &str, queue: &str) -> Self {
+        let tag = format!("{{{prefix}:{queue}}}");
+        let keys = SUFFIXES.iter().map(|suffix| format!("{tag}:{suffix}")).collect();
+        QueueKeys {
+            queue: queue.to_owned(),
+            keys,
+        }
+    }
+
+    /// The queue name.
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    /// All keys, in script order.
+    pub fn all(&self) -> &[String] {
+        &self.keys
+    }
+
+    /// The list idle workers block on to be woken when work arrives.
+    pub fn wake(&self) -> &str {
+        &self.keys[13]
+    }
+}
+
+/// The set of queue names known under `prefix` (an index for `queues` and `stats`; not job state).
+pub fn queue_index(prefix: &str) -> String {
+    format!("{{{prefix}}}:queues")
+}
+
+/// Checks a queue name or prefix: 1 to 128 bytes of ASCII letters, digits, `_`, `-`, `.`, `:`.
+/// Braces are refused because they would break the hash tag that keeps a queue in one slot.
+///
+/// ```
+/// assert!(queue_core::validate_name("emails.high").is_ok());
+/// assert!(queue_core::validate_name("a{b}").is_err());
+/// ```
+pub fn validate_name(name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        Some("it is empty")
+    } else if name.len() > MAX_NAME_LEN {
+        Some("it is longer than 128 bytes")
+    } else if name.contains(['{', '}']) {
+        Some("braces are reserved for the hash tag")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+    {
+        Some("only ASCII letters, digits, '_', '-', '.' and ':' are allowed")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(Error::InvalidQueueName {
+            name: name.to_owned(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Checks an explicit job id: 1 to 128 bytes, printable, no whitespace.
+pub fn validate_job_id(id: &str) -> Result<()> {
+    let reason = if id.is_empty() {
+        Some("it is empty")
+    } else if id.len() > MAX_NAME_LEN {
+        Some("it is longer than 128 bytes")
+    } else if id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Some("whitespace and control characters are not allowed")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(Error::InvalidJobId {
+            id: id.to_owned(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,30 @@
+//! The core of a Redis job queue whose every state change is one atomic Lua script.
+//!
+//! - [`QueueClient`]: enqueue (single, bulk, delayed), inspect, dead letter, pause/resume,
+//!   stats, and the lease calls (pop, complete, fail, extend, release, reap) that workers use.
+//! - [`ScriptRegistry`]: define a named Lua command once, run it by name with EVALSHA and
+//!   transparent NOSCRIPT recovery, alone or in a pipeline. The queue's own scripts
+//!   ([`Command`]) are registered through it.
+//! - [`Envelope`] / [`NewJob`]: the job as MessagePack.
+#![deny(missing_docs)]
+
+mod client;
+mod connection;
+mod envelope;
+mod error;
+mod keys;
+mod registry;
+mod scripts;
+
+pub use client::{
+    DeadJob, DeadPage, Enqueued, FailOutcome, Leased, Popped, QueueClient, QueueConfig, QueueStats, Retention,
+};
+pub use connection::{redact_url, ConnectOptions};
+pub use envelope::{Backoff, Envelope, Job, JobState, NewJob, MAX_DELAY, PRIORITY_RANGE};
+pub use error::{Error, Result};
+pub use keys::{queue_index, validate_job_id, validate_name, QueueKeys, MAX_NAME_LEN};
+pub use registry::{KeyCount, Script, ScriptPipeline, ScriptRegistry};
+pub use scripts::{register as register_queue_scripts, Command, QUEUE_KEY_COUNT};
+
+/// The Redis client library, re-exported so callers use the same version.
+pub use fred;

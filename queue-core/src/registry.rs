@@ -1,0 +1,299 @@
+//! The script registry: define a named Lua command once, run it by name.
+//!
+//! Calls always use EVALSHA with the SHA-1 computed locally. When the server answers NOSCRIPT
+//! (after `SCRIPT FLUSH`, a restart or a failover) the script is loaded and the call retried,
+//! for single calls and inside pipelines alike, so callers never see it.
+use std::{
+    borrow::Cow,
+    collections::BTreeMap,
+    sync::{Arc, RwLock},
+};
+
+use fred::{
+    clients::Client,
+    interfaces::{ClientLike, LuaInterface},
+    types::{ClusterHash, CustomCommand, FromValue, Value},
+};
+
+use crate::{Error, Result};
+
+/// How many KEYS a script takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyCount {
+    /// Exactly this many; calls with another count are refused before they are sent.
+    Fixed(usize),
+    /// Any number, decided per call.
+    Dynamic,
+}
+
+/// A named Lua script and its SHA-1.
+#[derive(Debug)]
+pub struct Script {
+    name: String,
+    keys: KeyCount,
+    source: Cow<'static, str>,
+    sha1: String,
+}
+
+impl Script {
+    fn new(name: String, keys: KeyCount, source: Cow<'static, str>) -> Self {
+        let sha1 = sha1_smol::Sha1::from(source.as_bytes()).digest().to_string();
+        Script {
+            name,
+            keys,
+            source,
+            sha1,
+        }
+    }
+
+    /// The name it is run by.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The number of KEYS it takes.
+    pub fn keys(&self) -> KeyCount {
+        self.keys
+    }
+
+    /// The Lua source.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The SHA-1 of the source, as EVALSHA takes it.
+    pub fn sha1(&self) -> &str {
+        &self.sha1
+    }
+
+    fn evalsha_args(&self, keys: &[Value], args: &[Value]) -> Result<Vec<Value>> {
+        if let KeyCount::Fixed(expected) = self.keys {
+            if expected != keys.len() {
+                return Err(Error::WrongKeyCount {
+                    name: self.name.clone(),
+                    expected,
+                    got: keys.len(),
+                });
+            }
+        }
+        let mut all = Vec::with_capacity(2 + keys.len() + args.len());
+        all.push(Value::from(self.sha1.as_str()));
+        all.push(Value::from(keys.len() as i64));
+        all.extend_from_slice(keys);
+        all.extend_from_slice(args);
+        Ok(all)
+    }
+}
+
+/// EVALSHA routed by its first key (argument 2), so cluster calls reach the key's node.
+fn evalsha_command() -> CustomCommand {
+    CustomCommand::new_static("EVALSHA", ClusterHash::Offset(2), false)
+}
+
+fn is_noscript(error: &fred::error::Error) -> bool {
+    error.details().starts_with("NOSCRIPT")
+}
+
+fn to_key_values<K: AsRef<str>>(keys: &[K]) -> Vec<Value> {
+    keys.iter().map(|k| Value::from(k.as_ref())).collect()
+}
+
+/// Named scripts, shared by every clone. The queue registers its own scripts here; register
+/// yours the same way.
+///
+/// ```no_run
+/// use queue_core::{KeyCount, ScriptRegistry};
+/// # async fn demo(client: fred::clients::Client) -> queue_core::Result<()> {
+/// let registry = ScriptRegistry::new();
+/// registry.define("incr_by", KeyCount::Fixed(1), "return redis.call('INCRBY', KEYS[1], ARGV[1])")?;
+/// let total: i64 = registry.run(&client, "incr_by", &["counter"], vec![5.into()]).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ScriptRegistry {
+    scripts: Arc<RwLock<BTreeMap<String, Arc<Script>>>>,
+}
+
+impl ScriptRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Defines `name`. Defining the same name again with the same source is a no-op; with
+    /// another source it is an error, so two parts of a program cannot silently disagree.
+    pub fn define(
+        &self,
+        name: impl Into<String>,
+        keys: KeyCount,
+        source: impl Into<Cow<'static, str>>,
+    ) -> Result<Arc<Script>> {
+        let script = Script::new(name.into(), keys, source.into());
+        let mut scripts = self.scripts.write().expect("registry lock poisoned");
+        if let Some(existing) = scripts.get(&script.name) {
+            if existing.sha1 == script.sha1 && existing.keys == script.keys {
+                return Ok(existing.clone());
+            }
+            return Err(Error::ScriptConflict(script.name));
+        }
+        let script = Arc::new(script);
+        scripts.insert(script.name.clone(), script.clone());
+        Ok(script)
+    }
+
+    /// The script registered as `name`.
+    pub fn get(&self, name: &str) -> Result<Arc<Script>> {
+        let scripts = self.scripts.read().expect("registry lock poisoned");
+        scripts
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownScript(name.to_owned()))
+    }
+
+    /// Every registered script, by name.
+    pub fn list(&self) -> Vec<Arc<Script>> {
+        let scripts = self.scripts.read().expect("registry lock poisoned");
+        scripts.values().cloned().collect()
+    }
+
+    /// Loads every registered script into the server's script cache (on every primary of a
+    /// cluster), so the first calls do not pay for a NOSCRIPT round trip.
+    pub async fn preload(&self, client: &Client) -> Result<()> {
+        for script in self.list() {
+            load(client, &script).await?;
+        }
+        Ok(())
+    }
+
+    /// For each registered script, whether the server's cache holds it now.
+    pub async fn loaded(&self, client: &Client) -> Result<Vec<(Arc<Script>, bool)>> {
+        let scripts = self.list();
+        if scripts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let hashes: Vec<String> = scripts.iter().map(|s| s.sha1.clone()).collect();
+        let present: Vec<bool> = client.script_exists(hashes).await?;
+        Ok(scripts.into_iter().zip(present).collect())
+    }
+
+    /// Runs `name` with `keys` and `args` and converts the reply.
+    pub async fn run<R: FromValue, K: AsRef<str>>(
+        &self,
+        client: &Client,
+        name: &str,
+        keys: &[K],
+        args: Vec<Value>,
+    ) -> Result<R> {
+        let script = self.get(name)?;
+        let value = run_script(client, &script, &to_key_values(keys), &args).await?;
+        Ok(R::from_value(value)?)
+    }
+
+    /// A pipeline of script calls, sent in one round trip.
+    pub fn pipeline<'a>(&'a self, client: &'a Client) -> ScriptPipeline<'a> {
+        ScriptPipeline {
+            registry: self,
+            client,
+            calls: Vec::new(),
+        }
+    }
+}
+
+pub(crate) async fn run_script(client: &Client, script: &Script, keys: &[Value], args: &[Value]) -> Result<Value> {
+    let call = script.evalsha_args(keys, args)?;
+    match client.custom::<Value, Value>(evalsha_command(), call.clone()).await {
+        Err(error) if is_noscript(&error) => {
+            tracing::debug!(script = script.name(), "NOSCRIPT: loading and retrying");
+            load(client, script).await?;
+            Ok(client.custom(evalsha_command(), call).await?)
+        }
+        result => Ok(result?),
+    }
+}
+
+async fn load(client: &Client, script: &Script) -> Result<()> {
+    let sha1: String = if client.is_clustered() {
+        client.script_load_cluster(script.source.to_string()).await?
+    } else {
+        client.script_load(script.source.to_string()).await?
+    };
+    debug_assert_eq!(sha1, script.sha1);
+    Ok(())
+}
+
+/// Script calls sent together in one round trip. A call that meets NOSCRIPT did not run; it is
+/// loaded and sent again (in its original order relative to the other calls that met NOSCRIPT),
+/// so the caller sees every call's own result.
+pub struct ScriptPipeline<'a> {
+    registry: &'a ScriptRegistry,
+    client: &'a Client,
+    calls: Vec<(Arc<Script>, Vec<Value>)>,
+}
+
+impl ScriptPipeline<'_> {
+    /// Adds a call of `name`. Unknown names and wrong key counts are refused here.
+    pub fn add<K: AsRef<str>>(&mut self, name: &str, keys: &[K], args: Vec<Value>) -> Result<&mut Self> {
+        let script = self.registry.get(name)?;
+        let call = script.evalsha_args(&to_key_values(keys), &args)?;
+        self.calls.push((script, call));
+        Ok(self)
+    }
+
+    /// How many calls are queued.
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Whether no call is queued.
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    /// Sends every call; returns each call's result in order.
+    pub async fn execute(self) -> Result<Vec<Result<Value>>> {
+        let mut results: Vec<Option<Result<Value>>> = Vec::with_capacity(self.calls.len());
+        let mut retry: Vec<usize> = Vec::new();
+        for (index, result) in send(self.client, self.calls.iter().map(|(_, call)| call))
+            .await?
+            .into_iter()
+            .enumerate()
+        {
+            match result {
+                Err(error) if is_noscript(&error) => {
+                    retry.push(index);
+                    results.push(None);
+                }
+                result => results.push(Some(result.map_err(Error::from))),
+            }
+        }
+        if !retry.is_empty() {
+            let mut loaded: Vec<&str> = Vec::new();
+            for &index in &retry {
+                let script = &self.calls[index].0;
+                if !loaded.contains(&script.sha1()) {
+                    load(self.client, script).await?;
+                    loaded.push(script.sha1());
+                }
+            }
+            let again = send(self.client, retry.iter().map(|&i| &self.calls[i].1)).await?;
+            for (index, result) in retry.into_iter().zip(again) {
+                results[index] = Some(result.map_err(Error::from));
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every call has a result"))
+            .collect())
+    }
+}
+
+async fn send<'c>(
+    client: &Client,
+    calls: impl Iterator<Item = &'c Vec<Value>>,
+) -> Result<Vec<std::result::Result<Value, fred::error::Error>>> {
+    let pipeline = client.pipeline();
+    for call in calls {
+        let () = pipeline.custom(evalsha_command(), call.clone()).await?;
+    }
+    Ok(pipeline.try_all::<Value>().await)
+}

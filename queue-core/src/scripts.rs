@@ -1,0 +1,201 @@
+//! The queue's own scripts (`lua/`, one file per command), registered under `queue.<name>`.
+use fred::types::Value;
+
+use crate::{registry::KeyCount, Error, Result, ScriptRegistry};
+
+/// Every queue script takes the 15 keys of [`QueueKeys`](crate::QueueKeys).
+pub const QUEUE_KEY_COUNT: usize = 15;
+
+macro_rules! script_source {
+    ($file:literal) => {
+        concat!(
+            include_str!("../../lua/prelude.lua"),
+            "\n",
+            include_str!(concat!("../../lua/", $file))
+        )
+    };
+}
+
+/// The queue's commands, each one Lua script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Enqueue a bulk of jobs, all or none.
+    Push,
+    /// Lease up to N jobs.
+    Pop,
+    /// Finish leased jobs.
+    Complete,
+    /// Fail an attempt: retry or dead letter.
+    Fail,
+    /// Renew many leases.
+    Extend,
+    /// Requeue or bury jobs whose lease expired.
+    Reap,
+    /// Hand leased jobs back without counting the attempt.
+    Release,
+    /// Counts of one queue.
+    Stats,
+    /// One job's state and record.
+    Job,
+    /// Stop leasing.
+    Pause,
+    /// Resume leasing.
+    Resume,
+    /// List dead jobs.
+    DeadList,
+    /// Move dead jobs back to pending.
+    DeadReplay,
+    /// Forget dead jobs.
+    DeadPurge,
+}
+
+impl Command {
+    /// All commands.
+    pub const ALL: [Command; 14] = [
+        Command::Push,
+        Command::Pop,
+        Command::Complete,
+        Command::Fail,
+        Command::Extend,
+        Command::Reap,
+        Command::Release,
+        Command::Stats,
+        Command::Job,
+        Command::Pause,
+        Command::Resume,
+        Command::DeadList,
+        Command::DeadReplay,
+        Command::DeadPurge,
+    ];
+
+    /// The registry name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Command::Push => "queue.push",
+            Command::Pop => "queue.pop",
+            Command::Complete => "queue.complete",
+            Command::Fail => "queue.fail",
+            Command::Extend => "queue.extend",
+            Command::Reap => "queue.reap",
+            Command::Release => "queue.release",
+            Command::Stats => "queue.stats",
+            Command::Job => "queue.job",
+            Command::Pause => "queue.pause",
+            Command::Resume => "queue.resume",
+            Command::DeadList => "queue.dead_list",
+            Command::DeadReplay => "queue.dead_replay",
+            Command::DeadPurge => "queue.dead_purge",
+        }
+    }
+
+    /// The Lua source (the shared prelude followed by the command's file).
+    pub fn source(self) -> &'static str {
+        match self {
+            Command::Push => script_source!("push.lua"),
+            Command::Pop => script_source!("pop.lua"),
+            Command::Complete => script_source!("complete.lua"),
+            Command::Fail => script_source!("fail.lua"),
+            Command::Extend => script_source!("extend.lua"),
+            Command::Reap => script_source!("reap.lua"),
+            Command::Release => script_source!("release.lua"),
+            Command::Stats => script_source!("stats.lua"),
+            Command::Job => script_source!("job.lua"),
+            Command::Pause => script_source!("pause.lua"),
+            Command::Resume => script_source!("resume.lua"),
+            Command::DeadList => script_source!("dead_list.lua"),
+            Command::DeadReplay => script_source!("dead_replay.lua"),
+            Command::DeadPurge => script_source!("dead_purge.lua"),
+        }
+    }
+}
+
+/// Registers every queue command in `registry`.
+pub fn register(registry: &ScriptRegistry) -> Result<()> {
+    for command in Command::ALL {
+        registry.define(command.name(), KeyCount::Fixed(QUEUE_KEY_COUNT), command.source())?;
+    }
+    Ok(())
+}
+
+/// Status codes, the first element of every queue script's reply (see `lua/prelude.lua`).
+pub(crate) mod status {
+    pub const OK: i64 = 0;
+    pub const BAD_ARGUMENT: i64 = 1;
+    pub const NOT_FOUND: i64 = 2;
+    pub const LEASE_LOST: i64 = 3;
+    pub const SKIPPED: i64 = 4;
+}
+
+/// Reads a script's reply array element by element, naming the script in every error.
+pub(crate) struct Reply {
+    script: &'static str,
+    items: std::vec::IntoIter<Value>,
+}
+
+impl Reply {
+    /// Splits the reply and reads its status; BAD_ARGUMENT becomes [`Error::ScriptRejected`].
+    pub(crate) fn new(command: Command, value: Value) -> Result<(i64, Reply)> {
+        let Value::Array(items) = value else {
+            return Err(Error::UnexpectedReply {
+                script: command.name().into(),
+                detail: format!("not an array: {value:?}"),
+            });
+        };
+        let mut reply = Reply {
+            script: command.name(),
+            items: items.into_iter(),
+        };
+        let status = reply.int()?;
+        if status == status::BAD_ARGUMENT {
+            let message = reply.string().unwrap_or_default();
+            return Err(Error::ScriptRejected {
+                script: command.name().into(),
+                message,
+            });
+        }
+        Ok((status, reply))
+    }
+
+    fn unexpected(&self, detail: String) -> Error {
+        Error::UnexpectedReply {
+            script: self.script.into(),
+            detail,
+        }
+    }
+
+    fn next(&mut self) -> Result<Value> {
+        self.items
+            .next()
+            .ok_or_else(|| self.unexpected("reply is shorter than expected".into()))
+    }
+
+    pub(crate) fn has_more(&self) -> bool {
+        self.items.len() > 0
+    }
+
+    pub(crate) fn int(&mut self) -> Result<i64> {
+        match self.next()? {
+            Value::Integer(i) => Ok(i),
+            other => other
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| self.unexpected(format!("expected an integer, got {other:?}"))),
+        }
+    }
+
+    pub(crate) fn bytes(&mut self) -> Result<Vec<u8>> {
+        match self.next()? {
+            Value::Null => Ok(Vec::new()),
+            Value::Integer(i) => Ok(i.to_string().into_bytes()),
+            other => other
+                .as_bytes()
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| self.unexpected(format!("expected a string, got {other:?}"))),
+        }
+    }
+
+    pub(crate) fn string(&mut self) -> Result<String> {
+        let bytes = self.bytes()?;
+        String::from_utf8(bytes).map_err(|e| self.unexpected(format!("not UTF-8: {e}")))
+    }
+}

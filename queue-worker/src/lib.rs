@@ -1,0 +1,2 @@
+//! The worker runtime (typed handlers, concurrency, leases, reaper, graceful shutdown).
+#![deny(missing_docs)]

@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("queue-worker: not built yet");
+    std::process::exit(2);
+}

@@ -1,0 +1,78 @@
+use std::time::Duration;
+
+use queue::{NewJob, QueueConfig, Retention};
+
+use crate::support::{start, start_with};
+
+const LEASE: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn complete_finishes_the_job_and_counts_it() {
+    let q = start().await;
+    q.client
+        .enqueue("q", NewJob::new("k", &1).unwrap().id("j"))
+        .await
+        .unwrap();
+    let leased = q.client.pop("q", 1, LEASE).await.unwrap().jobs.remove(0);
+    assert_eq!(q.client.complete("q", &[("j", &leased.token)]).await.unwrap(), [true]);
+    let stats = q.client.stats("q").await.unwrap();
+    assert_eq!(
+        (stats.active, stats.completed, stats.processed, stats.pending),
+        (0, 1, 1, 0)
+    );
+    assert_eq!(q.client.job("q", "j").await.unwrap().state, queue::JobState::Completed);
+}
+
+#[tokio::test]
+async fn a_stale_token_is_refused_and_changes_nothing() {
+    let q = start().await;
+    q.client
+        .enqueue("q", NewJob::new("k", &1).unwrap().id("j"))
+        .await
+        .unwrap();
+    let leased = q.client.pop("q", 1, LEASE).await.unwrap().jobs.remove(0);
+    let before = q.client.job("q", "j").await.unwrap();
+    let stale = "999999";
+    assert_eq!(q.client.complete("q", &[("j", stale)]).await.unwrap(), [false]);
+    assert!(matches!(
+        q.client.fail("q", "j", stale, "boom", false).await,
+        Err(queue::Error::LeaseLost { .. })
+    ));
+    assert_eq!(q.client.extend("q", LEASE, &[("j", stale)]).await.unwrap(), [false]);
+    assert_eq!(q.client.release("q", &[("j", stale)]).await.unwrap(), [false]);
+    assert_eq!(q.client.job("q", "j").await.unwrap(), before, "nothing changed");
+    let stats = q.client.stats("q").await.unwrap();
+    assert_eq!((stats.active, stats.processed, stats.failed), (1, 0, 0));
+    // The real token still works.
+    assert_eq!(q.client.complete("q", &[("j", &leased.token)]).await.unwrap(), [true]);
+    // ...once.
+    assert_eq!(q.client.complete("q", &[("j", &leased.token)]).await.unwrap(), [false]);
+    assert_eq!(q.client.stats("q").await.unwrap().processed, 1);
+}
+
+#[tokio::test]
+async fn completed_jobs_are_retained_by_count() {
+    let config = QueueConfig {
+        completed: Retention {
+            max_count: 3,
+            max_age: Duration::ZERO,
+        },
+        ..Default::default()
+    };
+    let q = start_with(config).await;
+    for i in 0..10 {
+        q.client
+            .enqueue("q", NewJob::new("k", &i).unwrap().id(format!("j{i}")))
+            .await
+            .unwrap();
+        let leased = q.client.pop("q", 1, LEASE).await.unwrap().jobs.remove(0);
+        q.client.complete("q", &[(&leased.id, &leased.token)]).await.unwrap();
+    }
+    let stats = q.client.stats("q").await.unwrap();
+    assert_eq!((stats.completed, stats.processed), (3, 10));
+    assert!(
+        matches!(q.client.job("q", "j0").await, Err(queue::Error::JobNotFound { .. })),
+        "forgotten"
+    );
+    assert_eq!(q.client.job("q", "j9").await.unwrap().state, queue::JobState::Completed);
+}

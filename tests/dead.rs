@@ -1,0 +1,110 @@
+use std::time::Duration;
+
+use queue::{Error, JobState, NewJob, QueueClient, QueueConfig, Retention};
+
+use crate::support::{start, start_with};
+
+async fn bury(client: &QueueClient, ids: &[&str]) {
+    for id in ids {
+        client
+            .enqueue("q", NewJob::new("k", id).unwrap().id(*id).max_attempts(1))
+            .await
+            .unwrap();
+        let leased = client
+            .pop("q", 1, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .jobs
+            .remove(0);
+        client
+            .fail("q", id, &leased.token, &format!("{id} failed"), false)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn list_shows_the_most_recent_first_with_errors() {
+    let q = start().await;
+    bury(&q.client, &["a", "b", "c"]).await;
+    let page = q.client.dead_list("q", 0, 2).await.unwrap();
+    assert_eq!(page.total, 3);
+    let ids: Vec<_> = page.jobs.iter().map(|j| j.id.as_str()).collect();
+    assert!(
+        ids == ["c", "b"] || page.jobs[0].failed_at_ms == page.jobs[1].failed_at_ms,
+        "{ids:?}"
+    );
+    assert!(page
+        .jobs
+        .iter()
+        .all(|j| j.error == format!("{} failed", j.id) && j.attempts == 1));
+}
+
+#[tokio::test]
+async fn replay_one_resets_attempts_and_runs_again() {
+    let q = start().await;
+    bury(&q.client, &["a", "b"]).await;
+    assert_eq!(q.client.dead_replay("q", &["a"]).await.unwrap(), 1);
+    let job = q.client.job("q", "a").await.unwrap();
+    assert_eq!((job.state, job.attempts), (JobState::Pending, 0));
+    let leased = q.client.pop("q", 10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(leased.jobs.len(), 1);
+    assert_eq!(leased.jobs[0].attempt, 1);
+    assert!(matches!(
+        q.client.dead_replay("q", &["a"]).await,
+        Err(Error::JobNotFound { .. })
+    ));
+    assert_eq!(q.client.stats("q").await.unwrap().dead, 1);
+}
+
+#[tokio::test]
+async fn replay_all_and_purge() {
+    let q = start().await;
+    bury(&q.client, &["a", "b", "c"]).await;
+    assert_eq!(q.client.dead_replay_all("q").await.unwrap(), 3);
+    let stats = q.client.stats("q").await.unwrap();
+    assert_eq!((stats.dead, stats.pending), (0, 3));
+
+    let jobs = q.client.pop("q", 3, Duration::from_secs(30)).await.unwrap().jobs;
+    for job in &jobs {
+        q.client.fail("q", &job.id, &job.token, "again", true).await.unwrap();
+    }
+    assert_eq!(q.client.dead_purge("q").await.unwrap(), 3);
+    assert_eq!(q.client.stats("q").await.unwrap().dead, 0);
+    assert!(
+        matches!(q.client.job("q", "a").await, Err(Error::JobNotFound { .. })),
+        "purged jobs are forgotten"
+    );
+}
+
+#[tokio::test]
+async fn the_dead_letter_is_bounded_by_count() {
+    let config = QueueConfig {
+        dead: Retention {
+            max_count: 2,
+            max_age: Duration::ZERO,
+        },
+        ..Default::default()
+    };
+    let q = start_with(config).await;
+    bury(&q.client, &["a", "b", "c", "d"]).await;
+    let stats = q.client.stats("q").await.unwrap();
+    assert_eq!((stats.dead, stats.dead_total), (2, 4));
+}
+
+#[tokio::test]
+async fn the_dead_letter_is_bounded_by_age() {
+    let config = QueueConfig {
+        dead: Retention {
+            max_count: 100,
+            max_age: Duration::from_millis(50),
+        },
+        ..Default::default()
+    };
+    let q = start_with(config).await;
+    bury(&q.client, &["old"]).await;
+    tokio::time::sleep(Duration::from_millis(100)).await; // let "old" age past the 50ms limit
+    bury(&q.client, &["new"]).await;
+    let page = q.client.dead_list("q", 0, 10).await.unwrap();
+    assert_eq!(page.jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["new"]);
+}

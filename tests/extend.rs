@@ -1,0 +1,29 @@
+use std::time::Duration;
+
+use queue::NewJob;
+
+use crate::support::start;
+
+#[tokio::test]
+async fn extend_renews_many_leases_in_one_call() {
+    let q = start().await;
+    q.client
+        .enqueue_bulk("q", (0..3).map(|i| NewJob::new("k", &i).unwrap()))
+        .await
+        .unwrap();
+    let popped = q.client.pop("q", 3, Duration::from_millis(200)).await.unwrap();
+    let leases: Vec<(&str, &str)> = popped.jobs.iter().map(|j| (j.id.as_str(), j.token.as_str())).collect();
+    assert_eq!(
+        q.client.extend("q", Duration::from_secs(60), &leases).await.unwrap(),
+        [true, true, true]
+    );
+    let job = q.client.job("q", leases[0].0).await.unwrap();
+    let deadline = job.state_since_ms.unwrap();
+    assert!(deadline - popped.now_ms >= 59_000, "lease now ends ~60s out");
+    // The reaper does not touch renewed leases.
+    tokio::time::sleep(Duration::from_millis(300)).await; // outlive the original 200ms lease
+    assert_eq!(
+        q.client.reap("q", Duration::from_millis(1), 100).await.unwrap(),
+        Some((0, 0))
+    );
+}

@@ -1,0 +1,144 @@
+use std::time::Duration;
+
+use queue::{Backoff, FailOutcome, JobState, Leased, NewJob, QueueClient};
+
+use crate::support::{eventually, start};
+
+const LEASE: Duration = Duration::from_secs(30);
+
+async fn lease_next(client: &QueueClient) -> (Leased, i64) {
+    eventually("a job to lease", Duration::from_secs(10), || async {
+        let mut popped = client.pop("q", 1, LEASE).await.unwrap();
+        (!popped.jobs.is_empty()).then(|| (popped.jobs.remove(0), popped.now_ms))
+    })
+    .await
+}
+
+/// Fails the next attempt and returns the retry delay the script chose (ms after the pop).
+async fn fail_and_measure(client: &QueueClient) -> i64 {
+    let (leased, leased_at) = lease_next(client).await;
+    match client
+        .fail("q", &leased.id, &leased.token, "boom", false)
+        .await
+        .unwrap()
+    {
+        FailOutcome::Retry { at_ms } => at_ms - leased_at,
+        FailOutcome::Dead => panic!("expected a retry"),
+    }
+}
+
+#[tokio::test]
+async fn fixed_backoff_waits_the_same_each_time() {
+    let q = start().await;
+    let job = NewJob::new("k", &1)
+        .unwrap()
+        .max_attempts(3)
+        .backoff(Backoff::fixed(Duration::from_millis(150)));
+    q.client.enqueue("q", job).await.unwrap();
+    for _ in 0..2 {
+        let delay = fail_and_measure(&q.client).await;
+        assert!((150..200).contains(&delay), "fixed 150ms, got {delay}");
+    }
+}
+
+#[tokio::test]
+async fn exponential_backoff_doubles_up_to_its_cap() {
+    let q = start().await;
+    let backoff = Backoff::Exponential {
+        base_ms: 100,
+        cap_ms: 300,
+        jitter: false,
+    };
+    q.client
+        .enqueue("q", NewJob::new("k", &1).unwrap().max_attempts(5).backoff(backoff))
+        .await
+        .unwrap();
+    for expected in [100, 200, 300, 300] {
+        let delay = fail_and_measure(&q.client).await;
+        assert!(
+            (expected..expected + 50).contains(&delay),
+            "expected {expected}ms, got {delay}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn jitter_keeps_at_least_half_the_delay() {
+    let q = start().await;
+    let backoff = Backoff::Exponential {
+        base_ms: 2_000,
+        cap_ms: 2_000,
+        jitter: true,
+    };
+    let jobs: Vec<NewJob> = (0..20)
+        .map(|i| NewJob::new("k", &i).unwrap().backoff(backoff))
+        .collect();
+    q.client.enqueue_bulk("q", jobs).await.unwrap();
+    let mut delays = Vec::new();
+    for _ in 0..20 {
+        delays.push(fail_and_measure(&q.client).await);
+    }
+    assert!(delays.iter().all(|d| (1_000..2_050).contains(d)), "{delays:?}");
+    delays.sort();
+    delays.dedup();
+    assert!(delays.len() > 5, "spread out: {delays:?}");
+}
+
+#[tokio::test]
+async fn the_dead_letter_takes_a_job_when_attempts_run_out() {
+    let q = start().await;
+    let job = NewJob::new("k", &1)
+        .unwrap()
+        .id("j")
+        .max_attempts(2)
+        .backoff(Backoff::fixed(Duration::ZERO));
+    q.client.enqueue("q", job).await.unwrap();
+    let (first, _) = lease_next(&q.client).await;
+    assert_eq!(
+        q.client
+            .fail("q", "j", &first.token, "first failure", false)
+            .await
+            .unwrap(),
+        FailOutcome::Retry {
+            at_ms: q.client.job("q", "j").await.unwrap().run_at_ms.unwrap()
+        }
+    );
+    let (second, _) = lease_next(&q.client).await;
+    assert_eq!(second.attempt, 2);
+    assert_eq!(
+        q.client
+            .fail("q", "j", &second.token, "second failure", false)
+            .await
+            .unwrap(),
+        FailOutcome::Dead
+    );
+    let job = q.client.job("q", "j").await.unwrap();
+    assert_eq!((job.state, job.attempts), (JobState::Dead, 2));
+    assert_eq!(job.last_error.as_deref(), Some("second failure"));
+    let stats = q.client.stats("q").await.unwrap();
+    assert_eq!((stats.dead, stats.failed, stats.pending, stats.active), (1, 2, 0, 0));
+}
+
+#[tokio::test]
+async fn a_permanent_failure_goes_to_the_dead_letter_at_once() {
+    let q = start().await;
+    q.client
+        .enqueue("q", NewJob::new("k", &1).unwrap().id("j").max_attempts(10))
+        .await
+        .unwrap();
+    let (leased, _) = lease_next(&q.client).await;
+    assert_eq!(
+        q.client.fail("q", "j", &leased.token, "bad data", true).await.unwrap(),
+        FailOutcome::Dead
+    );
+    let page = q.client.dead_list("q", 0, 10).await.unwrap();
+    assert_eq!(page.total, 1);
+    assert_eq!(
+        (
+            page.jobs[0].id.as_str(),
+            page.jobs[0].attempts,
+            page.jobs[0].error.as_str()
+        ),
+        ("j", 1, "bad data")
+    );
+}

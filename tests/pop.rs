@@ -1,0 +1,122 @@
+use std::time::Duration;
+
+use queue::NewJob;
+
+use crate::support::{eventually, start};
+
+const LEASE: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn highest_priority_first_and_fifo_within_a_priority() {
+    let q = start().await;
+    let jobs = [
+        ("low-1", -5),
+        ("mid-1", 0),
+        ("high-1", 7),
+        ("mid-2", 0),
+        ("high-2", 7),
+        ("low-2", -5),
+        ("mid-3", 0),
+    ];
+    for (id, priority) in jobs {
+        q.client
+            .enqueue("q", NewJob::new("k", &id).unwrap().id(id).priority(priority))
+            .await
+            .unwrap();
+    }
+    let mut order = Vec::new();
+    for take in [2, 3, 5] {
+        order.extend(
+            q.client
+                .pop("q", take, LEASE)
+                .await
+                .unwrap()
+                .jobs
+                .into_iter()
+                .map(|j| j.id),
+        );
+    }
+    assert_eq!(order, ["high-1", "high-2", "mid-1", "mid-2", "mid-3", "low-1", "low-2"]);
+}
+
+#[tokio::test]
+async fn each_pop_counts_an_attempt_and_issues_a_fresh_token() {
+    let q = start().await;
+    q.client
+        .enqueue("q", NewJob::new("k", &1).unwrap().id("j"))
+        .await
+        .unwrap();
+    let first = q.client.pop("q", 10, LEASE).await.unwrap();
+    assert_eq!(first.jobs.len(), 1);
+    let leased = &first.jobs[0];
+    assert_eq!(leased.attempt, 1);
+    assert_eq!(leased.envelope().unwrap().decode::<i32>().unwrap(), 1);
+    q.client.release("q", &[("j", &leased.token)]).await.unwrap();
+    let second = q.client.pop("q", 10, LEASE).await.unwrap();
+    assert_eq!(second.jobs[0].attempt, 1, "a released attempt is not counted");
+    assert_ne!(second.jobs[0].token, leased.token);
+    assert_eq!(q.client.stats("q").await.unwrap().active, 1);
+}
+
+#[tokio::test]
+async fn a_delayed_job_is_promoted_when_due() {
+    let q = start().await;
+    q.client
+        .enqueue(
+            "q",
+            NewJob::new("k", &1)
+                .unwrap()
+                .id("later")
+                .delay(Duration::from_millis(300)),
+        )
+        .await
+        .unwrap();
+    q.client
+        .enqueue("q", NewJob::new("k", &2).unwrap().id("now"))
+        .await
+        .unwrap();
+    let popped = q.client.pop("q", 10, LEASE).await.unwrap();
+    assert_eq!(popped.jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["now"]);
+    let due = popped.next_due_ms.expect("the delayed job's due time");
+    assert!(
+        (due - popped.now_ms) > 200 && (due - popped.now_ms) <= 300,
+        "due in ~300ms: {}",
+        due - popped.now_ms
+    );
+    assert_eq!(q.client.stats("q").await.unwrap().scheduled, 1);
+
+    let popped = eventually("the delayed job", Duration::from_secs(5), || async {
+        let p = q.client.pop("q", 10, LEASE).await.unwrap();
+        (!p.jobs.is_empty()).then_some(p)
+    })
+    .await;
+    assert_eq!(popped.jobs[0].id, "later");
+    assert!(popped.now_ms >= due, "not before its time");
+}
+
+#[tokio::test]
+async fn a_run_at_time_in_the_past_runs_now() {
+    let q = start().await;
+    let past = std::time::SystemTime::now() - Duration::from_secs(60);
+    q.client
+        .enqueue("q", NewJob::new("k", &1).unwrap().run_at(past))
+        .await
+        .unwrap();
+    assert_eq!(q.client.pop("q", 1, LEASE).await.unwrap().jobs.len(), 1);
+}
+
+#[tokio::test]
+async fn a_backlog_larger_than_lua_unpack_limits_drains() {
+    // Lua's unpack refuses ~8k values; a queue built on it hangs on a backlog like this one.
+    let q = start().await;
+    let jobs: Vec<NewJob> = (0..10_000).map(|i| NewJob::new("k", &i).unwrap()).collect();
+    for chunk in jobs.chunks(2_500) {
+        q.client.enqueue_bulk("q", chunk.to_vec()).await.unwrap();
+    }
+    let popped = q.client.pop("q", 9_000, LEASE).await.unwrap();
+    assert_eq!(popped.jobs.len(), 9_000);
+    assert_eq!(popped.jobs[0].envelope().unwrap().decode::<i32>().unwrap(), 0, "FIFO");
+    let leases: Vec<(&str, &str)> = popped.jobs.iter().map(|j| (j.id.as_str(), j.token.as_str())).collect();
+    assert!(q.client.complete("q", &leases).await.unwrap().iter().all(|ok| *ok));
+    assert_eq!(q.client.stats("q").await.unwrap().pending, 1_000);
+}

@@ -1,0 +1,135 @@
+use std::time::Duration;
+
+use queue::{Error, NewJob};
+use serde_json::json;
+
+use crate::support::start;
+
+#[tokio::test]
+async fn bulk_is_all_or_none() {
+    let q = start().await;
+    let good = NewJob::new("k", &json!({"n": 1})).unwrap();
+    let bad = NewJob::new("k", &json!({"n": 2})).unwrap().priority(5000);
+    let err = q.client.enqueue_bulk("q", [good.clone(), bad]).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidPriority(5000)), "{err}");
+    let stats = q.client.stats("q").await;
+    assert!(
+        stats.is_err() || stats.unwrap().pending == 0,
+        "nothing of the bulk was written"
+    );
+
+    let added = q.client.enqueue_bulk("q", vec![good; 3]).await.unwrap();
+    assert_eq!(added.len(), 3);
+    assert!(added.iter().all(|e| e.created));
+    assert_eq!(q.client.stats("q").await.unwrap().pending, 3);
+}
+
+#[tokio::test]
+async fn the_script_itself_refuses_a_bad_bulk_and_writes_nothing() {
+    // A caller bypassing the client's checks (another language, a bug) still cannot write half.
+    let q = start().await;
+    let keys = q.client.keys("q").unwrap();
+    let args: Vec<queue::fred::types::Value> = vec![
+        2.into(),
+        "a".into(),
+        "env".into(),
+        "0".into(),
+        "3".into(),
+        "f|0|0|0".into(),
+        "".into(),
+        "b".into(),
+        "env".into(),
+        "0".into(),
+        "3".into(),
+        "bogus".into(),
+        "".into(),
+    ];
+    let err = q
+        .client
+        .scripts()
+        .run::<queue::fred::types::Value, _>(q.client.redis(), "queue.push", keys.all(), args)
+        .await;
+    let reply = err.unwrap();
+    let items = reply.into_array();
+    assert_eq!(items[0].as_i64(), Some(1), "BAD_ARGUMENT");
+    assert!(items[1].as_str().unwrap().contains("job 2: malformed backoff"));
+    use queue::fred::interfaces::KeysInterface;
+    let count: i64 = q.client.redis().exists(keys.all().to_vec()).await.unwrap();
+    assert_eq!(count, 0, "no key written");
+}
+
+#[tokio::test]
+async fn an_existing_explicit_id_is_returned_and_nothing_is_written() {
+    let q = start().await;
+    let first = q
+        .client
+        .enqueue("q", NewJob::new("k", &json!(1)).unwrap().id("order-42"))
+        .await
+        .unwrap();
+    assert_eq!(first.id, "order-42");
+    assert!(first.created);
+    let again = q
+        .client
+        .enqueue("q", NewJob::new("k", &json!(2)).unwrap().id("order-42").priority(9))
+        .await
+        .unwrap();
+    assert_eq!(again.id, "order-42");
+    assert!(!again.created);
+    let job = q.client.job("q", "order-42").await.unwrap();
+    assert_eq!(job.envelope.decode::<i32>().unwrap(), 1, "the first payload is kept");
+    assert_eq!(job.envelope.priority, 0);
+    let stats = q.client.stats("q").await.unwrap();
+    assert_eq!((stats.pending, stats.enqueued), (1, 1));
+
+    // Within one bulk, the second use of an id is a duplicate too.
+    let bulk = q
+        .client
+        .enqueue_bulk(
+            "q",
+            [
+                NewJob::new("k", &1).unwrap().id("x"),
+                NewJob::new("k", &2).unwrap().id("x"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(bulk.iter().map(|e| e.created).collect::<Vec<_>>(), [true, false]);
+}
+
+#[tokio::test]
+async fn bad_input_gets_typed_errors() {
+    let q = start().await;
+    let job = || NewJob::new("k", &json!({})).unwrap();
+    for (name, reason) in [
+        ("", "empty"),
+        ("a{b}", "braces"),
+        ("has space", "only ASCII"),
+        (&"x".repeat(129)[..], "longer"),
+    ] {
+        match q.client.enqueue(name, job()).await {
+            Err(Error::InvalidQueueName { reason: r, .. }) => assert!(r.contains(reason), "{name}: {r}"),
+            other => panic!("{name:?}: {other:?}"),
+        }
+    }
+    let big = NewJob::new("k", &"x".repeat(2 << 20)).unwrap();
+    assert!(matches!(q.client.enqueue("q", big).await, Err(Error::PayloadTooLarge { limit, .. }) if limit == 1 << 20));
+    assert!(matches!(
+        q.client.enqueue("q", job().max_attempts(0)).await,
+        Err(Error::InvalidMaxAttempts)
+    ));
+    assert!(matches!(
+        q.client
+            .enqueue("q", job().delay(Duration::from_secs(20 * 365 * 24 * 3600)))
+            .await,
+        Err(Error::InvalidDelay(_))
+    ));
+    assert!(matches!(
+        q.client.enqueue("q", job().id("")).await,
+        Err(Error::InvalidJobId { .. })
+    ));
+    assert!(matches!(
+        NewJob::from_json("k", "{\"a\": 1,}"),
+        Err(Error::MalformedJson(_))
+    ));
+    assert!(matches!(q.client.job("q", "nope").await, Err(Error::UnknownQueue(_))));
+}

@@ -1,0 +1,84 @@
+use std::time::Duration;
+
+use queue::{JobState, NewJob};
+
+use crate::support::{eventually, start};
+
+#[tokio::test]
+async fn an_expired_lease_goes_back_to_pending_as_a_failed_attempt() {
+    let q = start().await;
+    q.client
+        .enqueue("q", NewJob::new("k", &1).unwrap().id("j").max_attempts(3))
+        .await
+        .unwrap();
+    let first = q
+        .client
+        .pop("q", 1, Duration::from_millis(50))
+        .await
+        .unwrap()
+        .jobs
+        .remove(0);
+    let swept = eventually("the lease to expire and be reaped", Duration::from_secs(5), || async {
+        q.client
+            .reap("q", Duration::from_millis(1), 100)
+            .await
+            .unwrap()
+            .filter(|(requeued, _)| *requeued == 1)
+    })
+    .await;
+    assert_eq!(swept, (1, 0));
+    let job = q.client.job("q", "j").await.unwrap();
+    assert_eq!(
+        (job.state, job.last_error.as_deref()),
+        (JobState::Pending, Some("lease expired"))
+    );
+    assert_eq!(q.client.stats("q").await.unwrap().failed, 1);
+    // The dead worker's late result is refused; the next worker finishes it exactly once.
+    assert_eq!(q.client.complete("q", &[("j", &first.token)]).await.unwrap(), [false]);
+    let second = q
+        .client
+        .pop("q", 1, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .jobs
+        .remove(0);
+    assert_eq!(second.attempt, 2);
+    assert_eq!(q.client.complete("q", &[("j", &second.token)]).await.unwrap(), [true]);
+    assert_eq!(q.client.stats("q").await.unwrap().processed, 1);
+}
+
+#[tokio::test]
+async fn an_expired_lease_on_the_last_attempt_goes_to_the_dead_letter() {
+    let q = start().await;
+    q.client
+        .enqueue("q", NewJob::new("k", &1).unwrap().id("j").max_attempts(1))
+        .await
+        .unwrap();
+    q.client.pop("q", 1, Duration::from_millis(20)).await.unwrap();
+    eventually("the job to be buried", Duration::from_secs(5), || async {
+        q.client
+            .reap("q", Duration::from_millis(1), 100)
+            .await
+            .unwrap()
+            .filter(|(_, buried)| *buried == 1)
+    })
+    .await;
+    assert_eq!(q.client.job("q", "j").await.unwrap().state, JobState::Dead);
+}
+
+#[tokio::test]
+async fn one_sweep_per_interval_across_callers() {
+    let q = start().await;
+    q.client.enqueue("q", NewJob::new("k", &1).unwrap()).await.unwrap();
+    assert!(q
+        .client
+        .reap("q", Duration::from_secs(60), 100)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        q.client.reap("q", Duration::from_secs(60), 100).await.unwrap(),
+        None,
+        "the lock holds"
+    );
+}

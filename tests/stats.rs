@@ -1,0 +1,84 @@
+use std::time::Duration;
+
+use queue::{Backoff, NewJob};
+
+use crate::support::{eventually, start};
+
+#[tokio::test]
+async fn stats_count_every_state() {
+    let q = start().await;
+    let client = &q.client;
+    client
+        .enqueue_bulk(
+            "q",
+            (0..6).map(|i| {
+                NewJob::new("k", &i)
+                    .unwrap()
+                    .backoff(Backoff::fixed(Duration::from_secs(600)))
+            }),
+        )
+        .await
+        .unwrap();
+    client
+        .enqueue("q", NewJob::new("k", &"later").unwrap().delay(Duration::from_secs(600)))
+        .await
+        .unwrap();
+    let jobs = client.pop("q", 3, Duration::from_secs(30)).await.unwrap().jobs;
+    client.complete("q", &[(&jobs[0].id, &jobs[0].token)]).await.unwrap();
+    client
+        .fail("q", &jobs[1].id, &jobs[1].token, "retry me", false)
+        .await
+        .unwrap();
+    client
+        .fail("q", &jobs[2].id, &jobs[2].token, "bury me", true)
+        .await
+        .unwrap();
+    let _active = client.pop("q", 1, Duration::from_secs(30)).await.unwrap();
+
+    let stats = client.stats("q").await.unwrap();
+    assert_eq!(
+        (
+            stats.pending,
+            stats.scheduled,
+            stats.retrying,
+            stats.active,
+            stats.dead,
+            stats.completed
+        ),
+        (2, 1, 1, 1, 1, 1)
+    );
+    assert_eq!(
+        (stats.enqueued, stats.processed, stats.failed, stats.dead_total),
+        (7, 1, 2, 1)
+    );
+    assert!(!stats.paused);
+}
+
+#[tokio::test]
+async fn latency_is_the_age_of_the_job_next_in_line() {
+    let q = start().await;
+    assert!(
+        q.client
+            .enqueue("q", NewJob::new("k", &1).unwrap())
+            .await
+            .unwrap()
+            .created
+    );
+    let latency = eventually("the job to age", Duration::from_secs(5), || async {
+        let stats = q.client.stats("q").await.unwrap();
+        (stats.latency_ms >= 50).then_some(stats.latency_ms)
+    })
+    .await;
+    assert!(latency < 5_000);
+    q.client.pop("q", 1, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(q.client.stats("q").await.unwrap().latency_ms, 0, "nothing pending");
+}
+
+#[tokio::test]
+async fn queues_lists_every_queue_that_received_a_job() {
+    let q = start().await;
+    for name in ["b", "a", "c.d"] {
+        q.client.enqueue(name, NewJob::new("k", &1).unwrap()).await.unwrap();
+    }
+    assert_eq!(q.client.queues().await.unwrap(), ["a", "b", "c.d"]);
+}

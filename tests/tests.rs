@@ -1,0 +1,15 @@
+//! Integration tests against real redis-server processes, one module per queue command.
+mod support;
+
+mod complete;
+mod dead;
+mod envelope;
+mod extend;
+mod fail;
+mod job;
+mod pause;
+mod pop;
+mod push;
+mod reap;
+mod registry;
+mod stats;
