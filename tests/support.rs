@@ -37,3 +37,70 @@ where
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// A binary built from this workspace (`scripts/test` builds them before the tests run).
+pub fn bin(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path
+}
+
+/// A child process killed on drop, with its stderr kept in a file for failure messages.
+pub struct Process {
+    pub child: std::process::Child,
+    pub log: std::path::PathBuf,
+}
+
+impl Process {
+    pub fn spawn(mut command: std::process::Command, log: std::path::PathBuf) -> Self {
+        let file = std::fs::File::create(&log).expect("log file");
+        command
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .stdin(std::process::Stdio::null());
+        Process {
+            child: command.spawn().expect("spawn"),
+            log,
+        }
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
+        }
+    }
+
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for exit, up to `timeout`.
+    pub async fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "process did not exit; its output:\n{}",
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -10,6 +10,8 @@ mod job;
 mod pause;
 mod pop;
 mod push;
+mod queue_worker;
 mod reap;
 mod registry;
 mod stats;
+mod worker;

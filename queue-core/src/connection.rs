@@ -71,6 +71,12 @@ impl ConnectOptions {
             "wrong username or password".to_owned()
         } else if details.contains("NOAUTH") {
             "authentication required: put the password in the URL (redis://:password@host)".to_owned()
+        } else if details.contains("Connection refused") {
+            "connection refused (is redis-server running there?)".to_owned()
+        } else if *error.kind() == fred::error::ErrorKind::Timeout || details.contains("timed out") {
+            format!("no answer within {}s", self.connect_timeout.as_secs_f64())
+        } else if details.contains("failed to lookup") || details.contains("Name or service not known") {
+            format!("cannot resolve the host name ({details})")
         } else if details.is_empty() {
             format!("{:?}", error.kind())
         } else {

@@ -1,0 +1,138 @@
+//! The `queue-worker` binary: runs a command per job, so handlers can be written in any language.
+use std::{process::ExitCode, time::Duration};
+
+use clap::Parser;
+use queue_core::{ConnectOptions, QueueConfig};
+
+use crate::{connect_when_available, shutdown_on_signals, ExecHandler, QueueOrder, Worker};
+
+/// Runs jobs from Redis queues by executing a command per job.
+///
+/// The command runs through `sh -c` with the payload as JSON on stdin and QUEUE_JOB_ID,
+/// QUEUE_JOB_QUEUE, QUEUE_JOB_KIND and QUEUE_JOB_ATTEMPT in its environment. Exit status 0
+/// completes the job; any other status fails the attempt with the last lines of stderr.
+/// SIGTERM or SIGINT: stop fetching, let running jobs finish up to --shutdown-timeout, hand
+/// the rest back, exit 0.
+#[derive(Debug, Parser)]
+#[command(name = "queue-worker", version)]
+pub struct Args {
+    /// A queue to work on; repeat for several. `name=weight` (e.g. `critical=6`) picks queues
+    /// at random in proportion to their weights; without weights, earlier queues go first.
+    #[arg(long = "queue", short = 'q', required = true, value_name = "NAME[=WEIGHT]")]
+    pub queues: Vec<String>,
+    /// How many jobs run at once.
+    #[arg(long, short = 'c', default_value_t = 10)]
+    pub concurrency: usize,
+    /// The command to run for each job (through `sh -c`).
+    #[arg(long, value_name = "COMMAND")]
+    pub exec: String,
+    /// Time limit per job, e.g. `30s`, `500ms`, `1h`; the command's process group is killed.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Lease per attempt; renewed while the job runs. A crashed worker's jobs run again after it.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+    pub lease: Duration,
+    /// How long running jobs may finish after SIGTERM/SIGINT.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    pub shutdown_timeout: Duration,
+    /// How often the fleet sweeps expired leases.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
+    pub reap_interval: Duration,
+    /// Redis URL (`redis://[user:password@]host:port[/db]`, `rediss://` for TLS).
+    #[arg(
+        long,
+        env = "QUEUE_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true
+    )]
+    pub redis_url: String,
+    /// Key prefix (namespace) of the queues.
+    #[arg(long, env = "QUEUE_PREFIX", default_value = "queue")]
+    pub prefix: String,
+}
+
+/// Parses the arguments, runs the worker until a signal, and maps errors to an exit code.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("queue-worker: cannot start the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("queue-worker: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs the worker described by `args` until SIGTERM or SIGINT.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let queues = parse_queues(&args.queues)?;
+    let weighted = args.queues.iter().any(|q| q.contains('='));
+    let config = QueueConfig {
+        prefix: args.prefix.clone(),
+        ..QueueConfig::default()
+    };
+    queue_core::validate_name(&config.prefix)?;
+    for (name, _) in &queues {
+        queue_core::validate_name(name)?;
+    }
+    let shutdown = shutdown_on_signals();
+    let options = ConnectOptions::new(&args.redis_url);
+    let Some(client) = connect_when_available(&options, config, &shutdown).await? else {
+        return Ok(());
+    };
+    let exec = ExecHandler::new(args.exec);
+    let mut builder = Worker::builder(client)
+        .concurrency(args.concurrency)
+        .lease(args.lease)
+        .shutdown_timeout(args.shutdown_timeout)
+        .reap_interval(args.reap_interval)
+        .order(if weighted {
+            QueueOrder::Weighted
+        } else {
+            QueueOrder::Strict
+        })
+        .fallback(move |ctx| {
+            let exec = exec.clone();
+            async move { exec.run(ctx).await }
+        });
+    if let Some(timeout) = args.timeout {
+        builder = builder.job_timeout(timeout);
+    }
+    for (name, weight) in queues {
+        builder = builder.queue(name, weight);
+    }
+    builder.build().run(shutdown).await?;
+    Ok(())
+}
+
+fn parse_queues(specs: &[String]) -> anyhow::Result<Vec<(String, u32)>> {
+    specs
+        .iter()
+        .map(|spec| match spec.split_once('=') {
+            None => Ok((spec.clone(), 1)),
+            Some((name, weight)) => {
+                let weight: u32 = weight
+                    .parse()
+                    .ok()
+                    .filter(|w| *w > 0)
+                    .ok_or_else(|| anyhow::anyhow!("--queue {spec}: the weight must be a positive integer"))?;
+                Ok((name.to_owned(), weight))
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,150 @@
+//! What a handler receives and returns.
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+
+use queue_core::{Envelope, QueueClient};
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+/// The failure of one attempt. A plain error retries (with the job's backoff, then the dead
+/// letter); a [`permanent`](JobError::permanent) one goes to the dead letter at once.
+///
+/// Any `std::error::Error` converts into a retryable `JobError`, so `?` works in handlers.
+#[derive(Debug)]
+pub struct JobError {
+    message: String,
+    permanent: bool,
+}
+
+impl JobError {
+    /// A failure worth retrying.
+    pub fn retry(message: impl std::fmt::Display) -> Self {
+        JobError {
+            message: message.to_string(),
+            permanent: false,
+        }
+    }
+
+    /// A failure no retry can fix (bad data): the job goes to the dead letter now.
+    pub fn permanent(message: impl std::fmt::Display) -> Self {
+        JobError {
+            message: message.to_string(),
+            permanent: true,
+        }
+    }
+
+    /// The error text kept with the job.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether it skips the remaining attempts.
+    pub fn is_permanent(&self) -> bool {
+        self.permanent
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for JobError {
+    fn from(error: E) -> Self {
+        let mut message = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        JobError::retry(message)
+    }
+}
+
+/// The result of a handler.
+pub type JobResult = Result<(), JobError>;
+
+/// What a handler knows about the job it runs.
+#[derive(Clone)]
+pub struct JobContext {
+    pub(crate) envelope: Arc<Envelope>,
+    pub(crate) attempt: u32,
+    pub(crate) token: String,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) client: QueueClient,
+}
+
+impl JobContext {
+    /// The job id.
+    pub fn id(&self) -> &str {
+        &self.envelope.id
+    }
+
+    /// The queue it came from.
+    pub fn queue(&self) -> &str {
+        &self.envelope.queue
+    }
+
+    /// Its kind.
+    pub fn kind(&self) -> &str {
+        &self.envelope.kind
+    }
+
+    /// 1 for the first attempt.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The whole envelope.
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+
+    /// Cancelled when the job must stop: its lease was lost, its timeout passed, or the worker
+    /// is shutting down past its deadline. Long handlers should watch it.
+    pub fn cancellation(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// Extends this job's lease to `lease` from now, beyond what the worker's heartbeat does
+    /// (for a step known to take long). Fails with `LeaseLost` if the lease is gone.
+    pub async fn extend_lease(&self, lease: Duration) -> queue_core::Result<()> {
+        let held = self
+            .client
+            .extend(self.queue(), lease, &[(self.id(), &self.token)])
+            .await?;
+        if held.first() == Some(&true) {
+            Ok(())
+        } else {
+            Err(queue_core::Error::LeaseLost {
+                queue: self.queue().to_owned(),
+                id: self.id().to_owned(),
+            })
+        }
+    }
+}
+
+pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = JobResult> + Send>>;
+
+/// A handler with its payload type erased: decodes, then runs.
+pub(crate) type ErasedHandler = Arc<dyn Fn(JobContext) -> BoxFuture + Send + Sync>;
+
+pub(crate) fn typed<T, F, Fut>(handler: F) -> ErasedHandler
+where
+    T: DeserializeOwned + Send + 'static,
+    F: Fn(T, JobContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = JobResult> + Send + 'static,
+{
+    let handler = Arc::new(handler);
+    Arc::new(move |ctx: JobContext| {
+        let handler = handler.clone();
+        Box::pin(async move {
+            // A payload that does not fit the handler's type will not fit on a retry either.
+            let payload: T = ctx.envelope.decode().map_err(JobError::permanent)?;
+            handler(payload, ctx).await
+        })
+    })
+}
+
+pub(crate) fn raw<F, Fut>(handler: F) -> ErasedHandler
+where
+    F: Fn(JobContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = JobResult> + Send + 'static,
+{
+    Arc::new(move |ctx: JobContext| Box::pin(handler(ctx)))
+}

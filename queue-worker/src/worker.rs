@@ -1,0 +1,832 @@
+//! The runtime: fetch in batches sized to the free slots, run handlers, settle each attempt
+//! with its lease token, renew leases, reap, shut down gracefully.
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use queue_core::{
+    fred::{
+        clients::Client,
+        interfaces::{ClientLike, ListInterface},
+    },
+    Envelope, Error, FailOutcome, Leased, QueueClient,
+};
+use serde::de::DeserializeOwned;
+use tokio::{
+    sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore},
+    task::JoinSet,
+    time::{sleep, sleep_until, Instant},
+};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn, Instrument};
+
+use crate::handler::{self, ErasedHandler, JobContext, JobError, JobResult};
+
+/// How the worker picks among its queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueOrder {
+    /// Always the first queue that has work, in the order given.
+    Strict,
+    /// Each fetch orders the queues at random in proportion to their weights, so a busy
+    /// high-weight queue never starves the others.
+    Weighted,
+}
+
+/// Builds a [`Worker`].
+///
+/// ```no_run
+/// use queue_worker::{JobContext, JobError, Worker};
+/// use std::time::Duration;
+///
+/// #[derive(serde::Deserialize)]
+/// struct Email { to: String }
+///
+/// # async fn demo(client: queue_core::QueueClient) -> queue_core::Result<()> {
+/// let worker = Worker::builder(client)
+///     .queue("emails", 1)
+///     .concurrency(20)
+///     .handle("send_email", |email: Email, ctx: JobContext| async move {
+///         if email.to.is_empty() {
+///             return Err(JobError::permanent("no recipient"));
+///         }
+///         println!("sending to {} (attempt {})", email.to, ctx.attempt());
+///         Ok(())
+///     })
+///     .build();
+/// worker.run(queue_worker::shutdown_on_signals()).await?;
+/// # Ok(()) }
+/// ```
+pub struct WorkerBuilder {
+    client: QueueClient,
+    queues: Vec<(String, u32)>,
+    order: QueueOrder,
+    concurrency: usize,
+    lease: Duration,
+    shutdown_timeout: Duration,
+    reap_interval: Duration,
+    job_timeout: Option<Duration>,
+    idle_recheck: Duration,
+    handlers: HashMap<String, ErasedHandler>,
+    fallback: Option<ErasedHandler>,
+}
+
+impl WorkerBuilder {
+    /// Adds a queue with a weight (used with [`QueueOrder::Weighted`]; with `Strict`, the order
+    /// of the calls is the priority).
+    pub fn queue(mut self, name: impl Into<String>, weight: u32) -> Self {
+        self.queues.push((name.into(), weight.max(1)));
+        self
+    }
+
+    /// How to choose among queues (default `Strict`).
+    pub fn order(mut self, order: QueueOrder) -> Self {
+        self.order = order;
+        self
+    }
+
+    /// How many jobs run at once (default 10).
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// Lease per attempt, renewed every third of it while the handler runs (default 30 s).
+    /// A worker that dies loses its jobs' leases after at most this long.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(100));
+        self
+    }
+
+    /// How long in-flight jobs may finish after a shutdown signal (default 10 s); the rest go
+    /// back to pending without counting an attempt.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// How often the fleet sweeps expired leases (default 5 s; one sweep per interval in all).
+    pub fn reap_interval(mut self, interval: Duration) -> Self {
+        self.reap_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Time limit per attempt for jobs that do not set their own (default none).
+    pub fn job_timeout(mut self, timeout: Duration) -> Self {
+        self.job_timeout = Some(timeout);
+        self
+    }
+
+    /// How often an idle worker looks again without being woken (default 5 s): a safety net
+    /// for wake-ups lost with a dropped connection, not the way work is found.
+    pub fn idle_recheck(mut self, interval: Duration) -> Self {
+        self.idle_recheck = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Runs jobs of `kind` with a typed payload. A payload that does not decode into `T` goes
+    /// to the dead letter with the decode error.
+    pub fn handle<T, F, Fut>(mut self, kind: impl Into<String>, handler: F) -> Self
+    where
+        T: DeserializeOwned + Send + 'static,
+        F: Fn(T, JobContext) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = JobResult> + Send + 'static,
+    {
+        self.handlers.insert(kind.into(), handler::typed(handler));
+        self
+    }
+
+    /// Runs every job whose kind has no handler of its own (the payload is left to the handler:
+    /// see [`JobContext::envelope`]). Without it, such jobs go to the dead letter.
+    pub fn fallback<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: Fn(JobContext) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = JobResult> + Send + 'static,
+    {
+        self.fallback = Some(handler::raw(handler));
+        self
+    }
+
+    /// The worker.
+    pub fn build(self) -> Worker {
+        Worker {
+            shared: Arc::new(Shared {
+                client: self.client,
+                queues: self.queues,
+                order: self.order,
+                concurrency: self.concurrency,
+                lease: self.lease,
+                shutdown_timeout: self.shutdown_timeout,
+                reap_interval: self.reap_interval,
+                job_timeout: self.job_timeout,
+                idle_recheck: self.idle_recheck,
+                handlers: self.handlers,
+                fallback: self.fallback,
+                in_flight: Mutex::new(HashMap::new()),
+                report: Counters::default(),
+            }),
+        }
+    }
+}
+
+/// What a worker did, returned by [`Worker::run`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerReport {
+    /// Attempts that completed.
+    pub completed: u64,
+    /// Attempts that failed and will be retried.
+    pub retried: u64,
+    /// Jobs this worker sent to the dead letter.
+    pub dead: u64,
+    /// Jobs handed back at shutdown without counting the attempt.
+    pub released: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    completed: AtomicU64,
+    retried: AtomicU64,
+    dead: AtomicU64,
+    released: AtomicU64,
+}
+
+type JobKey = (String, String);
+
+struct InFlight {
+    token: String,
+    cancel: CancellationToken,
+    /// The handler returned; only the acknowledgement is pending.
+    finished: bool,
+}
+
+struct Shared {
+    client: QueueClient,
+    queues: Vec<(String, u32)>,
+    order: QueueOrder,
+    concurrency: usize,
+    lease: Duration,
+    shutdown_timeout: Duration,
+    reap_interval: Duration,
+    job_timeout: Option<Duration>,
+    idle_recheck: Duration,
+    handlers: HashMap<String, ErasedHandler>,
+    fallback: Option<ErasedHandler>,
+    in_flight: Mutex<HashMap<JobKey, InFlight>>,
+    report: Counters,
+}
+
+/// A worker: runs handlers for jobs from its queues until its shutdown token is cancelled.
+pub struct Worker {
+    shared: Arc<Shared>,
+}
+
+struct Ack {
+    queue: String,
+    id: String,
+    token: String,
+}
+
+enum Outcome {
+    Completed,
+    Failed(JobError),
+    /// Cancelled from outside (lease lost, or shutdown past its deadline): someone else settles.
+    Abandoned,
+}
+
+impl Worker {
+    /// Starts building a worker on `client`.
+    pub fn builder(client: QueueClient) -> WorkerBuilder {
+        WorkerBuilder {
+            client,
+            queues: Vec::new(),
+            order: QueueOrder::Strict,
+            concurrency: 10,
+            lease: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
+            reap_interval: Duration::from_secs(5),
+            job_timeout: None,
+            idle_recheck: Duration::from_secs(5),
+            handlers: HashMap::new(),
+            fallback: None,
+        }
+    }
+
+    /// Runs until `shutdown` is cancelled, then stops fetching, lets in-flight jobs finish up
+    /// to the shutdown timeout, hands the rest back, and returns. Redis errors never end it:
+    /// they are logged and retried with backoff.
+    pub async fn run(self, shutdown: CancellationToken) -> queue_core::Result<WorkerReport> {
+        let shared = self.shared;
+        if shared.queues.is_empty() {
+            return Err(Error::InvalidQueueName {
+                name: String::new(),
+                reason: "a worker needs at least one queue",
+            });
+        }
+        for (queue, _) in &shared.queues {
+            queue_core::validate_name(queue)?;
+        }
+        // Background tasks outlive the drain (leases must be renewed while jobs finish).
+        let background = CancellationToken::new();
+        // Bounds retries of acknowledgements once the worker is done.
+        let give_up = CancellationToken::new();
+        let wake = Arc::new(Notify::new());
+        let (idle_tx, idle_rx) = watch::channel(false);
+        let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+
+        let mut tasks = JoinSet::new();
+        tasks.spawn(heartbeat(shared.clone(), background.clone()));
+        tasks.spawn(reaper(shared.clone(), background.clone()));
+        let acker = tokio::spawn(acker(shared.clone(), ack_rx, give_up.clone()));
+        let listeners = background.child_token();
+        for (queue, _) in &shared.queues {
+            let key = shared.client.keys(queue)?.wake().to_owned();
+            let blocking = shared.client.redis().clone_new();
+            tasks.spawn(listen(blocking, key, idle_rx.clone(), wake.clone(), listeners.clone()));
+        }
+        info!(queues = ?shared.queues.iter().map(|q| &q.0).collect::<Vec<_>>(), concurrency = shared.concurrency, "worker started");
+
+        let mut jobs = JoinSet::new();
+        fetch_loop(&shared, &shutdown, &wake, &idle_tx, &ack_tx, &give_up, &mut jobs).await;
+        listeners.cancel();
+
+        info!(
+            in_flight = jobs.len(),
+            "shutting down: no new jobs; waiting for in-flight jobs"
+        );
+        let drained = tokio::time::timeout(shared.shutdown_timeout, async {
+            while jobs.join_next().await.is_some() {}
+        })
+        .await
+        .is_ok();
+        if !drained {
+            let unfinished: Vec<(JobKey, String)> = {
+                let in_flight = shared.in_flight.lock().expect("in-flight lock");
+                in_flight
+                    .iter()
+                    .filter(|(_, job)| !job.finished)
+                    .map(|(key, job)| {
+                        job.cancel.cancel();
+                        (key.clone(), job.token.clone())
+                    })
+                    .collect()
+            };
+            while jobs.join_next().await.is_some() {}
+            release(&shared, unfinished, &give_up).await;
+        }
+        drop(ack_tx);
+        // Acknowledgements get a last window to reach Redis; a job whose acknowledgement never
+        // arrives is not lost: its lease expires and it runs again.
+        let stop_acking = give_up.clone();
+        let grace = shared.lease;
+        tokio::spawn(async move {
+            sleep(grace).await;
+            stop_acking.cancel();
+        });
+        let _ = acker.await;
+        background.cancel();
+        while tasks.join_next().await.is_some() {}
+        let r = &shared.report;
+        let report = WorkerReport {
+            completed: r.completed.load(Ordering::Relaxed),
+            retried: r.retried.load(Ordering::Relaxed),
+            dead: r.dead.load(Ordering::Relaxed),
+            released: r.released.load(Ordering::Relaxed),
+        };
+        info!(?report, "worker stopped");
+        Ok(report)
+    }
+}
+
+async fn fetch_loop(
+    shared: &Arc<Shared>,
+    shutdown: &CancellationToken,
+    wake: &Notify,
+    idle: &watch::Sender<bool>,
+    ack_tx: &mpsc::UnboundedSender<Ack>,
+    give_up: &CancellationToken,
+    jobs: &mut JoinSet<()>,
+) {
+    let slots = Arc::new(Semaphore::new(shared.concurrency));
+    let mut retry = RetryDelay::default();
+    'fetch: loop {
+        let first = tokio::select! {
+            permit = slots.clone().acquire_owned() => permit.expect("semaphore never closed"),
+            _ = shutdown.cancelled() => return,
+        };
+        let mut permits = vec![first];
+        while let Ok(permit) = slots.clone().try_acquire_owned() {
+            permits.push(permit);
+        }
+        let mut next_due: Option<Instant> = None;
+        let mut leased_any = false;
+        for queue in queue_order(shared) {
+            if permits.is_empty() {
+                break;
+            }
+            let popped = match shared.client.pop(queue, permits.len(), shared.lease).await {
+                Ok(popped) => popped,
+                Err(error) => {
+                    let delay = retry.next();
+                    warn!(%error, queue, retry_in = ?delay, "cannot fetch jobs; retrying");
+                    drop(permits);
+                    tokio::select! {
+                        _ = sleep(delay) => continue 'fetch,
+                        _ = shutdown.cancelled() => return,
+                    }
+                }
+            };
+            retry.reset();
+            if let (Some(due), false) = (popped.next_due_ms, popped.paused) {
+                // Timed here, not by Redis: blocking timeouts there have a 100 ms resolution.
+                let at = Instant::now() + Duration::from_millis((due - popped.now_ms).max(0) as u64 + 1);
+                next_due = Some(next_due.map_or(at, |d| d.min(at)));
+            }
+            for leased in popped.jobs {
+                leased_any = true;
+                let permit = permits.pop().expect("never more jobs than permits");
+                start(shared, queue, leased, permit, ack_tx.clone(), give_up.clone(), jobs);
+            }
+        }
+        drop(permits);
+        while jobs.try_join_next().is_some() {}
+        if leased_any {
+            continue;
+        }
+        let recheck = Instant::now() + shared.idle_recheck;
+        let until = next_due.map_or(recheck, |due| due.min(recheck));
+        idle.send_replace(true);
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = sleep_until(until) => {}
+            _ = shutdown.cancelled() => {
+                idle.send_replace(false);
+                return;
+            }
+        }
+        idle.send_replace(false);
+    }
+}
+
+fn queue_order(shared: &Shared) -> Vec<&str> {
+    let names = || shared.queues.iter().map(|(name, _)| name.as_str());
+    if shared.order == QueueOrder::Strict || shared.queues.len() == 1 {
+        return names().collect();
+    }
+    let mut pool: Vec<(&str, u32)> = shared.queues.iter().map(|(n, w)| (n.as_str(), *w)).collect();
+    let mut order = Vec::with_capacity(pool.len());
+    while !pool.is_empty() {
+        let total: u32 = pool.iter().map(|(_, w)| w).sum();
+        let mut pick = rand::random_range(0..total);
+        let index = pool
+            .iter()
+            .position(|(_, w)| {
+                if pick < *w {
+                    true
+                } else {
+                    pick -= w;
+                    false
+                }
+            })
+            .expect("pick < total");
+        order.push(pool.remove(index).0);
+    }
+    order
+}
+
+fn start(
+    shared: &Arc<Shared>,
+    queue: &str,
+    leased: Leased,
+    permit: OwnedSemaphorePermit,
+    ack_tx: mpsc::UnboundedSender<Ack>,
+    give_up: CancellationToken,
+    jobs: &mut JoinSet<()>,
+) {
+    let key = (queue.to_owned(), leased.id.clone());
+    let cancel = CancellationToken::new();
+    shared.in_flight.lock().expect("in-flight lock").insert(
+        key.clone(),
+        InFlight {
+            token: leased.token.clone(),
+            cancel: cancel.clone(),
+            finished: false,
+        },
+    );
+    let span = tracing::info_span!("job", queue, id = %leased.id, attempt = leased.attempt);
+    let shared = shared.clone();
+    jobs.spawn(
+        async move {
+            let outcome = match prepare(&shared, &leased, cancel.clone()) {
+                Ok((handler, ctx)) => run_handler(&shared, handler, ctx, &cancel).await,
+                Err(error) => Outcome::Failed(error),
+            };
+            drop(permit);
+            settle(&shared, key, leased, outcome, ack_tx, &give_up).await;
+        }
+        .instrument(span),
+    );
+}
+
+fn prepare(
+    shared: &Arc<Shared>,
+    leased: &Leased,
+    cancel: CancellationToken,
+) -> Result<(ErasedHandler, JobContext), JobError> {
+    let envelope: Envelope = leased.envelope().map_err(JobError::permanent)?;
+    let handler = shared
+        .handlers
+        .get(&envelope.kind)
+        .or(shared.fallback.as_ref())
+        .cloned()
+        .ok_or_else(|| JobError::permanent(format!("no handler registered for kind {:?}", envelope.kind)))?;
+    let ctx = JobContext {
+        envelope: Arc::new(envelope),
+        attempt: leased.attempt,
+        token: leased.token.clone(),
+        cancel,
+        client: shared.client.clone(),
+    };
+    Ok((handler, ctx))
+}
+
+async fn run_handler(shared: &Shared, handler: ErasedHandler, ctx: JobContext, cancel: &CancellationToken) -> Outcome {
+    let timeout = ctx
+        .envelope
+        .timeout_ms
+        .map(Duration::from_millis)
+        .or(shared.job_timeout);
+    // Its own task, so a panic fails this attempt and nothing else.
+    let mut task = tokio::spawn(handler(ctx));
+    let expired = async {
+        match timeout {
+            Some(limit) => sleep(limit).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        joined = &mut task => match joined {
+            Ok(Ok(())) => Outcome::Completed,
+            Ok(Err(error)) => Outcome::Failed(error),
+            Err(join) if join.is_panic() => Outcome::Failed(JobError::retry(format!("handler panicked: {}", panic_message(join.into_panic())))),
+            Err(_) => Outcome::Abandoned,
+        },
+        _ = expired => {
+            cancel.cancel();
+            task.abort();
+            Outcome::Failed(JobError::retry(format!("timed out after {}", humantime::format_duration(timeout.unwrap_or_default()))))
+        }
+        _ = cancel.cancelled() => {
+            task.abort();
+            Outcome::Abandoned
+        }
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".into())
+}
+
+async fn settle(
+    shared: &Shared,
+    key: JobKey,
+    leased: Leased,
+    outcome: Outcome,
+    ack_tx: mpsc::UnboundedSender<Ack>,
+    give_up: &CancellationToken,
+) {
+    match outcome {
+        Outcome::Abandoned => {}
+        Outcome::Completed => {
+            if let Some(job) = shared.in_flight.lock().expect("in-flight lock").get_mut(&key) {
+                job.finished = true;
+            }
+            let (queue, id) = key;
+            let _ = ack_tx.send(Ack {
+                queue,
+                id,
+                token: leased.token,
+            });
+        }
+        Outcome::Failed(error) => {
+            if let Some(job) = shared.in_flight.lock().expect("in-flight lock").get_mut(&key) {
+                job.finished = true;
+            }
+            let (queue, id) = &key;
+            let mut retry = RetryDelay::default();
+            loop {
+                match shared
+                    .client
+                    .fail(queue, id, &leased.token, error.message(), error.is_permanent())
+                    .await
+                {
+                    Ok(FailOutcome::Retry { at_ms }) => {
+                        shared.report.retried.fetch_add(1, Ordering::Relaxed);
+                        warn!(
+                            error = error.message(),
+                            retry_at_ms = at_ms,
+                            "attempt failed; will retry"
+                        );
+                        break;
+                    }
+                    Ok(FailOutcome::Dead) => {
+                        shared.report.dead.fetch_add(1, Ordering::Relaxed);
+                        error!(
+                            error = error.message(),
+                            permanent = error.is_permanent(),
+                            "job moved to the dead letter"
+                        );
+                        break;
+                    }
+                    Err(Error::LeaseLost { .. }) => {
+                        warn!("lease lost before the failure was recorded; another worker owns the job");
+                        break;
+                    }
+                    Err(redis_error) => {
+                        let delay = retry.next();
+                        warn!(%redis_error, retry_in = ?delay, "cannot record the failure; retrying");
+                        tokio::select! {
+                            _ = sleep(delay) => {}
+                            _ = give_up.cancelled() => break,
+                        }
+                    }
+                }
+            }
+            shared.in_flight.lock().expect("in-flight lock").remove(&key);
+        }
+    }
+}
+
+/// Completes finished jobs in batches: one call per queue for everything that finished since
+/// the last call.
+async fn acker(shared: Arc<Shared>, mut acks: mpsc::UnboundedReceiver<Ack>, give_up: CancellationToken) {
+    const MAX_BATCH: usize = 1_000;
+    while let Some(first) = acks.recv().await {
+        let mut by_queue: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        let mut count = 0;
+        let mut next = Some(first);
+        while let Some(ack) = next {
+            by_queue.entry(ack.queue).or_default().push((ack.id, ack.token));
+            count += 1;
+            next = if count < MAX_BATCH { acks.try_recv().ok() } else { None };
+        }
+        for (queue, batch) in by_queue {
+            let pairs: Vec<(&str, &str)> = batch.iter().map(|(id, token)| (id.as_str(), token.as_str())).collect();
+            let mut retry = RetryDelay::default();
+            loop {
+                match shared.client.complete(&queue, &pairs).await {
+                    Ok(held) => {
+                        for ((id, _), held) in batch.iter().zip(held) {
+                            if held {
+                                shared.report.completed.fetch_add(1, Ordering::Relaxed);
+                                debug!(queue, id, "completed");
+                            } else {
+                                warn!(
+                                    queue,
+                                    id, "lease lost before completion was recorded; the job may run again"
+                                );
+                            }
+                        }
+                        break;
+                    }
+                    Err(error) => {
+                        let delay = retry.next();
+                        warn!(%error, queue, retry_in = ?delay, "cannot record completions; retrying");
+                        tokio::select! {
+                            _ = sleep(delay) => {}
+                            _ = give_up.cancelled() => break,
+                        }
+                    }
+                }
+            }
+            let mut in_flight = shared.in_flight.lock().expect("in-flight lock");
+            for (id, _) in batch {
+                in_flight.remove(&(queue.clone(), id));
+            }
+        }
+    }
+}
+
+async fn release(shared: &Shared, unfinished: Vec<(JobKey, String)>, give_up: &CancellationToken) {
+    let mut by_queue: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for ((queue, id), token) in unfinished {
+        by_queue.entry(queue).or_default().push((id, token));
+    }
+    for (queue, batch) in by_queue {
+        let pairs: Vec<(&str, &str)> = batch.iter().map(|(id, token)| (id.as_str(), token.as_str())).collect();
+        let mut retry = RetryDelay::default();
+        loop {
+            match shared.client.release(&queue, &pairs).await {
+                Ok(held) => {
+                    let released = held.iter().filter(|h| **h).count() as u64;
+                    shared.report.released.fetch_add(released, Ordering::Relaxed);
+                    info!(queue, released, "handed unfinished jobs back to pending");
+                    break;
+                }
+                Err(error) => {
+                    let delay = retry.next();
+                    warn!(%error, queue, "cannot hand jobs back; their leases will expire instead");
+                    tokio::select! {
+                        _ = sleep(delay) => {}
+                        _ = give_up.cancelled() => break,
+                    }
+                }
+            }
+        }
+        let mut in_flight = shared.in_flight.lock().expect("in-flight lock");
+        for (id, _) in batch {
+            in_flight.remove(&(queue.clone(), id));
+        }
+    }
+}
+
+/// One timer renews every lease this worker holds: one call per queue.
+async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
+    let every = shared.lease / 3;
+    loop {
+        tokio::select! {
+            _ = sleep(every) => {}
+            _ = stop.cancelled() => return,
+        }
+        let mut by_queue: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        for ((queue, id), job) in shared.in_flight.lock().expect("in-flight lock").iter() {
+            by_queue
+                .entry(queue.clone())
+                .or_default()
+                .push((id.clone(), job.token.clone()));
+        }
+        for (queue, batch) in by_queue {
+            let pairs: Vec<(&str, &str)> = batch.iter().map(|(id, token)| (id.as_str(), token.as_str())).collect();
+            match shared.client.extend(&queue, shared.lease, &pairs).await {
+                Ok(held) => {
+                    let mut in_flight = shared.in_flight.lock().expect("in-flight lock");
+                    for ((id, token), held) in batch.into_iter().zip(held) {
+                        let key = (queue.clone(), id);
+                        if !held && in_flight.get(&key).is_some_and(|job| job.token == token) {
+                            warn!(
+                                queue,
+                                id = key.1,
+                                "lease lost (reaped after a stall?); cancelling the job"
+                            );
+                            if let Some(job) = in_flight.remove(&key) {
+                                job.cancel.cancel();
+                            }
+                        }
+                    }
+                }
+                Err(error) => warn!(%error, queue, "cannot renew leases; will retry at the next beat"),
+            }
+        }
+    }
+}
+
+/// Sweeps expired leases; the script's lock makes it one sweep per interval for the fleet.
+async fn reaper(shared: Arc<Shared>, stop: CancellationToken) {
+    loop {
+        for (queue, _) in &shared.queues {
+            match shared.client.reap(queue, shared.reap_interval, 1_000).await {
+                Ok(Some((requeued, buried))) if requeued + buried > 0 => {
+                    warn!(queue, requeued, buried, "reaped jobs whose lease expired");
+                }
+                Ok(_) => {}
+                Err(error) => debug!(%error, queue, "reap failed; next interval"),
+            }
+        }
+        tokio::select! {
+            _ = sleep(shared.reap_interval) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// Blocks on a queue's wake-up list while the worker is idle, and wakes the fetch loop. A
+/// marker caught while the worker is busy is put back for another worker.
+async fn listen(
+    blocking: Client,
+    key: String,
+    mut idle: watch::Receiver<bool>,
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+) {
+    const BLOCK_SECS: f64 = 5.0;
+    let mut retry = RetryDelay::default();
+    let mut connected = false;
+    loop {
+        if !connected {
+            let attempt = tokio::select! {
+                result = blocking.init() => result.map(drop),
+                _ = stop.cancelled() => return,
+            };
+            match attempt {
+                Ok(()) => connected = true,
+                Err(error) => {
+                    debug!(%error, "wake-up connection not ready");
+                    tokio::select! {
+                        _ = sleep(retry.next()) => continue,
+                        _ = stop.cancelled() => return,
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            changed = idle.wait_for(|idle| *idle) => if changed.is_err() { return },
+            _ = stop.cancelled() => break,
+        }
+        // The timeout guards against a connection that died without telling us.
+        let popped = tokio::select! {
+            result = tokio::time::timeout(
+                Duration::from_secs_f64(BLOCK_SECS + 5.0),
+                blocking.blpop::<Option<(String, String)>, _>(key.as_str(), BLOCK_SECS),
+            ) => result,
+            _ = stop.cancelled() => break,
+        };
+        match popped {
+            Ok(Ok(Some(_))) => {
+                retry.reset();
+                if *idle.borrow() {
+                    wake.notify_one();
+                } else {
+                    let _: Result<i64, _> = blocking.rpush(key.as_str(), "1").await;
+                }
+            }
+            Ok(Ok(None)) => retry.reset(),
+            Ok(Err(error)) => {
+                debug!(%error, "wake-up wait failed; retrying");
+                tokio::select! {
+                    _ = sleep(retry.next()) => {}
+                    _ = stop.cancelled() => break,
+                }
+            }
+            Err(_) => debug!("wake-up wait timed out on the client side; retrying"),
+        }
+    }
+    // QUIT waits behind a BLPOP still blocked on the server; nothing needs to wait for it.
+    tokio::spawn(async move {
+        let _ = blocking.quit().await;
+    });
+}
+
+/// Exponential retry delay for Redis errors: 100 ms doubling up to 5 s.
+#[derive(Default)]
+struct RetryDelay {
+    failures: u32,
+}
+
+impl RetryDelay {
+    fn next(&mut self) -> Duration {
+        let delay = Duration::from_millis(100u64.saturating_mul(1 << self.failures.min(6))).min(Duration::from_secs(5));
+        self.failures += 1;
+        delay
+    }
+
+    fn reset(&mut self) {
+        self.failures = 0;
+    }
+}

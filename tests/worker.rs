@@ -1,0 +1,538 @@
+//! The worker runtime as a library.
+use std::{
+    collections::HashSet,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use queue::{
+    Backoff, CancellationToken, ConnectOptions, JobContext, JobError, JobState, NewJob, QueueClient, QueueConfig,
+    QueueOrder, Worker, WorkerReport,
+};
+use serde::{Deserialize, Serialize};
+use throwaway_redis::{Options, RedisServer};
+
+use crate::support::{eventually, start};
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Task {
+    n: u32,
+}
+
+struct OnDrop(Arc<AtomicUsize>);
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn spawn(worker: Worker) -> (CancellationToken, tokio::task::JoinHandle<queue::Result<WorkerReport>>) {
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn(worker.run(shutdown.clone()));
+    (shutdown, handle)
+}
+
+async fn processed(client: &QueueClient, queue: &str, n: u64) {
+    eventually(
+        &format!("{n} jobs processed in {queue}"),
+        Duration::from_secs(30),
+        || async { (client.stats(queue).await.ok()?.processed >= n).then_some(()) },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_panicking_handler_fails_its_attempt_and_the_worker_keeps_going() {
+    let q = start().await;
+    let jobs = (0..5).map(|n| {
+        NewJob::new("task", &Task { n })
+            .unwrap()
+            .id(format!("t{n}"))
+            .max_attempts(1)
+    });
+    q.client.enqueue_bulk("q", jobs).await.unwrap();
+    let worker = Worker::builder(q.client.clone())
+        .queue("q", 1)
+        .handle("task", |task: Task, _ctx: JobContext| async move {
+            if task.n == 2 {
+                panic!("boom at {}", task.n);
+            }
+            Ok(())
+        })
+        .build();
+    let (shutdown, handle) = spawn(worker);
+    processed(&q.client, "q", 4).await;
+    let dead = eventually(
+        "the panicked job in the dead letter",
+        Duration::from_secs(10),
+        || async {
+            q.client
+                .dead_list("q", 0, 10)
+                .await
+                .ok()
+                .and_then(|page| page.jobs.into_iter().next())
+        },
+    )
+    .await;
+    assert_eq!(dead.id, "t2");
+    assert_eq!(dead.error, "handler panicked: boom at 2");
+    shutdown.cancel();
+    let report = handle.await.unwrap().unwrap();
+    assert_eq!((report.completed, report.dead), (4, 1));
+}
+
+#[tokio::test]
+async fn a_payload_of_the_wrong_type_goes_to_the_dead_letter_with_the_decode_error() {
+    let q = start().await;
+    q.client
+        .enqueue(
+            "q",
+            NewJob::new("task", &"not a task").unwrap().id("bad").max_attempts(5),
+        )
+        .await
+        .unwrap();
+    q.client
+        .enqueue("q", NewJob::new("unknown_kind", &1).unwrap().id("orphan"))
+        .await
+        .unwrap();
+    q.client
+        .enqueue("q", NewJob::new("task", &Task { n: 1 }).unwrap().id("good"))
+        .await
+        .unwrap();
+    let worker = Worker::builder(q.client.clone())
+        .queue("q", 1)
+        .handle("task", |_task: Task, _ctx: JobContext| async { Ok(()) })
+        .build();
+    let (shutdown, handle) = spawn(worker);
+    processed(&q.client, "q", 1).await;
+    let page = eventually("two dead jobs", Duration::from_secs(10), || async {
+        q.client.dead_list("q", 0, 10).await.ok().filter(|p| p.total == 2)
+    })
+    .await;
+    let bad = page.jobs.iter().find(|j| j.id == "bad").unwrap();
+    assert_eq!(bad.attempts, 1, "no retries for a payload that can never decode");
+    assert!(bad.error.contains("does not decode as"), "{}", bad.error);
+    let orphan = page.jobs.iter().find(|j| j.id == "orphan").unwrap();
+    assert!(
+        orphan.error.contains("no handler registered for kind \"unknown_kind\""),
+        "{}",
+        orphan.error
+    );
+    shutdown.cancel();
+    handle.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_job_error_retries_and_a_permanent_one_does_not() {
+    let q = start().await;
+    let retry = Backoff::fixed(Duration::ZERO);
+    q.client
+        .enqueue(
+            "q",
+            NewJob::new("flaky", &())
+                .unwrap()
+                .id("flaky")
+                .max_attempts(3)
+                .backoff(retry),
+        )
+        .await
+        .unwrap();
+    q.client
+        .enqueue("q", NewJob::new("bad", &()).unwrap().id("bad").max_attempts(3))
+        .await
+        .unwrap();
+    let worker = Worker::builder(q.client.clone())
+        .queue("q", 1)
+        .handle("flaky", |_: (), ctx: JobContext| async move {
+            if ctx.attempt() < 3 {
+                return Err(JobError::retry(format!("try {}", ctx.attempt())));
+            }
+            Ok(())
+        })
+        .handle("bad", |_: (), _ctx: JobContext| async {
+            Err(JobError::permanent("invalid data"))
+        })
+        .build();
+    let (shutdown, handle) = spawn(worker);
+    processed(&q.client, "q", 1).await;
+    let flaky = q.client.job("q", "flaky").await.unwrap();
+    assert_eq!(
+        (flaky.state, flaky.attempts, flaky.last_error.as_deref()),
+        (JobState::Completed, 3, Some("try 2"))
+    );
+    let bad = eventually("bad in the dead letter", Duration::from_secs(10), || async {
+        q.client
+            .job("q", "bad")
+            .await
+            .ok()
+            .filter(|j| j.state == JobState::Dead)
+    })
+    .await;
+    assert_eq!((bad.attempts, bad.last_error.as_deref()), (1, Some("invalid data")));
+    shutdown.cancel();
+    handle.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_concurrency_limit_is_never_exceeded() {
+    let q = start().await;
+    q.client
+        .enqueue_bulk("q", (0..60).map(|n| NewJob::new("task", &Task { n }).unwrap()))
+        .await
+        .unwrap();
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (r, p) = (running.clone(), peak.clone());
+    let worker = Worker::builder(q.client.clone())
+        .queue("q", 1)
+        .concurrency(4)
+        .handle("task", move |_task: Task, _ctx: JobContext| {
+            let (running, peak) = (r.clone(), p.clone());
+            async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                Ok(())
+            }
+        })
+        .build();
+    let (shutdown, handle) = spawn(worker);
+    processed(&q.client, "q", 60).await;
+    shutdown.cancel();
+    handle.await.unwrap().unwrap();
+    assert_eq!(peak.load(Ordering::SeqCst), 4, "all slots used, never more");
+}
+
+#[tokio::test]
+async fn weighted_queues_do_not_starve_the_lighter_one() {
+    let q = start().await;
+    for queue in ["heavy", "light"] {
+        let jobs = (0..150).map(|n| NewJob::new("task", &Task { n }).unwrap());
+        q.client.enqueue_bulk(queue, jobs).await.unwrap();
+    }
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let seen = order.clone();
+    let worker = Worker::builder(q.client.clone())
+        .queue("heavy", 3)
+        .queue("light", 1)
+        .order(QueueOrder::Weighted)
+        .concurrency(1)
+        .handle("task", move |_task: Task, ctx: JobContext| {
+            seen.lock().unwrap().push(ctx.queue().to_owned());
+            async { Ok(()) }
+        })
+        .build();
+    let (shutdown, handle) = spawn(worker);
+    eventually("100 jobs run", Duration::from_secs(30), || async {
+        (order.lock().unwrap().len() >= 100).then_some(())
+    })
+    .await;
+    shutdown.cancel();
+    handle.await.unwrap().unwrap();
+    let first: Vec<String> = order.lock().unwrap()[..100].to_vec();
+    let light = first.iter().filter(|q| *q == "light").count();
+    // Expected 25 of 100; the bounds are more than 3.5 standard deviations away.
+    assert!((10..=45).contains(&light), "light queue got {light} of the first 100");
+}
+
+#[tokio::test]
+async fn strict_order_drains_the_first_queue_first() {
+    let q = start().await;
+    for queue in ["first", "second"] {
+        q.client
+            .enqueue_bulk(queue, (0..20).map(|n| NewJob::new("task", &Task { n }).unwrap()))
+            .await
+            .unwrap();
+    }
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let seen = order.clone();
+    let worker = Worker::builder(q.client.clone())
+        .queue("first", 1)
+        .queue("second", 1)
+        .concurrency(1)
+        .handle("task", move |_task: Task, ctx: JobContext| {
+            seen.lock().unwrap().push(ctx.queue().to_owned());
+            async { Ok(()) }
+        })
+        .build();
+    let (shutdown, handle) = spawn(worker);
+    processed(&q.client, "second", 20).await;
+    shutdown.cancel();
+    handle.await.unwrap().unwrap();
+    let order = order.lock().unwrap();
+    assert!(order[..20].iter().all(|q| q == "first"), "{order:?}");
+}
+
+#[tokio::test]
+async fn a_delayed_job_starts_at_its_time_not_at_the_next_idle_recheck() {
+    let q = start().await;
+    q.client
+        .enqueue("q", NewJob::new("task", &Task { n: 0 }).unwrap())
+        .await
+        .unwrap(); // registers the queue
+    let started = Arc::new(Mutex::new(Vec::new()));
+    let seen = started.clone();
+    let worker = Worker::builder(q.client.clone())
+        .queue("q", 1)
+        .idle_recheck(Duration::from_secs(60))
+        .handle("task", move |task: Task, _ctx: JobContext| {
+            seen.lock().unwrap().push((task.n, Instant::now()));
+            async { Ok(()) }
+        })
+        .build();
+    let (shutdown, handle) = spawn(worker);
+    processed(&q.client, "q", 1).await; // the worker is idle now
+    let enqueued = Instant::now();
+    q.client
+        .enqueue(
+            "q",
+            NewJob::new("task", &Task { n: 1 })
+                .unwrap()
+                .delay(Duration::from_millis(400)),
+        )
+        .await
+        .unwrap();
+    processed(&q.client, "q", 2).await;
+    let (_, at) = started.lock().unwrap()[1];
+    let waited = at - enqueued;
+    // Not before its time; and far sooner than the 60 s idle recheck (the worker timed it).
+    assert!(waited >= Duration::from_millis(390), "started after {waited:?}");
+    assert!(waited < Duration::from_secs(5), "started after {waited:?}");
+    shutdown.cancel();
+    handle.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_job_enqueued_into_an_idle_worker_wakes_it() {
+    let q = start().await;
+    q.client
+        .enqueue("q", NewJob::new("task", &Task { n: 0 }).unwrap())
+        .await
+        .unwrap();
+    let worker = Worker::builder(q.client.clone())
+        .queue("q", 1)
+        .idle_recheck(Duration::from_secs(60))
+        .handle("task", |_task: Task, _ctx: JobContext| async { Ok(()) })
+        .build();
+    let (shutdown, handle) = spawn(worker);
+    processed(&q.client, "q", 1).await;
+    for n in 1..=3 {
+        q.client
+            .enqueue("q", NewJob::new("task", &Task { n }).unwrap())
+            .await
+            .unwrap();
+        // Without the wake-up the worker would sleep for its 60 s recheck.
+        eventually("the woken worker to run the job", Duration::from_secs(10), || async {
+            (q.client.stats("q").await.ok()?.processed > n as u64).then_some(())
+        })
+        .await;
+    }
+    shutdown.cancel();
+    handle.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_timeout_cancels_the_handler_and_fails_the_attempt() {
+    let q = start().await;
+    let job = NewJob::new("slow", &())
+        .unwrap()
+        .id("slow")
+        .max_attempts(1)
+        .timeout(Duration::from_millis(100));
+    q.client.enqueue("q", job).await.unwrap();
+    let cancelled = Arc::new(AtomicUsize::new(0));
+    let seen = cancelled.clone();
+    let worker = Worker::builder(q.client.clone())
+        .queue("q", 1)
+        .handle("slow", move |_: (), ctx: JobContext| {
+            let seen = seen.clone();
+            async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+                    _ = ctx.cancellation().cancelled() => { seen.fetch_add(1, Ordering::SeqCst); }
+                }
+                Ok(())
+            }
+        })
+        .build();
+    let (shutdown, handle) = spawn(worker);
+    let job = eventually("the job in the dead letter", Duration::from_secs(10), || async {
+        q.client
+            .job("q", "slow")
+            .await
+            .ok()
+            .filter(|j| j.state == JobState::Dead)
+    })
+    .await;
+    assert_eq!(job.last_error.as_deref(), Some("timed out after 100ms"));
+    shutdown.cancel();
+    handle.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_waits_for_in_flight_jobs_then_hands_back_the_rest() {
+    let q = start().await;
+    q.client
+        .enqueue("q", NewJob::new("quick", &()).unwrap().id("quick"))
+        .await
+        .unwrap();
+    q.client
+        .enqueue("q", NewJob::new("stuck", &()).unwrap().id("stuck"))
+        .await
+        .unwrap();
+    let started = Arc::new(AtomicUsize::new(0));
+    let seen = started.clone();
+    let seen2 = started.clone();
+    let worker = Worker::builder(q.client.clone())
+        .queue("q", 1)
+        .concurrency(2)
+        .shutdown_timeout(Duration::from_millis(500))
+        .handle("quick", move |_: (), _ctx: JobContext| {
+            let seen = seen.clone();
+            async move {
+                seen.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                Ok(())
+            }
+        })
+        .handle("stuck", move |_: (), _ctx: JobContext| {
+            let seen = seen2.clone();
+            async move {
+                seen.fetch_add(1, Ordering::SeqCst);
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        })
+        .build();
+    let (shutdown, handle) = spawn(worker);
+    eventually("both jobs running", Duration::from_secs(10), || async {
+        (started.load(Ordering::SeqCst) == 2).then_some(())
+    })
+    .await;
+    shutdown.cancel();
+    let report = handle.await.unwrap().unwrap();
+    assert_eq!((report.completed, report.released), (1, 1));
+    assert_eq!(
+        q.client.job("q", "quick").await.unwrap().state,
+        JobState::Completed,
+        "finished within the deadline"
+    );
+    let stuck = q.client.job("q", "stuck").await.unwrap();
+    assert_eq!(
+        (stuck.state, stuck.attempts),
+        (JobState::Pending, 0),
+        "handed back without counting the attempt"
+    );
+}
+
+#[tokio::test]
+async fn a_lost_lease_cancels_the_job_and_its_late_result_is_refused() {
+    let q = start().await;
+    q.client
+        .enqueue("q", NewJob::new("slow", &()).unwrap().id("j"))
+        .await
+        .unwrap();
+    let cancelled = Arc::new(AtomicUsize::new(0));
+    let seen = cancelled.clone();
+    let worker = Worker::builder(q.client.clone())
+        .queue("q", 1)
+        .lease(Duration::from_millis(300))
+        .handle("slow", move |_: (), ctx: JobContext| {
+            let seen = seen.clone();
+            async move {
+                // The runtime drops (aborts) a handler whose lease is lost; the guard sees it.
+                let _stopped = OnDrop(seen);
+                ctx.cancellation().cancelled().await;
+                Ok(())
+            }
+        })
+        .build();
+    let (shutdown, handle) = spawn(worker);
+    let first = eventually("the job leased", Duration::from_secs(10), || async {
+        q.client
+            .job("q", "j")
+            .await
+            .ok()
+            .filter(|j| j.state == JobState::Active)
+    })
+    .await;
+    // Steal the job as if the worker had stalled: a second consumer's attempt replaces its token.
+    use queue::fred::interfaces::HashesInterface;
+    let keys = q.client.keys("q").unwrap();
+    let _: i64 = q.client.redis().hset(&keys.all()[8], ("j", "stolen")).await.unwrap();
+    // The worker's next heartbeat sees the lease gone and cancels the handler (the handler
+    // only returns when cancelled); its result is never recorded.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while cancelled.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("handler cancelled");
+    shutdown.cancel();
+    let report = handle.await.unwrap().unwrap();
+    assert_eq!(report.completed, 0);
+    let job = q.client.job("q", "j").await.unwrap();
+    assert_eq!(
+        (job.state, job.attempts),
+        (first.state, first.attempts),
+        "nothing recorded by the old worker"
+    );
+}
+
+#[tokio::test]
+async fn a_redis_restart_mid_run_loses_no_job() {
+    let mut redis = RedisServer::start_with(Options {
+        args: ["--appendonly", "yes", "--appendfsync", "always"]
+            .map(String::from)
+            .to_vec(),
+        ..Default::default()
+    })
+    .unwrap();
+    let client = QueueClient::connect_with(&ConnectOptions::new(redis.url()), QueueConfig::default())
+        .await
+        .unwrap();
+    client
+        .enqueue_bulk("q", (0..300).map(|n| NewJob::new("task", &Task { n }).unwrap()))
+        .await
+        .unwrap();
+    let done = Arc::new(Mutex::new(HashSet::new()));
+    let seen = done.clone();
+    let worker = Worker::builder(client.clone())
+        .queue("q", 1)
+        .concurrency(8)
+        .lease(Duration::from_secs(2))
+        .reap_interval(Duration::from_millis(200))
+        .handle("task", move |task: Task, _ctx: JobContext| {
+            let seen = seen.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                seen.lock().unwrap().insert(task.n);
+                Ok(())
+            }
+        })
+        .build();
+    let (shutdown, handle) = spawn(worker);
+    eventually("some progress", Duration::from_secs(10), || async {
+        (done.lock().unwrap().len() >= 50).then_some(())
+    })
+    .await;
+    redis.restart().unwrap();
+    processed(&client, "q", 300 - 60).await; // counters restart with the AOF; wait for the rest
+    eventually("every job run", Duration::from_secs(60), || async {
+        (done.lock().unwrap().len() == 300).then_some(())
+    })
+    .await;
+    let stats = eventually("nothing left active", Duration::from_secs(30), || async {
+        client.stats("q").await.ok().filter(|s| s.active == 0 && s.pending == 0)
+    })
+    .await;
+    assert_eq!(stats.dead, 0);
+    shutdown.cancel();
+    handle.await.unwrap().unwrap();
+}
