@@ -10,6 +10,7 @@ mod job;
 mod pause;
 mod pop;
 mod push;
+mod queue_cli;
 mod queue_worker;
 mod reap;
 mod registry;

@@ -1,2 +1,132 @@
-//! The operator's command line: stats and admin commands.
+//! `queue-cli`: the state of every queue, and the commands an operator needs in an incident.
+//!
+//! The binary (`src/main.rs`) only calls [`main`]; everything else lives here.
 #![deny(missing_docs)]
+
+mod admin;
+mod enqueue;
+mod output;
+mod stats;
+
+use std::{process::ExitCode, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+use queue_core::{ConnectOptions, QueueClient, QueueConfig};
+
+/// Inspect and operate the queues.
+#[derive(Debug, Parser)]
+#[command(name = "queue-cli", version)]
+pub struct Cli {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// How to reach the queues; accepted by every command.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectArgs {
+    /// Redis URL (`redis://[user:password@]host:port[/db]`, `rediss://` for TLS).
+    #[arg(
+        long,
+        global = true,
+        env = "QUEUE_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true
+    )]
+    pub redis_url: String,
+    /// Key prefix (namespace) of the queues.
+    #[arg(long, global = true, env = "QUEUE_PREFIX", default_value = "queue")]
+    pub prefix: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// One row per queue: counts by state, processed/failed totals, paused, latency.
+    Stats(stats::StatsArgs),
+    /// Enqueue one job, or one job per JSON line of a file (`--file -` for stdin).
+    Enqueue(enqueue::EnqueueArgs),
+    /// One job: state, attempts, priority, run-at, last error, payload.
+    Job {
+        /// The queue.
+        queue: String,
+        /// The job id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The dead letter: list, retry, purge.
+    #[command(subcommand)]
+    Dead(admin::DeadCommand),
+    /// Stop workers from taking jobs from a queue (enqueueing still works).
+    Pause {
+        /// The queue.
+        queue: String,
+    },
+    /// Let workers take jobs from a paused queue again.
+    Resume {
+        /// The queue.
+        queue: String,
+    },
+    /// Every queue under the prefix.
+    Queues,
+    /// The registered Lua scripts: name, SHA-1, whether the server has it cached.
+    Scripts,
+}
+
+/// Parses the command line, runs it, prints errors in one line, and returns the exit code:
+/// 0 on success, 1 when the command failed, 2 for a malformed command line.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => return output::fail(&anyhow::anyhow!("cannot start the async runtime: {error}")),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if output::is_broken_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) => output::fail(&error),
+    }
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Stats(args) => stats::run(&cli.connect, args).await,
+        Command::Enqueue(args) => enqueue::run(&connect(&cli.connect).await?, args).await,
+        Command::Job { queue, id, json } => admin::job(&connect(&cli.connect).await?, &queue, &id, json).await,
+        Command::Dead(command) => admin::dead(&connect(&cli.connect).await?, command).await,
+        Command::Pause { queue } => {
+            connect(&cli.connect).await?.pause(&queue).await?;
+            output::line(format_args!("paused {queue}"))
+        }
+        Command::Resume { queue } => {
+            connect(&cli.connect).await?.resume(&queue).await?;
+            output::line(format_args!("resumed {queue}"))
+        }
+        Command::Queues => {
+            for name in connect(&cli.connect).await?.queues().await? {
+                output::line(format_args!("{name}"))?;
+            }
+            Ok(())
+        }
+        Command::Scripts => admin::scripts(&connect(&cli.connect).await?).await,
+    }
+}
+
+/// Connects once, failing within a few seconds when Redis is not there (no reconnecting: a
+/// one-shot command reports the problem instead of waiting).
+pub(crate) async fn connect(args: &ConnectArgs) -> anyhow::Result<QueueClient> {
+    let options = ConnectOptions {
+        connect_timeout: Duration::from_secs(3),
+        command_timeout: Duration::from_secs(10),
+        reconnect: false,
+        ..ConnectOptions::new(&args.redis_url)
+    };
+    let config = QueueConfig {
+        prefix: args.prefix.clone(),
+        ..QueueConfig::default()
+    };
+    Ok(QueueClient::connect_with(&options, config).await?)
+}

@@ -1,4 +1,3 @@
-fn main() {
-    eprintln!("queue-cli: not built yet");
-    std::process::exit(2);
+fn main() -> std::process::ExitCode {
+    queue_cli::main()
 }

@@ -260,6 +260,12 @@ impl QueueClient {
         Ok(keys)
     }
 
+    /// Checks a job against this client's rules (payload limit, priority range, attempts,
+    /// delay, id) without writing anything; enqueue runs the same checks.
+    pub fn validate(&self, job: &NewJob) -> Result<()> {
+        job.check(self.config.max_payload_bytes)
+    }
+
     /// Enqueues one job.
     pub async fn enqueue(&self, queue: &str, job: NewJob) -> Result<Enqueued> {
         let mut outcome = self.enqueue_bulk(queue, [job]).await?;

@@ -226,8 +226,8 @@ impl NewJob {
         self
     }
 
-    /// Checks the options and builds what the PUSH script receives for this job.
-    pub(crate) fn into_push_fields(self, queue: &str, max_payload: usize) -> Result<(String, [Vec<u8>; 6])> {
+    /// Checks the job against the queue's rules without writing anything.
+    pub(crate) fn check(&self, max_payload: usize) -> Result<()> {
         if self.payload.len() > max_payload {
             return Err(Error::PayloadTooLarge {
                 size: self.payload.len(),
@@ -240,30 +240,31 @@ impl NewJob {
         if self.max_attempts == 0 {
             return Err(Error::InvalidMaxAttempts);
         }
-        let when = match self.run_at {
-            RunAt::Now => String::new(),
+        match self.run_at {
             RunAt::After(delay) if delay > MAX_DELAY => {
                 return Err(Error::InvalidDelay(format!("{delay:?} is more than 10 years ahead")))
             }
+            RunAt::At(at) if at < UNIX_EPOCH => return Err(Error::InvalidDelay("run-at time is before 1970".into())),
+            RunAt::At(at) if at > SystemTime::now() + MAX_DELAY => {
+                return Err(Error::InvalidDelay("run-at time is more than 10 years ahead".into()))
+            }
+            _ => {}
+        }
+        if let Some(id) = &self.id {
+            validate_job_id(id)?;
+        }
+        Ok(())
+    }
+
+    /// Checks the options and builds what the PUSH script receives for this job.
+    pub(crate) fn into_push_fields(self, queue: &str, max_payload: usize) -> Result<(String, [Vec<u8>; 6])> {
+        self.check(max_payload)?;
+        let when = match self.run_at {
+            RunAt::Now => String::new(),
             RunAt::After(delay) => format!("+{}", millis(delay)),
-            RunAt::At(at) => {
-                let since_epoch = at
-                    .duration_since(UNIX_EPOCH)
-                    .map_err(|_| Error::InvalidDelay("run-at time is before 1970".into()))?;
-                let horizon = SystemTime::now() + MAX_DELAY;
-                if at > horizon {
-                    return Err(Error::InvalidDelay("run-at time is more than 10 years ahead".into()));
-                }
-                format!("@{}", millis(since_epoch))
-            }
+            RunAt::At(at) => format!("@{}", millis(at.duration_since(UNIX_EPOCH).unwrap_or_default())),
         };
-        let id = match self.id {
-            Some(id) => {
-                validate_job_id(&id)?;
-                id
-            }
-            None => uuid::Uuid::now_v7().to_string(),
-        };
+        let id = self.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
         let envelope = Envelope {
             id: id.clone(),
             queue: queue.to_owned(),

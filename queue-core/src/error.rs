@@ -23,7 +23,7 @@ pub enum Error {
     },
     /// A Redis command failed.
     #[error("Redis error: {0}")]
-    Redis(#[source] fred::error::Error),
+    Redis(fred::error::Error),
     /// A queue name (or prefix) that the queue cannot use.
     #[error("invalid queue name {name:?}: {reason}")]
     InvalidQueueName {
@@ -53,7 +53,7 @@ pub enum Error {
     InvalidPayload(String),
     /// Raw JSON given as a payload does not parse.
     #[error("malformed JSON payload: {0}")]
-    MalformedJson(#[source] serde_json::Error),
+    MalformedJson(serde_json::Error),
     /// A priority outside the supported range.
     #[error("priority {0} is outside -1000..=1000")]
     InvalidPriority(i32),

@@ -1,0 +1,175 @@
+//! `queue-cli enqueue`.
+use std::{
+    io::{BufRead, BufReader, IsTerminal},
+    path::PathBuf,
+    time::{Duration, SystemTime},
+};
+
+use anyhow::{bail, Context};
+use queue_core::{Backoff, NewJob, QueueClient};
+
+use crate::output;
+
+/// How many lines of a file go into one all-or-none call.
+const BATCH: usize = 1_000;
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["payload", "file"])))]
+pub(crate) struct EnqueueArgs {
+    /// The queue.
+    queue: String,
+    /// The payload as JSON, e.g. '{"to": "a@example.com"}'.
+    payload: Option<String>,
+    /// Read one JSON payload per line from this file (`-` for stdin); lines go in all-or-none
+    /// batches of 1,000.
+    #[arg(long, value_name = "PATH", conflicts_with = "id")]
+    file: Option<PathBuf>,
+    /// The job kind (selects the handler in Rust workers).
+    #[arg(long, default_value = "default")]
+    kind: String,
+    /// Higher runs first, -1000..=1000.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    priority: i32,
+    /// Run no earlier than this from now, e.g. `30s`, `2h`.
+    #[arg(long, value_parser = parse_delay, allow_hyphen_values = true, conflicts_with = "at")]
+    delay: Option<Duration>,
+    /// Run no earlier than this time (RFC 3339, e.g. `2026-11-22T18:00:00Z` or `…+01:00`).
+    #[arg(long, value_parser = parse_rfc3339)]
+    at: Option<SystemTime>,
+    /// Attempts before the dead letter.
+    #[arg(long, default_value_t = 3)]
+    max_attempts: u32,
+    /// `fixed:<duration>`, `exponential:<base>` or `exponential:<base>:<cap>` (cap default 1h).
+    #[arg(long, value_parser = parse_backoff)]
+    backoff: Option<Backoff>,
+    /// An explicit job id: enqueueing an id that exists prints it and writes nothing.
+    #[arg(long)]
+    id: Option<String>,
+}
+
+impl EnqueueArgs {
+    fn job(&self, json: &str) -> queue_core::Result<NewJob> {
+        let mut job = NewJob::from_json(&self.kind, json)?
+            .priority(self.priority)
+            .max_attempts(self.max_attempts);
+        if let Some(backoff) = self.backoff {
+            job = job.backoff(backoff);
+        }
+        if let Some(delay) = self.delay {
+            job = job.delay(delay);
+        }
+        if let Some(at) = self.at {
+            job = job.run_at(at);
+        }
+        if let Some(id) = &self.id {
+            job = job.id(id);
+        }
+        Ok(job)
+    }
+}
+
+pub(crate) async fn run(client: &QueueClient, args: EnqueueArgs) -> anyhow::Result<()> {
+    if let Some(path) = &args.file {
+        return enqueue_file(client, &args, path).await;
+    }
+    let payload = args.payload.as_deref().expect("clap requires a payload or --file");
+    let enqueued = client.enqueue(&args.queue, args.job(payload)?).await?;
+    if !enqueued.created {
+        eprintln!("job {} already exists in {}; nothing written", enqueued.id, args.queue);
+    }
+    output::line(format_args!("{}", enqueued.id))
+}
+
+async fn enqueue_file(client: &QueueClient, args: &EnqueueArgs, path: &PathBuf) -> anyhow::Result<()> {
+    let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
+        Box::new(BufReader::new(std::io::stdin()))
+    } else {
+        let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        Box::new(BufReader::new(file))
+    };
+    let progress = progress_bar();
+    let mut added = 0u64;
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut lines = reader.lines().enumerate();
+    loop {
+        let next = lines.next();
+        if let Some((index, line)) = &next {
+            let number = index + 1;
+            let line = line
+                .as_ref()
+                .map_err(|e| anyhow::anyhow!("line {number}: cannot read: {e}"))?;
+            if !line.trim().is_empty() {
+                match args.job(line).and_then(|job| client.validate(&job).map(|()| job)) {
+                    Ok(job) => batch.push(job),
+                    Err(error) => {
+                        progress.finish_and_clear();
+                        bail!("line {number}: {error} (nothing of its batch was written; {added} jobs from earlier lines were)")
+                    }
+                }
+            }
+        }
+        if batch.len() == BATCH || (next.is_none() && !batch.is_empty()) {
+            let count = batch.len() as u64;
+            client
+                .enqueue_bulk(&args.queue, std::mem::take(&mut batch))
+                .await
+                .map_err(|error| anyhow::anyhow!("{error} ({added} jobs were written before this batch)"))?;
+            added += count;
+            progress.set_position(added);
+        }
+        if next.is_none() {
+            break;
+        }
+    }
+    progress.finish_and_clear();
+    output::line(format_args!("added {added} jobs to {}", args.queue))
+}
+
+fn progress_bar() -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {pos} jobs enqueued ({per_sec})").expect("valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
+fn parse_delay(text: &str) -> Result<Duration, String> {
+    if text.starts_with('-') {
+        return Err("a delay cannot be negative".into());
+    }
+    humantime::parse_duration(text).map_err(|e| format!("{e} (e.g. 500ms, 30s, 2h)"))
+}
+
+fn parse_backoff(spec: &str) -> Result<Backoff, String> {
+    let parse = |d: &str| humantime::parse_duration(d).map_err(|e| format!("{d:?}: {e}"));
+    match spec.split(':').collect::<Vec<_>>()[..] {
+        ["fixed", delay] => Ok(Backoff::fixed(parse(delay)?)),
+        ["exponential", base] => Ok(Backoff::exponential(parse(base)?, Duration::from_secs(3600))),
+        ["exponential", base, cap] => Ok(Backoff::exponential(parse(base)?, parse(cap)?)),
+        _ => Err("expected fixed:<duration>, exponential:<base> or exponential:<base>:<cap>".into()),
+    }
+}
+
+/// RFC 3339 with `Z` or a numeric offset (`+01:00`), as `SystemTime`.
+fn parse_rfc3339(text: &str) -> Result<SystemTime, String> {
+    let invalid =
+        |e: &dyn std::fmt::Display| format!("{text:?} is not an RFC 3339 time ({e}); e.g. 2026-11-22T18:00:00Z");
+    let bytes = text.as_bytes();
+    if text.len() > 6 && matches!(bytes[text.len() - 6], b'+' | b'-') && bytes[text.len() - 3] == b':' {
+        let (local, offset) = text.split_at(text.len() - 6);
+        let hours: u64 = offset[1..3].parse().map_err(|e| invalid(&e))?;
+        let minutes: u64 = offset[4..6].parse().map_err(|e| invalid(&e))?;
+        let shift = Duration::from_secs(hours * 3600 + minutes * 60);
+        let utc = humantime::parse_rfc3339(&format!("{local}Z")).map_err(|e| invalid(&e))?;
+        return Ok(if offset.starts_with('+') {
+            utc - shift
+        } else {
+            utc + shift
+        });
+    }
+    humantime::parse_rfc3339(text).map_err(|e| invalid(&e))
+}

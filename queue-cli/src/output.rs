@@ -1,0 +1,67 @@
+//! Printing: to stdout without panicking on a closed pipe, errors in one line on stderr.
+use std::{
+    io::{self, Write},
+    process::ExitCode,
+};
+
+/// Writes one line to stdout.
+pub(crate) fn line(args: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_fmt(args)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+/// Writes text as is to stdout.
+pub(crate) fn text(text: &str) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Writes a value as pretty JSON.
+pub(crate) fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+/// `queue-cli … | head` closing the pipe early is not an error.
+pub(crate) fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .is_some_and(|e| e.io_error_kind() == Some(io::ErrorKind::BrokenPipe))
+    })
+}
+
+/// Prints `error: …` (the whole cause chain, one line) and returns exit code 1.
+pub(crate) fn fail(error: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {error:#}");
+    ExitCode::from(1)
+}
+
+/// A duration for people: `0s`, `850ms`, `12s`, `3m 4s`, `2h 5m`.
+pub(crate) fn duration_ms(ms: u64) -> String {
+    match ms {
+        0 => "0s".into(),
+        ms if ms < 1_000 => format!("{ms}ms"),
+        ms if ms < 60_000 => format!("{:.1}s", ms as f64 / 1000.0).replace(".0s", "s"),
+        ms if ms < 3_600_000 => format!("{}m {}s", ms / 60_000, (ms % 60_000) / 1_000),
+        ms => format!("{}h {}m", ms / 3_600_000, (ms % 3_600_000) / 60_000),
+    }
+}
+
+/// A Unix-ms timestamp as RFC 3339 (UTC, seconds).
+pub(crate) fn timestamp(ms: i64) -> String {
+    if ms <= 0 {
+        return "-".into();
+    }
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64);
+    humantime::format_rfc3339_seconds(time).to_string()
+}

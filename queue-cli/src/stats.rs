@@ -1,0 +1,211 @@
+//! `queue-cli stats`.
+use std::{io::IsTerminal, time::Duration};
+
+use comfy_table::{presets, CellAlignment, Table};
+use queue_core::{
+    fred::{interfaces::ClientLike, types::InfoKind},
+    QueueClient, QueueStats,
+};
+use serde::Serialize;
+
+use crate::{connect, output, ConnectArgs};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct StatsArgs {
+    /// Queues to show (default: all).
+    queues: Vec<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Redraw every interval (e.g. `2s`) until interrupted.
+    #[arg(long, value_name = "INTERVAL", value_parser = humantime::parse_duration)]
+    watch: Option<Duration>,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    queues: Vec<QueueRow>,
+    totals: Totals,
+    redis: RedisInfo,
+}
+
+#[derive(Debug, Serialize)]
+struct QueueRow {
+    name: String,
+    pending: u64,
+    scheduled: u64,
+    retrying: u64,
+    active: u64,
+    dead: u64,
+    completed: u64,
+    processed: u64,
+    failed: u64,
+    paused: bool,
+    latency_ms: u64,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Totals {
+    pending: u64,
+    scheduled: u64,
+    retrying: u64,
+    active: u64,
+    dead: u64,
+    completed: u64,
+    processed: u64,
+    failed: u64,
+    /// The highest latency of any queue.
+    latency_ms: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct RedisInfo {
+    version: String,
+    used_memory_bytes: u64,
+    used_memory_human: String,
+}
+
+pub(crate) async fn run(connect_args: &ConnectArgs, args: StatsArgs) -> anyhow::Result<()> {
+    let client = connect(connect_args).await?;
+    let Some(every) = args.watch else {
+        return print(&collect(&client, &args.queues).await?, args.json);
+    };
+    let clear = !args.json && std::io::stdout().is_terminal();
+    loop {
+        let report = collect(&client, &args.queues).await?;
+        if clear {
+            output::text("\x1b[2J\x1b[H")?;
+        }
+        print(&report, args.json)?;
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
+}
+
+async fn collect(client: &QueueClient, names: &[String]) -> anyhow::Result<Report> {
+    let names = if names.is_empty() {
+        client.queues().await?
+    } else {
+        names.to_vec()
+    };
+    let mut queues = Vec::with_capacity(names.len());
+    for name in &names {
+        queues.push(QueueRow::from(client.stats(name).await?));
+    }
+    let mut totals = Totals::default();
+    for q in &queues {
+        totals.pending += q.pending;
+        totals.scheduled += q.scheduled;
+        totals.retrying += q.retrying;
+        totals.active += q.active;
+        totals.dead += q.dead;
+        totals.completed += q.completed;
+        totals.processed += q.processed;
+        totals.failed += q.failed;
+        totals.latency_ms = totals.latency_ms.max(q.latency_ms);
+    }
+    let info: String = client.redis().info(Some(InfoKind::Default)).await?;
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(':')))
+            .unwrap_or("")
+            .trim()
+            .to_owned()
+    };
+    let redis = RedisInfo {
+        version: field("redis_version"),
+        used_memory_bytes: field("used_memory").parse().unwrap_or(0),
+        used_memory_human: field("used_memory_human"),
+    };
+    Ok(Report { queues, totals, redis })
+}
+
+impl From<QueueStats> for QueueRow {
+    fn from(s: QueueStats) -> Self {
+        QueueRow {
+            name: s.name,
+            pending: s.pending,
+            scheduled: s.scheduled,
+            retrying: s.retrying,
+            active: s.active,
+            dead: s.dead,
+            completed: s.completed,
+            processed: s.processed,
+            failed: s.failed,
+            paused: s.paused,
+            latency_ms: s.latency_ms,
+        }
+    }
+}
+
+fn print(report: &Report, json: bool) -> anyhow::Result<()> {
+    if json {
+        return output::json(report);
+    }
+    output::text(&render(report))
+}
+
+fn render(report: &Report) -> String {
+    let mut table = Table::new();
+    table.load_preset(presets::ASCII_FULL_CONDENSED).set_header([
+        "QUEUE",
+        "PENDING",
+        "SCHEDULED",
+        "RETRYING",
+        "ACTIVE",
+        "DEAD",
+        "COMPLETED",
+        "PROCESSED",
+        "FAILED",
+        "PAUSED",
+        "LATENCY",
+    ]);
+    let row = |name: &str, counts: [u64; 8], paused: &str, latency_ms: u64| {
+        let mut cells = vec![name.to_owned()];
+        cells.extend(counts.iter().map(u64::to_string));
+        cells.push(paused.to_owned());
+        cells.push(output::duration_ms(latency_ms));
+        cells
+    };
+    for q in &report.queues {
+        let counts = [
+            q.pending,
+            q.scheduled,
+            q.retrying,
+            q.active,
+            q.dead,
+            q.completed,
+            q.processed,
+            q.failed,
+        ];
+        table.add_row(row(&q.name, counts, if q.paused { "yes" } else { "no" }, q.latency_ms));
+    }
+    let t = &report.totals;
+    let counts = [
+        t.pending,
+        t.scheduled,
+        t.retrying,
+        t.active,
+        t.dead,
+        t.completed,
+        t.processed,
+        t.failed,
+    ];
+    table.add_row(row("TOTAL", counts, "", t.latency_ms));
+    for index in 1..=10 {
+        if let Some(column) = table.column_mut(index) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    let queues = match report.queues.len() {
+        0 => "no queues yet".to_owned(),
+        1 => "1 queue".to_owned(),
+        n => format!("{n} queues"),
+    };
+    format!(
+        "{table}\n{queues} · Redis {} · memory used {} ({} bytes)\n",
+        report.redis.version, report.redis.used_memory_human, report.redis.used_memory_bytes
+    )
+}

@@ -1,0 +1,504 @@
+//! The `queue-cli` binary: golden output for a known state, each command, each error path.
+use std::{
+    process::{Command, Output, Stdio},
+    time::Duration,
+};
+
+use queue::{Backoff, NewJob, QueueClient};
+use serde_json::json;
+
+use crate::support::{bin, start};
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn cli(url: &str, args: &[&str]) -> Run {
+    cli_with_stdin(url, args, "")
+}
+
+fn cli_with_stdin(url: &str, args: &[&str], stdin: &str) -> Run {
+    use std::io::Write;
+    let mut child = Command::new(bin("queue-cli"))
+        .args(args)
+        .env("QUEUE_REDIS_URL", url)
+        .env_remove("QUEUE_PREFIX")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let Output { status, stdout, stderr } = child.wait_with_output().unwrap();
+    let run = Run {
+        code: status.code(),
+        stdout: String::from_utf8(stdout).unwrap(),
+        stderr: String::from_utf8(stderr).unwrap(),
+    };
+    assert!(
+        !run.stderr.contains("panicked") && !run.stderr.contains("RUST_BACKTRACE"),
+        "{}",
+        run.stderr
+    );
+    run
+}
+
+fn ok(run: Run) -> String {
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    run.stdout
+}
+
+/// One line on stderr starting with `error: `, exit code 1.
+fn error_line(run: Run) -> String {
+    assert_eq!(run.code, Some(1), "stdout: {} stderr: {}", run.stdout, run.stderr);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {:?}", run.stderr);
+    assert!(lines[0].starts_with("error: "), "{}", lines[0]);
+    lines[0].to_owned()
+}
+
+/// A known state: two queues, every column non-zero somewhere.
+async fn known_state(client: &QueueClient) {
+    let never = Backoff::fixed(Duration::from_secs(3600));
+    let jobs = (0..5).map(|i| NewJob::new("k", &i).unwrap().backoff(never));
+    client.enqueue_bulk("emails", jobs).await.unwrap();
+    client
+        .enqueue(
+            "emails",
+            NewJob::new("k", &"later").unwrap().delay(Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap();
+    let jobs = client.pop("emails", 4, Duration::from_secs(600)).await.unwrap().jobs;
+    client
+        .complete("emails", &[(&jobs[0].id, &jobs[0].token)])
+        .await
+        .unwrap();
+    client
+        .fail("emails", &jobs[1].id, &jobs[1].token, "smtp down", false)
+        .await
+        .unwrap();
+    client
+        .fail("emails", &jobs[2].id, &jobs[2].token, "bad address", true)
+        .await
+        .unwrap();
+    client.enqueue("images", NewJob::new("k", &1).unwrap()).await.unwrap();
+    client.pause("images").await.unwrap();
+}
+
+/// Latency and the Redis line change from run to run.
+fn normalise_table(table: &str) -> String {
+    table
+        .lines()
+        .map(|line| {
+            if line.starts_with("| ") && !line.starts_with("| QUEUE") {
+                let end = line.len() - 1;
+                let start = line[..end].rfind('|').unwrap() + 1;
+                let width = end - start;
+                let cell = line[start..end].trim();
+                let shown = if cell.is_empty() {
+                    " ".repeat(width)
+                } else {
+                    format!("{}* ", " ".repeat(width - 2))
+                };
+                format!("{}{}|", &line[..start], shown)
+            } else if let Some(index) = line.find(" · Redis ") {
+                format!("{} · Redis <version> · memory used <memory>", &line[..index])
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn stats_table_for_a_known_state() {
+    let q = start().await;
+    known_state(&q.client).await;
+    let table = ok(cli(&q.redis.url(), &["stats"]));
+    let expected = "\
++--------+---------+-----------+----------+--------+------+-----------+-----------+--------+--------+---------+
+| QUEUE  | PENDING | SCHEDULED | RETRYING | ACTIVE | DEAD | COMPLETED | PROCESSED | FAILED | PAUSED | LATENCY |
++=============================================================================================================+
+| emails |       1 |         1 |        1 |      1 |    1 |         1 |         1 |      2 |     no |       * |
+| images |       1 |         0 |        0 |      0 |    0 |         0 |         0 |      0 |    yes |       * |
+| TOTAL  |       2 |         1 |        1 |      1 |    1 |         1 |         1 |      2 |        |       * |
++--------+---------+-----------+----------+--------+------+-----------+-----------+--------+--------+---------+
+2 queues · Redis <version> · memory used <memory>";
+    assert_eq!(normalise_table(&table), expected, "\n{table}");
+
+    let one = ok(cli(&q.redis.url(), &["stats", "images"]));
+    assert!(
+        one.contains("| images |") && !one.contains("| emails |") && one.contains("1 queue ·"),
+        "{one}"
+    );
+}
+
+#[tokio::test]
+async fn stats_json_for_a_known_state() {
+    let q = start().await;
+    known_state(&q.client).await;
+    let mut report: serde_json::Value = serde_json::from_str(&ok(cli(&q.redis.url(), &["stats", "--json"]))).unwrap();
+    for row in report["queues"].as_array_mut().unwrap() {
+        assert!(row["latency_ms"].is_u64());
+        row["latency_ms"] = json!(0);
+    }
+    assert!(report["totals"]["latency_ms"].is_u64());
+    report["totals"]["latency_ms"] = json!(0);
+    assert!(report["redis"]["version"].as_str().unwrap().contains('.'));
+    assert!(report["redis"]["used_memory_bytes"].as_u64().unwrap() > 0);
+    report["redis"] = json!(null);
+    let row = |name: &str, counts: [u64; 8], paused: bool| {
+        let [pending, scheduled, retrying, active, dead, completed, processed, failed] = counts;
+        json!({"name": name, "pending": pending, "scheduled": scheduled, "retrying": retrying, "active": active,
+               "dead": dead, "completed": completed, "processed": processed, "failed": failed,
+               "paused": paused, "latency_ms": 0})
+    };
+    assert_eq!(
+        report,
+        json!({
+            "queues": [row("emails", [1, 1, 1, 1, 1, 1, 1, 2], false), row("images", [1, 0, 0, 0, 0, 0, 0, 0], true)],
+            "totals": {"pending": 2, "scheduled": 1, "retrying": 1, "active": 1, "dead": 1, "completed": 1,
+                       "processed": 1, "failed": 2, "latency_ms": 0},
+            "redis": null,
+        })
+    );
+}
+
+#[tokio::test]
+async fn stats_watch_redraws_until_interrupted() {
+    let q = start().await;
+    known_state(&q.client).await;
+    let mut child = Command::new(bin("queue-cli"))
+        .args(["stats", "--json", "--watch", "100ms"])
+        .env("QUEUE_REDIS_URL", q.redis.url())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut reports = 0;
+    let mut line = String::new();
+    while reports < 3 {
+        line.clear();
+        assert!(
+            std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() > 0,
+            "output ended early"
+        );
+        if line.starts_with('{') {
+            reports += 1;
+        }
+    }
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert!(child.wait().unwrap().success());
+}
+
+#[tokio::test]
+async fn enqueue_prints_the_id_and_applies_the_options() {
+    let q = start().await;
+    let url = q.redis.url();
+    let id = ok(cli(
+        &url,
+        &[
+            "enqueue",
+            "emails",
+            r#"{"to": "a@b.c"}"#,
+            "--kind",
+            "send",
+            "--priority",
+            "-7",
+            "--max-attempts",
+            "9",
+            "--backoff",
+            "exponential:2s:1m",
+            "--delay",
+            "1h",
+        ],
+    ));
+    let id = id.trim();
+    let job = q.client.job("emails", id).await.unwrap();
+    assert_eq!(job.envelope.payload_json().unwrap(), json!({"to": "a@b.c"}));
+    assert_eq!(
+        (
+            job.envelope.kind.as_str(),
+            job.envelope.priority,
+            job.envelope.max_attempts
+        ),
+        ("send", -7, 9)
+    );
+    assert_eq!(
+        job.envelope.backoff,
+        Backoff::Exponential {
+            base_ms: 2_000,
+            cap_ms: 60_000,
+            jitter: true
+        }
+    );
+    assert_eq!(job.run_at_ms.unwrap() - job.created_at_ms, 3_600_000);
+
+    let at = ok(cli(
+        &url,
+        &[
+            "enqueue",
+            "emails",
+            "{}",
+            "--at",
+            "2030-01-01T10:00:00+02:00",
+            "--id",
+            "new-year",
+        ],
+    ));
+    assert_eq!(at, "new-year\n");
+    assert_eq!(
+        q.client.job("emails", "new-year").await.unwrap().run_at_ms,
+        Some(1_893_484_800_000)
+    );
+
+    let again = cli(&url, &["enqueue", "emails", r#"{"other": true}"#, "--id", "new-year"]);
+    assert_eq!(again.stderr, "job new-year already exists in emails; nothing written\n");
+    assert_eq!(ok(again), "new-year\n");
+}
+
+#[tokio::test]
+async fn enqueue_from_a_file_in_all_or_none_batches() {
+    let q = start().await;
+    let url = q.redis.url();
+    let lines: String = (0..2_500).map(|i| format!("{{\"n\": {i}}}\n\n")).collect();
+    assert_eq!(
+        ok(cli_with_stdin(&url, &["enqueue", "bulk", "--file", "-"], &lines)),
+        "added 2500 jobs to bulk\n"
+    );
+    assert_eq!(q.client.stats("bulk").await.unwrap().pending, 2_500);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.jsonl");
+    let mut bad: Vec<String> = (0..1_500).map(|i| format!("{{\"n\": {i}}}")).collect();
+    bad[1_199] = r#"{"n": 1199,}"#.into();
+    std::fs::write(&path, bad.join("\n")).unwrap();
+    let line = error_line(cli(&url, &["enqueue", "partial", "--file", path.to_str().unwrap()]));
+    assert_eq!(
+        line,
+        "error: line 1200: malformed JSON payload: trailing comma at line 1 column 12 \
+         (nothing of its batch was written; 1000 jobs from earlier lines were)"
+    );
+    assert_eq!(
+        q.client.stats("partial").await.unwrap().pending,
+        1_000,
+        "the first batch only"
+    );
+
+    let missing = error_line(cli(&url, &["enqueue", "q", "--file", "/nonexistent/jobs.jsonl"]));
+    assert!(
+        missing.starts_with("error: cannot open /nonexistent/jobs.jsonl: No such file"),
+        "{missing}"
+    );
+}
+
+#[tokio::test]
+async fn job_shows_a_job_as_text_and_json() {
+    let q = start().await;
+    let job = NewJob::new("send", &json!({"to": "x"}))
+        .unwrap()
+        .id("j1")
+        .priority(4)
+        .max_attempts(2);
+    q.client.enqueue("emails", job).await.unwrap();
+    let leased = q
+        .client
+        .pop("emails", 1, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .jobs
+        .remove(0);
+    q.client
+        .fail("emails", "j1", &leased.token, "smtp down", false)
+        .await
+        .unwrap();
+    let text = ok(cli(&q.redis.url(), &["job", "emails", "j1"]));
+    let fields: Vec<(&str, &str)> = text.lines().map(|l| (l[..11].trim_end(), l[12..].trim())).collect();
+    let get = |name: &str| fields.iter().find(|(n, _)| *n == name).map(|(_, v)| *v).unwrap();
+    assert_eq!(get("state"), "retrying");
+    assert_eq!(get("attempts"), "1 of 2");
+    assert_eq!(get("priority"), "4");
+    assert_eq!(get("last error"), "smtp down");
+    assert_eq!(get("payload"), r#"{"to":"x"}"#);
+    assert!(get("run at").ends_with('Z'));
+
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(cli(&q.redis.url(), &["job", "emails", "j1", "--json"]))).unwrap();
+    assert_eq!(json["state"], "retrying");
+    assert_eq!(json["attempts"], 1);
+    assert_eq!(json["payload"], json!({"to": "x"}));
+    assert_eq!(json["last_error"], "smtp down");
+}
+
+#[tokio::test]
+async fn dead_list_retry_and_purge() {
+    let q = start().await;
+    let url = q.redis.url();
+    for id in ["a", "b", "c"] {
+        q.client
+            .enqueue("q", NewJob::new("k", &1).unwrap().id(id).max_attempts(1))
+            .await
+            .unwrap();
+        let leased = q
+            .client
+            .pop("q", 1, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .jobs
+            .remove(0);
+        q.client
+            .fail("q", id, &leased.token, &format!("{id} broke\nsecond line"), false)
+            .await
+            .unwrap();
+    }
+    let list = ok(cli(&url, &["dead", "list", "q"]));
+    assert!(
+        list.contains("| ID | ATTEMPTS | FAILED AT") || list.contains("| ID "),
+        "{list}"
+    );
+    for id in ["a", "b", "c"] {
+        assert!(list.contains(&format!("{id} broke / second line")), "{list}");
+    }
+    assert!(list.ends_with("3 of 3 dead jobs\n"), "{list}");
+    let json: serde_json::Value = serde_json::from_str(&ok(cli(&url, &["dead", "list", "q", "--json"]))).unwrap();
+    assert_eq!(json["total"], 3);
+    let first = &json["jobs"][0];
+    assert!(first["id"].is_string() && first["attempts"] == 1 && first["failed_at_ms"].as_i64().unwrap() > 0);
+    assert!(first["error"].as_str().unwrap().ends_with("broke\nsecond line"));
+
+    assert_eq!(
+        ok(cli(&url, &["dead", "retry", "q", "a"])),
+        "moved 1 jobs from the dead letter back to q\n"
+    );
+    let missing = error_line(cli(&url, &["dead", "retry", "q", "a"]));
+    assert_eq!(missing, "error: job \"a\" not found in queue \"q (dead letter)\"");
+    assert_eq!(
+        ok(cli(&url, &["dead", "retry", "q", "--all"])),
+        "moved 2 jobs from the dead letter back to q\n"
+    );
+    let stats = q.client.stats("q").await.unwrap();
+    assert_eq!((stats.pending, stats.dead), (3, 0));
+    for leased in q.client.pop("q", 3, Duration::from_secs(60)).await.unwrap().jobs {
+        q.client
+            .fail("q", &leased.id, &leased.token, "again", true)
+            .await
+            .unwrap();
+    }
+    assert_eq!(ok(cli(&url, &["dead", "purge", "q"])), "purged 3 dead jobs from q\n");
+    assert_eq!(ok(cli(&url, &["dead", "list", "q"])), "the dead letter of q is empty\n");
+}
+
+#[tokio::test]
+async fn pause_resume_queues_and_scripts() {
+    let q = start().await;
+    let url = q.redis.url();
+    for name in ["b", "a"] {
+        q.client.enqueue(name, NewJob::new("k", &1).unwrap()).await.unwrap();
+    }
+    assert_eq!(ok(cli(&url, &["queues"])), "a\nb\n");
+    assert_eq!(ok(cli(&url, &["pause", "a"])), "paused a\n");
+    assert!(q.client.stats("a").await.unwrap().paused);
+    assert_eq!(ok(cli(&url, &["resume", "a"])), "resumed a\n");
+    assert!(!q.client.stats("a").await.unwrap().paused);
+
+    let scripts = ok(cli(&url, &["scripts"]));
+    let push = q.client.scripts().get("queue.push").unwrap();
+    let row = scripts.lines().find(|l| l.contains("queue.push ")).unwrap().to_owned();
+    assert!(row.contains(push.sha1()) && row.contains("yes"), "{row}");
+    let _: () = queue::fred::interfaces::LuaInterface::script_flush(q.client.redis(), false)
+        .await
+        .unwrap();
+    let scripts = ok(cli(&url, &["scripts"]));
+    assert!(
+        scripts
+            .lines()
+            .filter(|l| l.contains("queue."))
+            .all(|l| l.contains("| no ")),
+        "{scripts}"
+    );
+}
+
+#[tokio::test]
+async fn errors_are_one_clear_line_with_a_non_zero_exit() {
+    let q = start().await;
+    let url = q.redis.url();
+    q.client.enqueue("q", NewJob::new("k", &1).unwrap()).await.unwrap();
+    assert_eq!(
+        error_line(cli(&url, &["stats", "nope"])),
+        "error: unknown queue \"nope\""
+    );
+    assert_eq!(
+        error_line(cli(&url, &["pause", "nope"])),
+        "error: unknown queue \"nope\""
+    );
+    assert_eq!(
+        error_line(cli(&url, &["job", "q", "nope"])),
+        "error: job \"nope\" not found in queue \"q\""
+    );
+    assert_eq!(
+        error_line(cli(&url, &["enqueue", "q", r#"{"to": }"#])),
+        "error: malformed JSON payload: expected value at line 1 column 8"
+    );
+    assert_eq!(
+        error_line(cli(&url, &["enqueue", "a{b}", "{}"])),
+        "error: invalid queue name \"a{b}\": braces are reserved for the hash tag"
+    );
+    let big = format!("\"{}\"\n", "x".repeat(1 << 20));
+    assert_eq!(
+        error_line(cli_with_stdin(&url, &["enqueue", "q", "--file", "-"], &big)),
+        "error: line 1: payload of 1048581 bytes exceeds the limit of 1048576 bytes \
+         (nothing of its batch was written; 0 jobs from earlier lines were)"
+    );
+    let usage = cli(&url, &["enqueue", "q", "{}", "--delay", "-5s"]);
+    assert_eq!(usage.code, Some(2));
+    assert!(usage.stderr.contains("a delay cannot be negative"), "{}", usage.stderr);
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_named_with_the_password_masked() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://ops:hunter2@127.0.0.1:{port}");
+    let line = error_line(cli(&url, &["stats"]));
+    assert_eq!(
+        line,
+        format!("error: cannot connect to Redis at redis://ops:***@127.0.0.1:{port}: connection refused (is redis-server running there?)")
+    );
+    assert!(!line.contains("hunter2"));
+}
+
+#[tokio::test]
+async fn a_wrong_password_says_so() {
+    let redis = throwaway_redis::RedisServer::start_with(throwaway_redis::Options {
+        args: vec!["--requirepass".into(), "right-one".into()],
+        ..Default::default()
+    })
+    .unwrap();
+    let url = format!("redis://:wrong-one@127.0.0.1:{}", redis.port());
+    let line = error_line(cli(&url, &["queues"]));
+    assert_eq!(
+        line,
+        format!(
+            "error: cannot connect to Redis at redis://:***@127.0.0.1:{}: wrong username or password",
+            redis.port()
+        )
+    );
+    let no_password = error_line(cli(&format!("redis://127.0.0.1:{}", redis.port()), &["queues"]));
+    assert!(no_password.contains("authentication required"), "{no_password}");
+    assert_eq!(
+        ok(cli(
+            &format!("redis://:right-one@127.0.0.1:{}", redis.port()),
+            &["queues"]
+        )),
+        ""
+    );
+}
