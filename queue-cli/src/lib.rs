@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 mod admin;
+mod bench;
 mod enqueue;
 mod output;
 mod stats;
@@ -73,6 +74,9 @@ enum Command {
     Queues,
     /// The registered Lua scripts: name, SHA-1, whether the server has it cached.
     Scripts,
+    /// Measure enqueue and processing throughput, pickup latency, memory and idle cost
+    /// against this Redis's own ceiling (uses a temporary queue, removed afterwards).
+    Bench(bench::BenchArgs),
 }
 
 /// Parses the command line, runs it, prints errors in one line, and returns the exit code:
@@ -112,6 +116,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Scripts => admin::scripts(&connect(&cli.connect).await?).await,
+        Command::Bench(args) => bench::run(&cli.connect, args).await,
     }
 }
 
