@@ -536,3 +536,38 @@ async fn a_redis_restart_mid_run_loses_no_job() {
     shutdown.cancel();
     handle.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_stopped_worker_leaves_no_blocked_connection_to_steal_wake_ups() {
+    use queue::fred::{interfaces::ClientLike, types::InfoKind};
+    let q = start().await;
+    q.client
+        .enqueue("q", NewJob::new("task", &Task { n: 0 }).unwrap())
+        .await
+        .unwrap();
+    let worker = Worker::builder(q.client.clone())
+        .queue("q", 1)
+        .handle("task", |_task: Task, _ctx: JobContext| async { Ok(()) })
+        .build();
+    let (shutdown, handle) = spawn(worker);
+    processed(&q.client, "q", 1).await;
+    let blocked = || async {
+        let info: String = q.client.redis().info(Some(InfoKind::Clients)).await.unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("blocked_clients:"))
+            .unwrap()
+            .trim()
+            .parse::<u32>()
+            .unwrap()
+    };
+    eventually(
+        "the idle worker blocked on its wake-up list",
+        Duration::from_secs(10),
+        || async { (blocked().await == 1).then_some(()) },
+    )
+    .await;
+    shutdown.cancel();
+    handle.await.unwrap().unwrap();
+    // A BLPOP left behind would swallow the next marker meant for a live worker.
+    assert_eq!(blocked().await, 0);
+}

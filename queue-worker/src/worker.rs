@@ -13,6 +13,7 @@ use queue_core::{
     fred::{
         clients::Client,
         interfaces::{ClientLike, ListInterface},
+        types::{config::Blocking, Builder},
     },
     Envelope, Error, FailOutcome, Leased, QueueClient,
 };
@@ -284,7 +285,7 @@ impl Worker {
         let listeners = background.child_token();
         for (queue, _) in &shared.queues {
             let key = shared.client.keys(queue)?.wake().to_owned();
-            let blocking = shared.client.redis().clone_new();
+            let blocking = wake_client(shared.client.redis())?;
             tasks.spawn(listen(blocking, key, idle_rx.clone(), wake.clone(), listeners.clone()));
         }
         info!(queues = ?shared.queues.iter().map(|q| &q.0).collect::<Vec<_>>(), concurrency = shared.concurrency, "worker started");
@@ -807,10 +808,24 @@ async fn listen(
             Err(_) => debug!("wake-up wait timed out on the client side; retrying"),
         }
     }
-    // QUIT waits behind a BLPOP still blocked on the server; nothing needs to wait for it.
-    tokio::spawn(async move {
-        let _ = blocking.quit().await;
-    });
+    // A BLPOP left blocked on the server would take the next wake-up marker meant for another
+    // worker. In Interrupt mode any command first unblocks it (CLIENT UNBLOCK); QUIT alone
+    // does not, so a PING goes first.
+    let _ = tokio::time::timeout(Duration::from_secs(2), blocking.ping::<()>(None)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), blocking.quit()).await;
+}
+
+/// A connection of its own for blocking calls, so they never hold up the queue's commands.
+fn wake_client(main: &Client) -> queue_core::Result<Client> {
+    let mut config = main.client_config();
+    config.blocking = Blocking::Interrupt;
+    let mut builder = Builder::from_config(config);
+    builder.set_connection_config(main.connection_config().clone());
+    builder.set_performance_config(main.perf_config());
+    if let Some(policy) = main.client_reconnect_policy() {
+        builder.set_policy(policy);
+    }
+    Ok(builder.build()?)
 }
 
 /// Exponential retry delay for Redis errors: 100 ms doubling up to 5 s.
