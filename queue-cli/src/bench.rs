@@ -62,8 +62,13 @@ struct Report {
     redis_evalsha_per_s: f64,
     enqueue_jobs_per_s: f64,
     enqueue_ratio: f64,
+    /// Microseconds Redis spent in the queue's scripts per job enqueued.
+    enqueue_script_us_per_job: f64,
     process_jobs_per_s: f64,
     process_ratio: f64,
+    /// Microseconds Redis spent in the queue's scripts per job processed (pop, extend,
+    /// complete, reap).
+    process_script_us_per_job: f64,
     pickup_p50_ms: f64,
     pickup_p99_ms: f64,
     pickup_samples: usize,
@@ -112,15 +117,19 @@ async fn measure(client: &QueueClient, queue: &str, args: &BenchArgs) -> anyhow:
         enqueue(client, queue, args.backlog, args.payload_bytes, -1_000, &progress).await?;
     }
     progress.say(&format!("enqueueing {} jobs", args.jobs));
+    let script_time = script_usec(client).await?;
     let started = Instant::now();
     enqueue(client, queue, args.jobs, args.payload_bytes, 0, &progress).await?;
     let enqueue_rate = args.jobs as f64 / started.elapsed().as_secs_f64();
+    let enqueue_us = (script_usec(client).await? - script_time) / args.jobs as f64;
 
     progress.say(&format!(
         "processing {} jobs at concurrency {}",
         args.jobs, args.concurrency
     ));
+    let script_time = script_usec(client).await?;
     let process_rate = process(client, queue, args, &progress).await?;
+    let process_us = (script_usec(client).await? - script_time) / args.jobs as f64;
 
     progress.say("measuring pickup latency into an idle worker");
     let (p50, p99) = pickup_latency(client, queue, args.pickup_samples).await?;
@@ -145,8 +154,10 @@ async fn measure(client: &QueueClient, queue: &str, args: &BenchArgs) -> anyhow:
         redis_evalsha_per_s: ceiling.round(),
         enqueue_jobs_per_s: enqueue_rate.round(),
         enqueue_ratio: round2(enqueue_rate / ceiling),
+        enqueue_script_us_per_job: round2(enqueue_us),
         process_jobs_per_s: process_rate.round(),
         process_ratio: round2(process_rate / ceiling),
+        process_script_us_per_job: round2(process_us),
         pickup_p50_ms: round2(p50),
         pickup_p99_ms: round2(p99),
         pickup_samples: args.pickup_samples,
@@ -309,6 +320,17 @@ async fn idle_cpu(client: &QueueClient, queue: &str, workers: usize, time: Durat
     Ok(percent)
 }
 
+/// Total microseconds Redis has spent in EVALSHA calls (INFO commandstats).
+async fn script_usec(client: &QueueClient) -> anyhow::Result<f64> {
+    let info: String = client.redis().info(Some(InfoKind::CommandStats)).await?;
+    Ok(info
+        .lines()
+        .find_map(|line| line.strip_prefix("cmdstat_evalsha:"))
+        .and_then(|stats| stats.split(',').find_map(|kv| kv.strip_prefix("usec=")))
+        .and_then(|usec| usec.parse().ok())
+        .unwrap_or(0.0))
+}
+
 async fn redis_cpu_seconds(client: &QueueClient) -> anyhow::Result<f64> {
     let info: String = client.redis().info(Some(InfoKind::Cpu)).await?;
     let field = |name| info_field(&info, name).parse::<f64>().unwrap_or(0.0);
@@ -358,8 +380,8 @@ fn render(r: &Report) -> String {
     format!(
         "queue-cli bench: {jobs} no-op jobs, concurrency {c}, payload {p} bytes, backlog {b}, Redis {v}\n\
          \x20 Redis ceiling   {ceiling:>10.0} EVALSHA calls/s (pipelined, trivial script)\n\
-         \x20 enqueue         {enq:>10.0} jobs/s  ({er:.2}x the ceiling)\n\
-         \x20 process         {proc:>10.0} jobs/s  ({pr:.2}x the ceiling)\n\
+         \x20 enqueue         {enq:>10.0} jobs/s  ({er:.2}x the ceiling; scripts {eu:.1} us/job in Redis)\n\
+         \x20 process         {proc:>10.0} jobs/s  ({pr:.2}x the ceiling; scripts {pu:.1} us/job in Redis)\n\
          \x20 pickup latency  p50 {p50:.2} ms, p99 {p99:.2} ms  ({samples} jobs into an idle worker)\n\
          \x20 peak RSS        {rss:.1} MB\n\
          \x20 Redis CPU idle  {idle} with {workers} idle workers\n",
@@ -371,6 +393,8 @@ fn render(r: &Report) -> String {
         ceiling = r.redis_evalsha_per_s,
         enq = r.enqueue_jobs_per_s,
         er = r.enqueue_ratio,
+        eu = r.enqueue_script_us_per_job,
+        pu = r.process_script_us_per_job,
         proc = r.process_jobs_per_s,
         pr = r.process_ratio,
         p50 = r.pickup_p50_ms,
