@@ -7,25 +7,22 @@ if not keep_count or keep_count < 0 or not keep_age_ms or keep_age_ms < 0 or #AR
   return bad('expected keep_count, keep_age_ms, then id/token pairs')
 end
 
-local reply = {OK}
-local finished = {}
-for i = 3, #ARGV, 2 do
-  local id = ARGV[i]
-  if holds_lease(id, ARGV[i + 1]) then
-    finished[#finished + 1] = id
-    reply[#reply + 1] = OK
-  else
-    reply[#reply + 1] = LEASE_LOST
-  end
-end
-
+local finished, statuses = check_leases(3)
 if #finished > 0 then
   local now = now_ms()
-  for _, id in ipairs(finished) do
-    end_attempt(id)
-    redis.call('ZADD', K_COMPLETED, int(now), id)
+  local at = int(now)
+  local scored = {}
+  for i, id in ipairs(finished) do
+    scored[2 * i - 1] = at
+    scored[2 * i] = id
   end
+  end_attempts(finished)
+  variadic('ZADD', K_COMPLETED, scored)
   redis.call('HINCRBY', K_META, 'processed', #finished)
   trim(K_COMPLETED, keep_count, keep_age_ms, now)
+end
+local reply = {OK}
+for i = 1, #statuses do
+  reply[i + 1] = statuses[i]
 end
 return reply

@@ -6,8 +6,8 @@ if not limit or limit < 1 or #ARGV ~= 1 then
   return bad('expected limit >= 1')
 end
 local ids = redis.call('ZRANGE', K_DEAD, 0, limit - 1)
-for _, id in ipairs(ids) do
-  redis.call('ZREM', K_DEAD, id)
-  forget(id)
+if #ids > 0 then
+  variadic('ZREM', K_DEAD, ids)
+  forget(ids)
 end
 return {OK, #ids}

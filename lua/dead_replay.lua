@@ -23,12 +23,15 @@ for _, id in ipairs(ids) do
     missing[#missing + 1] = id
   end
 end
-local now = now_ms()
-for _, id in ipairs(replay) do
-  local props = parse_props(id)
-  redis.call('ZREM', K_DEAD, id)
-  redis.call('HSET', K_ATTEMPTS, id, 0)
-  make_available(id, props and props.priority or 0, now)
+if #replay > 0 then
+  local fresh = {}
+  for i, id in ipairs(replay) do
+    fresh[2 * i - 1] = id
+    fresh[2 * i] = 0
+  end
+  variadic('ZREM', K_DEAD, replay)
+  variadic('HSET', K_ATTEMPTS, fresh)
+  make_available(replay, priorities_of(replay), now_ms())
 end
 local reply = {OK, #replay}
 for _, id in ipairs(missing) do

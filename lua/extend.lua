@@ -6,18 +6,20 @@ if not lease_ms or lease_ms < 1 or #ARGV % 2 ~= 1 then
   return bad('expected lease_ms, then id/token pairs')
 end
 local deadline = int(now_ms() + lease_ms)
-local reply = {OK, deadline}
-local renew = {}
-for i = 2, #ARGV, 2 do
-  local id = ARGV[i]
-  if holds_lease(id, ARGV[i + 1]) then
-    renew[#renew + 1] = id
-    reply[#reply + 1] = OK
-  else
-    reply[#reply + 1] = LEASE_LOST
+local held, statuses = check_leases(2)
+local scored = {}
+for i, id in ipairs(held) do
+  scored[2 * i - 1] = deadline
+  scored[2 * i] = id
+end
+if #scored > 0 then
+  redis.call('ZADD', K_ACTIVE, 'XX', unpack(scored, 1, math.min(#scored, CHUNK)))
+  for i = CHUNK + 1, #scored, CHUNK do
+    redis.call('ZADD', K_ACTIVE, 'XX', unpack(scored, i, math.min(i + CHUNK - 1, #scored)))
   end
 end
-for _, id in ipairs(renew) do
-  redis.call('ZADD', K_ACTIVE, 'XX', deadline, id)
+local reply = {OK, deadline}
+for i = 1, #statuses do
+  reply[i + 2] = statuses[i]
 end
 return reply

@@ -9,22 +9,22 @@ if #ARGV ~= 7 or (permanent ~= '0' and permanent ~= '1') or not entropy or not k
     or not keep_age_ms then
   return bad('expected id, token, error, permanent, entropy, keep_dead_count, keep_dead_age_ms')
 end
-if not holds_lease(id, token) then
+if redis.call('HGET', K_TOKENS, id) ~= token then
   return {LEASE_LOST}
 end
-local props = parse_props(id)
+local props = props_of(id)
 if not props then
   return bad('job ' .. id .. ' has no properties')
 end
 
 local now = now_ms()
 local attempt = tonumber(redis.call('HGET', K_ATTEMPTS, id) or '0')
-end_attempt(id)
+end_attempts({id})
 redis.call('HSET', K_ERRORS, id, message)
 redis.call('HINCRBY', K_META, 'failed', 1)
 
 if permanent == '1' or attempt >= props.max_attempts then
-  bury(id, now, keep_count, keep_age_ms)
+  bury({id}, now, keep_count, keep_age_ms)
   return {OK, 'dead', int(now)}
 end
 
@@ -39,8 +39,8 @@ if props.jitter and delay > 1 then
   delay = half + entropy % (delay - half + 1)
 end
 if delay <= 0 then
-  make_available(id, props.priority, now)
+  make_available({id}, {props.priority}, now)
   return {OK, 'retry', int(now)}
 end
-schedule(K_RETRYING, id, now + delay)
+schedule(K_RETRYING, {id}, {now + delay})
 return {OK, 'retry', int(now + delay)}

@@ -23,14 +23,15 @@ for _, entry in ipairs({
     break
   end
 end
+local since = run_at(id)
 if state == 'pending' then
-  score = redis.call('HGET', K_RUNAT, id)
+  score = since
 end
 return {
   OK, state, envelope,
   tonumber(redis.call('HGET', K_ATTEMPTS, id) or '0'),
   redis.call('HGET', K_ERRORS, id) or '',
   redis.call('HGET', K_PROPS, id) or '',
-  redis.call('HGET', K_RUNAT, id) or '',
+  since and int(since) or '',
   score or '',
 }

@@ -15,10 +15,9 @@ end
 
 for _, zset in ipairs({K_SCHEDULED, K_RETRYING}) do
   local due = redis.call('ZRANGEBYSCORE', zset, '-inf', int(now), 'LIMIT', 0, promote_limit)
-  for _, id in ipairs(due) do
-    redis.call('ZREM', zset, id)
-    local props = parse_props(id)
-    make_available(id, props and props.priority or 0, now)
+  if #due > 0 then
+    variadic('ZREM', zset, due)
+    make_available(due, priorities_of(due), nil)
   end
 end
 
@@ -26,19 +25,32 @@ local reply = {OK, int(now), 0, 0}
 local popped = redis.call('ZPOPMIN', K_PENDING, count)
 local taken = #popped / 2
 if taken > 0 then
+  local ids = {}
+  for i = 1, taken do
+    ids[i] = popped[i * 2 - 1]
+  end
   local last_token = redis.call('HINCRBY', K_META, 'token', taken)
   local deadline = int(now + lease_ms)
-  for i = 1, taken do
-    local id = popped[i * 2 - 1]
+  local attempts = hmget(K_ATTEMPTS, ids)
+  local envelopes = hmget(K_JOBS, ids)
+  local active, tokens, counts = {}, {}, {}
+  for i, id in ipairs(ids) do
     local token = tostring(last_token - taken + i)
-    redis.call('ZADD', K_ACTIVE, deadline, id)
-    redis.call('HSET', K_TOKENS, id, token)
-    local attempt = redis.call('HINCRBY', K_ATTEMPTS, id, 1)
+    local attempt = (tonumber(attempts[i]) or 0) + 1
+    active[2 * i - 1] = deadline
+    active[2 * i] = id
+    tokens[2 * i - 1] = id
+    tokens[2 * i] = token
+    counts[2 * i - 1] = id
+    counts[2 * i] = attempt
     reply[#reply + 1] = id
-    reply[#reply + 1] = redis.call('HGET', K_JOBS, id) or ''
+    reply[#reply + 1] = envelopes[i] or ''
     reply[#reply + 1] = attempt
     reply[#reply + 1] = token
   end
+  variadic('ZADD', K_ACTIVE, active)
+  variadic('HSET', K_TOKENS, tokens)
+  variadic('HSET', K_ATTEMPTS, counts)
 end
 
 -- Work left behind goes to the next idle worker.

@@ -34,26 +34,48 @@ local PRIORITY_LIMIT = 1000
 -- O(log n) amortised even when a retention limit is lowered on a large set.
 local TRIM_BATCH = 100
 
+-- Values per variadic command: commands take their arguments through Lua's unpack, which
+-- refuses more than ~8000; chunks keep every call far below that on any backlog.
+local CHUNK = 512
+
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Lua formats numbers with 14 significant digits; scores and times are formatted exactly.
+-- Lua turns numbers into strings with 14 significant digits: exact below 10^14, where the
+-- number can be passed as it is. Larger scores (high priorities) are formatted exactly.
 local function int(n)
+  if n < 1e14 and n > -1e14 then
+    return n
+  end
   return string.format('%.0f', n)
-end
-
-local function is_int(s)
-  return type(s) == 'string' and string.match(s, '^%-?%d+$') ~= nil and #s <= 16
 end
 
 local function bad(message)
   return {BAD_ARGUMENT, message}
 end
 
-local function parse_props(id)
-  local raw = redis.call('HGET', K_PROPS, id)
+-- `command key v1 v2 ...` in chunks (CHUNK is even, so pairs stay together).
+local function variadic(command, key, values)
+  for i = 1, #values, CHUNK do
+    redis.call(command, key, unpack(values, i, math.min(i + CHUNK - 1, #values)))
+  end
+end
+
+-- HMGET in chunks; missing fields come back as false.
+local function hmget(key, fields)
+  local values = {}
+  for i = 1, #fields, CHUNK do
+    local part = redis.call('HMGET', key, unpack(fields, i, math.min(i + CHUNK - 1, #fields)))
+    for j = 1, #part do
+      values[#values + 1] = part[j]
+    end
+  end
+  return values
+end
+
+local function parse_props(raw)
   if not raw then
     return nil
   end
@@ -63,6 +85,20 @@ local function parse_props(id)
     created = tonumber(created), priority = tonumber(priority), max_attempts = tonumber(max_attempts),
     backoff = kind, base = tonumber(base), cap = tonumber(cap), jitter = jitter == '1',
   }
+end
+
+local function props_of(id)
+  return parse_props(redis.call('HGET', K_PROPS, id))
+end
+
+-- Priorities of many jobs (0 for a job without properties).
+local function priorities_of(ids)
+  local priorities = {}
+  local raw = hmget(K_PROPS, ids)
+  for i = 1, #ids do
+    priorities[i] = tonumber(raw[i] and string.match(raw[i], '^%d+|(%-?%d+)|') or 0)
+  end
+  return priorities
 end
 
 local woken = false
@@ -77,13 +113,43 @@ local function wake()
   end
 end
 
--- The one way a job becomes ready to run: every path (push, promotion of due jobs, retry,
--- reap, replay, release) goes through here, so no path can forget to wake the workers.
-local function make_available(id, priority, now)
-  local seq = redis.call('HINCRBY', K_META, 'seq', 1)
-  redis.call('ZADD', K_PENDING, int(-priority * PRIORITY_SPAN + seq), id)
-  redis.call('HSET', K_RUNAT, id, int(now))
+-- The one way jobs become ready to run: every path (push, promotion of due jobs, retry, reap,
+-- replay, release) goes through here, so no path can forget to wake the workers.
+-- `priorities[i]` is the priority of `ids[i]`. The time a job became ready (for latency) is
+-- recorded as `since`, unless `since` is nil: then the job's run-at time already says it (a
+-- new job's is its creation time, a promoted job's is its due time).
+local function make_available(ids, priorities, since)
+  local n = #ids
+  if n == 0 then
+    return
+  end
+  local first = redis.call('HINCRBY', K_META, 'seq', n) - n
+  local scored = {}
+  for i = 1, n do
+    scored[2 * i - 1] = int(-priorities[i] * PRIORITY_SPAN + first + i)
+    scored[2 * i] = ids[i]
+  end
+  variadic('ZADD', K_PENDING, scored)
+  if since then
+    local at = int(since)
+    local runat = {}
+    for i = 1, n do
+      runat[2 * i - 1] = ids[i]
+      runat[2 * i] = at
+    end
+    variadic('HSET', K_RUNAT, runat)
+  end
   wake()
+end
+
+-- When a job became (or becomes) runnable: its run-at time, or else its creation time.
+local function run_at(id)
+  local at = redis.call('HGET', K_RUNAT, id)
+  if at then
+    return tonumber(at)
+  end
+  local props = redis.call('HGET', K_PROPS, id)
+  return props and tonumber(string.match(props, '^(%d+)|')) or nil
 end
 
 local function earliest_due()
@@ -100,25 +166,42 @@ local function earliest_due()
   return first
 end
 
--- Parks a job until `due` in `zset` (scheduled or retrying). Idle workers sleep until the
--- earliest due time they know of, so a job that becomes the earliest wakes them to re-plan.
-local function schedule(zset, id, due)
+-- Parks jobs until their due time in `zset` (scheduled or retrying); `dues[i]` is for `ids[i]`.
+-- Idle workers sleep until the earliest due time they know of, so a job that becomes the
+-- earliest wakes them to re-plan.
+local function schedule(zset, ids, dues)
+  local n = #ids
+  if n == 0 then
+    return
+  end
   local previous = earliest_due()
-  redis.call('ZADD', zset, int(due), id)
-  redis.call('HSET', K_RUNAT, id, int(due))
-  if previous == nil or due < previous then
+  local scored, runat = {}, {}
+  local soonest = dues[1]
+  for i = 1, n do
+    local due = int(dues[i])
+    scored[2 * i - 1] = due
+    scored[2 * i] = ids[i]
+    runat[2 * i - 1] = ids[i]
+    runat[2 * i] = due
+    if dues[i] < soonest then
+      soonest = dues[i]
+    end
+  end
+  variadic('ZADD', zset, scored)
+  variadic('HSET', K_RUNAT, runat)
+  if previous == nil or soonest < previous then
     wake()
   end
 end
 
--- Removes every trace of a finished job.
-local function forget(id)
-  redis.call('HDEL', K_JOBS, id)
-  redis.call('HDEL', K_ATTEMPTS, id)
-  redis.call('HDEL', K_TOKENS, id)
-  redis.call('HDEL', K_ERRORS, id)
-  redis.call('HDEL', K_PROPS, id)
-  redis.call('HDEL', K_RUNAT, id)
+-- Removes every trace of finished jobs (their lease token went when their last attempt ended).
+local function forget(ids)
+  if #ids == 0 then
+    return
+  end
+  for _, hash in ipairs({K_JOBS, K_ATTEMPTS, K_ERRORS, K_PROPS, K_RUNAT}) do
+    variadic('HDEL', hash, ids)
+  end
 end
 
 -- Bounds a retention set (completed or dead) by count and by age, forgetting what falls out.
@@ -135,25 +218,53 @@ local function trim(zset, keep_count, keep_age_ms, now)
       victims[#victims + 1] = id
     end
   end
-  for _, id in ipairs(victims) do
-    redis.call('ZREM', zset, id)
-    forget(id)
+  if #victims > 0 then
+    variadic('ZREM', zset, victims)
+    forget(victims)
   end
 end
 
--- Ends a job's current attempt: it leaves `active` and its lease token is void.
-local function end_attempt(id)
-  redis.call('ZREM', K_ACTIVE, id)
-  redis.call('HDEL', K_TOKENS, id)
+-- Ends the current attempt of jobs: they leave `active` and their lease tokens are void.
+local function end_attempts(ids)
+  variadic('ZREM', K_ACTIVE, ids)
+  variadic('HDEL', K_TOKENS, ids)
 end
 
-local function bury(id, now, keep_count, keep_age_ms)
-  redis.call('ZADD', K_DEAD, int(now), id)
-  redis.call('HINCRBY', K_META, 'dead', 1)
+-- Moves jobs to the dead letter, keeping it within its retention.
+local function bury(ids, now, keep_count, keep_age_ms)
+  if #ids == 0 then
+    return
+  end
+  local scored = {}
+  local at = int(now)
+  for i, id in ipairs(ids) do
+    scored[2 * i - 1] = at
+    scored[2 * i] = id
+  end
+  variadic('ZADD', K_DEAD, scored)
+  redis.call('HINCRBY', K_META, 'dead', #ids)
   trim(K_DEAD, keep_count, keep_age_ms, now)
 end
 
--- A lease token is valid when it is the one recorded for the job's current attempt.
-local function holds_lease(id, token)
-  return redis.call('HGET', K_TOKENS, id) == token
+-- Splits `id, token` pairs from ARGV[first..] into the jobs whose token is the one recorded
+-- for their current attempt (held) and a status per pair (OK or LEASE_LOST).
+local function check_leases(first)
+  local ids, tokens = {}, {}
+  for i = first, #ARGV, 2 do
+    ids[#ids + 1] = ARGV[i]
+    tokens[#tokens + 1] = ARGV[i + 1]
+  end
+  local current = hmget(K_TOKENS, ids)
+  local held, statuses, seen = {}, {}, {}
+  for i = 1, #ids do
+    -- A job named twice in one call is settled once.
+    if current[i] == tokens[i] and not seen[ids[i]] then
+      seen[ids[i]] = true
+      held[#held + 1] = ids[i]
+      statuses[i] = OK
+    else
+      statuses[i] = LEASE_LOST
+    end
+  end
+  return held, statuses
 end

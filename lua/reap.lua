@@ -14,19 +14,26 @@ end
 
 local now = now_ms()
 local expired = redis.call('ZRANGEBYSCORE', K_ACTIVE, '-inf', '(' .. int(now), 'LIMIT', 0, limit)
-local requeued, buried = 0, 0
-for _, id in ipairs(expired) do
-  local props = parse_props(id)
-  local attempt = tonumber(redis.call('HGET', K_ATTEMPTS, id) or '0')
-  end_attempt(id)
-  redis.call('HSET', K_ERRORS, id, 'lease expired')
-  redis.call('HINCRBY', K_META, 'failed', 1)
-  if not props or attempt >= props.max_attempts then
-    bury(id, now, keep_count, keep_age_ms)
-    buried = buried + 1
-  else
-    make_available(id, props.priority, now)
-    requeued = requeued + 1
-  end
+if #expired == 0 then
+  return {OK, 0, 0}
 end
-return {OK, requeued, buried}
+local props = hmget(K_PROPS, expired)
+local attempts = hmget(K_ATTEMPTS, expired)
+local requeue, priorities, buried, errors = {}, {}, {}, {}
+for i, id in ipairs(expired) do
+  local p = parse_props(props[i])
+  if not p or (tonumber(attempts[i]) or 0) >= p.max_attempts then
+    buried[#buried + 1] = id
+  else
+    requeue[#requeue + 1] = id
+    priorities[#priorities + 1] = p.priority
+  end
+  errors[2 * i - 1] = id
+  errors[2 * i] = 'lease expired'
+end
+end_attempts(expired)
+variadic('HSET', K_ERRORS, errors)
+redis.call('HINCRBY', K_META, 'failed', #expired)
+bury(buried, now, keep_count, keep_age_ms)
+make_available(requeue, priorities, now)
+return {OK, #requeue, #buried}

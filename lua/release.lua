@@ -5,24 +5,20 @@
 if #ARGV % 2 ~= 0 then
   return bad('expected id/token pairs')
 end
-local reply = {OK}
-local released = {}
-for i = 1, #ARGV, 2 do
-  local id = ARGV[i]
-  if holds_lease(id, ARGV[i + 1]) then
-    released[#released + 1] = id
-    reply[#reply + 1] = OK
-  else
-    reply[#reply + 1] = LEASE_LOST
-  end
-end
+local released, statuses = check_leases(1)
 if #released > 0 then
-  local now = now_ms()
-  for _, id in ipairs(released) do
-    local props = parse_props(id)
-    end_attempt(id)
-    redis.call('HINCRBY', K_ATTEMPTS, id, -1)
-    make_available(id, props and props.priority or 0, now)
+  local attempts = hmget(K_ATTEMPTS, released)
+  local uncounted = {}
+  for i, id in ipairs(released) do
+    uncounted[2 * i - 1] = id
+    uncounted[2 * i] = math.max(0, (tonumber(attempts[i]) or 0) - 1)
   end
+  end_attempts(released)
+  variadic('HSET', K_ATTEMPTS, uncounted)
+  make_available(released, priorities_of(released), now_ms())
+end
+local reply = {OK}
+for i = 1, #statuses do
+  reply[i + 1] = statuses[i]
 end
 return reply

@@ -6,8 +6,7 @@ local meta = redis.call('HMGET', K_META, 'enqueued', 'processed', 'failed', 'dea
 local latency = 0
 local head = redis.call('ZRANGE', K_PENDING, 0, 0)[1]
 if head then
-  local since = tonumber(redis.call('HGET', K_RUNAT, head) or now)
-  latency = math.max(0, now - since)
+  latency = math.max(0, now - (run_at(head) or now))
 end
 return {
   OK,

@@ -33,15 +33,11 @@ async fn the_script_itself_refuses_a_bad_bulk_and_writes_nothing() {
         2.into(),
         "a".into(),
         "env".into(),
-        "0".into(),
-        "3".into(),
-        "f|0|0|0".into(),
+        "0|3|f|0|0|0".into(),
         "".into(),
         "b".into(),
         "env".into(),
-        "0".into(),
-        "3".into(),
-        "bogus".into(),
+        "0|3|bogus".into(),
         "".into(),
     ];
     let err = q
@@ -52,7 +48,7 @@ async fn the_script_itself_refuses_a_bad_bulk_and_writes_nothing() {
     let reply = err.unwrap();
     let items = reply.into_array();
     assert_eq!(items[0].as_i64(), Some(1), "BAD_ARGUMENT");
-    assert!(items[1].as_str().unwrap().contains("job 2: malformed backoff"));
+    assert!(items[1].as_str().unwrap().contains("job 2: malformed properties"));
     use queue::fred::interfaces::KeysInterface;
     let count: i64 = q.client.redis().exists(keys.all().to_vec()).await.unwrap();
     assert_eq!(count, 0, "no key written");

@@ -257,7 +257,7 @@ impl NewJob {
     }
 
     /// Checks the options and builds what the PUSH script receives for this job.
-    pub(crate) fn into_push_fields(self, queue: &str, max_payload: usize) -> Result<(String, [Vec<u8>; 6])> {
+    pub(crate) fn into_push_fields(self, queue: &str, max_payload: usize) -> Result<(String, [Vec<u8>; 4])> {
         self.check(max_payload)?;
         let when = match self.run_at {
             RunAt::Now => String::new(),
@@ -275,12 +275,11 @@ impl NewJob {
             backoff: self.backoff,
             timeout_ms: self.timeout.map(millis),
         };
+        let props = format!("{}|{}|{}", self.priority, self.max_attempts, self.backoff.script_spec());
         let fields = [
             id.clone().into_bytes(),
             envelope.to_msgpack(),
-            self.priority.to_string().into_bytes(),
-            self.max_attempts.to_string().into_bytes(),
-            self.backoff.script_spec().into_bytes(),
+            props.into_bytes(),
             when.into_bytes(),
         ];
         Ok((id, fields))
