@@ -4,10 +4,38 @@ use std::time::{Duration, Instant};
 use queue::{ConnectOptions, QueueClient, QueueConfig};
 use throwaway_redis::RedisServer;
 
-#[allow(dead_code)] // `redis` keeps the server alive; some tests also restart it
 pub struct TestQueue {
     pub client: QueueClient,
-    pub redis: RedisServer,
+    pub redis: TestRedis,
+}
+
+/// The Redis a test runs against: a local redis-server (the default), or a Docker container
+/// when built with `--features testcontainers` and run with `QUEUE_TEST_REDIS=testcontainers`.
+pub enum TestRedis {
+    Local(RedisServer),
+    #[cfg(feature = "testcontainers")]
+    Container(Box<throwaway_redis::container::RedisContainer>),
+}
+
+impl TestRedis {
+    pub async fn start() -> Self {
+        #[cfg(feature = "testcontainers")]
+        if std::env::var("QUEUE_TEST_REDIS").as_deref() == Ok("testcontainers") {
+            let container = throwaway_redis::container::RedisContainer::start("7.2").await;
+            return TestRedis::Container(Box::new(
+                container.expect("start a Redis container (is Docker running?)"),
+            ));
+        }
+        TestRedis::Local(RedisServer::start().expect("start redis-server"))
+    }
+
+    pub fn url(&self) -> String {
+        match self {
+            TestRedis::Local(server) => server.url(),
+            #[cfg(feature = "testcontainers")]
+            TestRedis::Container(container) => container.url(),
+        }
+    }
 }
 
 pub async fn start() -> TestQueue {
@@ -15,7 +43,7 @@ pub async fn start() -> TestQueue {
 }
 
 pub async fn start_with(config: QueueConfig) -> TestQueue {
-    let redis = RedisServer::start().expect("start redis-server");
+    let redis = TestRedis::start().await;
     let client = QueueClient::connect_with(&ConnectOptions::new(redis.url()), config)
         .await
         .expect("connect");

@@ -204,3 +204,43 @@ fn ping(port: u16) -> bool {
 pub fn temp_root() -> PathBuf {
     std::env::temp_dir()
 }
+
+/// Redis in a Docker container through testcontainers: the opt-in alternative where a Docker
+/// engine runs (`--features testcontainers`). These machines have none, so the local
+/// `redis-server` stays the default path.
+#[cfg(feature = "testcontainers")]
+pub mod container {
+    use testcontainers::{
+        core::{IntoContainerPort, WaitFor},
+        runners::AsyncRunner,
+        ContainerAsync, GenericImage,
+    };
+
+    /// A Redis container; stopped and removed on drop.
+    pub struct RedisContainer {
+        _container: ContainerAsync<GenericImage>,
+        url: String,
+    }
+
+    impl RedisContainer {
+        /// Starts `redis:<tag>` and waits until it accepts connections.
+        pub async fn start(tag: &str) -> Result<Self, testcontainers::TestcontainersError> {
+            let container = GenericImage::new("redis", tag)
+                .with_exposed_port(6379.tcp())
+                .with_wait_for(WaitFor::message_on_stdout("Ready to accept connections"))
+                .start()
+                .await?;
+            let host = container.get_host().await?;
+            let port = container.get_host_port_ipv4(6379).await?;
+            Ok(RedisContainer {
+                _container: container,
+                url: format!("redis://{host}:{port}"),
+            })
+        }
+
+        /// The URL to connect to.
+        pub fn url(&self) -> String {
+            self.url.clone()
+        }
+    }
+}
