@@ -63,6 +63,11 @@ pub enum QueueOrder {
 /// # Ok(()) }
 /// ```
 pub struct WorkerBuilder {
+    setup: Setup,
+}
+
+/// What a worker is made of; the builder fills it in, the running worker reads it.
+struct Setup {
     client: QueueClient,
     queues: Vec<(String, u32)>,
     order: QueueOrder,
@@ -80,52 +85,52 @@ impl WorkerBuilder {
     /// Adds a queue with a weight (used with [`QueueOrder::Weighted`]; with `Strict`, the order
     /// of the calls is the priority).
     pub fn queue(mut self, name: impl Into<String>, weight: u32) -> Self {
-        self.queues.push((name.into(), weight.max(1)));
+        self.setup.queues.push((name.into(), weight.max(1)));
         self
     }
 
     /// How to choose among queues (default `Strict`).
     pub fn order(mut self, order: QueueOrder) -> Self {
-        self.order = order;
+        self.setup.order = order;
         self
     }
 
     /// How many jobs run at once (default 10).
     pub fn concurrency(mut self, concurrency: usize) -> Self {
-        self.concurrency = concurrency.max(1);
+        self.setup.concurrency = concurrency.max(1);
         self
     }
 
     /// Lease per attempt, renewed every third of it while the handler runs (default 30 s).
     /// A worker that dies loses its jobs' leases after at most this long.
     pub fn lease(mut self, lease: Duration) -> Self {
-        self.lease = lease.max(Duration::from_millis(100));
+        self.setup.lease = lease.max(Duration::from_millis(100));
         self
     }
 
     /// How long in-flight jobs may finish after a shutdown signal (default 10 s); the rest go
     /// back to pending without counting an attempt.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
-        self.shutdown_timeout = timeout;
+        self.setup.shutdown_timeout = timeout;
         self
     }
 
     /// How often the fleet sweeps expired leases (default 5 s; one sweep per interval in all).
     pub fn reap_interval(mut self, interval: Duration) -> Self {
-        self.reap_interval = interval.max(Duration::from_millis(10));
+        self.setup.reap_interval = interval.max(Duration::from_millis(10));
         self
     }
 
     /// Time limit per attempt for jobs that do not set their own (default none).
     pub fn job_timeout(mut self, timeout: Duration) -> Self {
-        self.job_timeout = Some(timeout);
+        self.setup.job_timeout = Some(timeout);
         self
     }
 
     /// How often an idle worker looks again without being woken (default 5 s): a safety net
     /// for wake-ups lost with a dropped connection, not the way work is found.
     pub fn idle_recheck(mut self, interval: Duration) -> Self {
-        self.idle_recheck = interval.max(Duration::from_millis(10));
+        self.setup.idle_recheck = interval.max(Duration::from_millis(10));
         self
     }
 
@@ -137,7 +142,7 @@ impl WorkerBuilder {
         F: Fn(T, JobContext) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = JobResult> + Send + 'static,
     {
-        self.handlers.insert(kind.into(), handler::typed(handler));
+        self.setup.handlers.insert(kind.into(), handler::typed(handler));
         self
     }
 
@@ -148,7 +153,7 @@ impl WorkerBuilder {
         F: Fn(JobContext) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = JobResult> + Send + 'static,
     {
-        self.fallback = Some(handler::raw(handler));
+        self.setup.fallback = Some(handler::raw(handler));
         self
     }
 
@@ -156,17 +161,7 @@ impl WorkerBuilder {
     pub fn build(self) -> Worker {
         Worker {
             shared: Arc::new(Shared {
-                client: self.client,
-                queues: self.queues,
-                order: self.order,
-                concurrency: self.concurrency,
-                lease: self.lease,
-                shutdown_timeout: self.shutdown_timeout,
-                reap_interval: self.reap_interval,
-                job_timeout: self.job_timeout,
-                idle_recheck: self.idle_recheck,
-                handlers: self.handlers,
-                fallback: self.fallback,
+                setup: self.setup,
                 in_flight: Mutex::new(HashMap::new()),
                 report: Counters::default(),
             }),
@@ -205,19 +200,17 @@ struct InFlight {
 }
 
 struct Shared {
-    client: QueueClient,
-    queues: Vec<(String, u32)>,
-    order: QueueOrder,
-    concurrency: usize,
-    lease: Duration,
-    shutdown_timeout: Duration,
-    reap_interval: Duration,
-    job_timeout: Option<Duration>,
-    idle_recheck: Duration,
-    handlers: HashMap<String, ErasedHandler>,
-    fallback: Option<ErasedHandler>,
+    setup: Setup,
     in_flight: Mutex<HashMap<JobKey, InFlight>>,
     report: Counters,
+}
+
+impl std::ops::Deref for Shared {
+    type Target = Setup;
+
+    fn deref(&self) -> &Setup {
+        &self.setup
+    }
 }
 
 /// A worker: runs handlers for jobs from its queues until its shutdown token is cancelled.
@@ -242,17 +235,19 @@ impl Worker {
     /// Starts building a worker on `client`.
     pub fn builder(client: QueueClient) -> WorkerBuilder {
         WorkerBuilder {
-            client,
-            queues: Vec::new(),
-            order: QueueOrder::Strict,
-            concurrency: 10,
-            lease: Duration::from_secs(30),
-            shutdown_timeout: Duration::from_secs(10),
-            reap_interval: Duration::from_secs(5),
-            job_timeout: None,
-            idle_recheck: Duration::from_secs(5),
-            handlers: HashMap::new(),
-            fallback: None,
+            setup: Setup {
+                client,
+                queues: Vec::new(),
+                order: QueueOrder::Strict,
+                concurrency: 10,
+                lease: Duration::from_secs(30),
+                shutdown_timeout: Duration::from_secs(10),
+                reap_interval: Duration::from_secs(5),
+                job_timeout: None,
+                idle_recheck: Duration::from_secs(5),
+                handlers: HashMap::new(),
+                fallback: None,
+            },
         }
     }
 
@@ -561,44 +556,34 @@ async fn settle(
                 job.finished = true;
             }
             let (queue, id) = &key;
-            let mut retry = RetryDelay::default();
-            loop {
-                match shared
+            let recorded = until_recorded(give_up, "the failure", || {
+                shared
                     .client
                     .fail(queue, id, &leased.token, error.message(), error.is_permanent())
-                    .await
-                {
-                    Ok(FailOutcome::Retry { at_ms }) => {
-                        shared.report.retried.fetch_add(1, Ordering::Relaxed);
-                        warn!(
-                            error = error.message(),
-                            retry_at_ms = at_ms,
-                            "attempt failed; will retry"
-                        );
-                        break;
-                    }
-                    Ok(FailOutcome::Dead) => {
-                        shared.report.dead.fetch_add(1, Ordering::Relaxed);
-                        error!(
-                            error = error.message(),
-                            permanent = error.is_permanent(),
-                            "job moved to the dead letter"
-                        );
-                        break;
-                    }
-                    Err(Error::LeaseLost { .. }) => {
-                        warn!("lease lost before the failure was recorded; another worker owns the job");
-                        break;
-                    }
-                    Err(redis_error) => {
-                        let delay = retry.next();
-                        warn!(%redis_error, retry_in = ?delay, "cannot record the failure; retrying");
-                        tokio::select! {
-                            _ = sleep(delay) => {}
-                            _ = give_up.cancelled() => break,
-                        }
-                    }
+            })
+            .await;
+            match recorded {
+                Some(Ok(FailOutcome::Retry { at_ms })) => {
+                    shared.report.retried.fetch_add(1, Ordering::Relaxed);
+                    warn!(
+                        error = error.message(),
+                        retry_at_ms = at_ms,
+                        "attempt failed; will retry"
+                    );
                 }
+                Some(Ok(FailOutcome::Dead)) => {
+                    shared.report.dead.fetch_add(1, Ordering::Relaxed);
+                    error!(
+                        error = error.message(),
+                        permanent = error.is_permanent(),
+                        "job moved to the dead letter"
+                    );
+                }
+                Some(Err(Error::LeaseLost { .. })) => {
+                    warn!("lease lost before the failure was recorded; another worker owns the job");
+                }
+                Some(Err(other)) => error!(%other, "cannot record the failure; its lease will expire"),
+                None => {}
             }
             shared.in_flight.lock().expect("in-flight lock").remove(&key);
         }
@@ -620,32 +605,22 @@ async fn acker(shared: Arc<Shared>, mut acks: mpsc::UnboundedReceiver<Ack>, give
         }
         for (queue, batch) in by_queue {
             let pairs: Vec<(&str, &str)> = batch.iter().map(|(id, token)| (id.as_str(), token.as_str())).collect();
-            let mut retry = RetryDelay::default();
-            loop {
-                match shared.client.complete(&queue, &pairs).await {
-                    Ok(held) => {
-                        for ((id, _), held) in batch.iter().zip(held) {
-                            if held {
-                                shared.report.completed.fetch_add(1, Ordering::Relaxed);
-                                debug!(queue, id, "completed");
-                            } else {
-                                warn!(
-                                    queue,
-                                    id, "lease lost before completion was recorded; the job may run again"
-                                );
-                            }
-                        }
-                        break;
-                    }
-                    Err(error) => {
-                        let delay = retry.next();
-                        warn!(%error, queue, retry_in = ?delay, "cannot record completions; retrying");
-                        tokio::select! {
-                            _ = sleep(delay) => {}
-                            _ = give_up.cancelled() => break,
+            match until_recorded(&give_up, "completions", || shared.client.complete(&queue, &pairs)).await {
+                Some(Ok(held)) => {
+                    for ((id, _), held) in batch.iter().zip(held) {
+                        if held {
+                            shared.report.completed.fetch_add(1, Ordering::Relaxed);
+                            debug!(queue, id, "completed");
+                        } else {
+                            warn!(
+                                queue,
+                                id, "lease lost before completion was recorded; the job may run again"
+                            );
                         }
                     }
                 }
+                Some(Err(error)) => error!(%error, queue, "cannot record completions; the jobs will run again"),
+                None => {}
             }
             let mut in_flight = shared.in_flight.lock().expect("in-flight lock");
             for (id, _) in batch {
@@ -662,24 +637,14 @@ async fn release(shared: &Shared, unfinished: Vec<(JobKey, String)>, give_up: &C
     }
     for (queue, batch) in by_queue {
         let pairs: Vec<(&str, &str)> = batch.iter().map(|(id, token)| (id.as_str(), token.as_str())).collect();
-        let mut retry = RetryDelay::default();
-        loop {
-            match shared.client.release(&queue, &pairs).await {
-                Ok(held) => {
-                    let released = held.iter().filter(|h| **h).count() as u64;
-                    shared.report.released.fetch_add(released, Ordering::Relaxed);
-                    info!(queue, released, "handed unfinished jobs back to pending");
-                    break;
-                }
-                Err(error) => {
-                    let delay = retry.next();
-                    warn!(%error, queue, "cannot hand jobs back; their leases will expire instead");
-                    tokio::select! {
-                        _ = sleep(delay) => {}
-                        _ = give_up.cancelled() => break,
-                    }
-                }
+        match until_recorded(give_up, "the hand-back", || shared.client.release(&queue, &pairs)).await {
+            Some(Ok(held)) => {
+                let released = held.iter().filter(|h| **h).count() as u64;
+                shared.report.released.fetch_add(released, Ordering::Relaxed);
+                info!(queue, released, "handed unfinished jobs back to pending");
             }
+            Some(Err(error)) => error!(%error, queue, "cannot hand jobs back; their leases will expire instead"),
+            None => {}
         }
         let mut in_flight = shared.in_flight.lock().expect("in-flight lock");
         for (id, _) in batch {
@@ -826,6 +791,34 @@ fn wake_client(main: &Client) -> queue_core::Result<Client> {
         builder.set_policy(policy);
     }
     Ok(builder.build()?)
+}
+
+/// Runs `call` until Redis records it: errors of the connection (Redis down, restarting,
+/// timing out) are retried with backoff; any other answer is returned. `None` when `give_up`
+/// fired first: the job's lease then expires and the reaper puts it back, so nothing is lost.
+async fn until_recorded<T, F, Fut>(
+    give_up: &CancellationToken,
+    what: &str,
+    mut call: F,
+) -> Option<queue_core::Result<T>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = queue_core::Result<T>>,
+{
+    let mut retry = RetryDelay::default();
+    loop {
+        match call().await {
+            Err(error @ (Error::Redis(_) | Error::Timeout(_) | Error::Connect { .. })) => {
+                let delay = retry.next();
+                warn!(%error, retry_in = ?delay, "cannot record {what}; retrying");
+                tokio::select! {
+                    _ = sleep(delay) => {}
+                    _ = give_up.cancelled() => return None,
+                }
+            }
+            answer => return Some(answer),
+        }
+    }
 }
 
 /// Exponential retry delay for Redis errors: 100 ms doubling up to 5 s.
