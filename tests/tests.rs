@@ -1,6 +1,7 @@
 //! Integration tests against real redis-server processes, one module per queue command.
 mod support;
 
+mod bad_input;
 mod chaos;
 mod cluster;
 mod complete;

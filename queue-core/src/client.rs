@@ -5,7 +5,11 @@ use std::{
     time::Duration,
 };
 
-use fred::{clients::Client, interfaces::SetsInterface, types::Value};
+use fred::{
+    clients::Client,
+    interfaces::{ClientLike, SetsInterface},
+    types::{InfoKind, Value},
+};
 use serde::Serialize;
 
 use crate::{
@@ -358,6 +362,18 @@ impl QueueClient {
             paused: n()? == 1,
             latency_ms: n()?,
         })
+    }
+
+    /// The server's `maxmemory-policy` (from INFO, which managed Redis services allow where
+    /// CONFIG is disabled). Under an `allkeys-*` policy Redis may evict job data to make room.
+    pub async fn maxmemory_policy(&self) -> Result<String> {
+        let info: String = self.redis.info(Some(InfoKind::Memory)).await?;
+        Ok(info
+            .lines()
+            .find_map(|line| line.strip_prefix("maxmemory_policy:"))
+            .unwrap_or("")
+            .trim()
+            .to_owned())
     }
 
     /// Every queue that has received a job under this prefix, sorted.

@@ -115,6 +115,13 @@ pub enum Error {
         /// What was wrong.
         detail: String,
     },
+    /// Redis refused a write because it reached `maxmemory` (policy `noeviction`). Scripts
+    /// fail at their first write then, so nothing of the call was written.
+    #[error("Redis is out of memory (maxmemory reached); nothing of this call was written: {0}")]
+    OutOfMemory(String),
+    /// The Redis user lacks a permission; Redis's message names the command or key.
+    #[error("the Redis user lacks a permission: {0}")]
+    PermissionDenied(String),
     /// A call did not finish in time.
     #[error("Redis did not answer within {0:?}")]
     Timeout(Duration),
@@ -125,6 +132,18 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl From<fred::error::Error> for Error {
     fn from(error: fred::error::Error) -> Self {
-        Error::Redis(error)
+        let details = error.details();
+        // Errors raised by a command inside a script keep their code at the start of the text.
+        if details.starts_with("OOM ") {
+            Error::OutOfMemory(first_line(details))
+        } else if details.starts_with("NOPERM ") {
+            Error::PermissionDenied(first_line(details))
+        } else {
+            Error::Redis(error)
+        }
     }
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or(text).to_owned()
 }

@@ -284,6 +284,15 @@ impl Worker {
             tasks.spawn(listen(blocking, key, idle_rx.clone(), wake.clone(), listeners.clone()));
         }
         info!(queues = ?shared.queues.iter().map(|q| &q.0).collect::<Vec<_>>(), concurrency = shared.concurrency, "worker started");
+        match shared.client.maxmemory_policy().await {
+            Ok(policy) if policy.starts_with("allkeys") => warn!(
+                policy,
+                "Redis may evict job data under maxmemory-policy {policy}: jobs can vanish; use noeviction \
+                 (or a volatile-* policy) for the queue's Redis"
+            ),
+            Ok(_) => {}
+            Err(error) => debug!(%error, "cannot read maxmemory-policy"),
+        }
 
         let mut jobs = JoinSet::new();
         fetch_loop(&shared, &shutdown, &wake, &idle_tx, &ack_tx, &give_up, &mut jobs).await;

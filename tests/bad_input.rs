@@ -1,0 +1,132 @@
+//! Bad input that must not take the system down or lose a job (the rest is covered beside
+//! each command: push.rs, queue_cli.rs, worker.rs).
+use std::{process::Command, time::Duration};
+
+use queue::{
+    fred::interfaces::{HashesInterface, SortedSetsInterface},
+    CancellationToken, ConnectOptions, Error, JobContext, JobState, NewJob, QueueClient, QueueConfig, Worker,
+};
+use throwaway_redis::{Options, RedisServer};
+
+use crate::support::{bin, eventually, start, Process};
+
+#[tokio::test]
+async fn a_job_record_that_does_not_decode_goes_to_the_dead_letter_and_the_worker_goes_on() {
+    let q = start().await;
+    q.client
+        .enqueue("q", NewJob::new("task", &1).unwrap().id("corrupt").max_attempts(5))
+        .await
+        .unwrap();
+    q.client
+        .enqueue("q", NewJob::new("task", &2).unwrap().id("fine"))
+        .await
+        .unwrap();
+    let jobs_hash = q.client.keys("q").unwrap().all()[6].clone();
+    let _: i64 = q
+        .client
+        .redis()
+        .hset(&jobs_hash, ("corrupt", "\u{1}not msgpack"))
+        .await
+        .unwrap();
+
+    let worker = Worker::builder(q.client.clone())
+        .queue("q", 1)
+        .handle("task", |_: i32, _ctx: JobContext| async { Ok(()) })
+        .build();
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(worker.run(shutdown.clone()));
+    let dead = eventually(
+        "the corrupt job in the dead letter",
+        Duration::from_secs(10),
+        || async {
+            q.client
+                .dead_list("q", 0, 10)
+                .await
+                .ok()
+                .and_then(|page| page.jobs.into_iter().next())
+        },
+    )
+    .await;
+    assert_eq!((dead.id.as_str(), dead.attempts), ("corrupt", 1));
+    assert!(
+        dead.error.starts_with("invalid payload: undecodable envelope"),
+        "{}",
+        dead.error
+    );
+    eventually("the next job done", Duration::from_secs(10), || async {
+        q.client
+            .job("q", "fine")
+            .await
+            .ok()
+            .filter(|j| j.state == JobState::Completed)
+    })
+    .await;
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn redis_out_of_memory_during_enqueue_is_a_clear_error_with_nothing_half_written() {
+    let redis = RedisServer::start_with(Options {
+        args: ["--maxmemory", "3mb", "--maxmemory-policy", "noeviction"]
+            .map(String::from)
+            .to_vec(),
+        ..Default::default()
+    })
+    .unwrap();
+    let client = QueueClient::connect_with(&ConnectOptions::new(redis.url()), QueueConfig::default())
+        .await
+        .unwrap();
+    let payload = "x".repeat(1_000);
+    let mut written = 0u64;
+    let error = loop {
+        let jobs = (0..200).map(|_| NewJob::new("k", &payload).unwrap());
+        match client.enqueue_bulk("q", jobs).await {
+            Ok(added) => written += added.len() as u64,
+            Err(error) => break error,
+        }
+        assert!(written < 100_000, "maxmemory never reached");
+    };
+    assert!(matches!(error, Error::OutOfMemory(_)), "{error:?}");
+    assert!(error
+        .to_string()
+        .starts_with("Redis is out of memory (maxmemory reached); nothing of this call was written: OOM"));
+    // All or none: exactly the bulks that succeeded are there, in every structure.
+    let keys = client.keys("q").unwrap();
+    let stats = client.stats("q").await.unwrap();
+    assert_eq!((stats.enqueued, stats.pending), (written, written));
+    let records: u64 = client.redis().hlen(&keys.all()[6]).await.unwrap();
+    let props: u64 = client.redis().hlen(&keys.all()[10]).await.unwrap();
+    let pending: u64 = client.redis().zcard(&keys.all()[0]).await.unwrap();
+    assert_eq!((records, props, pending), (written, written, written));
+    // Workers can still drain a full Redis: leasing and completing free memory first.
+    let popped = client.pop("q", 10, Duration::from_secs(30)).await.unwrap();
+    let leases: Vec<(&str, &str)> = popped.jobs.iter().map(|j| (j.id.as_str(), j.token.as_str())).collect();
+    assert_eq!(client.complete("q", &leases).await.unwrap(), [true; 10]);
+}
+
+#[tokio::test]
+async fn a_worker_warns_when_redis_may_evict_job_data() {
+    let redis = RedisServer::start_with(Options {
+        args: ["--maxmemory", "100mb", "--maxmemory-policy", "allkeys-lru"]
+            .map(String::from)
+            .to_vec(),
+        ..Default::default()
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(bin("queue-worker"));
+    command
+        .args(["--queue", "q", "--exec", "true"])
+        .env("QUEUE_REDIS_URL", redis.url());
+    let mut worker = Process::spawn(command, dir.path().join("worker.log"));
+    eventually("the eviction warning", Duration::from_secs(10), || async {
+        worker
+            .output()
+            .contains("Redis may evict job data under maxmemory-policy allkeys-lru")
+            .then_some(())
+    })
+    .await;
+    worker.signal(libc::SIGTERM);
+    assert!(worker.wait(Duration::from_secs(10)).await.success());
+}
