@@ -17,12 +17,14 @@ use std::time::Duration;
 
 use queue_core::{ConnectOptions, QueueClient, QueueConfig};
 
-/// A token cancelled on the first SIGTERM or SIGINT (Ctrl-C).
+/// A token cancelled on the first SIGTERM or SIGINT (Ctrl-C). The handlers are installed
+/// before this returns, so no signal slips through while the worker starts.
 pub fn shutdown_on_signals() -> CancellationToken {
     let token = CancellationToken::new();
     let cancel = token.clone();
+    let signalled = signals();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signalled.await;
         tracing::info!("shutdown signal received");
         cancel.cancel();
     });
@@ -30,18 +32,23 @@ pub fn shutdown_on_signals() -> CancellationToken {
 }
 
 #[cfg(unix)]
-async fn wait_for_signal() {
+fn signals() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+    let mut terminate = signal(SignalKind::terminate()).expect("install the SIGTERM handler");
+    let mut interrupt = signal(SignalKind::interrupt()).expect("install the SIGINT handler");
+    async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
     }
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signal() {
-    let _ = tokio::signal::ctrl_c().await;
+fn signals() -> impl std::future::Future<Output = ()> {
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Connects, waiting (with backoff, logging each failure) until Redis answers or `shutdown`
