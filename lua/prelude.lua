@@ -56,10 +56,14 @@ local function bad(message)
   return {BAD_ARGUMENT, message}
 end
 
--- `command key v1 v2 ...` in chunks (CHUNK is even, so pairs stay together).
+-- `command key v1 v2 ...` in chunks (CHUNK is even, so pairs stay together). A refused call
+-- is raised again with the command's name, which Redis's own message leaves out.
 local function variadic(command, key, values)
   for i = 1, #values, CHUNK do
-    redis.call(command, key, unpack(values, i, math.min(i + CHUNK - 1, #values)))
+    local reply = redis.pcall(command, key, unpack(values, i, math.min(i + CHUNK - 1, #values)))
+    if type(reply) == 'table' and reply.err then
+      error({err = reply.err .. ' (' .. command .. ')'})
+    end
   end
 end
 

@@ -10,6 +10,7 @@ mod envelope;
 mod extend;
 mod fail;
 mod job;
+mod locked_down;
 mod pause;
 mod pop;
 mod push;

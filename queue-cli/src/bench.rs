@@ -90,6 +90,7 @@ pub(crate) async fn run(connect_args: &ConnectArgs, args: BenchArgs) -> anyhow::
             ConnectArgs {
                 redis_url: url,
                 prefix: connect_args.prefix.clone(),
+                tls_ca: None,
             },
         )
     } else {

@@ -39,6 +39,9 @@ pub struct ConnectArgs {
     /// Key prefix (namespace) of the queues.
     #[arg(long, global = true, env = "QUEUE_PREFIX", default_value = "queue")]
     pub prefix: String,
+    /// For rediss:// URLs: trust the CA certificates in this PEM file instead of the system's.
+    #[arg(long, global = true, env = "QUEUE_TLS_CA", value_name = "PEM_FILE")]
+    pub tls_ca: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,6 +77,13 @@ enum Command {
     Queues,
     /// The registered Lua scripts: name, SHA-1, whether the server has it cached.
     Scripts,
+    /// Print the Redis ACL rules for a user limited to this prefix's queues and the commands
+    /// the queue uses (for `ACL SETUSER <user> on ><password> <rules>`).
+    Acl {
+        /// The user name to put in the printed command.
+        #[arg(long, default_value = "queue")]
+        user: String,
+    },
     /// Measure enqueue and processing throughput, pickup latency, memory and idle cost
     /// against this Redis's own ceiling (uses a temporary queue, removed afterwards).
     Bench(bench::BenchArgs),
@@ -117,6 +127,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Scripts => admin::scripts(&connect(&cli.connect).await?).await,
         Command::Bench(args) => bench::run(&cli.connect, args).await,
+        Command::Acl { user } => output::line(format_args!(
+            "ACL SETUSER {user} on >PASSWORD {}",
+            queue_core::acl_rules(&cli.connect.prefix)
+        )),
     }
 }
 
@@ -127,6 +141,7 @@ pub(crate) async fn connect(args: &ConnectArgs) -> anyhow::Result<QueueClient> {
         connect_timeout: Duration::from_secs(3),
         command_timeout: Duration::from_secs(10),
         reconnect: false,
+        tls_ca_file: args.tls_ca.clone(),
         ..ConnectOptions::new(&args.redis_url)
     };
     let config = QueueConfig {

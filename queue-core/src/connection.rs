@@ -24,6 +24,9 @@ pub struct ConnectOptions {
     /// Reconnect (forever, with exponential backoff) after the connection drops. Workers want
     /// this; a one-shot command-line call does not.
     pub reconnect: bool,
+    /// For `rediss://`: a PEM file of the CA certificates to trust instead of the system's
+    /// (a private CA, or a test certificate).
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl ConnectOptions {
@@ -34,6 +37,7 @@ impl ConnectOptions {
             connect_timeout: Duration::from_secs(5),
             command_timeout: Duration::from_secs(30),
             reconnect: true,
+            tls_ca_file: None,
         }
     }
 
@@ -46,10 +50,19 @@ impl ConnectOptions {
 
     /// Builds a client without connecting (for callers that wait for Redis to appear).
     pub fn client(&self) -> Result<Client> {
-        let config = Config::from_url(&self.url).map_err(|e| Error::InvalidUrl {
+        let mut config = Config::from_url(&self.url).map_err(|e| Error::InvalidUrl {
             url: redact_url(&self.url),
             reason: e.details().to_owned(),
         })?;
+        if let Some(ca) = &self.tls_ca_file {
+            if !self.url.starts_with("rediss://") && !self.url.starts_with("rediss-cluster://") {
+                return Err(Error::InvalidUrl {
+                    url: redact_url(&self.url),
+                    reason: "a TLS CA file needs a rediss:// URL".into(),
+                });
+            }
+            config.tls = Some(tls_trusting(ca)?.into());
+        }
         let mut builder = Builder::from_config(config);
         builder.with_connection_config(|c| {
             c.connection_timeout = self.connect_timeout;
@@ -111,4 +124,31 @@ pub fn redact_url(url: &str) -> String {
         None => "***".to_owned(),
     };
     format!("{}{masked}@{}", &url[..scheme_end + 3], &rest[at + 1..])
+}
+
+/// A rustls client configuration that trusts the CA certificates in `ca_file` (PEM).
+fn tls_trusting(ca_file: &std::path::Path) -> Result<fred::types::config::TlsConnector> {
+    use rustls_pki_types::{pem::PemObject, CertificateDer};
+    let unreadable = |reason: String| Error::Connect {
+        address: ca_file.display().to_string(),
+        reason: format!("cannot use the TLS CA file: {reason}"),
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    let certificates = CertificateDer::pem_file_iter(ca_file).map_err(|e| unreadable(e.to_string()))?;
+    for certificate in certificates {
+        roots
+            .add(certificate.map_err(|e| unreadable(e.to_string()))?)
+            .map_err(|e| unreadable(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(unreadable("no certificate in it".into()));
+    }
+    // The provider is named, not left to a process-wide default that another crate could set.
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| unreadable(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(config.into())
 }

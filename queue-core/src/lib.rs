@@ -8,6 +8,7 @@
 //! - [`Envelope`] / [`NewJob`]: the job as MessagePack.
 #![deny(missing_docs)]
 
+mod acl;
 mod client;
 mod connection;
 mod envelope;
@@ -16,6 +17,7 @@ mod keys;
 mod registry;
 mod scripts;
 
+pub use acl::{acl_rules, REQUIRED_COMMANDS};
 pub use client::{
     DeadJob, DeadPage, Enqueued, FailOutcome, Leased, Popped, QueueClient, QueueConfig, QueueStats, Retention,
 };

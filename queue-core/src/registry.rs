@@ -201,14 +201,38 @@ impl ScriptRegistry {
 
 pub(crate) async fn run_script(client: &Client, script: &Script, keys: &[Value], args: &[Value]) -> Result<Value> {
     let call = script.evalsha_args(keys, args)?;
-    match client.custom::<Value, Value>(evalsha_command(), call.clone()).await {
+    let result = match client.custom::<Value, Value>(evalsha_command(), call.clone()).await {
         Err(error) if is_noscript(&error) => {
             tracing::debug!(script = script.name(), "NOSCRIPT: loading and retrying");
             load(client, script).await?;
-            Ok(client.custom(evalsha_command(), call).await?)
+            client.custom(evalsha_command(), call).await
         }
-        result => Ok(result?),
+        result => result,
+    };
+    result.map_err(|error| script_error(script, error))
+}
+
+/// A script's error, made specific: Redis 7.0 tells an ACL refusal inside a script only as
+/// "can't run this command … @user_script:<line>", so the line of the script is quoted.
+fn script_error(script: &Script, error: fred::error::Error) -> Error {
+    let details = error.details();
+    if !details.contains("can't run this command") {
+        return Error::from(error);
     }
+    let first_line = details.split(" script: ").next().unwrap_or(details);
+    let line = details
+        .rsplit("@user_script:")
+        .next()
+        .and_then(|tail| tail.trim_end_matches('.').parse::<usize>().ok());
+    let code = line
+        .and_then(|n| script.source().lines().nth(n.saturating_sub(1)))
+        .map(str::trim);
+    Error::PermissionDenied(match (line, code) {
+        (Some(line), Some(code)) => {
+            format!("{first_line} (script {}, line {line}: `{code}`)", script.name())
+        }
+        _ => format!("{first_line} (script {})", script.name()),
+    })
 }
 
 async fn load(client: &Client, script: &Script) -> Result<()> {
@@ -263,7 +287,7 @@ impl ScriptPipeline<'_> {
                     retry.push(index);
                     results.push(None);
                 }
-                result => results.push(Some(result.map_err(Error::from))),
+                result => results.push(Some(result.map_err(|e| script_error(&self.calls[index].0, e)))),
             }
         }
         if !retry.is_empty() {
@@ -277,7 +301,7 @@ impl ScriptPipeline<'_> {
             }
             let again = send(self.client, retry.iter().map(|&i| &self.calls[i].1)).await?;
             for (index, result) in retry.into_iter().zip(again) {
-                results[index] = Some(result.map_err(Error::from));
+                results[index] = Some(result.map_err(|e| script_error(&self.calls[index].0, e)));
             }
         }
         Ok(results

@@ -49,6 +49,9 @@ pub struct Args {
     /// Key prefix (namespace) of the queues.
     #[arg(long, env = "QUEUE_PREFIX", default_value = "queue")]
     pub prefix: String,
+    /// For rediss:// URLs: trust the CA certificates in this PEM file instead of the system's.
+    #[arg(long, env = "QUEUE_TLS_CA", value_name = "PEM_FILE")]
+    pub tls_ca: Option<std::path::PathBuf>,
 }
 
 /// Parses the arguments, runs the worker until a signal, and maps errors to an exit code.
@@ -91,7 +94,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         queue_core::validate_name(name)?;
     }
     let shutdown = shutdown_on_signals();
-    let options = ConnectOptions::new(&args.redis_url);
+    let options = ConnectOptions {
+        tls_ca_file: args.tls_ca.clone(),
+        ..ConnectOptions::new(&args.redis_url)
+    };
     let Some(client) = connect_when_available(&options, config, &shutdown).await? else {
         return Ok(());
     };

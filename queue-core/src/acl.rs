@@ -1,0 +1,50 @@
+//! What a Redis ACL user needs to run the queue: the exact rules, from one place.
+
+/// Every command the client, the workers and the scripts run (scripts run with the caller's
+/// permissions). `client|id` and `client|unblock` let a stopping worker interrupt its own
+/// blocked wake-up connection; `info` gives stats and the eviction-policy check.
+pub const REQUIRED_COMMANDS: &[&str] = &[
+    "evalsha",
+    "script|load",
+    "script|exists",
+    "time",
+    "hget",
+    "hmget",
+    "hset",
+    "hdel",
+    "hincrby",
+    "zadd",
+    "zrem",
+    "zpopmin",
+    "zrange",
+    "zrangebyscore",
+    "zrevrange",
+    "zcard",
+    "zscore",
+    "llen",
+    "rpush",
+    "blpop",
+    "set",
+    "sadd",
+    "smembers",
+    "sismember",
+    "info",
+    "ping",
+    "client|id",
+    "client|unblock",
+];
+
+/// The ACL rules for a user limited to the queues under `prefix` and to the commands the queue
+/// uses, for `ACL SETUSER <name> on ><password> <rules>`.
+///
+/// ```
+/// let rules = queue_core::acl_rules("queue");
+/// assert!(rules.starts_with("resetkeys ~{queue:* ~{queue}:* resetchannels -@all +evalsha"));
+/// ```
+pub fn acl_rules(prefix: &str) -> String {
+    let commands: Vec<String> = REQUIRED_COMMANDS.iter().map(|c| format!("+{c}")).collect();
+    format!(
+        "resetkeys ~{{{prefix}:* ~{{{prefix}}}:* resetchannels -@all {}",
+        commands.join(" ")
+    )
+}

@@ -1,0 +1,329 @@
+//! A locked-down Redis: an ACL user limited to the queue's keys and commands, TLS, and
+//! passwords kept out of every message.
+use std::{path::Path, process::Command, time::Duration};
+
+use queue::{
+    fred::interfaces::ClientLike, CancellationToken, ConnectOptions, Error, JobContext, JobState, NewJob, QueueClient,
+    QueueConfig, Worker,
+};
+use throwaway_redis::{Options, RedisServer};
+
+use crate::support::{bin, eventually, Process};
+
+async fn admin(redis: &RedisServer) -> QueueClient {
+    QueueClient::connect(&redis.url()).await.unwrap()
+}
+
+async fn acl_setuser(redis: &RedisServer, user: &str, rules: &str) {
+    let mut args = vec![user.to_owned(), "on".into(), ">s3cret-pw".into()];
+    args.extend(rules.split(' ').map(str::to_owned));
+    let admin = admin(redis).await;
+    let _: () = admin
+        .redis()
+        .custom(
+            queue::fred::types::CustomCommand::new_static(
+                "ACL SETUSER",
+                queue::fred::types::ClusterHash::Random,
+                false,
+            ),
+            args,
+        )
+        .await
+        .unwrap();
+}
+
+fn user_url(redis: &RedisServer, user: &str) -> String {
+    format!("redis://{user}:s3cret-pw@127.0.0.1:{}", redis.port())
+}
+
+#[tokio::test]
+async fn the_documented_acl_rules_are_enough_for_clients_workers_and_the_cli() {
+    let redis = RedisServer::start().unwrap();
+    acl_setuser(&redis, "queue", &queue::acl_rules("queue")).await;
+    let url = user_url(&redis, "queue");
+    let client = QueueClient::connect(&url).await.unwrap();
+    client
+        .enqueue_bulk("emails", (0..20).map(|i| NewJob::new("send", &i).unwrap()))
+        .await
+        .unwrap();
+    client
+        .enqueue("emails", NewJob::new("send", &-1).unwrap().id("bad").max_attempts(1))
+        .await
+        .unwrap();
+    client
+        .enqueue(
+            "emails",
+            NewJob::new("send", &99).unwrap().delay(Duration::from_millis(100)),
+        )
+        .await
+        .unwrap();
+
+    let worker = Worker::builder(client.clone())
+        .queue("emails", 1)
+        .reap_interval(Duration::from_millis(50))
+        .handle("send", |n: i32, _ctx: JobContext| async move {
+            if n < 0 {
+                return Err(queue::JobError::permanent("negative"));
+            }
+            Ok(())
+        })
+        .build();
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(worker.run(shutdown.clone()));
+    eventually("all jobs settled", Duration::from_secs(10), || async {
+        client
+            .stats("emails")
+            .await
+            .ok()
+            .filter(|s| s.processed == 21 && s.dead == 1)
+    })
+    .await;
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+
+    // The operator's commands, as the same user.
+    for args in [
+        vec!["stats"],
+        vec!["queues"],
+        vec!["scripts"],
+        vec!["pause", "emails"],
+        vec!["resume", "emails"],
+        vec!["dead", "list", "emails"],
+        vec!["dead", "retry", "emails", "--all"],
+        vec!["job", "emails", "bad"],
+        vec!["enqueue", "emails", "{}"],
+    ] {
+        let out = Command::new(bin("queue-cli"))
+            .args(&args)
+            .env("QUEUE_REDIS_URL", &url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Nothing was refused along the way.
+    let log: Vec<queue::fred::types::Value> = admin(&redis).await.redis().custom(acl_log(), vec!["10"]).await.unwrap();
+    assert!(log.is_empty(), "ACL refusals: {log:?}");
+}
+
+fn acl_log() -> queue::fred::types::CustomCommand {
+    queue::fred::types::CustomCommand::new_static("ACL LOG", queue::fred::types::ClusterHash::Random, false)
+}
+
+#[tokio::test]
+async fn a_missing_permission_is_named() {
+    let redis = RedisServer::start().unwrap();
+    let rules = queue::acl_rules("queue").replace(" +zpopmin", "");
+    acl_setuser(&redis, "limited", &rules).await;
+    let client = QueueClient::connect(&user_url(&redis, "limited")).await.unwrap();
+    client.enqueue("q", NewJob::new("k", &1).unwrap()).await.unwrap();
+    let error = client.pop("q", 1, Duration::from_secs(30)).await.unwrap_err();
+    assert!(matches!(error, Error::PermissionDenied(_)), "{error:?}");
+    let message = error.to_string();
+    assert!(message.starts_with("the Redis user lacks a permission: "), "{message}");
+    assert!(
+        message.contains("script queue.pop") && message.contains("redis.call('ZPOPMIN'"),
+        "names it: {message}"
+    );
+
+    // A refusal inside a batched write names its command too.
+    let rules = queue::acl_rules("queue").replace(" +zadd", "");
+    acl_setuser(&redis, "no-zadd", &rules).await;
+    let client = QueueClient::connect(&user_url(&redis, "no-zadd")).await.unwrap();
+    let message = client
+        .enqueue("q", NewJob::new("k", &1).unwrap())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("(ZADD)") && message.contains("script queue.push"),
+        "{message}"
+    );
+
+    // A user confined to another prefix is told it cannot touch these keys.
+    acl_setuser(&redis, "elsewhere", &queue::acl_rules("other")).await;
+    let client = QueueClient::connect(&user_url(&redis, "elsewhere")).await.unwrap();
+    let error = client.enqueue("q", NewJob::new("k", &1).unwrap()).await.unwrap_err();
+    assert!(error.to_string().contains("no permissions to access"), "{error}");
+}
+
+/// A CA and a server certificate for 127.0.0.1, made with openssl.
+fn make_certificates(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=queue test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.crt",
+    ]);
+}
+
+#[tokio::test]
+async fn works_over_tls_with_a_private_ca() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certificates(certs.path());
+    let tls_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let file = |name: &str| certs.path().join(name).to_str().unwrap().to_owned();
+    // The plain port only tells the test harness that the server is up.
+    let _redis = RedisServer::start_with(Options {
+        args: vec![
+            "--tls-port".into(),
+            tls_port.to_string(),
+            "--tls-cert-file".into(),
+            file("server.crt"),
+            "--tls-key-file".into(),
+            file("server.key"),
+            "--tls-ca-cert-file".into(),
+            file("ca.crt"),
+            "--tls-auth-clients".into(),
+            "no".into(),
+            "--requirepass".into(),
+            "tls-secret".into(),
+        ],
+        ..Default::default()
+    })
+    .unwrap();
+    let url = format!("rediss://:tls-secret@127.0.0.1:{tls_port}");
+    let options = ConnectOptions {
+        tls_ca_file: Some(certs.path().join("ca.crt")),
+        ..ConnectOptions::new(&url)
+    };
+    let client = QueueClient::connect_with(&options, QueueConfig::default())
+        .await
+        .unwrap();
+    client
+        .enqueue("q", NewJob::new("k", &1).unwrap().id("over-tls"))
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(bin("queue-worker"));
+    command
+        .args(["--queue", "q", "--exec", "cat >/dev/null"])
+        .env("QUEUE_REDIS_URL", &url)
+        .env("QUEUE_TLS_CA", certs.path().join("ca.crt"));
+    let mut worker = Process::spawn(command, dir.path().join("worker.log"));
+    eventually("the job done over TLS", Duration::from_secs(20), || async {
+        client
+            .job("q", "over-tls")
+            .await
+            .ok()
+            .filter(|j| j.state == JobState::Completed)
+    })
+    .await;
+    worker.signal(libc::SIGTERM);
+    assert!(worker.wait(Duration::from_secs(10)).await.success());
+    assert!(!worker.output().contains("tls-secret"));
+
+    let stats = Command::new(bin("queue-cli"))
+        .args(["stats", "--json", "--tls-ca", &file("ca.crt")])
+        .env("QUEUE_REDIS_URL", &url)
+        .output()
+        .unwrap();
+    assert!(stats.status.success(), "{}", String::from_utf8_lossy(&stats.stderr));
+    assert!(String::from_utf8_lossy(&stats.stdout).contains("\"processed\": 1"));
+
+    // Without the CA, the server's certificate is not trusted: a clear error, not a hang.
+    let untrusted = Command::new(bin("queue-cli"))
+        .arg("queues")
+        .env("QUEUE_REDIS_URL", &url)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&untrusted.stderr);
+    assert_eq!(untrusted.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: cannot connect to Redis at rediss://:***@127.0.0.1:{tls_port}"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("tls-secret"));
+    // A plain client on the TLS port is not silently accepted either.
+    assert!(
+        QueueClient::connect(&format!("redis://:tls-secret@127.0.0.1:{tls_port}"))
+            .await
+            .is_err()
+    );
+    let _ = client.redis().quit().await;
+}
+
+#[tokio::test]
+async fn passwords_stay_out_of_worker_logs() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(bin("queue-worker"));
+    command
+        .args(["--queue", "q", "--exec", "true"])
+        .env("QUEUE_REDIS_URL", format!("redis://ops:hunter2-pw@127.0.0.1:{port}"));
+    let mut worker = Process::spawn(command, dir.path().join("worker.log"));
+    eventually("a connection failure logged", Duration::from_secs(10), || async {
+        worker.output().contains("Redis not reachable").then_some(())
+    })
+    .await;
+    worker.signal(libc::SIGTERM);
+    worker.wait(Duration::from_secs(10)).await;
+    let log = worker.output();
+    assert!(log.contains("redis://ops:***@127.0.0.1"), "{log}");
+    assert!(!log.contains("hunter2"), "{log}");
+}
