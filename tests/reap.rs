@@ -82,3 +82,61 @@ async fn one_sweep_per_interval_across_callers() {
         "the lock holds"
     );
 }
+
+#[tokio::test]
+async fn a_late_fail_from_the_reaped_worker_is_refused_and_changes_nothing() {
+    let q = start().await;
+    q.client
+        .enqueue("q", NewJob::new("k", &1).unwrap().id("j").max_attempts(3))
+        .await
+        .unwrap();
+    let first = q
+        .client
+        .pop("q", 1, Duration::from_millis(30))
+        .await
+        .unwrap()
+        .jobs
+        .remove(0);
+    eventually("the lease to expire and be reaped", Duration::from_secs(5), || async {
+        q.client
+            .reap("q", Duration::from_millis(1), 100)
+            .await
+            .unwrap()
+            .filter(|(requeued, _)| *requeued == 1)
+    })
+    .await;
+    let second = q
+        .client
+        .pop("q", 1, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .jobs
+        .remove(0);
+    let before = (
+        q.client.job("q", "j").await.unwrap(),
+        q.client.stats("q").await.unwrap(),
+    );
+
+    let late = q.client.fail("q", "j", &first.token, "late failure", true).await;
+    assert!(matches!(late, Err(queue::Error::LeaseLost { .. })), "{late:?}");
+    assert_eq!(
+        q.client
+            .extend("q", Duration::from_secs(60), &[("j", &first.token)])
+            .await
+            .unwrap(),
+        [false]
+    );
+    let after = (
+        q.client.job("q", "j").await.unwrap(),
+        q.client.stats("q").await.unwrap(),
+    );
+    assert_eq!(before, after, "nothing changed");
+
+    assert_eq!(q.client.complete("q", &[("j", &second.token)]).await.unwrap(), [true]);
+    let stats = q.client.stats("q").await.unwrap();
+    assert_eq!(
+        (stats.processed, stats.dead, stats.active),
+        (1, 0, 0),
+        "finished exactly once"
+    );
+}
