@@ -9,3 +9,8 @@ pub use queue_worker::{
     connect_when_available, shutdown_on_signals, CancellationToken, ExecHandler, JobContext, JobError, JobResult,
     QueueOrder, Worker, WorkerBuilder, WorkerReport,
 };
+
+/// The README's examples, compiled as doctests so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
