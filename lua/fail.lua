@@ -2,7 +2,7 @@
 -- dead letter when the attempts are used up or the failure is permanent.
 -- ARGV: id, token, error, permanent (0/1), entropy (random integer for jitter),
 --       keep_dead_count, keep_dead_age_ms
--- Reply: {OK, 'retry', run_at_ms} | {OK, 'dead', failed_at_ms} | {LEASE_LOST} | {BAD_ARGUMENT, msg}
+-- Reply: {OK, 'retry', run_at_ms, delay_ms} | {OK, 'dead', failed_at_ms} | {LEASE_LOST} | {BAD_ARGUMENT, msg}
 local id, token, message, permanent = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local entropy, keep_count, keep_age_ms = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 if #ARGV ~= 7 or (permanent ~= '0' and permanent ~= '1') or not entropy or not keep_count
@@ -40,7 +40,7 @@ if props.jitter and delay > 1 then
 end
 if delay <= 0 then
   make_available({id}, {props.priority}, now)
-  return {OK, 'retry', int(now)}
+  return {OK, 'retry', int(now), 0}
 end
 schedule(K_RETRYING, {id}, {now + delay})
-return {OK, 'retry', int(now + delay)}
+return {OK, 'retry', int(now + delay), int(delay)}

@@ -79,8 +79,8 @@ async fn a_delayed_job_is_promoted_when_due() {
     assert_eq!(popped.jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["now"]);
     let due = popped.next_due_ms.expect("the delayed job's due time");
     assert!(
-        (due - popped.now_ms) > 200 && (due - popped.now_ms) <= 300,
-        "due in ~300ms: {}",
+        (due - popped.now_ms) > 0 && (due - popped.now_ms) <= 300,
+        "due within 300ms: {}",
         due - popped.now_ms
     );
     assert_eq!(q.client.stats("q").await.unwrap().scheduled, 1);

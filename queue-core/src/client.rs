@@ -105,10 +105,12 @@ pub struct Popped {
 /// What happened to a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailOutcome {
-    /// It will run again at this time (Unix ms).
+    /// It will run again at this time (Unix ms), after the backoff the script chose.
     Retry {
         /// Unix ms.
         at_ms: i64,
+        /// The backoff the script chose, in ms.
+        delay_ms: i64,
     },
     /// It went to the dead letter.
     Dead,
@@ -525,7 +527,10 @@ impl QueueClient {
         Ok(if outcome == "dead" {
             FailOutcome::Dead
         } else {
-            FailOutcome::Retry { at_ms }
+            FailOutcome::Retry {
+                at_ms,
+                delay_ms: r.int()?,
+            }
         })
     }
 

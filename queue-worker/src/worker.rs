@@ -572,11 +572,11 @@ async fn settle(
             })
             .await;
             match recorded {
-                Some(Ok(FailOutcome::Retry { at_ms })) => {
+                Some(Ok(FailOutcome::Retry { delay_ms, .. })) => {
                     shared.report.retried.fetch_add(1, Ordering::Relaxed);
                     warn!(
                         error = error.message(),
-                        retry_at_ms = at_ms,
+                        retry_in_ms = delay_ms,
                         "attempt failed; will retry"
                     );
                 }
