@@ -205,6 +205,30 @@ struct Shared {
     report: Counters,
 }
 
+impl Shared {
+    /// Notes that an attempt's handler returned (its lease must not be handed back at
+    /// shutdown), if the entry is still that attempt's.
+    fn mark_finished(&self, key: &JobKey, token: &str) {
+        if let Some(job) = self.in_flight.lock().expect("in-flight lock").get_mut(key) {
+            if job.token == token {
+                job.finished = true;
+            }
+        }
+    }
+
+    /// Stops tracking settled attempts. An entry is removed only if it still holds the same
+    /// token: the job may have been leased again by this worker after its old lease was lost.
+    fn forget_leases<'a>(&self, queue: &str, leases: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        let mut in_flight = self.in_flight.lock().expect("in-flight lock");
+        for (id, token) in leases {
+            let key = (queue.to_owned(), id.to_owned());
+            if in_flight.get(&key).is_some_and(|job| job.token == token) {
+                in_flight.remove(&key);
+            }
+        }
+    }
+}
+
 impl std::ops::Deref for Shared {
     type Target = Setup;
 
@@ -453,14 +477,20 @@ fn start(
 ) {
     let key = (queue.to_owned(), leased.id.clone());
     let cancel = CancellationToken::new();
-    shared.in_flight.lock().expect("in-flight lock").insert(
-        key.clone(),
-        InFlight {
-            token: leased.token.clone(),
-            cancel: cancel.clone(),
-            finished: false,
-        },
-    );
+    let attempt = InFlight {
+        token: leased.token.clone(),
+        cancel: cancel.clone(),
+        finished: false,
+    };
+    if let Some(displaced) = shared
+        .in_flight
+        .lock()
+        .expect("in-flight lock")
+        .insert(key.clone(), attempt)
+    {
+        // This worker leased the job again after losing its lease: the old attempt must stop.
+        displaced.cancel.cancel();
+    }
     let span = tracing::info_span!("job", queue, id = %leased.id, attempt = leased.attempt);
     let shared = shared.clone();
     jobs.spawn(
@@ -550,9 +580,7 @@ async fn settle(
     match outcome {
         Outcome::Abandoned => {}
         Outcome::Completed => {
-            if let Some(job) = shared.in_flight.lock().expect("in-flight lock").get_mut(&key) {
-                job.finished = true;
-            }
+            shared.mark_finished(&key, &leased.token);
             let (queue, id) = key;
             let _ = ack_tx.send(Ack {
                 queue,
@@ -561,9 +589,7 @@ async fn settle(
             });
         }
         Outcome::Failed(error) => {
-            if let Some(job) = shared.in_flight.lock().expect("in-flight lock").get_mut(&key) {
-                job.finished = true;
-            }
+            shared.mark_finished(&key, &leased.token);
             let (queue, id) = &key;
             let recorded = until_recorded(give_up, "the failure", || {
                 shared
@@ -594,7 +620,7 @@ async fn settle(
                 Some(Err(other)) => error!(%other, "cannot record the failure; its lease will expire"),
                 None => {}
             }
-            shared.in_flight.lock().expect("in-flight lock").remove(&key);
+            shared.forget_leases(&key.0, [(key.1.as_str(), leased.token.as_str())]);
         }
     }
 }
@@ -631,10 +657,7 @@ async fn acker(shared: Arc<Shared>, mut acks: mpsc::UnboundedReceiver<Ack>, give
                 Some(Err(error)) => error!(%error, queue, "cannot record completions; the jobs will run again"),
                 None => {}
             }
-            let mut in_flight = shared.in_flight.lock().expect("in-flight lock");
-            for (id, _) in batch {
-                in_flight.remove(&(queue.clone(), id));
-            }
+            shared.forget_leases(&queue, batch.iter().map(|(id, token)| (id.as_str(), token.as_str())));
         }
     }
 }
@@ -655,10 +678,7 @@ async fn release(shared: &Shared, unfinished: Vec<(JobKey, String)>, give_up: &C
             Some(Err(error)) => error!(%error, queue, "cannot hand jobs back; their leases will expire instead"),
             None => {}
         }
-        let mut in_flight = shared.in_flight.lock().expect("in-flight lock");
-        for (id, _) in batch {
-            in_flight.remove(&(queue.clone(), id));
-        }
+        shared.forget_leases(&queue, pairs);
     }
 }
 
