@@ -21,8 +21,4 @@ if #finished > 0 then
   redis.call('HINCRBY', K_META, 'processed', #finished)
   trim(K_COMPLETED, keep_count, keep_age_ms, now)
 end
-local reply = {OK}
-for i = 1, #statuses do
-  reply[i + 1] = statuses[i]
-end
-return reply
+return status_reply(statuses)

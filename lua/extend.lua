@@ -18,8 +18,4 @@ if #scored > 0 then
     redis.call('ZADD', K_ACTIVE, 'XX', unpack(scored, i, math.min(i + CHUNK - 1, #scored)))
   end
 end
-local reply = {OK, deadline}
-for i = 1, #statuses do
-  reply[i + 2] = statuses[i]
-end
-return reply
+return status_reply(statuses, deadline)

@@ -272,3 +272,12 @@ local function check_leases(first)
   end
   return held, statuses
 end
+
+-- The reply of a settle script: {OK, <extra values>, status per job}.
+local function status_reply(statuses, ...)
+  local reply = {OK, ...}
+  for i = 1, #statuses do
+    reply[#reply + 1] = statuses[i]
+  end
+  return reply
+end

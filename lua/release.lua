@@ -17,8 +17,4 @@ if #released > 0 then
   variadic('HSET', K_ATTEMPTS, uncounted)
   make_available(released, priorities_of(released), now_ms())
 end
-local reply = {OK}
-for i = 1, #statuses do
-  reply[i + 1] = statuses[i]
-end
-return reply
+return status_reply(statuses)
