@@ -513,3 +513,51 @@ async fn a_wrong_password_says_so() {
         ""
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_reports_every_figure_and_cleans_up() {
+    let q = start().await;
+    let url = q.redis.url();
+    let args = [
+        "bench",
+        "--jobs",
+        "500",
+        "--concurrency",
+        "20",
+        "--backlog",
+        "100",
+        "--idle-workers",
+        "2",
+    ];
+    let more = ["--idle-time", "200ms", "--pickup-samples", "5", "--json"];
+    let report: serde_json::Value = serde_json::from_str(&ok(cli(&url, &[&args[..], &more[..]].concat()))).unwrap();
+    for figure in [
+        "redis_evalsha_per_s",
+        "enqueue_jobs_per_s",
+        "process_jobs_per_s",
+        "pickup_p50_ms",
+        "pickup_p99_ms",
+    ] {
+        assert!(report[figure].as_f64().unwrap() > 0.0, "{figure}: {report}");
+    }
+    assert!(report["peak_rss_bytes"].as_u64().unwrap() > 1_000_000);
+    assert!(report["redis_idle_cpu_percent"].as_f64().is_some());
+    assert!(report["enqueue_ratio"].as_f64().unwrap() > 0.0 && report["process_ratio"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        (report["jobs"].as_u64(), report["backlog"].as_u64()),
+        (Some(500), Some(100))
+    );
+    // The temporary queue and its keys are gone.
+    assert_eq!(ok(cli(&url, &["queues"])), "");
+    use queue::fred::interfaces::ClientLike;
+    let keys: Vec<String> = q
+        .client
+        .redis()
+        .custom(
+            queue::fred::types::CustomCommand::new_static("KEYS", queue::fred::types::ClusterHash::Random, false),
+            vec!["*"],
+        )
+        .await
+        .unwrap();
+    assert!(keys.iter().all(|k| !k.contains("bench-")), "{keys:?}");
+}

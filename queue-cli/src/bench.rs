@@ -60,6 +60,9 @@ struct Report {
     backlog: u64,
     redis_version: String,
     redis_evalsha_per_s: f64,
+    /// How the ceiling was measured: `redis-benchmark` (the server's), or this client's own
+    /// pipelines (bound by the client, so the ratios come out too high).
+    ceiling_source: &'static str,
     enqueue_jobs_per_s: f64,
     enqueue_ratio: f64,
     /// Microseconds Redis spent in the queue's scripts per job enqueued.
@@ -98,7 +101,7 @@ pub(crate) async fn run(connect_args: &ConnectArgs, args: BenchArgs) -> anyhow::
     };
     let client = connect(&connect_args).await?;
     let queue = format!("bench-{}", std::process::id());
-    let result = measure(&client, &queue, &args).await;
+    let result = measure(&client, &connect_args, &queue, &args).await;
     cleanup(&client, &queue).await?;
     let report = result?;
     if args.json {
@@ -108,10 +111,15 @@ pub(crate) async fn run(connect_args: &ConnectArgs, args: BenchArgs) -> anyhow::
     }
 }
 
-async fn measure(client: &QueueClient, queue: &str, args: &BenchArgs) -> anyhow::Result<Report> {
+async fn measure(
+    client: &QueueClient,
+    connect_args: &ConnectArgs,
+    queue: &str,
+    args: &BenchArgs,
+) -> anyhow::Result<Report> {
     let progress = Progress::new(!args.json);
     progress.say("measuring the Redis ceiling (pipelined EVALSHA of a trivial script)");
-    let ceiling = evalsha_ceiling(client).await?;
+    let (ceiling, ceiling_source) = evalsha_ceiling(client, connect_args).await?;
 
     if args.backlog > 0 {
         progress.say(&format!("queueing a backlog of {} jobs", args.backlog));
@@ -153,6 +161,7 @@ async fn measure(client: &QueueClient, queue: &str, args: &BenchArgs) -> anyhow:
         backlog: args.backlog,
         redis_version: info_field(&info, "redis_version"),
         redis_evalsha_per_s: ceiling.round(),
+        ceiling_source,
         enqueue_jobs_per_s: enqueue_rate.round(),
         enqueue_ratio: round2(enqueue_rate / ceiling),
         enqueue_script_us_per_job: round2(enqueue_us),
@@ -168,24 +177,83 @@ async fn measure(client: &QueueClient, queue: &str, args: &BenchArgs) -> anyhow:
     })
 }
 
-/// Calls/s of `return 1` by EVALSHA, 500 per pipeline, on one connection.
-async fn evalsha_ceiling(client: &QueueClient) -> anyhow::Result<f64> {
+/// The ceiling of this Redis: calls/s of `return 1` by pipelined EVALSHA. Measured with
+/// `redis-benchmark` (installed with redis-tools) where it is found, since a client written
+/// for the queue saturates before Redis does; otherwise with this client's own pipelines.
+async fn evalsha_ceiling(client: &QueueClient, connect_args: &ConnectArgs) -> anyhow::Result<(f64, &'static str)> {
     let registry = ScriptRegistry::new();
-    registry.define("bench.noop", KeyCount::Fixed(1), "return 1")?;
+    let noop = registry.define("bench.noop", KeyCount::Fixed(1), "return 1")?;
     registry.preload(client.redis()).await?;
-    let started = Instant::now();
-    let mut calls = 0u64;
-    while started.elapsed() < Duration::from_secs(2) {
-        let mut pipeline = registry.pipeline(client.redis());
-        for _ in 0..500 {
-            pipeline.add("bench.noop", &["bench:noop"], Vec::<Value>::new())?;
-        }
-        for result in pipeline.execute().await? {
-            result?;
-        }
-        calls += 500;
+    if let Some(calls) = redis_benchmark(connect_args, noop.sha1()).await {
+        return Ok((calls, "redis-benchmark -P 500 -c 4"));
     }
-    Ok(calls as f64 / started.elapsed().as_secs_f64())
+    const STREAMS: usize = 4;
+    const PIPELINE: u64 = 500;
+    let started = Instant::now();
+    let mut streams = tokio::task::JoinSet::new();
+    for _ in 0..STREAMS {
+        let (registry, redis) = (registry.clone(), client.redis().clone());
+        streams.spawn(async move {
+            let mut calls = 0u64;
+            while started.elapsed() < Duration::from_secs(2) {
+                let mut pipeline = registry.pipeline(&redis);
+                for _ in 0..PIPELINE {
+                    pipeline.add("bench.noop", &["bench:noop"], Vec::<Value>::new())?;
+                }
+                for result in pipeline.execute().await? {
+                    result?;
+                }
+                calls += PIPELINE;
+            }
+            anyhow::Ok(calls)
+        });
+    }
+    let mut calls = 0;
+    while let Some(done) = streams.join_next().await {
+        calls += done??;
+    }
+    Ok((
+        calls as f64 / started.elapsed().as_secs_f64(),
+        "this client (client-bound: install redis-benchmark)",
+    ))
+}
+
+/// `redis-benchmark` against the same server, or `None` when it is missing or fails (a
+/// cluster URL, an old version): the caller falls back to its own measurement.
+async fn redis_benchmark(connect_args: &ConnectArgs, sha1: &str) -> Option<f64> {
+    let url = &connect_args.redis_url;
+    let mut command = tokio::process::Command::new("redis-benchmark");
+    if let Some(plain) = url.strip_prefix("rediss://") {
+        command.arg("--tls").arg("-u").arg(format!("redis://{plain}"));
+        if let Some(ca) = &connect_args.tls_ca {
+            command.arg("--cacert").arg(ca);
+        }
+    } else if url.starts_with("redis://") {
+        command.arg("-u").arg(url);
+    } else {
+        return None;
+    }
+    let output = command
+        .args([
+            "-P",
+            "500",
+            "-c",
+            "4",
+            "-n",
+            "1000000",
+            "--csv",
+            "evalsha",
+            sha1,
+            "1",
+            "bench:noop",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let row = text.lines().find(|line| line.starts_with("\"evalsha"))?;
+    row.split(',').nth(1)?.trim_matches('"').parse().ok()
 }
 
 async fn enqueue(
@@ -380,7 +448,7 @@ fn render(r: &Report) -> String {
         .map_or("not measured".into(), |p| format!("{p:.2}% of a core"));
     format!(
         "queue-cli bench: {jobs} no-op jobs, concurrency {c}, payload {p} bytes, backlog {b}, Redis {v}\n\
-         \x20 Redis ceiling   {ceiling:>10.0} EVALSHA calls/s (pipelined, trivial script)\n\
+         \x20 Redis ceiling   {ceiling:>10.0} EVALSHA calls/s (pipelined, trivial script; {source})\n\
          \x20 enqueue         {enq:>10.0} jobs/s  ({er:.2}x the ceiling; scripts {eu:.1} us/job in Redis)\n\
          \x20 process         {proc:>10.0} jobs/s  ({pr:.2}x the ceiling; scripts {pu:.1} us/job in Redis)\n\
          \x20 pickup latency  p50 {p50:.2} ms, p99 {p99:.2} ms  ({samples} jobs into an idle worker)\n\
@@ -392,6 +460,7 @@ fn render(r: &Report) -> String {
         b = r.backlog,
         v = r.redis_version,
         ceiling = r.redis_evalsha_per_s,
+        source = r.ceiling_source,
         enq = r.enqueue_jobs_per_s,
         er = r.enqueue_ratio,
         eu = r.enqueue_script_us_per_job,
