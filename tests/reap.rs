@@ -1,25 +1,24 @@
 use std::time::Duration;
 
-use queue::{JobState, NewJob};
+use queue::{JobState, Leased, NewJob, QueueClient};
 
 use crate::support::{eventually, start};
 
-#[tokio::test]
-async fn an_expired_lease_goes_back_to_pending_as_a_failed_attempt() {
-    let q = start().await;
-    q.client
+/// Enqueues job "j" (3 attempts), leases it briefly and waits until the reaper takes the
+/// expired lease back as a failed attempt; returns the lease the "dead" worker still holds.
+async fn lease_until_reaped(client: &QueueClient) -> Leased {
+    client
         .enqueue("q", NewJob::new("k", &1).unwrap().id("j").max_attempts(3))
         .await
         .unwrap();
-    let first = q
-        .client
-        .pop("q", 1, Duration::from_millis(50))
+    let first = client
+        .pop("q", 1, Duration::from_millis(30))
         .await
         .unwrap()
         .jobs
         .remove(0);
     let swept = eventually("the lease to expire and be reaped", Duration::from_secs(5), || async {
-        q.client
+        client
             .reap("q", Duration::from_millis(1), 100)
             .await
             .unwrap()
@@ -27,6 +26,13 @@ async fn an_expired_lease_goes_back_to_pending_as_a_failed_attempt() {
     })
     .await;
     assert_eq!(swept, (1, 0));
+    first
+}
+
+#[tokio::test]
+async fn an_expired_lease_goes_back_to_pending_as_a_failed_attempt() {
+    let q = start().await;
+    let first = lease_until_reaped(&q.client).await;
     let job = q.client.job("q", "j").await.unwrap();
     assert_eq!(
         (job.state, job.last_error.as_deref()),
@@ -86,25 +92,7 @@ async fn one_sweep_per_interval_across_callers() {
 #[tokio::test]
 async fn a_late_fail_from_the_reaped_worker_is_refused_and_changes_nothing() {
     let q = start().await;
-    q.client
-        .enqueue("q", NewJob::new("k", &1).unwrap().id("j").max_attempts(3))
-        .await
-        .unwrap();
-    let first = q
-        .client
-        .pop("q", 1, Duration::from_millis(30))
-        .await
-        .unwrap()
-        .jobs
-        .remove(0);
-    eventually("the lease to expire and be reaped", Duration::from_secs(5), || async {
-        q.client
-            .reap("q", Duration::from_millis(1), 100)
-            .await
-            .unwrap()
-            .filter(|(requeued, _)| *requeued == 1)
-    })
-    .await;
+    let first = lease_until_reaped(&q.client).await;
     let second = q
         .client
         .pop("q", 1, Duration::from_secs(30))
