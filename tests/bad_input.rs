@@ -129,4 +129,18 @@ async fn a_worker_warns_when_redis_may_evict_job_data() {
     .await;
     worker.signal(libc::SIGTERM);
     assert!(worker.wait(Duration::from_secs(10)).await.success());
+
+    // The operator sees it in stats too.
+    let stats = Command::new(bin("queue-cli"))
+        .arg("stats")
+        .env("QUEUE_REDIS_URL", redis.url())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&stats.stdout);
+    assert!(
+        text.ends_with(
+            "warning: maxmemory-policy allkeys-lru lets Redis evict job data; use noeviction for the queue's Redis\n"
+        ),
+        "{text}"
+    );
 }

@@ -63,6 +63,7 @@ struct RedisInfo {
     version: String,
     used_memory_bytes: u64,
     used_memory_human: String,
+    maxmemory_policy: String,
 }
 
 pub(crate) async fn run(connect_args: &ConnectArgs, args: StatsArgs) -> anyhow::Result<()> {
@@ -135,6 +136,7 @@ async fn collect(client: &QueueClient, names: &[String]) -> anyhow::Result<Repor
         version: field("redis_version"),
         used_memory_bytes: field("used_memory").parse().unwrap_or(0),
         used_memory_human: field("used_memory_human"),
+        maxmemory_policy: field("maxmemory_policy"),
     };
     Ok(Report { queues, totals, redis })
 }
@@ -221,8 +223,15 @@ fn render(report: &Report) -> String {
         1 => "1 queue".to_owned(),
         n => format!("{n} queues"),
     };
-    format!(
+    let mut text = format!(
         "{table}\n{queues} · Redis {} · memory used {} ({} bytes)\n",
         report.redis.version, report.redis.used_memory_human, report.redis.used_memory_bytes
-    )
+    );
+    if report.redis.maxmemory_policy.starts_with("allkeys") {
+        text.push_str(&format!(
+            "warning: maxmemory-policy {} lets Redis evict job data; use noeviction for the queue's Redis\n",
+            report.redis.maxmemory_policy
+        ));
+    }
+    text
 }
