@@ -14,7 +14,7 @@ use queue_core::{
         interfaces::{ClientLike, KeysInterface, SetsInterface},
         types::{InfoKind, Value},
     },
-    KeyCount, NewJob, QueueClient, ScriptRegistry,
+    info_field, KeyCount, NewJob, QueueClient, ScriptRegistry,
 };
 use queue_worker::{CancellationToken, JobContext, Worker};
 use serde::Serialize;
@@ -159,7 +159,7 @@ async fn measure(
         concurrency: args.concurrency,
         payload_bytes: args.payload_bytes,
         backlog: args.backlog,
-        redis_version: info_field(&info, "redis_version"),
+        redis_version: info_field(&info, "redis_version").to_owned(),
         redis_evalsha_per_s: ceiling.round(),
         ceiling_source,
         enqueue_jobs_per_s: enqueue_rate.round(),
@@ -404,14 +404,6 @@ async fn redis_cpu_seconds(client: &QueueClient) -> anyhow::Result<f64> {
     let info: String = client.redis().info(Some(InfoKind::Cpu)).await?;
     let field = |name| info_field(&info, name).parse::<f64>().unwrap_or(0.0);
     Ok(field("used_cpu_sys") + field("used_cpu_user"))
-}
-
-fn info_field(info: &str, name: &str) -> String {
-    info.lines()
-        .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(':')))
-        .unwrap_or("")
-        .trim()
-        .to_owned()
 }
 
 /// The process's peak resident set (VmHWM), in bytes; 0 where /proc is not available.

@@ -125,13 +125,7 @@ async fn collect(client: &QueueClient, names: &[String]) -> anyhow::Result<Repor
         totals.latency_ms = totals.latency_ms.max(q.latency_ms);
     }
     let info: String = client.redis().info(Some(InfoKind::Default)).await?;
-    let field = |name: &str| {
-        info.lines()
-            .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(':')))
-            .unwrap_or("")
-            .trim()
-            .to_owned()
-    };
+    let field = |name: &str| queue_core::info_field(&info, name).to_owned();
     let redis = RedisInfo {
         version: field("redis_version"),
         used_memory_bytes: field("used_memory").parse().unwrap_or(0),

@@ -370,12 +370,7 @@ impl QueueClient {
     /// CONFIG is disabled). Under an `allkeys-*` policy Redis may evict job data to make room.
     pub async fn maxmemory_policy(&self) -> Result<String> {
         let info: String = self.redis.info(Some(InfoKind::Memory)).await?;
-        Ok(info
-            .lines()
-            .find_map(|line| line.strip_prefix("maxmemory_policy:"))
-            .unwrap_or("")
-            .trim()
-            .to_owned())
+        Ok(info_field(&info, "maxmemory_policy").to_owned())
     }
 
     /// Every queue that has received a job under this prefix, sorted.
@@ -593,4 +588,17 @@ fn truncate(text: &str, max: usize) -> &str {
         end -= 1;
     }
     &text[..end]
+}
+
+/// The value of `name` in an INFO reply (`name:value` lines), or "" when it is not there.
+///
+/// ```
+/// assert_eq!(queue_core::info_field("# Server\r\nredis_version:7.0.15\r\n", "redis_version"), "7.0.15");
+/// assert_eq!(queue_core::info_field("used_memory_human:1M\r\n", "used_memory"), "");
+/// ```
+pub fn info_field<'a>(info: &'a str, name: &str) -> &'a str {
+    info.lines()
+        .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(':')))
+        .unwrap_or("")
+        .trim()
 }

@@ -19,7 +19,8 @@ mod scripts;
 
 pub use acl::{acl_rules, REQUIRED_COMMANDS};
 pub use client::{
-    DeadJob, DeadPage, Enqueued, FailOutcome, Leased, Popped, QueueClient, QueueConfig, QueueStats, Retention,
+    info_field, DeadJob, DeadPage, Enqueued, FailOutcome, Leased, Popped, QueueClient, QueueConfig, QueueStats,
+    Retention,
 };
 pub use connection::{redact_url, ConnectOptions};
 pub use envelope::{Backoff, Envelope, Job, JobState, NewJob, MAX_DELAY, PRIORITY_RANGE};
