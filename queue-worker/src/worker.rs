@@ -630,16 +630,13 @@ async fn settle(
 async fn acker(shared: Arc<Shared>, mut acks: mpsc::UnboundedReceiver<Ack>, give_up: CancellationToken) {
     const MAX_BATCH: usize = 1_000;
     while let Some(first) = acks.recv().await {
-        let mut by_queue: HashMap<String, Vec<(String, String)>> = HashMap::new();
-        let mut count = 0;
-        let mut next = Some(first);
-        while let Some(ack) = next {
-            by_queue.entry(ack.queue).or_default().push((ack.id, ack.token));
-            count += 1;
-            next = if count < MAX_BATCH { acks.try_recv().ok() } else { None };
+        let mut finished = vec![(first.queue, first.id, first.token)];
+        while finished.len() < MAX_BATCH {
+            let Ok(ack) = acks.try_recv() else { break };
+            finished.push((ack.queue, ack.id, ack.token));
         }
-        for (queue, batch) in by_queue {
-            let pairs: Vec<(&str, &str)> = batch.iter().map(|(id, token)| (id.as_str(), token.as_str())).collect();
+        for (queue, batch) in by_queue(finished) {
+            let pairs = as_pairs(&batch);
             match until_recorded(&give_up, "completions", || shared.client.complete(&queue, &pairs)).await {
                 Some(Ok(held)) => {
                     for ((id, _), held) in batch.iter().zip(held) {
@@ -657,18 +654,14 @@ async fn acker(shared: Arc<Shared>, mut acks: mpsc::UnboundedReceiver<Ack>, give
                 Some(Err(error)) => error!(%error, queue, "cannot record completions; the jobs will run again"),
                 None => {}
             }
-            shared.forget_leases(&queue, batch.iter().map(|(id, token)| (id.as_str(), token.as_str())));
+            shared.forget_leases(&queue, pairs);
         }
     }
 }
 
 async fn release(shared: &Shared, unfinished: Vec<(JobKey, String)>, give_up: &CancellationToken) {
-    let mut by_queue: HashMap<String, Vec<(String, String)>> = HashMap::new();
-    for ((queue, id), token) in unfinished {
-        by_queue.entry(queue).or_default().push((id, token));
-    }
-    for (queue, batch) in by_queue {
-        let pairs: Vec<(&str, &str)> = batch.iter().map(|(id, token)| (id.as_str(), token.as_str())).collect();
+    for (queue, batch) in by_queue(unfinished.into_iter().map(|((queue, id), token)| (queue, id, token))) {
+        let pairs = as_pairs(&batch);
         match until_recorded(give_up, "the hand-back", || shared.client.release(&queue, &pairs)).await {
             Some(Ok(held)) => {
                 let released = held.iter().filter(|h| **h).count() as u64;
@@ -682,6 +675,20 @@ async fn release(shared: &Shared, unfinished: Vec<(JobKey, String)>, give_up: &C
     }
 }
 
+/// `(queue, id, token)` leases grouped by queue, since every lease call is for one queue.
+fn by_queue(leases: impl IntoIterator<Item = (String, String, String)>) -> HashMap<String, Vec<(String, String)>> {
+    let mut grouped: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for (queue, id, token) in leases {
+        grouped.entry(queue).or_default().push((id, token));
+    }
+    grouped
+}
+
+/// `(id, token)` pairs as the client's lease calls take them.
+fn as_pairs(leases: &[(String, String)]) -> Vec<(&str, &str)> {
+    leases.iter().map(|(id, token)| (id.as_str(), token.as_str())).collect()
+}
+
 /// One timer renews every lease this worker holds: one call per queue.
 async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
     let every = shared.lease / 3;
@@ -690,15 +697,15 @@ async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
             _ = sleep(every) => {}
             _ = stop.cancelled() => return,
         }
-        let mut by_queue: HashMap<String, Vec<(String, String)>> = HashMap::new();
-        for ((queue, id), job) in shared.in_flight.lock().expect("in-flight lock").iter() {
-            by_queue
-                .entry(queue.clone())
-                .or_default()
-                .push((id.clone(), job.token.clone()));
-        }
-        for (queue, batch) in by_queue {
-            let pairs: Vec<(&str, &str)> = batch.iter().map(|(id, token)| (id.as_str(), token.as_str())).collect();
+        let held: Vec<(String, String, String)> = {
+            let in_flight = shared.in_flight.lock().expect("in-flight lock");
+            in_flight
+                .iter()
+                .map(|((queue, id), job)| (queue.clone(), id.clone(), job.token.clone()))
+                .collect()
+        };
+        for (queue, batch) in by_queue(held) {
+            let pairs = as_pairs(&batch);
             match shared.client.extend(&queue, shared.lease, &pairs).await {
                 Ok(held) => {
                     let mut in_flight = shared.in_flight.lock().expect("in-flight lock");
