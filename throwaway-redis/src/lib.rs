@@ -10,7 +10,7 @@
 use std::{
     io::{self, Read},
     net::{TcpListener, TcpStream},
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -172,16 +172,6 @@ pub fn binary() -> String {
     std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into())
 }
 
-/// Whether `redis-server` can be run here.
-pub fn available() -> bool {
-    Command::new(binary())
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
 fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -198,11 +188,6 @@ fn ping(port: u16) -> bool {
     let mut buf = [0u8; 7];
     // A server with a password answers NOAUTH: it is up all the same.
     matches!(stream.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH"))
-}
-
-/// Where the temp dirs go; exposed for diagnostics.
-pub fn temp_root() -> PathBuf {
-    std::env::temp_dir()
 }
 
 /// Redis in a Docker container through testcontainers: the opt-in alternative where a Docker
