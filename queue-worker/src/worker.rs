@@ -2,6 +2,7 @@
 //! with its lease token, renew leases, reap, shut down gracefully.
 use std::{
     collections::HashMap,
+    panic::AssertUnwindSafe,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex,
@@ -9,6 +10,7 @@ use std::{
     time::Duration,
 };
 
+use futures_util::FutureExt;
 use queue_core::{
     fred::{
         clients::Client,
@@ -534,30 +536,27 @@ async fn run_handler(shared: &Shared, handler: ErasedHandler, ctx: JobContext, c
         .timeout_ms
         .map(Duration::from_millis)
         .or(shared.job_timeout);
-    // Its own task, so a panic fails this attempt and nothing else.
-    let mut task = tokio::spawn(handler(ctx));
+    // Caught here, so a panic fails this attempt and nothing else. The handler runs inside the
+    // job's own task: a second task per job cost more than the no-op handlers it ran.
+    let handled = AssertUnwindSafe(async move { handler(ctx).await }).catch_unwind();
     let expired = async {
         match timeout {
             Some(limit) => sleep(limit).await,
             None => std::future::pending().await,
         }
     };
+    // Leaving the select drops the handler's future, which stops it.
     tokio::select! {
-        joined = &mut task => match joined {
+        handled = handled => match handled {
             Ok(Ok(())) => Outcome::Completed,
             Ok(Err(error)) => Outcome::Failed(error),
-            Err(join) if join.is_panic() => Outcome::Failed(JobError::retry(format!("handler panicked: {}", panic_message(join.into_panic())))),
-            Err(_) => Outcome::Abandoned,
+            Err(panic) => Outcome::Failed(JobError::retry(format!("handler panicked: {}", panic_message(panic)))),
         },
         _ = expired => {
             cancel.cancel();
-            task.abort();
             Outcome::Failed(JobError::retry(format!("timed out after {}", humantime::format_duration(timeout.unwrap_or_default()))))
         }
-        _ = cancel.cancelled() => {
-            task.abort();
-            Outcome::Abandoned
-        }
+        _ = cancel.cancelled() => Outcome::Abandoned,
     }
 }
 
@@ -588,41 +587,45 @@ async fn settle(
                 token: leased.token,
             });
         }
-        Outcome::Failed(error) => {
-            shared.mark_finished(&key, &leased.token);
-            let (queue, id) = &key;
-            let recorded = until_recorded(give_up, "the failure", || {
-                shared
-                    .client
-                    .fail(queue, id, &leased.token, error.message(), error.is_permanent())
-            })
-            .await;
-            match recorded {
-                Some(Ok(FailOutcome::Retry { delay_ms, .. })) => {
-                    shared.report.retried.fetch_add(1, Ordering::Relaxed);
-                    warn!(
-                        error = error.message(),
-                        retry_in_ms = delay_ms,
-                        "attempt failed; will retry"
-                    );
-                }
-                Some(Ok(FailOutcome::Dead)) => {
-                    shared.report.dead.fetch_add(1, Ordering::Relaxed);
-                    error!(
-                        error = error.message(),
-                        permanent = error.is_permanent(),
-                        "job moved to the dead letter"
-                    );
-                }
-                Some(Err(Error::LeaseLost { .. })) => {
-                    warn!("lease lost before the failure was recorded; another worker owns the job");
-                }
-                Some(Err(other)) => error!(%other, "cannot record the failure; its lease will expire"),
-                None => {}
-            }
-            shared.forget_leases(&key.0, [(key.1.as_str(), leased.token.as_str())]);
-        }
+        // Boxed: the failure path's future is large, and inlined it would be moved with every
+        // job's task, while most jobs complete.
+        Outcome::Failed(error) => Box::pin(record_failure(shared, key, leased, error, give_up)).await,
     }
+}
+
+async fn record_failure(shared: &Shared, key: JobKey, leased: Leased, error: JobError, give_up: &CancellationToken) {
+    shared.mark_finished(&key, &leased.token);
+    let (queue, id) = &key;
+    let recorded = until_recorded(give_up, "the failure", || {
+        shared
+            .client
+            .fail(queue, id, &leased.token, error.message(), error.is_permanent())
+    })
+    .await;
+    match recorded {
+        Some(Ok(FailOutcome::Retry { delay_ms, .. })) => {
+            shared.report.retried.fetch_add(1, Ordering::Relaxed);
+            warn!(
+                error = error.message(),
+                retry_in_ms = delay_ms,
+                "attempt failed; will retry"
+            );
+        }
+        Some(Ok(FailOutcome::Dead)) => {
+            shared.report.dead.fetch_add(1, Ordering::Relaxed);
+            error!(
+                error = error.message(),
+                permanent = error.is_permanent(),
+                "job moved to the dead letter"
+            );
+        }
+        Some(Err(Error::LeaseLost { .. })) => {
+            warn!("lease lost before the failure was recorded; another worker owns the job");
+        }
+        Some(Err(other)) => error!(%other, "cannot record the failure; its lease will expire"),
+        None => {}
+    }
+    shared.forget_leases(&key.0, [(key.1.as_str(), leased.token.as_str())]);
 }
 
 /// Completes finished jobs in batches: one call per queue for everything that finished since
