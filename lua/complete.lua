@@ -7,16 +7,17 @@ if not keep_count or keep_count < 0 or not keep_age_ms or keep_age_ms < 0 or #AR
   return bad('expected keep_count, keep_age_ms, then id/token pairs')
 end
 
-local finished, statuses = check_leases(3)
+local finished, tokens, statuses = check_leases(3)
 if #finished > 0 then
   local now = now_ms()
-  local at = int(now)
+  -- A string once, not a number formatted again for every job.
+  local at = tostring(int(now))
   local scored = {}
   for i, id in ipairs(finished) do
     scored[2 * i - 1] = at
     scored[2 * i] = id
   end
-  end_attempts(finished)
+  end_attempts(finished, tokens)
   variadic('ZADD', K_COMPLETED, scored)
   redis.call('HINCRBY', K_META, 'processed', #finished)
   trim(K_COMPLETED, keep_count, keep_age_ms, now)

@@ -12,7 +12,7 @@ for i = 1, #page, 2 do
   reply[#reply + 1] = id
   reply[#reply + 1] = page[i + 1]
   reply[#reply + 1] = redis.call('HGET', K_JOBS, id) or ''
-  reply[#reply + 1] = tonumber(redis.call('HGET', K_ATTEMPTS, id) or '0')
+  reply[#reply + 1] = tonumber(redis.call('HGET', K_FAILURES, id) or '0')
   reply[#reply + 1] = redis.call('HGET', K_ERRORS, id) or ''
 end
 return reply

@@ -24,13 +24,8 @@ for _, id in ipairs(ids) do
   end
 end
 if #replay > 0 then
-  local fresh = {}
-  for i, id in ipairs(replay) do
-    fresh[2 * i - 1] = id
-    fresh[2 * i] = 0
-  end
   variadic('ZREM', K_DEAD, replay)
-  variadic('HSET', K_ATTEMPTS, fresh)
+  variadic('HDEL', K_FAILURES, replay)
   make_available(replay, priorities_of(replay), now_ms())
 end
 local reply = {OK, #replay}

@@ -6,11 +6,15 @@ if not lease_ms or lease_ms < 1 or #ARGV % 2 ~= 1 then
   return bad('expected lease_ms, then id/token pairs')
 end
 local deadline = int(now_ms() + lease_ms)
-local held, statuses = check_leases(2)
-local scored = {}
-for i, id in ipairs(held) do
-  scored[2 * i - 1] = deadline
-  scored[2 * i] = id
+local held, tokens, statuses = check_leases(2)
+-- Renewing a lease renews every job of its batch; the worker names all the jobs it holds.
+local renewed, scored = {}, {}
+for _, token in ipairs(tokens) do
+  if not renewed[token] then
+    renewed[token] = true
+    scored[#scored + 1] = deadline
+    scored[#scored + 1] = token
+  end
 end
 if #scored > 0 then
   redis.call('ZADD', K_ACTIVE, 'XX', unpack(scored, 1, math.min(#scored, CHUNK)))

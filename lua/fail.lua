@@ -18,8 +18,8 @@ if not props then
 end
 
 local now = now_ms()
-local attempt = tonumber(redis.call('HGET', K_ATTEMPTS, id) or '0')
-end_attempts({id})
+local attempt = redis.call('HINCRBY', K_FAILURES, id, 1)
+end_attempts({id}, {token})
 redis.call('HSET', K_ERRORS, id, message)
 redis.call('HINCRBY', K_META, 'failed', 1)
 

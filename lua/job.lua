@@ -13,23 +13,33 @@ if not envelope then
   return {NOT_FOUND}
 end
 local state, score = 'unknown', nil
-for _, entry in ipairs({
-  {'active', K_ACTIVE}, {'pending', K_PENDING}, {'scheduled', K_SCHEDULED},
-  {'retrying', K_RETRYING}, {'dead', K_DEAD}, {'completed', K_COMPLETED},
-}) do
-  score = redis.call('ZSCORE', entry[2], id)
-  if score then
-    state = entry[1]
-    break
+local token = redis.call('HGET', K_TOKENS, id)
+if token then
+  state, score = 'active', redis.call('ZSCORE', K_ACTIVE, token)
+else
+  for _, entry in ipairs({
+    {'pending', K_PENDING}, {'scheduled', K_SCHEDULED}, {'retrying', K_RETRYING},
+    {'dead', K_DEAD}, {'completed', K_COMPLETED},
+  }) do
+    score = redis.call('ZSCORE', entry[2], id)
+    if score then
+      state = entry[1]
+      break
+    end
   end
 end
 local since = run_at(id)
 if state == 'pending' then
   score = since
 end
+-- Attempts started: the ones that ended without success, plus the one running or succeeded.
+local attempts = tonumber(redis.call('HGET', K_FAILURES, id) or '0')
+if state == 'active' or state == 'completed' then
+  attempts = attempts + 1
+end
 return {
   OK, state, envelope,
-  tonumber(redis.call('HGET', K_ATTEMPTS, id) or '0'),
+  attempts,
   redis.call('HGET', K_ERRORS, id) or '',
   redis.call('HGET', K_PROPS, id) or '',
   since and int(since) or '',

@@ -1,8 +1,9 @@
 -- POP: lease up to `count` jobs, highest priority first, FIFO within a priority. Due delayed
 -- and retrying jobs are promoted first, at most `promote_limit` per set per call.
 -- ARGV: count, lease_ms, promote_limit
--- Reply: {OK, now_ms, next_due_ms (-1 if none), paused (0/1), then per job: id, envelope,
--- attempt, token}. A paused queue leases nothing.
+-- Reply: {OK, now_ms, next_due_ms (-1 if none), paused (0/1), token, then per job: id,
+-- envelope, attempt}. The jobs share one lease (token), renewed and expired together; each job
+-- still settles on its own. A paused queue leases nothing.
 local count, lease_ms, promote_limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 if not count or count < 1 or not lease_ms or lease_ms < 1 or not promote_limit or promote_limit < 0 then
   return bad('expected count >= 1, lease_ms >= 1, promote_limit >= 0')
@@ -10,7 +11,7 @@ end
 
 local now = now_ms()
 if redis.call('HGET', K_META, 'paused') == '1' then
-  return {OK, int(now), int(earliest_due() or -1), 1}
+  return {OK, int(now), int(earliest_due() or -1), 1, ''}
 end
 
 for _, zset in ipairs({K_SCHEDULED, K_RETRYING}) do
@@ -21,7 +22,7 @@ for _, zset in ipairs({K_SCHEDULED, K_RETRYING}) do
   end
 end
 
-local reply = {OK, int(now), 0, 0}
+local reply = {OK, int(now), 0, 0, ''}
 local popped = redis.call('ZPOPMIN', K_PENDING, count)
 local taken = #popped / 2
 if taken > 0 then
@@ -29,28 +30,25 @@ if taken > 0 then
   for i = 1, taken do
     ids[i] = popped[i * 2 - 1]
   end
-  local last_token = redis.call('HINCRBY', K_META, 'token', taken)
-  local deadline = int(now + lease_ms)
-  local attempts = hmget(K_ATTEMPTS, ids)
+  -- One lease for the batch: per job only its token is written, and the same string each time.
+  local token = tostring(redis.call('HINCRBY', K_META, 'token', 1))
+  reply[5] = token
+  redis.call('ZADD', K_ACTIVE, int(now + lease_ms), token)
+  redis.call('HSET', K_LEASES, token, cmsgpack.pack(ids), '#' .. token, taken)
+  local failures = hmget(K_FAILURES, ids)
   local envelopes = hmget(K_JOBS, ids)
-  local active, tokens, counts = {}, {}, {}
-  for i, id in ipairs(ids) do
-    local token = tostring(last_token - taken + i)
-    local attempt = (tonumber(attempts[i]) or 0) + 1
-    active[2 * i - 1] = deadline
-    active[2 * i] = id
+  local tokens = {}
+  local at = 5
+  for i = 1, taken do
+    local id = ids[i]
     tokens[2 * i - 1] = id
     tokens[2 * i] = token
-    counts[2 * i - 1] = id
-    counts[2 * i] = attempt
-    reply[#reply + 1] = id
-    reply[#reply + 1] = envelopes[i] or ''
-    reply[#reply + 1] = attempt
-    reply[#reply + 1] = token
+    reply[at + 1] = id
+    reply[at + 2] = envelopes[i] or ''
+    reply[at + 3] = (tonumber(failures[i]) or 0) + 1
+    at = at + 3
   end
-  variadic('ZADD', K_ACTIVE, active)
   variadic('HSET', K_TOKENS, tokens)
-  variadic('HSET', K_ATTEMPTS, counts)
 end
 
 -- Work left behind goes to the next idle worker.

@@ -6,11 +6,11 @@
 local K_PENDING   = KEYS[1]  -- zset id -> -priority * 2^42 + seq   (ready to run)
 local K_SCHEDULED = KEYS[2]  -- zset id -> run-at ms                  (delayed by the user)
 local K_RETRYING  = KEYS[3]  -- zset id -> run-at ms                  (waiting out a backoff)
-local K_ACTIVE    = KEYS[4]  -- zset id -> lease deadline ms
+local K_ACTIVE    = KEYS[4]  -- zset lease token -> deadline ms (one lease per POP: its batch shares it)
 local K_DEAD      = KEYS[5]  -- zset id -> failed-at ms
 local K_COMPLETED = KEYS[6]  -- zset id -> completed-at ms
 local K_JOBS      = KEYS[7]  -- hash id -> envelope (MessagePack, written by the client, never parsed here)
-local K_ATTEMPTS  = KEYS[8]  -- hash id -> attempts started
+local K_FAILURES  = KEYS[8]  -- hash id -> attempts that ended without success (failed, expired)
 local K_TOKENS    = KEYS[9]  -- hash id -> lease token of the current attempt (active jobs only)
 local K_ERRORS    = KEYS[10] -- hash id -> last error text
 local K_PROPS     = KEYS[11] -- hash id -> "created|priority|max_attempts|backoff_kind|base_ms|cap_ms|jitter"
@@ -18,6 +18,8 @@ local K_RUNAT     = KEYS[12] -- hash id -> ms at which the job became (or become
 local K_META      = KEYS[13] -- hash: paused, seq, token, enqueued, processed, failed, dead
 local K_WAKE      = KEYS[14] -- list: a marker that idle workers block on
 local K_REAPER    = KEYS[15] -- string: the reaper's per-interval lock
+local K_LEASES    = KEYS[16] -- hash token -> MessagePack array of the lease's job ids,
+                             --      '#' .. token -> how many of them are still held
 
 -- Status codes: the first element of every reply. Mirrored by queue-core/src/scripts.rs.
 local OK           = 0
@@ -203,7 +205,7 @@ local function forget(ids)
   if #ids == 0 then
     return
   end
-  for _, hash in ipairs({K_JOBS, K_ATTEMPTS, K_ERRORS, K_PROPS, K_RUNAT}) do
+  for _, hash in ipairs({K_JOBS, K_FAILURES, K_ERRORS, K_PROPS, K_RUNAT}) do
     variadic('HDEL', hash, ids)
   end
 end
@@ -228,10 +230,28 @@ local function trim(zset, keep_count, keep_age_ms, now)
   end
 end
 
--- Ends the current attempt of jobs: they leave `active` and their lease tokens are void.
-local function end_attempts(ids)
-  variadic('ZREM', K_ACTIVE, ids)
+-- Ends the current attempt of jobs (`tokens[i]` is the lease of `ids[i]`): their tokens are
+-- void, and a lease none of whose jobs is held any more leaves `active`.
+local function end_attempts(ids, tokens)
+  if #ids == 0 then
+    return
+  end
   variadic('HDEL', K_TOKENS, ids)
+  local ended, order = {}, {}
+  for i = 1, #ids do
+    local token = tokens[i]
+    if not ended[token] then
+      ended[token] = 0
+      order[#order + 1] = token
+    end
+    ended[token] = ended[token] + 1
+  end
+  for _, token in ipairs(order) do
+    if redis.call('HINCRBY', K_LEASES, '#' .. token, -ended[token]) <= 0 then
+      redis.call('ZREM', K_ACTIVE, token)
+      redis.call('HDEL', K_LEASES, token, '#' .. token)
+    end
+  end
 end
 
 -- Moves jobs to the dead letter, keeping it within its retention.
@@ -251,7 +271,7 @@ local function bury(ids, now, keep_count, keep_age_ms)
 end
 
 -- Splits `id, token` pairs from ARGV[first..] into the jobs whose token is the one recorded
--- for their current attempt (held) and a status per pair (OK or LEASE_LOST).
+-- for their current attempt (held, with their tokens) and a status per pair (OK or LEASE_LOST).
 local function check_leases(first)
   local ids, tokens = {}, {}
   for i = first, #ARGV, 2 do
@@ -259,18 +279,19 @@ local function check_leases(first)
     tokens[#tokens + 1] = ARGV[i + 1]
   end
   local current = hmget(K_TOKENS, ids)
-  local held, statuses, seen = {}, {}, {}
+  local held, held_tokens, statuses, seen = {}, {}, {}, {}
   for i = 1, #ids do
     -- A job named twice in one call is settled once.
     if current[i] == tokens[i] and not seen[ids[i]] then
       seen[ids[i]] = true
       held[#held + 1] = ids[i]
+      held_tokens[#held_tokens + 1] = tokens[i]
       statuses[i] = OK
     else
       statuses[i] = LEASE_LOST
     end
   end
-  return held, statuses
+  return held, held_tokens, statuses
 end
 
 -- The reply of a settle script: {OK, <extra values>, status per job}.

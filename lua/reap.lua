@@ -13,16 +13,45 @@ if not redis.call('SET', K_REAPER, '1', 'NX', 'PX', interval_ms) then
 end
 
 local now = now_ms()
-local expired = redis.call('ZRANGEBYSCORE', K_ACTIVE, '-inf', '(' .. int(now), 'LIMIT', 0, limit)
+local leases = redis.call('ZRANGEBYSCORE', K_ACTIVE, '-inf', '(' .. int(now), 'LIMIT', 0, limit)
+if #leases == 0 then
+  return {OK, 0, 0}
+end
+-- The jobs of an expired lease that are still held by it (the others already settled).
+local expired, tokens = {}, {}
+for _, token in ipairs(leases) do
+  local packed = redis.call('HGET', K_LEASES, token)
+  local ids = packed and cmsgpack.unpack(packed) or {}
+  local current = hmget(K_TOKENS, ids)
+  for i, id in ipairs(ids) do
+    if current[i] == token then
+      expired[#expired + 1] = id
+      tokens[#tokens + 1] = token
+    end
+  end
+end
+local function drop_leases()
+  -- Every expired lease goes, including one none of whose jobs is held any more.
+  local fields = {}
+  for _, token in ipairs(leases) do
+    fields[#fields + 1] = token
+    fields[#fields + 1] = '#' .. token
+  end
+  variadic('ZREM', K_ACTIVE, leases)
+  variadic('HDEL', K_LEASES, fields)
+end
+
 if #expired == 0 then
+  drop_leases()
   return {OK, 0, 0}
 end
 local props = hmget(K_PROPS, expired)
-local attempts = hmget(K_ATTEMPTS, expired)
-local requeue, priorities, buried, errors = {}, {}, {}, {}
+local failures = hmget(K_FAILURES, expired)
+local requeue, priorities, buried, errors, counted = {}, {}, {}, {}, {}
 for i, id in ipairs(expired) do
   local p = parse_props(props[i])
-  if not p or (tonumber(attempts[i]) or 0) >= p.max_attempts then
+  local attempts = (tonumber(failures[i]) or 0) + 1
+  if not p or attempts >= p.max_attempts then
     buried[#buried + 1] = id
   else
     requeue[#requeue + 1] = id
@@ -30,9 +59,13 @@ for i, id in ipairs(expired) do
   end
   errors[2 * i - 1] = id
   errors[2 * i] = 'lease expired'
+  counted[2 * i - 1] = id
+  counted[2 * i] = attempts
 end
-end_attempts(expired)
+end_attempts(expired, tokens)
+drop_leases()
 variadic('HSET', K_ERRORS, errors)
+variadic('HSET', K_FAILURES, counted)
 redis.call('HINCRBY', K_META, 'failed', #expired)
 bury(buried, now, keep_count, keep_age_ms)
 make_available(requeue, priorities, now)

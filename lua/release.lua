@@ -5,16 +5,9 @@
 if #ARGV % 2 ~= 0 then
   return bad('expected id/token pairs')
 end
-local released, statuses = check_leases(1)
+local released, tokens, statuses = check_leases(1)
 if #released > 0 then
-  local attempts = hmget(K_ATTEMPTS, released)
-  local uncounted = {}
-  for i, id in ipairs(released) do
-    uncounted[2 * i - 1] = id
-    uncounted[2 * i] = math.max(0, (tonumber(attempts[i]) or 0) - 1)
-  end
-  end_attempts(released)
-  variadic('HSET', K_ATTEMPTS, uncounted)
+  end_attempts(released, tokens)
   make_available(released, priorities_of(released), now_ms())
 end
 return status_reply(statuses)

@@ -76,3 +76,41 @@ async fn completed_jobs_are_retained_by_count() {
     );
     assert_eq!(q.client.job("q", "j9").await.unwrap().state, queue::JobState::Completed);
 }
+
+#[tokio::test]
+async fn a_batch_shares_one_lease_that_goes_when_its_last_job_settles() {
+    use queue::fred::interfaces::KeysInterface;
+    let q = start().await;
+    q.client
+        .enqueue_bulk("q", (0..3).map(|i| NewJob::new("k", &i).unwrap()))
+        .await
+        .unwrap();
+    let jobs = q.client.pop("q", 3, LEASE).await.unwrap().jobs;
+    assert!(
+        jobs.iter().all(|job| job.token == jobs[0].token),
+        "one lease per fetched batch"
+    );
+    let keys = q.client.keys("q").unwrap();
+    let key = |suffix: &str| keys.all().iter().find(|k| k.ends_with(suffix)).unwrap().clone();
+    let lease_keys = [key(":active"), key(":leases")];
+
+    assert_eq!(
+        q.client.complete("q", &[(&jobs[0].id, &jobs[0].token)]).await.unwrap(),
+        [true]
+    );
+    q.client
+        .fail("q", &jobs[1].id, &jobs[1].token, "boom", false)
+        .await
+        .unwrap();
+    assert_eq!(q.client.stats("q").await.unwrap().active, 1);
+    let exists: i64 = q.client.redis().exists(lease_keys.to_vec()).await.unwrap();
+    assert_eq!(exists, 2, "the lease stays while one of its jobs is held");
+
+    assert_eq!(
+        q.client.complete("q", &[(&jobs[2].id, &jobs[2].token)]).await.unwrap(),
+        [true]
+    );
+    assert_eq!(q.client.stats("q").await.unwrap().active, 0);
+    let exists: i64 = q.client.redis().exists(lease_keys.to_vec()).await.unwrap();
+    assert_eq!(exists, 0, "a settled batch leaves no lease record behind");
+}

@@ -128,3 +128,45 @@ async fn a_late_fail_from_the_reaped_worker_is_refused_and_changes_nothing() {
         "finished exactly once"
     );
 }
+
+#[tokio::test]
+async fn only_the_unsettled_jobs_of_an_expired_batch_are_reaped() {
+    let q = start().await;
+    q.client
+        .enqueue_bulk(
+            "q",
+            ["done", "failed", "stuck"].map(|id| NewJob::new("k", &1).unwrap().id(id).max_attempts(3)),
+        )
+        .await
+        .unwrap();
+    let jobs = q.client.pop("q", 3, Duration::from_millis(30)).await.unwrap().jobs;
+    let lease = |id: &str| jobs.iter().find(|job| job.id == id).unwrap().token.clone();
+    assert_eq!(
+        q.client.complete("q", &[("done", &lease("done"))]).await.unwrap(),
+        [true]
+    );
+    q.client
+        .fail("q", "failed", &lease("failed"), "boom", false)
+        .await
+        .unwrap();
+    let swept = eventually(
+        "the batch's lease to expire and be reaped",
+        Duration::from_secs(5),
+        || async {
+            q.client
+                .reap("q", Duration::from_millis(1), 100)
+                .await
+                .unwrap()
+                .filter(|(requeued, _)| *requeued > 0)
+        },
+    )
+    .await;
+    assert_eq!(swept, (1, 0), "only the job still held by the expired lease");
+    let client = &q.client;
+    let state = |id: &'static str| async move { client.job("q", id).await.unwrap() };
+    assert_eq!(state("done").await.state, JobState::Completed);
+    assert_eq!(state("failed").await.state, JobState::Retrying);
+    let stuck = state("stuck").await;
+    assert_eq!((stuck.state, stuck.attempts), (JobState::Pending, 1));
+    assert_eq!(q.client.stats("q").await.unwrap().active, 0);
+}

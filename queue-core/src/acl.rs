@@ -12,6 +12,7 @@ pub const REQUIRED_COMMANDS: &[&str] = &[
     "hmget",
     "hset",
     "hdel",
+    "hlen",
     "hincrby",
     "zadd",
     "zrem",

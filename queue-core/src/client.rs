@@ -449,7 +449,8 @@ impl QueueClient {
         }
     }
 
-    /// Leases up to `count` jobs for `lease`. Due delayed and retrying jobs are promoted first.
+    /// Leases up to `count` jobs for `lease`, all under one token. Due delayed and retrying
+    /// jobs are promoted first.
     pub async fn pop(&self, queue: &str, count: usize, lease: Duration) -> Result<Popped> {
         let keys = self.keys(queue)?;
         let args = vec![
@@ -461,16 +462,17 @@ impl QueueClient {
         let now_ms = r.int()?;
         let next_due = r.int()?;
         let paused = r.int()? == 1;
+        // One lease covers the whole batch.
+        let token = r.string()?;
         let mut jobs = Vec::new();
         while r.has_more() {
             let id = r.string()?;
             let raw_envelope = r.bytes()?;
             let attempt = r.int()? as u32;
-            let token = r.string()?;
             jobs.push(Leased {
                 id,
                 attempt,
-                token,
+                token: token.clone(),
                 raw_envelope,
             });
         }
@@ -529,7 +531,8 @@ impl QueueClient {
         })
     }
 
-    /// Renews leases for `lease` from now; for each, whether it was still held.
+    /// Renews leases for `lease` from now; for each, whether it was still held. A lease is
+    /// shared by the jobs one [`pop`](Self::pop) returned: renewing one job's renews them all.
     pub async fn extend(&self, queue: &str, lease: Duration, leases: &[(&str, &str)]) -> Result<Vec<bool>> {
         let keys = self.keys(queue)?;
         let mut args = vec![Value::from(millis(lease))];

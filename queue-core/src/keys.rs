@@ -13,7 +13,7 @@ pub struct QueueKeys {
     keys: Vec<String>,
 }
 
-const SUFFIXES: [&str; 15] = [
+const SUFFIXES: [&str; 16] = [
     "pending",
     "scheduled",
     "retrying",
@@ -21,7 +21,7 @@ const SUFFIXES: [&str; 15] = [
     "dead",
     "completed",
     "jobs",
-    "attempts",
+    "failures",
     "tokens",
     "errors",
     "props",
@@ -29,6 +29,7 @@ const SUFFIXES: [&str; 15] = [
     "meta",
     "wake",
     "reaper",
+    "leases",
 ];
 
 impl QueueKeys {

@@ -102,7 +102,8 @@ impl JobContext {
     }
 
     /// Extends this job's lease to `lease` from now, beyond what the worker's heartbeat does
-    /// (for a step known to take long). Fails with `LeaseLost` if the lease is gone.
+    /// (for a step known to take long). The jobs fetched in the same batch share the lease and
+    /// are extended with it. Fails with `LeaseLost` if the lease is gone.
     pub async fn extend_lease(&self, lease: Duration) -> queue_core::Result<()> {
         let held = self
             .client
