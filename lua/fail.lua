@@ -18,9 +18,10 @@ if not props then
 end
 
 local now = now_ms()
+pin(K_FAILURES)
 local attempt = redis.call('HINCRBY', K_FAILURES, id, 1)
 end_attempts({id}, {token})
-redis.call('HSET', K_ERRORS, id, message)
+set_by_id(K_ERRORS, {id, message})
 redis.call('HINCRBY', K_META, 'failed', 1)
 
 if permanent == '1' or attempt >= props.max_attempts then

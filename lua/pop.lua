@@ -48,7 +48,7 @@ if taken > 0 then
     reply[at + 3] = (tonumber(failures[i]) or 0) + 1
     at = at + 3
   end
-  variadic('HSET', K_TOKENS, tokens)
+  set_by_id(K_TOKENS, tokens)
 end
 
 -- Work left behind goes to the next idle worker.

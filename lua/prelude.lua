@@ -69,6 +69,34 @@ local function variadic(command, key, values)
   end
 end
 
+-- Hashes keyed by job id are kept in Redis's hashtable encoding. Redis stores a small hash
+-- (up to hash-max-listpack-entries, 128 by default) as a listpack, in which every lookup scans
+-- the whole hash: HMGET of 120 ids measured 5x slower than on a hashtable, and `tokens` stays
+-- that small under most workloads. One value longer than hash-max-listpack-value (64 bytes)
+-- converts a hash for good; the field '' holds it (job ids are never empty).
+local PIN_FIELD = ''
+local PIN_VALUE = string.rep('-', 80)
+local function pin(key)
+  redis.call('HSETNX', key, PIN_FIELD, PIN_VALUE)
+end
+
+-- HSET of `id, value` pairs into a hash keyed by job id.
+local function set_by_id(key, pairs)
+  if #pairs > 0 then
+    pin(key)
+    variadic('HSET', key, pairs)
+  end
+end
+
+-- How many jobs a hash keyed by job id holds.
+local function count_by_id(key)
+  local fields = redis.call('HLEN', key)
+  if fields > 0 and redis.call('HEXISTS', key, PIN_FIELD) == 1 then
+    fields = fields - 1
+  end
+  return fields
+end
+
 -- HMGET in chunks; missing fields come back as false.
 local function hmget(key, fields)
   local values = {}
@@ -143,7 +171,7 @@ local function make_available(ids, priorities, since)
       runat[2 * i - 1] = ids[i]
       runat[2 * i] = at
     end
-    variadic('HSET', K_RUNAT, runat)
+    set_by_id(K_RUNAT, runat)
   end
   wake()
 end
@@ -194,7 +222,7 @@ local function schedule(zset, ids, dues)
     end
   end
   variadic('ZADD', zset, scored)
-  variadic('HSET', K_RUNAT, runat)
+  set_by_id(K_RUNAT, runat)
   if previous == nil or soonest < previous then
     wake()
   end

@@ -85,8 +85,8 @@ for i = 1, count do
   end
 end
 if #records > 0 then
-  variadic('HSET', K_JOBS, records)
-  variadic('HSET', K_PROPS, props)
+  set_by_id(K_JOBS, records)
+  set_by_id(K_PROPS, props)
   make_available(ready, ready_priorities, nil)
   schedule(K_SCHEDULED, later, later_dues)
   redis.call('HINCRBY', K_META, 'enqueued', #records / 2)

@@ -64,8 +64,8 @@ for i, id in ipairs(expired) do
 end
 end_attempts(expired, tokens)
 drop_leases()
-variadic('HSET', K_ERRORS, errors)
-variadic('HSET', K_FAILURES, counted)
+set_by_id(K_ERRORS, errors)
+set_by_id(K_FAILURES, counted)
 redis.call('HINCRBY', K_META, 'failed', #expired)
 bury(buried, now, keep_count, keep_age_ms)
 make_available(requeue, priorities, now)

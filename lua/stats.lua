@@ -13,7 +13,7 @@ return {
   redis.call('ZCARD', K_PENDING),
   redis.call('ZCARD', K_SCHEDULED),
   redis.call('ZCARD', K_RETRYING),
-  redis.call('HLEN', K_TOKENS),
+  count_by_id(K_TOKENS),
   redis.call('ZCARD', K_DEAD),
   redis.call('ZCARD', K_COMPLETED),
   tonumber(meta[1] or '0'),

@@ -13,6 +13,8 @@ pub const REQUIRED_COMMANDS: &[&str] = &[
     "hset",
     "hdel",
     "hlen",
+    "hexists",
+    "hsetnx",
     "hincrby",
     "zadd",
     "zrem",
