@@ -23,13 +23,11 @@ for _, zset in ipairs({K_SCHEDULED, K_RETRYING}) do
 end
 
 local reply = {OK, int(now), 0, 0, ''}
-local popped = redis.call('ZPOPMIN', K_PENDING, count)
-local taken = #popped / 2
+-- Not ZPOPMIN: it answers with every score, which Redis formats as text one by one.
+local ids = redis.call('ZRANGE', K_PENDING, 0, count - 1)
+local taken = #ids
 if taken > 0 then
-  local ids = {}
-  for i = 1, taken do
-    ids[i] = popped[i * 2 - 1]
-  end
+  redis.call('ZREMRANGEBYRANK', K_PENDING, 0, taken - 1)
   -- One lease for the batch: per job only its token is written, and the same string each time.
   local token = tostring(redis.call('HINCRBY', K_META, 'token', 1))
   reply[5] = token

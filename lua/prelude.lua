@@ -253,7 +253,8 @@ local function trim(zset, keep_count, keep_age_ms, now)
     end
   end
   if #victims > 0 then
-    variadic('ZREM', zset, victims)
+    -- Both queries take from the low end, so the victims are exactly the lowest ranks.
+    redis.call('ZREMRANGEBYRANK', zset, 0, #victims - 1)
     forget(victims)
   end
 end

@@ -116,7 +116,7 @@ fn acl_log() -> queue::fred::types::CustomCommand {
 #[tokio::test]
 async fn a_missing_permission_is_named() {
     let redis = RedisServer::start().unwrap();
-    let rules = queue::acl_rules("queue").replace(" +zpopmin", "");
+    let rules = queue::acl_rules("queue").replace(" +zremrangebyrank", "");
     acl_setuser(&redis, "limited", &rules).await;
     let client = QueueClient::connect(&user_url(&redis, "limited")).await.unwrap();
     client.enqueue("q", NewJob::new("k", &1).unwrap()).await.unwrap();
@@ -125,7 +125,7 @@ async fn a_missing_permission_is_named() {
     let message = error.to_string();
     assert!(message.starts_with("the Redis user lacks a permission: "), "{message}");
     assert!(
-        message.contains("script queue.pop") && message.contains("redis.call('ZPOPMIN'"),
+        message.contains("script queue.pop") && message.contains("redis.call('ZREMRANGEBYRANK'"),
         "names it: {message}"
     );
 

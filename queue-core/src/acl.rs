@@ -18,7 +18,7 @@ pub const REQUIRED_COMMANDS: &[&str] = &[
     "hincrby",
     "zadd",
     "zrem",
-    "zpopmin",
+    "zremrangebyrank",
     "zrange",
     "zrangebyscore",
     "zrevrange",
