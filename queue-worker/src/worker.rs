@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use futures_util::FutureExt;
+use futures_util::{stream::FuturesUnordered, FutureExt, StreamExt};
 use queue_core::{
     fred::{
         clients::Client,
@@ -372,6 +372,51 @@ impl Worker {
     }
 }
 
+/// Fetch rounds in flight at once: while one round's jobs are being started, the next round is
+/// already queued in Redis, so Redis does not wait for the worker between fetches.
+const FETCHES_IN_FLIGHT: usize = 2;
+
+/// What one fetch round brought back, with the slots it was given.
+struct Round {
+    leased: Vec<(String, Leased)>,
+    permits: Vec<OwnedSemaphorePermit>,
+    next_due: Option<Instant>,
+    failed: bool,
+}
+
+/// Leases jobs for the given slots from the worker's queues, in the worker's order.
+async fn fetch_round(shared: Arc<Shared>, permits: Vec<OwnedSemaphorePermit>) -> Round {
+    let mut round = Round {
+        leased: Vec::new(),
+        permits,
+        next_due: None,
+        failed: false,
+    };
+    for queue in queue_order(&shared) {
+        let wanted = round.permits.len() - round.leased.len();
+        if wanted == 0 {
+            break;
+        }
+        match shared.client.pop(queue, wanted, shared.lease).await {
+            Ok(popped) => {
+                if let (Some(due), false) = (popped.next_due_ms, popped.paused) {
+                    // Timed here, not by Redis: blocking timeouts there have a 100 ms resolution.
+                    let at = Instant::now() + Duration::from_millis((due - popped.now_ms).max(0) as u64 + 1);
+                    round.next_due = Some(round.next_due.map_or(at, |d| d.min(at)));
+                }
+                let jobs = popped.jobs.into_iter().map(|job| (queue.to_owned(), job));
+                round.leased.extend(jobs);
+            }
+            Err(error) => {
+                warn!(%error, queue, "cannot fetch jobs");
+                round.failed = true;
+                break;
+            }
+        }
+    }
+    round
+}
+
 async fn fetch_loop(
     shared: &Arc<Shared>,
     shutdown: &CancellationToken,
@@ -382,64 +427,66 @@ async fn fetch_loop(
     jobs: &mut JoinSet<()>,
 ) {
     let slots = Arc::new(Semaphore::new(shared.concurrency));
+    // A further round starts only with a fair share of the slots, so that batches stay large.
+    let further_round_slots = (shared.concurrency / 4).max(1);
+    let mut in_flight = FuturesUnordered::new();
     let mut retry = RetryDelay::default();
-    'fetch: loop {
-        let first = tokio::select! {
-            permit = slots.clone().acquire_owned() => permit.expect("semaphore never closed"),
-            _ = shutdown.cancelled() => return,
-        };
-        let mut permits = vec![first];
-        while let Ok(permit) = slots.clone().try_acquire_owned() {
-            permits.push(permit);
-        }
-        let mut next_due: Option<Instant> = None;
-        let mut leased_any = false;
-        for queue in queue_order(shared) {
-            if permits.is_empty() {
-                break;
-            }
-            let popped = match shared.client.pop(queue, permits.len(), shared.lease).await {
-                Ok(popped) => popped,
-                Err(error) => {
-                    let delay = retry.next();
-                    warn!(%error, queue, retry_in = ?delay, "cannot fetch jobs; retrying");
-                    drop(permits);
-                    tokio::select! {
-                        _ = sleep(delay) => continue 'fetch,
-                        _ = shutdown.cancelled() => return,
-                    }
-                }
-            };
-            retry.reset();
-            if let (Some(due), false) = (popped.next_due_ms, popped.paused) {
-                // Timed here, not by Redis: blocking timeouts there have a 100 ms resolution.
-                let at = Instant::now() + Duration::from_millis((due - popped.now_ms).max(0) as u64 + 1);
-                next_due = Some(next_due.map_or(at, |d| d.min(at)));
-            }
-            for leased in popped.jobs {
-                leased_any = true;
-                let permit = permits.pop().expect("never more jobs than permits");
-                start(shared, queue, leased, permit, ack_tx.clone(), give_up.clone(), jobs);
-            }
-        }
-        drop(permits);
-        while jobs.try_join_next().is_some() {}
-        if leased_any {
-            continue;
-        }
-        let recheck = Instant::now() + shared.idle_recheck;
-        let until = next_due.map_or(recheck, |due| due.min(recheck));
-        idle.send_replace(true);
+    loop {
+        let wanted = if in_flight.is_empty() { 1 } else { further_round_slots };
+        let can_start = in_flight.len() < FETCHES_IN_FLIGHT && !shutdown.is_cancelled();
         tokio::select! {
-            _ = wake.notified() => {}
-            _ = sleep_until(until) => {}
-            _ = shutdown.cancelled() => {
+            biased;
+            Some(round) = in_flight.next() => {
+                let Round { leased, mut permits, next_due, failed } = round;
+                let leased_any = !leased.is_empty();
+                for (queue, job) in leased {
+                    let permit = permits.pop().expect("never more jobs than permits");
+                    start(shared, &queue, job, permit, ack_tx.clone(), give_up.clone(), jobs);
+                }
+                drop(permits);
+                while jobs.try_join_next().is_some() {}
+                if failed {
+                    let delay = retry.next();
+                    warn!(retry_in = ?delay, "retrying the fetch");
+                    tokio::select! {
+                        _ = sleep(delay) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                    continue;
+                }
+                retry.reset();
+                if leased_any || !in_flight.is_empty() || shutdown.is_cancelled() {
+                    continue;
+                }
+                // Nothing to do: sleep until woken, due work, or the periodic recheck.
+                let recheck = Instant::now() + shared.idle_recheck;
+                let until = next_due.map_or(recheck, |due| due.min(recheck));
+                idle.send_replace(true);
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    _ = sleep_until(until) => {}
+                    _ = shutdown.cancelled() => {}
+                }
                 idle.send_replace(false);
-                return;
             }
+            permits = take_slots(&slots, wanted), if can_start => {
+                in_flight.push(fetch_round(shared.clone(), permits));
+            }
+            _ = shutdown.cancelled(), if in_flight.is_empty() => return,
         }
-        idle.send_replace(false);
     }
+}
+
+/// At least `wanted` free slots (waiting for them), plus every other slot free right now.
+async fn take_slots(slots: &Arc<Semaphore>, wanted: usize) -> Vec<OwnedSemaphorePermit> {
+    let mut permits = Vec::with_capacity(wanted);
+    for _ in 0..wanted {
+        permits.push(slots.clone().acquire_owned().await.expect("semaphore never closed"));
+    }
+    while let Ok(permit) = slots.clone().try_acquire_owned() {
+        permits.push(permit);
+    }
+    permits
 }
 
 fn queue_order(shared: &Shared) -> Vec<&str> {
