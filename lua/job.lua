@@ -27,6 +27,9 @@ else
       break
     end
   end
+  if state == 'unknown' and redis.call('LPOS', K_PENDING_DEFAULT, id) then
+    state = 'pending'
+  end
 end
 local since = run_at(id)
 if state == 'pending' then

@@ -23,11 +23,9 @@ for _, zset in ipairs({K_SCHEDULED, K_RETRYING}) do
 end
 
 local reply = {OK, int(now), 0, 0, ''}
--- Not ZPOPMIN: it answers with every score, which Redis formats as text one by one.
-local ids = redis.call('ZRANGE', K_PENDING, 0, count - 1)
+local ids = take_pending(count)
 local taken = #ids
 if taken > 0 then
-  redis.call('ZREMRANGEBYRANK', K_PENDING, 0, taken - 1)
   -- One lease for the batch: per job only its token is written, and the same string each time.
   local token = tostring(redis.call('HINCRBY', K_META, 'token', 1))
   reply[5] = token
@@ -50,7 +48,7 @@ if taken > 0 then
 end
 
 -- Work left behind goes to the next idle worker.
-if redis.call('ZCARD', K_PENDING) > 0 then
+if pending_count() > 0 then
   wake()
 end
 reply[3] = int(earliest_due() or -1)

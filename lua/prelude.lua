@@ -3,7 +3,7 @@
 -- Every script receives the same KEYS, all under one hash tag `{prefix:queue}` so a queue lives in
 -- one cluster slot. Job data lives in per-queue hashes keyed by job id, so no script ever builds a
 -- key name: everything it touches is in KEYS.
-local K_PENDING   = KEYS[1]  -- zset id -> -priority * 2^42 + seq   (ready to run)
+local K_PENDING   = KEYS[1]  -- zset id -> -priority * 2^42 + seq   (ready to run, priority ~= 0)
 local K_SCHEDULED = KEYS[2]  -- zset id -> run-at ms                  (delayed by the user)
 local K_RETRYING  = KEYS[3]  -- zset id -> run-at ms                  (waiting out a backoff)
 local K_ACTIVE    = KEYS[4]  -- zset lease token -> deadline ms (one lease per POP: its batch shares it)
@@ -20,6 +20,9 @@ local K_WAKE      = KEYS[14] -- list: a marker that idle workers block on
 local K_REAPER    = KEYS[15] -- string: the reaper's per-interval lock
 local K_LEASES    = KEYS[16] -- hash token -> MessagePack array of the lease's job ids,
                              --      '#' .. token -> how many of them are still held
+-- Ready jobs at the default priority 0, in arrival order. Most jobs have it, and a list costs no
+-- score to compute, format and sort; pop takes priorities above 0, then this list, then below.
+local K_PENDING_DEFAULT = KEYS[17] -- list of ids
 
 -- Status codes: the first element of every reply. Mirrored by queue-core/src/scripts.rs.
 local OK           = 0
@@ -157,13 +160,27 @@ local function make_available(ids, priorities, since)
   if n == 0 then
     return
   end
-  local first = redis.call('HINCRBY', K_META, 'seq', n) - n
-  local scored = {}
+  local default, prioritized, prioritized_priorities = {}, {}, {}
   for i = 1, n do
-    scored[2 * i - 1] = int(-priorities[i] * PRIORITY_SPAN + first + i)
-    scored[2 * i] = ids[i]
+    if priorities[i] == 0 then
+      default[#default + 1] = ids[i]
+    else
+      prioritized[#prioritized + 1] = ids[i]
+      prioritized_priorities[#prioritized_priorities + 1] = priorities[i]
+    end
   end
-  variadic('ZADD', K_PENDING, scored)
+  if #default > 0 then
+    variadic('RPUSH', K_PENDING_DEFAULT, default)
+  end
+  if #prioritized > 0 then
+    local first = redis.call('HINCRBY', K_META, 'seq', #prioritized) - #prioritized
+    local scored = {}
+    for i = 1, #prioritized do
+      scored[2 * i - 1] = int(-prioritized_priorities[i] * PRIORITY_SPAN + first + i)
+      scored[2 * i] = prioritized[i]
+    end
+    variadic('ZADD', K_PENDING, scored)
+  end
   if since then
     local at = int(since)
     local runat = {}
@@ -174,6 +191,42 @@ local function make_available(ids, priorities, since)
     set_by_id(K_RUNAT, runat)
   end
   wake()
+end
+
+-- Takes up to `count` ready jobs off pending, highest priority first, FIFO within a priority.
+-- Pending scores are negative exactly for priorities above 0.
+local function take_pending(count)
+  local ids = redis.call('ZRANGEBYSCORE', K_PENDING, '-inf', '(0', 'LIMIT', 0, count)
+  if #ids > 0 then
+    redis.call('ZREMRANGEBYRANK', K_PENDING, 0, #ids - 1)
+  end
+  if #ids < count then
+    local default = redis.call('LPOP', K_PENDING_DEFAULT, count - #ids)
+    for _, id in ipairs(default or {}) do
+      ids[#ids + 1] = id
+    end
+  end
+  if #ids < count then
+    local low = redis.call('ZRANGE', K_PENDING, 0, count - #ids - 1)
+    if #low > 0 then
+      redis.call('ZREMRANGEBYRANK', K_PENDING, 0, #low - 1)
+      for _, id in ipairs(low) do
+        ids[#ids + 1] = id
+      end
+    end
+  end
+  return ids
+end
+
+local function pending_count()
+  return redis.call('ZCARD', K_PENDING) + redis.call('LLEN', K_PENDING_DEFAULT)
+end
+
+-- The job that pop would take next, if any.
+local function next_in_line()
+  return redis.call('ZRANGEBYSCORE', K_PENDING, '-inf', '(0', 'LIMIT', 0, 1)[1]
+    or redis.call('LINDEX', K_PENDING_DEFAULT, 0)
+    or redis.call('ZRANGE', K_PENDING, 0, 0)[1]
 end
 
 -- When a job became (or becomes) runnable: its run-at time, or else its creation time.

@@ -4,13 +4,13 @@
 local now = now_ms()
 local meta = redis.call('HMGET', K_META, 'enqueued', 'processed', 'failed', 'dead', 'paused')
 local latency = 0
-local head = redis.call('ZRANGE', K_PENDING, 0, 0)[1]
+local head = next_in_line()
 if head then
   latency = math.max(0, now - (run_at(head) or now))
 end
 return {
   OK,
-  redis.call('ZCARD', K_PENDING),
+  pending_count(),
   redis.call('ZCARD', K_SCHEDULED),
   redis.call('ZCARD', K_RETRYING),
   count_by_id(K_TOKENS),

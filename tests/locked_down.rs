@@ -116,7 +116,7 @@ fn acl_log() -> queue::fred::types::CustomCommand {
 #[tokio::test]
 async fn a_missing_permission_is_named() {
     let redis = RedisServer::start().unwrap();
-    let rules = queue::acl_rules("queue").replace(" +zremrangebyrank", "");
+    let rules = queue::acl_rules("queue").replace(" +lpop", "");
     acl_setuser(&redis, "limited", &rules).await;
     let client = QueueClient::connect(&user_url(&redis, "limited")).await.unwrap();
     client.enqueue("q", NewJob::new("k", &1).unwrap()).await.unwrap();
@@ -125,21 +125,21 @@ async fn a_missing_permission_is_named() {
     let message = error.to_string();
     assert!(message.starts_with("the Redis user lacks a permission: "), "{message}");
     assert!(
-        message.contains("script queue.pop") && message.contains("redis.call('ZREMRANGEBYRANK'"),
+        message.contains("script queue.pop") && message.contains("redis.call('LPOP'"),
         "names it: {message}"
     );
 
     // A refusal inside a batched write names its command too.
-    let rules = queue::acl_rules("queue").replace(" +zadd", "");
-    acl_setuser(&redis, "no-zadd", &rules).await;
-    let client = QueueClient::connect(&user_url(&redis, "no-zadd")).await.unwrap();
+    let rules = queue::acl_rules("queue").replace(" +rpush", "");
+    acl_setuser(&redis, "no-rpush", &rules).await;
+    let client = QueueClient::connect(&user_url(&redis, "no-rpush")).await.unwrap();
     let message = client
         .enqueue("q", NewJob::new("k", &1).unwrap())
         .await
         .unwrap_err()
         .to_string();
     assert!(
-        message.contains("(ZADD)") && message.contains("script queue.push"),
+        message.contains("(RPUSH)") && message.contains("script queue.push"),
         "{message}"
     );
 

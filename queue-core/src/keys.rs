@@ -13,7 +13,7 @@ pub struct QueueKeys {
     keys: Vec<String>,
 }
 
-const SUFFIXES: [&str; 16] = [
+const SUFFIXES: [&str; 17] = [
     "pending",
     "scheduled",
     "retrying",
@@ -30,6 +30,7 @@ const SUFFIXES: [&str; 16] = [
     "wake",
     "reaper",
     "leases",
+    "pending:default",
 ];
 
 impl QueueKeys {

@@ -3,8 +3,8 @@ use fred::types::Value;
 
 use crate::{registry::KeyCount, Error, Result, ScriptRegistry};
 
-/// Every queue script takes the 16 keys of [`QueueKeys`](crate::QueueKeys).
-pub const QUEUE_KEY_COUNT: usize = 16;
+/// Every queue script takes the 17 keys of [`QueueKeys`](crate::QueueKeys).
+pub const QUEUE_KEY_COUNT: usize = 17;
 
 macro_rules! script_source {
     ($file:literal) => {
