@@ -100,9 +100,18 @@ local function count_by_id(key)
   return fields
 end
 
--- HMGET in chunks; missing fields come back as false.
+-- Whether a hash keyed by job id may hold any job: one that holds only its pin (or does not
+-- exist) does not, and then looking ids up in it can be skipped (often the case for failures).
+local function holds_jobs(key)
+  return redis.call('HLEN', key) > 1
+end
+
+-- HMGET in chunks from a hash keyed by job id; missing fields come back as false or nil.
 local function hmget(key, fields)
   local values = {}
+  if not holds_jobs(key) then
+    return values
+  end
   for i = 1, #fields, CHUNK do
     local part = redis.call('HMGET', key, unpack(fields, i, math.min(i + CHUNK - 1, #fields)))
     for j = 1, #part do
@@ -287,7 +296,9 @@ local function forget(ids)
     return
   end
   for _, hash in ipairs({K_JOBS, K_FAILURES, K_ERRORS, K_PROPS, K_RUNAT}) do
-    variadic('HDEL', hash, ids)
+    if holds_jobs(hash) then
+      variadic('HDEL', hash, ids)
+    end
   end
 end
 
