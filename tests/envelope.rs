@@ -52,3 +52,37 @@ fn an_undecodable_envelope_is_a_clear_error() {
     let err = Envelope::from_msgpack(b"\xc1garbage").unwrap_err();
     assert!(err.to_string().contains("undecodable envelope"), "{err}");
 }
+
+#[test]
+fn both_backoffs_round_trip_in_their_stored_form() {
+    use queue::Backoff;
+    use std::time::Duration;
+    for backoff in [
+        Backoff::fixed(Duration::from_secs(5)),
+        Backoff::exponential(Duration::from_secs(1), Duration::from_secs(60)),
+    ] {
+        let envelope = Envelope {
+            id: "j".into(),
+            queue: "q".into(),
+            kind: "k".into(),
+            payload: rmp_serde::to_vec(&1).unwrap(),
+            priority: 0,
+            max_attempts: 3,
+            backoff,
+            timeout_ms: None,
+        };
+        let bytes = envelope.to_msgpack();
+        assert_eq!(Envelope::from_msgpack(&bytes).unwrap(), envelope);
+        // The stored form names the variant in a "kind" field beside its own fields.
+        let stored: serde_json::Value = rmp_serde::from_slice(&rmp_serde::to_vec_named(&backoff).unwrap()).unwrap();
+        let kind = if matches!(backoff, Backoff::Fixed { .. }) {
+            "fixed"
+        } else {
+            "exponential"
+        };
+        assert_eq!(stored["kind"], kind);
+    }
+    let missing_field = serde_json::json!({"kind": "fixed"});
+    let bytes = rmp_serde::to_vec_named(&missing_field).unwrap();
+    assert!(rmp_serde::from_slice::<Backoff>(&bytes).is_err());
+}

@@ -11,7 +11,7 @@ pub const MAX_DELAY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
 /// How long to wait before retrying a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", try_from = "BackoffFields")]
 pub enum Backoff {
     /// The same delay after every failure.
     Fixed {
@@ -27,6 +27,42 @@ pub enum Backoff {
         /// Spread retries of jobs that failed together.
         jitter: bool,
     },
+}
+
+/// The stored form of [`Backoff`], read field by field: serde's internally tagged enums buffer
+/// every field before choosing a variant, which made decoding envelopes a top cost of a busy
+/// worker.
+#[derive(Deserialize)]
+struct BackoffFields {
+    kind: BackoffKind,
+    delay_ms: Option<u64>,
+    base_ms: Option<u64>,
+    cap_ms: Option<u64>,
+    jitter: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum BackoffKind {
+    Fixed,
+    Exponential,
+}
+
+impl TryFrom<BackoffFields> for Backoff {
+    type Error = &'static str;
+
+    fn try_from(fields: BackoffFields) -> std::result::Result<Self, Self::Error> {
+        Ok(match fields.kind {
+            BackoffKind::Fixed => Backoff::Fixed {
+                delay_ms: fields.delay_ms.ok_or("fixed backoff without delay_ms")?,
+            },
+            BackoffKind::Exponential => Backoff::Exponential {
+                base_ms: fields.base_ms.ok_or("exponential backoff without base_ms")?,
+                cap_ms: fields.cap_ms.ok_or("exponential backoff without cap_ms")?,
+                jitter: fields.jitter.ok_or("exponential backoff without jitter")?,
+            },
+        })
+    }
 }
 
 impl Backoff {
