@@ -29,26 +29,50 @@ async fn the_script_itself_refuses_a_bad_bulk_and_writes_nothing() {
     // A caller bypassing the client's checks (another language, a bug) still cannot write half.
     let q = start().await;
     let keys = q.client.keys("q").unwrap();
-    let args: Vec<queue::fred::types::Value> = vec![
-        2.into(),
-        "a".into(),
-        "env".into(),
-        "0|3|f|0|0|0".into(),
-        "".into(),
-        "b".into(),
-        "env".into(),
-        "0|3|bogus".into(),
-        "".into(),
+    let good_run = ["1", "0|3|f|0|0|0", "", "a", "env"];
+    let bad_bulks: [(&[&str], &str); 4] = [
+        (
+            &[
+                "2",
+                good_run[0],
+                good_run[1],
+                good_run[2],
+                good_run[3],
+                good_run[4],
+                "1",
+                "0|3|bogus",
+                "",
+                "b",
+                "env",
+            ],
+            "job 2: malformed properties",
+        ),
+        (
+            &["2", "2", "0|3|f|0|0|0", "", "a", "env", "b"],
+            "malformed run of jobs at argument 2",
+        ),
+        (
+            &["2", good_run[0], good_run[1], good_run[2], good_run[3], good_run[4]],
+            "expected 2 jobs, got 1",
+        ),
+        (
+            &["1", "1", "0|3|f|0|0|0", "soon", "a", "env"],
+            "job 1: malformed run time",
+        ),
     ];
-    let err = q
-        .client
-        .scripts()
-        .run::<queue::fred::types::Value, _>(q.client.redis(), "queue.push", keys.all(), args)
-        .await;
-    let reply = err.unwrap();
-    let items = reply.into_array();
-    assert_eq!(items[0].as_i64(), Some(1), "BAD_ARGUMENT");
-    assert!(items[1].as_str().unwrap().contains("job 2: malformed properties"));
+    for (args, error) in bad_bulks {
+        let args: Vec<queue::fred::types::Value> = args.iter().map(|a| (*a).into()).collect();
+        let reply = q
+            .client
+            .scripts()
+            .run::<queue::fred::types::Value, _>(q.client.redis(), "queue.push", keys.all(), args)
+            .await
+            .unwrap();
+        let items = reply.into_array();
+        assert_eq!(items[0].as_i64(), Some(1), "BAD_ARGUMENT");
+        let message = items[1].as_str().unwrap().to_string();
+        assert!(message.contains(error), "{message}");
+    }
     use queue::fred::interfaces::KeysInterface;
     let count: i64 = q.client.redis().exists(keys.all().to_vec()).await.unwrap();
     assert_eq!(count, 0, "no key written");
@@ -128,4 +152,39 @@ async fn bad_input_gets_typed_errors() {
         Err(Error::MalformedJson(_))
     ));
     assert!(matches!(q.client.job("q", "nope").await, Err(Error::UnknownQueue(_))));
+}
+
+#[tokio::test]
+async fn a_mixed_bulk_keeps_each_jobs_own_properties() {
+    let q = start().await;
+    let job = |id: &str| NewJob::new("k", &json!(1)).unwrap().id(id);
+    let added = q
+        .client
+        .enqueue_bulk(
+            "q",
+            [
+                job("a"),
+                job("b").priority(5),
+                job("c").priority(5),
+                job("later").delay(Duration::from_secs(60)),
+                job("d").max_attempts(7),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(added.iter().all(|e| e.created));
+    let order: Vec<String> = q
+        .client
+        .pop("q", 10, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .jobs
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(order, ["b", "c", "a", "d"]);
+    let stats = q.client.stats("q").await.unwrap();
+    assert_eq!((stats.scheduled, stats.active), (1, 4));
+    assert_eq!(q.client.job("q", "d").await.unwrap().envelope.max_attempts, 7);
+    assert_eq!(q.client.job("q", "later").await.unwrap().state, queue::JobState::Scheduled);
 }

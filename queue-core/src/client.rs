@@ -283,14 +283,33 @@ impl QueueClient {
         let keys = self.keys(queue)?;
         let mut ids = Vec::new();
         let mut args = vec![Value::Null];
+        // Consecutive jobs with the same properties and run time form one run (see push.lua).
+        let mut run: Option<(usize, Vec<u8>, Vec<u8>)> = None;
+        let mut run_len = 0;
         for job in jobs {
-            let (id, fields) = job.into_push_fields(queue, self.config.max_payload_bytes)?;
-            ids.push(id);
-            args.extend(fields.into_iter().map(|f| Value::Bytes(f.into())));
+            let fields = job.into_push_fields(queue, self.config.max_payload_bytes)?;
+            let same_run = run
+                .as_ref()
+                .is_some_and(|(_, props, when)| *props == fields.props && *when == fields.when);
+            if !same_run {
+                if let Some((at, _, _)) = run.take() {
+                    args[at] = Value::from(run_len);
+                }
+                run_len = 0;
+                run = Some((args.len(), fields.props.clone(), fields.when.clone()));
+                args.push(Value::Null);
+                args.push(Value::Bytes(fields.props.into()));
+                args.push(Value::Bytes(fields.when.into()));
+            }
+            run_len += 1;
+            args.push(Value::from(fields.id.as_str()));
+            args.push(Value::Bytes(fields.envelope.into()));
+            ids.push(fields.id);
         }
-        if ids.is_empty() {
+        let Some((at, _, _)) = run else {
             return Ok(Vec::new());
-        }
+        };
+        args[at] = Value::from(run_len);
         args[0] = Value::from(ids.len() as i64);
         self.index(queue).await?;
         let (_, mut reply) = self.call(Command::Push, &keys, args).await?;

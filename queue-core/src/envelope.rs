@@ -108,6 +108,16 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// One job as PUSH takes it (see lua/push.lua).
+pub(crate) struct PushFields {
+    pub(crate) id: String,
+    pub(crate) envelope: Vec<u8>,
+    /// "priority|max_attempts|backoff" as the scripts read it.
+    pub(crate) props: Vec<u8>,
+    /// "" (now), "+ms" or "@unix_ms".
+    pub(crate) when: Vec<u8>,
+}
+
 /// The envelope, as stored (MessagePack, named fields) and as a worker receives it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
@@ -293,7 +303,7 @@ impl NewJob {
     }
 
     /// Checks the options and builds what the PUSH script receives for this job.
-    pub(crate) fn into_push_fields(self, queue: &str, max_payload: usize) -> Result<(String, [Vec<u8>; 4])> {
+    pub(crate) fn into_push_fields(self, queue: &str, max_payload: usize) -> Result<PushFields> {
         self.check(max_payload)?;
         let when = match self.run_at {
             RunAt::Now => String::new(),
@@ -312,13 +322,12 @@ impl NewJob {
             timeout_ms: self.timeout.map(millis),
         };
         let props = format!("{}|{}|{}", self.priority, self.max_attempts, self.backoff.script_spec());
-        let fields = [
-            id.clone().into_bytes(),
-            envelope.to_msgpack(),
-            props.into_bytes(),
-            when.into_bytes(),
-        ];
-        Ok((id, fields))
+        Ok(PushFields {
+            envelope: envelope.to_msgpack(),
+            id,
+            props: props.into_bytes(),
+            when: when.into_bytes(),
+        })
     }
 }
 
