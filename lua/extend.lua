@@ -1,12 +1,12 @@
 -- EXTEND: renew the leases of many jobs in one call (one call per worker per heartbeat).
--- ARGV: lease_ms, then per job: id, token
+-- ARGV: lease_ms, then per lease: token, n, then n ids
 -- Reply: {OK, deadline_ms, status per job (OK or LEASE_LOST)}
 local lease_ms = tonumber(ARGV[1])
-if not lease_ms or lease_ms < 1 or #ARGV % 2 ~= 1 then
-  return bad('expected lease_ms, then id/token pairs')
+local held, tokens, statuses = check_leases(2)
+if not lease_ms or lease_ms < 1 or not held then
+  return bad('expected lease_ms, then per lease: token, n, n ids')
 end
 local deadline = int(now_ms() + lease_ms)
-local held, tokens, statuses = check_leases(2)
 -- Renewing a lease renews every job of its batch; the worker names all the jobs it holds.
 local renewed, scored = {}, {}
 for _, token in ipairs(tokens) do

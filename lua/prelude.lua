@@ -363,13 +363,23 @@ local function bury(ids, now, keep_count, keep_age_ms)
   trim(K_DEAD, keep_count, keep_age_ms, now)
 end
 
--- Splits `id, token` pairs from ARGV[first..] into the jobs whose token is the one recorded
--- for their current attempt (held, with their tokens) and a status per pair (OK or LEASE_LOST).
+-- Reads leases from ARGV[first..]: runs of `token, n, then n ids` (the jobs named under one
+-- lease), and splits them into the jobs whose token is the one recorded for their current
+-- attempt (held, with their tokens) and a status per named job (OK or LEASE_LOST), in ARGV
+-- order. Returns nil when the runs are malformed.
 local function check_leases(first)
   local ids, tokens = {}, {}
-  for i = first, #ARGV, 2 do
-    ids[#ids + 1] = ARGV[i]
-    tokens[#tokens + 1] = ARGV[i + 1]
+  local at = first
+  while at <= #ARGV do
+    local token, n = ARGV[at], tonumber(ARGV[at + 1])
+    if not n or n < 1 or n % 1 ~= 0 or at + 1 + n > #ARGV then
+      return nil
+    end
+    for j = at + 2, at + 1 + n do
+      ids[#ids + 1] = ARGV[j]
+      tokens[#tokens + 1] = token
+    end
+    at = at + 2 + n
   end
   local current = hmget(K_TOKENS, ids)
   local held, held_tokens, statuses, seen = {}, {}, {}, {}

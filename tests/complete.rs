@@ -114,3 +114,44 @@ async fn a_batch_shares_one_lease_that_goes_when_its_last_job_settles() {
     let exists: i64 = q.client.redis().exists(lease_keys.to_vec()).await.unwrap();
     assert_eq!(exists, 0, "a settled batch leaves no lease record behind");
 }
+
+#[tokio::test]
+async fn jobs_of_several_leases_settle_in_one_call_with_answers_in_order() {
+    let q = start().await;
+    q.client
+        .enqueue_bulk("q", (0..4).map(|i| NewJob::new("k", &i).unwrap()))
+        .await
+        .unwrap();
+    let a = q.client.pop("q", 2, LEASE).await.unwrap().jobs;
+    let b = q.client.pop("q", 2, LEASE).await.unwrap().jobs;
+    assert_ne!(a[0].token, b[0].token);
+    let named = [
+        (a[0].id.as_str(), a[0].token.as_str()),
+        (b[0].id.as_str(), b[0].token.as_str()),
+        (a[1].id.as_str(), b[0].token.as_str()), // another lease's token: refused
+        (b[1].id.as_str(), b[1].token.as_str()),
+    ];
+    assert_eq!(q.client.complete("q", &named).await.unwrap(), [true, true, false, true]);
+    let stats = q.client.stats("q").await.unwrap();
+    assert_eq!((stats.processed, stats.active), (3, 1));
+}
+
+#[tokio::test]
+async fn the_script_refuses_malformed_leases() {
+    let q = start().await;
+    let keys = q.client.keys("q").unwrap();
+    for args in [
+        vec!["10", "0", "7"],
+        vec!["10", "0", "7", "2", "only-one-id"],
+        vec!["10", "0", "7", "x", "id"],
+    ] {
+        let args: Vec<queue::fred::types::Value> = args.into_iter().map(Into::into).collect();
+        let reply = q
+            .client
+            .scripts()
+            .run::<queue::fred::types::Value, _>(q.client.redis(), "queue.complete", keys.all(), args)
+            .await
+            .unwrap();
+        assert_eq!(reply.into_array()[0].as_i64(), Some(1), "BAD_ARGUMENT");
+    }
+}

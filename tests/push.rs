@@ -186,5 +186,8 @@ async fn a_mixed_bulk_keeps_each_jobs_own_properties() {
     let stats = q.client.stats("q").await.unwrap();
     assert_eq!((stats.scheduled, stats.active), (1, 4));
     assert_eq!(q.client.job("q", "d").await.unwrap().envelope.max_attempts, 7);
-    assert_eq!(q.client.job("q", "later").await.unwrap().state, queue::JobState::Scheduled);
+    assert_eq!(
+        q.client.job("q", "later").await.unwrap().state,
+        queue::JobState::Scheduled
+    );
 }

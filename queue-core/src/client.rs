@@ -1,6 +1,6 @@
 //! The queue client: enqueue, inspect, administer, and the lease calls workers are built on.
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -512,9 +512,9 @@ impl QueueClient {
             Value::from(retention.max_count as i64),
             Value::from(millis(retention.max_age)),
         ];
-        push_pairs(&mut args, leases);
+        let sent = push_leases(&mut args, leases);
         let (_, mut r) = self.call(Command::Complete, &keys, args).await?;
-        leases.iter().map(|_| Ok(r.int()? == status::OK)).collect()
+        held_in_order(&sent, &mut r)
     }
 
     /// Fails one attempt; the script retries it after its backoff or buries it. `permanent`
@@ -555,10 +555,10 @@ impl QueueClient {
     pub async fn extend(&self, queue: &str, lease: Duration, leases: &[(&str, &str)]) -> Result<Vec<bool>> {
         let keys = self.keys(queue)?;
         let mut args = vec![Value::from(millis(lease))];
-        push_pairs(&mut args, leases);
+        let sent = push_leases(&mut args, leases);
         let (_, mut r) = self.call(Command::Extend, &keys, args).await?;
         let _deadline = r.int()?;
-        leases.iter().map(|_| Ok(r.int()? == status::OK)).collect()
+        held_in_order(&sent, &mut r)
     }
 
     /// Hands leased jobs back to pending without counting the attempt; for each, whether it
@@ -566,9 +566,9 @@ impl QueueClient {
     pub async fn release(&self, queue: &str, leases: &[(&str, &str)]) -> Result<Vec<bool>> {
         let keys = self.keys(queue)?;
         let mut args = Vec::new();
-        push_pairs(&mut args, leases);
+        let sent = push_leases(&mut args, leases);
         let (_, mut r) = self.call(Command::Release, &keys, args).await?;
-        leases.iter().map(|_| Ok(r.int()? == status::OK)).collect()
+        held_in_order(&sent, &mut r)
     }
 
     /// Sweeps up to `limit` expired leases unless another caller swept within `interval`.
@@ -590,11 +590,38 @@ impl QueueClient {
     }
 }
 
-fn push_pairs(args: &mut Vec<Value>, leases: &[(&str, &str)]) {
-    for (id, token) in leases {
-        args.push(Value::from(*id));
-        args.push(Value::from(*token));
+/// Adds `(id, token)` leases to `args` as the settle scripts take them: runs of `token, n, n ids`
+/// (the jobs of one fetched batch share a token). Returns, for each id in the order sent, its
+/// index in `leases`, to put the per-job answers back in the caller's order.
+fn push_leases(args: &mut Vec<Value>, leases: &[(&str, &str)]) -> Vec<usize> {
+    let mut by_token: Vec<(&str, Vec<usize>)> = Vec::new();
+    let mut position: HashMap<&str, usize> = HashMap::new();
+    for (index, (_, token)) in leases.iter().enumerate() {
+        let at = *position.entry(token).or_insert_with(|| {
+            by_token.push((token, Vec::new()));
+            by_token.len() - 1
+        });
+        by_token[at].1.push(index);
     }
+    let mut sent = Vec::with_capacity(leases.len());
+    for (token, indices) in by_token {
+        args.push(Value::from(token));
+        args.push(Value::from(indices.len() as i64));
+        for &index in &indices {
+            args.push(Value::from(leases[index].0));
+        }
+        sent.extend(indices);
+    }
+    sent
+}
+
+/// Per-job statuses read in the order sent, as "held" flags in the caller's order.
+fn held_in_order(sent: &[usize], reply: &mut Reply) -> Result<Vec<bool>> {
+    let mut held = vec![false; sent.len()];
+    for &index in sent {
+        held[index] = reply.int()? == status::OK;
+    }
+    Ok(held)
 }
 
 fn millis(duration: Duration) -> i64 {
