@@ -67,11 +67,15 @@ struct Report {
     enqueue_ratio: f64,
     /// Microseconds Redis spent in the queue's scripts per job enqueued.
     enqueue_script_us_per_job: f64,
+    /// Redis's CPU use while enqueueing, % of one core: near 100 means Redis was the limit.
+    enqueue_redis_cpu_percent: f64,
     process_jobs_per_s: f64,
     process_ratio: f64,
     /// Microseconds Redis spent in the queue's scripts per job processed (pop, extend,
     /// complete, reap).
     process_script_us_per_job: f64,
+    /// Redis's CPU use while processing, % of one core.
+    process_redis_cpu_percent: f64,
     pickup_p50_ms: f64,
     pickup_p99_ms: f64,
     pickup_samples: usize,
@@ -127,9 +131,12 @@ async fn measure(
     }
     progress.say(&format!("enqueueing {} jobs", args.jobs));
     let script_time = script_usec(client).await?;
+    let cpu = redis_cpu_seconds(client).await?;
     let started = Instant::now();
     enqueue(client, queue, args.jobs, args.payload_bytes, 0, &progress).await?;
-    let enqueue_rate = args.jobs as f64 / started.elapsed().as_secs_f64();
+    let elapsed = started.elapsed().as_secs_f64();
+    let enqueue_rate = args.jobs as f64 / elapsed;
+    let enqueue_cpu = (redis_cpu_seconds(client).await? - cpu) / elapsed * 100.0;
     let enqueue_us = (script_usec(client).await? - script_time) / args.jobs as f64;
 
     progress.say(&format!(
@@ -137,7 +144,10 @@ async fn measure(
         args.jobs, args.concurrency
     ));
     let script_time = script_usec(client).await?;
+    let cpu = redis_cpu_seconds(client).await?;
+    let started = Instant::now();
     let process_rate = process(client, queue, args, &progress).await?;
+    let process_cpu = (redis_cpu_seconds(client).await? - cpu) / started.elapsed().as_secs_f64() * 100.0;
     let process_us = (script_usec(client).await? - script_time) / args.jobs as f64;
 
     progress.say("measuring pickup latency into an idle worker");
@@ -165,9 +175,11 @@ async fn measure(
         enqueue_jobs_per_s: enqueue_rate.round(),
         enqueue_ratio: round2(enqueue_rate / ceiling),
         enqueue_script_us_per_job: round2(enqueue_us),
+        enqueue_redis_cpu_percent: enqueue_cpu.round(),
         process_jobs_per_s: process_rate.round(),
         process_ratio: round2(process_rate / ceiling),
         process_script_us_per_job: round2(process_us),
+        process_redis_cpu_percent: process_cpu.round(),
         pickup_p50_ms: round2(p50),
         pickup_p99_ms: round2(p99),
         pickup_samples: args.pickup_samples,
@@ -441,8 +453,8 @@ fn render(r: &Report) -> String {
     format!(
         "queue-cli bench: {jobs} no-op jobs, concurrency {c}, payload {p} bytes, backlog {b}, Redis {v}\n\
          \x20 Redis ceiling   {ceiling:>10.0} EVALSHA calls/s (pipelined, trivial script; {source})\n\
-         \x20 enqueue         {enq:>10.0} jobs/s  ({er:.2}x the ceiling; scripts {eu:.1} us/job in Redis)\n\
-         \x20 process         {proc:>10.0} jobs/s  ({pr:.2}x the ceiling; scripts {pu:.1} us/job in Redis)\n\
+         \x20 enqueue         {enq:>10.0} jobs/s  ({er:.2}x the ceiling; scripts {eu:.1} us/job in Redis; Redis CPU {ec:.0}%)\n\
+         \x20 process         {proc:>10.0} jobs/s  ({pr:.2}x the ceiling; scripts {pu:.1} us/job in Redis; Redis CPU {pc:.0}%)\n\
          \x20 pickup latency  p50 {p50:.2} ms, p99 {p99:.2} ms  ({samples} jobs into an idle worker)\n\
          \x20 peak RSS        {rss:.1} MB\n\
          \x20 Redis CPU idle  {idle} with {workers} idle workers\n",
@@ -456,6 +468,8 @@ fn render(r: &Report) -> String {
         enq = r.enqueue_jobs_per_s,
         er = r.enqueue_ratio,
         eu = r.enqueue_script_us_per_job,
+        ec = r.enqueue_redis_cpu_percent,
+        pc = r.process_redis_cpu_percent,
         pu = r.process_script_us_per_job,
         proc = r.process_jobs_per_s,
         pr = r.process_ratio,
