@@ -164,7 +164,7 @@ impl WorkerBuilder {
         Worker {
             shared: Arc::new(Shared {
                 setup: self.setup,
-                in_flight: Mutex::new(HashMap::new()),
+                in_flight: Mutex::default(),
                 report: Counters::default(),
             }),
         }
@@ -201,9 +201,52 @@ struct InFlight {
     finished: bool,
 }
 
+/// The attempts this worker runs, by queue then job id (looked up by `&str`, without building
+/// a key per lookup: every job is looked up on start, finish and acknowledgement).
+#[derive(Default)]
+struct InFlightJobs {
+    by_queue: HashMap<String, HashMap<String, InFlight>>,
+}
+
+impl InFlightJobs {
+    /// Tracks an attempt; returns the one it displaces (the same job leased again).
+    fn insert(&mut self, queue: &str, id: String, attempt: InFlight) -> Option<InFlight> {
+        match self.by_queue.get_mut(queue) {
+            Some(jobs) => jobs.insert(id, attempt),
+            None => {
+                self.by_queue.insert(queue.to_owned(), HashMap::from([(id, attempt)]));
+                None
+            }
+        }
+    }
+
+    /// The attempt of `queue`/`id`, if it is still the one leased with `token`.
+    fn get_mut(&mut self, queue: &str, id: &str, token: &str) -> Option<&mut InFlight> {
+        self.by_queue
+            .get_mut(queue)?
+            .get_mut(id)
+            .filter(|job| job.token == token)
+    }
+
+    /// Stops tracking the attempt of `queue`/`id` if it is still the one leased with `token`.
+    fn remove(&mut self, queue: &str, id: &str, token: &str) -> Option<InFlight> {
+        let jobs = self.by_queue.get_mut(queue)?;
+        if jobs.get(id)?.token != token {
+            return None;
+        }
+        jobs.remove(id)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, &str, &InFlight)> {
+        self.by_queue
+            .iter()
+            .flat_map(|(queue, jobs)| jobs.iter().map(move |(id, job)| (queue.as_str(), id.as_str(), job)))
+    }
+}
+
 struct Shared {
     setup: Setup,
-    in_flight: Mutex<HashMap<JobKey, InFlight>>,
+    in_flight: Mutex<InFlightJobs>,
     report: Counters,
 }
 
@@ -211,10 +254,13 @@ impl Shared {
     /// Notes that an attempt's handler returned (its lease must not be handed back at
     /// shutdown), if the entry is still that attempt's.
     fn mark_finished(&self, key: &JobKey, token: &str) {
-        if let Some(job) = self.in_flight.lock().expect("in-flight lock").get_mut(key) {
-            if job.token == token {
-                job.finished = true;
-            }
+        if let Some(job) = self
+            .in_flight
+            .lock()
+            .expect("in-flight lock")
+            .get_mut(&key.0, &key.1, token)
+        {
+            job.finished = true;
         }
     }
 
@@ -223,10 +269,7 @@ impl Shared {
     fn forget_leases<'a>(&self, queue: &str, leases: impl IntoIterator<Item = (&'a str, &'a str)>) {
         let mut in_flight = self.in_flight.lock().expect("in-flight lock");
         for (id, token) in leases {
-            let key = (queue.to_owned(), id.to_owned());
-            if in_flight.get(&key).is_some_and(|job| job.token == token) {
-                in_flight.remove(&key);
-            }
+            in_flight.remove(queue, id, token);
         }
     }
 }
@@ -338,10 +381,10 @@ impl Worker {
                 let in_flight = shared.in_flight.lock().expect("in-flight lock");
                 in_flight
                     .iter()
-                    .filter(|(_, job)| !job.finished)
-                    .map(|(key, job)| {
+                    .filter(|(_, _, job)| !job.finished)
+                    .map(|(queue, id, job)| {
                         job.cancel.cancel();
-                        (key.clone(), job.token.clone())
+                        ((queue.to_owned(), id.to_owned()), job.token.clone())
                     })
                     .collect()
             };
@@ -535,7 +578,7 @@ fn start(
         .in_flight
         .lock()
         .expect("in-flight lock")
-        .insert(key.clone(), attempt)
+        .insert(queue, leased.id.clone(), attempt)
     {
         // This worker leased the job again after losing its lease: the old attempt must stop.
         displaced.cancel.cancel();
@@ -751,7 +794,7 @@ async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
             let in_flight = shared.in_flight.lock().expect("in-flight lock");
             in_flight
                 .iter()
-                .map(|((queue, id), job)| (queue.clone(), id.clone(), job.token.clone()))
+                .map(|(queue, id, job)| (queue.to_owned(), id.to_owned(), job.token.clone()))
                 .collect()
         };
         for (queue, batch) in by_queue(held) {
@@ -759,17 +802,13 @@ async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
             match shared.client.extend(&queue, shared.lease, &pairs).await {
                 Ok(held) => {
                     let mut in_flight = shared.in_flight.lock().expect("in-flight lock");
-                    for ((id, token), held) in batch.into_iter().zip(held) {
-                        let key = (queue.clone(), id);
-                        if !held && in_flight.get(&key).is_some_and(|job| job.token == token) {
-                            warn!(
-                                queue,
-                                id = key.1,
-                                "lease lost (reaped after a stall?); cancelling the job"
-                            );
-                            if let Some(job) = in_flight.remove(&key) {
-                                job.cancel.cancel();
-                            }
+                    for ((id, token), held) in batch.iter().zip(held) {
+                        if held {
+                            continue;
+                        }
+                        if let Some(job) = in_flight.remove(&queue, id, token) {
+                            warn!(queue, id, "lease lost (reaped after a stall?); cancelling the job");
+                            job.cancel.cancel();
                         }
                     }
                 }
