@@ -541,7 +541,13 @@ async fn bench_reports_every_figure_and_cleans_up() {
         assert!(report[figure].as_f64().unwrap() > 0.0, "{figure}: {report}");
     }
     assert!(report["peak_rss_bytes"].as_u64().unwrap() > 1_000_000);
-    assert!(report["redis_idle_cpu_percent"].as_f64().is_some());
+    for figure in [
+        "redis_idle_cpu_percent",
+        "enqueue_redis_cpu_percent",
+        "process_redis_cpu_percent",
+    ] {
+        assert!(report[figure].as_f64().is_some(), "{figure}: {report}");
+    }
     assert!(report["enqueue_ratio"].as_f64().unwrap() > 0.0 && report["process_ratio"].as_f64().unwrap() > 0.0);
     assert_eq!(
         (report["jobs"].as_u64(), report["backlog"].as_u64()),
