@@ -139,19 +139,12 @@ async fn jobs_of_several_leases_settle_in_one_call_with_answers_in_order() {
 #[tokio::test]
 async fn the_script_refuses_malformed_leases() {
     let q = start().await;
-    let keys = q.client.keys("q").unwrap();
     for args in [
-        vec!["10", "0", "7"],
-        vec!["10", "0", "7", "2", "only-one-id"],
-        vec!["10", "0", "7", "x", "id"],
+        &["10", "0", "7"][..],
+        &["10", "0", "7", "2", "only-one-id"],
+        &["10", "0", "7", "x", "id"],
     ] {
-        let args: Vec<queue::fred::types::Value> = args.into_iter().map(Into::into).collect();
-        let reply = q
-            .client
-            .scripts()
-            .run::<queue::fred::types::Value, _>(q.client.redis(), "queue.complete", keys.all(), args)
-            .await
-            .unwrap();
-        assert_eq!(reply.into_array()[0].as_i64(), Some(1), "BAD_ARGUMENT");
+        let reply = q.run_script("queue.complete", args).await;
+        assert_eq!(reply[0].as_i64(), Some(1), "BAD_ARGUMENT");
     }
 }

@@ -61,14 +61,7 @@ async fn the_script_itself_refuses_a_bad_bulk_and_writes_nothing() {
         ),
     ];
     for (args, error) in bad_bulks {
-        let args: Vec<queue::fred::types::Value> = args.iter().map(|a| (*a).into()).collect();
-        let reply = q
-            .client
-            .scripts()
-            .run::<queue::fred::types::Value, _>(q.client.redis(), "queue.push", keys.all(), args)
-            .await
-            .unwrap();
-        let items = reply.into_array();
+        let items = q.run_script("queue.push", args).await;
         assert_eq!(items[0].as_i64(), Some(1), "BAD_ARGUMENT");
         let message = items[1].as_str().unwrap().to_string();
         assert!(message.contains(error), "{message}");

@@ -38,6 +38,21 @@ impl TestRedis {
     }
 }
 
+impl TestQueue {
+    /// Runs a queue script directly on queue "q", as a caller bypassing the client would, and
+    /// returns its reply's elements.
+    pub async fn run_script(&self, script: &str, args: &[&str]) -> Vec<queue::fred::types::Value> {
+        let keys = self.client.keys("q").unwrap();
+        let args: Vec<queue::fred::types::Value> = args.iter().map(|a| (*a).into()).collect();
+        self.client
+            .scripts()
+            .run::<queue::fred::types::Value, _>(self.client.redis(), script, keys.all(), args)
+            .await
+            .unwrap()
+            .into_array()
+    }
+}
+
 pub async fn start() -> TestQueue {
     start_with(QueueConfig::default()).await
 }
