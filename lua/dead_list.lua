@@ -1,6 +1,7 @@
 -- DEAD_LIST: dead jobs, most recent first (read-only).
 -- ARGV: offset, limit
--- Reply: {OK, total, then per job: id, failed_at_ms, envelope, attempts, last_error}
+-- Reply: {OK, total, then per job: id, failed_at_ms, record (properties then envelope, see
+-- K_JOBS), attempts, last_error}
 local offset, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 if not offset or offset < 0 or not limit or limit < 1 then
   return bad('expected offset >= 0, limit >= 1')

@@ -1,15 +1,15 @@
 -- JOB: one job's state and record (read-only).
 -- ARGV: id
--- Reply: {OK, state, envelope, attempts, last_error ('' if none), props, run_at_ms ('' if none),
---         state_since_ms} | {NOT_FOUND}
+-- Reply: {OK, state, record (properties then envelope, see K_JOBS), attempts,
+--         last_error ('' if none), run_at_ms ('' if none), state_since_ms} | {NOT_FOUND}
 -- state_since_ms is the lease deadline for an active job, the run-at time for a waiting one,
 -- and the time it finished for a completed or dead one.
 local id = ARGV[1]
 if #ARGV ~= 1 then
   return bad('expected id')
 end
-local envelope = redis.call('HGET', K_JOBS, id)
-if not envelope then
+local record = redis.call('HGET', K_JOBS, id)
+if not record then
   return {NOT_FOUND}
 end
 local state, score = 'unknown', nil
@@ -41,10 +41,9 @@ if state == 'active' or state == 'completed' then
   attempts = attempts + 1
 end
 return {
-  OK, state, envelope,
+  OK, state, record,
   attempts,
   redis.call('HGET', K_ERRORS, id) or '',
-  redis.call('HGET', K_PROPS, id) or '',
   since and int(since) or '',
   score or '',
 }

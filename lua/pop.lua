@@ -2,7 +2,7 @@
 -- and retrying jobs are promoted first, at most `promote_limit` per set per call.
 -- ARGV: count, lease_ms, promote_limit
 -- Reply: {OK, now_ms, next_due_ms (-1 if none), paused (0/1), token, then per job: id,
--- envelope, attempt}. The jobs share one lease (token), renewed and expired together; each job
+-- record (properties then envelope, see K_JOBS), attempt}. The jobs share one lease (token), renewed and expired together; each job
 -- still settles on its own. A paused queue leases nothing.
 local count, lease_ms, promote_limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 if not count or count < 1 or not lease_ms or lease_ms < 1 or not promote_limit or promote_limit < 0 then
@@ -32,7 +32,7 @@ if taken > 0 then
   redis.call('ZADD', K_ACTIVE, int(now + lease_ms), token)
   redis.call('HSET', K_LEASES, token, cmsgpack.pack(ids), '#' .. token, taken)
   local failures = hmget(K_FAILURES, ids)
-  local envelopes = hmget(K_JOBS, ids)
+  local records = hmget(K_JOBS, ids)
   local tokens = {}
   local at = 5
   for i = 1, taken do
@@ -40,7 +40,7 @@ if taken > 0 then
     tokens[2 * i - 1] = id
     tokens[2 * i] = token
     reply[at + 1] = id
-    reply[at + 2] = envelopes[i] or ''
+    reply[at + 2] = records[i] or ''
     reply[at + 3] = (tonumber(failures[i]) or 0) + 1
     at = at + 3
   end

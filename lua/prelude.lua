@@ -9,11 +9,13 @@ local K_RETRYING  = KEYS[3]  -- zset id -> run-at ms                  (waiting o
 local K_ACTIVE    = KEYS[4]  -- zset lease token -> deadline ms (one lease per POP: its batch shares it)
 local K_DEAD      = KEYS[5]  -- zset id -> failed-at ms
 local K_COMPLETED = KEYS[6]  -- zset id -> completed-at ms
-local K_JOBS      = KEYS[7]  -- hash id -> envelope (MessagePack, written by the client, never parsed here)
+-- hash id -> record: "created|priority|max_attempts|backoff_kind|base_ms|cap_ms|jitter|" then the
+-- envelope (MessagePack, written by the client, never parsed here). One hash entry per job.
+local K_JOBS      = KEYS[7]
 local K_FAILURES  = KEYS[8]  -- hash id -> attempts that ended without success (failed, expired)
 local K_TOKENS    = KEYS[9]  -- hash id -> lease token of the current attempt (active jobs only)
 local K_ERRORS    = KEYS[10] -- hash id -> last error text
-local K_PROPS     = KEYS[11] -- hash id -> "created|priority|max_attempts|backoff_kind|base_ms|cap_ms|jitter"
+local K_PRIORITIES = KEYS[11] -- hash id -> priority, only for jobs whose priority is not 0
 local K_RUNAT     = KEYS[12] -- hash id -> ms at which the job became (or becomes) runnable
 local K_META      = KEYS[13] -- hash: paused, seq, token, enqueued, processed, failed, dead
 local K_WAKE      = KEYS[14] -- list: a marker that idle workers block on
@@ -126,23 +128,24 @@ local function parse_props(raw)
     return nil
   end
   local created, priority, max_attempts, kind, base, cap, jitter =
-    string.match(raw, '^(%d+)|(%-?%d+)|(%d+)|(%a)|(%d+)|(%d+)|(%d)$')
+    string.match(raw, '^(%d+)|(%-?%d+)|(%d+)|(%a)|(%d+)|(%d+)|(%d)|')
   return {
     created = tonumber(created), priority = tonumber(priority), max_attempts = tonumber(max_attempts),
     backoff = kind, base = tonumber(base), cap = tonumber(cap), jitter = jitter == '1',
   }
 end
 
+-- The properties at the head of a job's record (the slow paths: fail, reap).
 local function props_of(id)
-  return parse_props(redis.call('HGET', K_PROPS, id))
+  return parse_props(redis.call('HGET', K_JOBS, id))
 end
 
--- Priorities of many jobs (0 for a job without properties).
+-- Priorities of many jobs, without reading their records (which carry the payloads).
 local function priorities_of(ids)
   local priorities = {}
-  local raw = hmget(K_PROPS, ids)
+  local raw = hmget(K_PRIORITIES, ids)
   for i = 1, #ids do
-    priorities[i] = tonumber(raw[i] and string.match(raw[i], '^%d+|(%-?%d+)|') or 0)
+    priorities[i] = tonumber(raw[i]) or 0
   end
   return priorities
 end
@@ -244,8 +247,8 @@ local function run_at(id)
   if at then
     return tonumber(at)
   end
-  local props = redis.call('HGET', K_PROPS, id)
-  return props and tonumber(string.match(props, '^(%d+)|')) or nil
+  local record = redis.call('HGET', K_JOBS, id)
+  return record and tonumber(string.match(record, '^(%d+)|')) or nil
 end
 
 local function earliest_due()
@@ -295,7 +298,7 @@ local function forget(ids)
   if #ids == 0 then
     return
   end
-  for _, hash in ipairs({K_JOBS, K_FAILURES, K_ERRORS, K_PROPS, K_RUNAT}) do
+  for _, hash in ipairs({K_JOBS, K_FAILURES, K_ERRORS, K_PRIORITIES, K_RUNAT}) do
     if holds_jobs(hash) then
       variadic('HDEL', hash, ids)
     end

@@ -50,13 +50,14 @@ local existing = hmget(K_JOBS, ids)
 local now = now_ms()
 local created = int(now) .. '|'
 local reply = {OK}
-local records, props = {}, {}
+local records, priorities = {}, {}
 local ready, ready_priorities = {}, {}
 local later, later_dues = {}, {}
 local seen = {}
 local i = 0
 for _, run in ipairs(runs) do
-  local run_props = created .. run.props
+  local run_props = created .. run.props .. '|'
+  local run_priority = run.priority ~= 0 and tostring(run.priority) or nil
   local due = now
   if run.due then
     due = run.due[1] == '+' and now + run.due[2] or run.due[2]
@@ -70,9 +71,11 @@ for _, run in ipairs(runs) do
       seen[id] = true
       reply[i + 1] = 1
       records[#records + 1] = id
-      records[#records + 1] = ARGV[j + 1]
-      props[#props + 1] = id
-      props[#props + 1] = run_props
+      records[#records + 1] = run_props .. ARGV[j + 1]
+      if run_priority then
+        priorities[#priorities + 1] = id
+        priorities[#priorities + 1] = run_priority
+      end
       if due > now then
         later[#later + 1] = id
         later_dues[#later_dues + 1] = due
@@ -85,7 +88,7 @@ for _, run in ipairs(runs) do
 end
 if #records > 0 then
   set_by_id(K_JOBS, records)
-  set_by_id(K_PROPS, props)
+  set_by_id(K_PRIORITIES, priorities)
   make_available(ready, ready_priorities, nil)
   schedule(K_SCHEDULED, later, later_dues)
   redis.call('HINCRBY', K_META, 'enqueued', #records / 2)

@@ -45,11 +45,10 @@ if #expired == 0 then
   drop_leases()
   return {OK, 0, 0}
 end
-local props = hmget(K_PROPS, expired)
 local failures = hmget(K_FAILURES, expired)
 local requeue, priorities, buried, errors, counted = {}, {}, {}, {}, {}
 for i, id in ipairs(expired) do
-  local p = parse_props(props[i])
+  local p = props_of(id)
   local attempts = (tonumber(failures[i]) or 0) + 1
   if not p or attempts >= p.max_attempts then
     buried[#buried + 1] = id

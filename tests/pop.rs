@@ -121,3 +121,46 @@ async fn a_backlog_larger_than_lua_unpack_limits_drains() {
     assert!(q.client.complete("q", &leases).await.unwrap().iter().all(|ok| *ok));
     assert_eq!(q.client.stats("q").await.unwrap().pending, 1_000);
 }
+
+#[tokio::test]
+async fn a_job_keeps_its_priority_through_delay_and_release() {
+    let q = start().await;
+    let job = |id: &str, priority: i32| NewJob::new("k", &1).unwrap().id(id).priority(priority);
+    q.client
+        .enqueue("q", job("urgent", 5).delay(Duration::from_millis(100)))
+        .await
+        .unwrap();
+    q.client
+        .enqueue_bulk("q", [job("normal", 0), job("low", -3)])
+        .await
+        .unwrap();
+    // Once due, the delayed job goes ahead of the ones that waited at lower priorities.
+    let popped = eventually(
+        "the delayed job to be due and first in line",
+        Duration::from_secs(5),
+        || async {
+            let job = q.client.pop("q", 1, LEASE).await.unwrap().jobs.remove(0);
+            if job.id == "urgent" {
+                return Some(job);
+            }
+            q.client.release("q", &[(&job.id, &job.token)]).await.unwrap();
+            None
+        },
+    )
+    .await;
+    // Handed back, it is still ahead.
+    assert_eq!(
+        q.client.release("q", &[("urgent", &popped.token)]).await.unwrap(),
+        [true]
+    );
+    let order: Vec<String> = q
+        .client
+        .pop("q", 3, LEASE)
+        .await
+        .unwrap()
+        .jobs
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(order, ["urgent", "normal", "low"]);
+}

@@ -13,7 +13,7 @@ use fred::{
 use serde::Serialize;
 
 use crate::{
-    envelope::{Envelope, Job, JobState, NewJob},
+    envelope::{Envelope, Job, JobRecord, JobState, NewJob},
     keys::{queue_index, validate_name, QueueKeys},
     registry::run_script,
     scripts::{self, status, Command, Reply},
@@ -334,17 +334,17 @@ impl QueueClient {
             });
         }
         let state = reply.string()?;
-        let envelope = Envelope::from_msgpack(&reply.bytes()?)?;
+        let record = JobRecord::new(reply.bytes()?);
+        let envelope = Envelope::from_msgpack(record.envelope())?;
         let attempts = reply.int()? as u32;
         let last_error = Some(reply.string()?).filter(|e| !e.is_empty());
-        let props = reply.string()?;
         let run_at = reply.string()?;
         let since = reply.string()?;
         Ok(Job {
             envelope,
             state: JobState::parse(&state).unwrap_or(JobState::Pending),
             attempts,
-            created_at_ms: props.split('|').next().and_then(|c| c.parse().ok()).unwrap_or(0),
+            created_at_ms: record.created_ms().unwrap_or(0),
             run_at_ms: run_at.parse().ok(),
             state_since_ms: since.parse().ok(),
             last_error,
@@ -409,7 +409,7 @@ impl QueueClient {
         while r.has_more() {
             let id = r.string()?;
             let failed_at_ms = r.int()?;
-            let envelope = Envelope::from_msgpack(&r.bytes()?).ok();
+            let envelope = Envelope::from_msgpack(JobRecord::new(r.bytes()?).envelope()).ok();
             let attempts = r.int()? as u32;
             let error = r.string()?;
             jobs.push(DeadJob {
@@ -486,7 +486,7 @@ impl QueueClient {
         let mut jobs = Vec::new();
         while r.has_more() {
             let id = r.string()?;
-            let raw_envelope = r.bytes()?;
+            let raw_envelope = JobRecord::new(r.bytes()?).into_envelope();
             let attempt = r.int()? as u32;
             jobs.push(Leased {
                 id,

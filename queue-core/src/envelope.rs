@@ -108,6 +108,45 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// A job as stored in the jobs hash: `created|priority|max_attempts|kind|base|cap|jitter|` (what
+/// the scripts read) followed by the envelope (see `lua/prelude.lua`, K_JOBS).
+pub(crate) struct JobRecord {
+    bytes: Vec<u8>,
+    /// Where the envelope starts; 0 for a record without the properties (it then fails to
+    /// decode as an envelope, and the job goes to the dead letter rather than being lost).
+    envelope_at: usize,
+}
+
+impl JobRecord {
+    const PROPERTY_FIELDS: usize = 7;
+
+    pub(crate) fn new(bytes: Vec<u8>) -> Self {
+        let envelope_at = bytes
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'|')
+            .nth(Self::PROPERTY_FIELDS - 1)
+            .map_or(0, |(at, _)| at + 1);
+        JobRecord { bytes, envelope_at }
+    }
+
+    pub(crate) fn envelope(&self) -> &[u8] {
+        &self.bytes[self.envelope_at..]
+    }
+
+    pub(crate) fn into_envelope(mut self) -> Vec<u8> {
+        self.bytes.drain(..self.envelope_at);
+        self.bytes
+    }
+
+    /// When the job was created (Unix ms, Redis's clock).
+    pub(crate) fn created_ms(&self) -> Option<i64> {
+        let prefix = &self.bytes[..self.envelope_at];
+        let first = prefix.split(|b| *b == b'|').next()?;
+        std::str::from_utf8(first).ok()?.parse().ok()
+    }
+}
+
 /// One job as PUSH takes it (see lua/push.lua).
 pub(crate) struct PushFields {
     pub(crate) id: String,

@@ -24,7 +24,7 @@ const SUFFIXES: [&str; 17] = [
     "failures",
     "tokens",
     "errors",
-    "props",
+    "priorities",
     "runat",
     "meta",
     "wake",
