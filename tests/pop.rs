@@ -27,15 +27,7 @@ async fn highest_priority_first_and_fifo_within_a_priority() {
     let mut order = Vec::new();
     // Batches that cross from one priority to the next.
     for take in [1, 3, 3] {
-        order.extend(
-            q.client
-                .pop("q", take, LEASE)
-                .await
-                .unwrap()
-                .jobs
-                .into_iter()
-                .map(|j| j.id),
-        );
+        order.extend(q.pop_ids(take).await);
     }
     assert_eq!(order, ["high-1", "high-2", "mid-1", "mid-2", "mid-3", "low-1", "low-2"]);
 }
@@ -153,14 +145,5 @@ async fn a_job_keeps_its_priority_through_delay_and_release() {
         q.client.release("q", &[("urgent", &popped.token)]).await.unwrap(),
         [true]
     );
-    let order: Vec<String> = q
-        .client
-        .pop("q", 3, LEASE)
-        .await
-        .unwrap()
-        .jobs
-        .into_iter()
-        .map(|j| j.id)
-        .collect();
-    assert_eq!(order, ["urgent", "normal", "low"]);
+    assert_eq!(q.pop_ids(3).await, ["urgent", "normal", "low"]);
 }

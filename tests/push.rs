@@ -166,16 +166,7 @@ async fn a_mixed_bulk_keeps_each_jobs_own_properties() {
         .await
         .unwrap();
     assert!(added.iter().all(|e| e.created));
-    let order: Vec<String> = q
-        .client
-        .pop("q", 10, Duration::from_secs(30))
-        .await
-        .unwrap()
-        .jobs
-        .into_iter()
-        .map(|j| j.id)
-        .collect();
-    assert_eq!(order, ["b", "c", "a", "d"]);
+    assert_eq!(q.pop_ids(10).await, ["b", "c", "a", "d"]);
     let stats = q.client.stats("q").await.unwrap();
     assert_eq!((stats.scheduled, stats.active), (1, 4));
     assert_eq!(q.client.job("q", "d").await.unwrap().envelope.max_attempts, 7);

@@ -39,6 +39,12 @@ impl TestRedis {
 }
 
 impl TestQueue {
+    /// Leases up to `count` jobs of queue "q" (30 s lease) and returns their ids in order.
+    pub async fn pop_ids(&self, count: usize) -> Vec<String> {
+        let popped = self.client.pop("q", count, Duration::from_secs(30)).await.unwrap();
+        popped.jobs.into_iter().map(|job| job.id).collect()
+    }
+
     /// Runs a queue script directly on queue "q", as a caller bypassing the client would, and
     /// returns its reply's elements.
     pub async fn run_script(&self, script: &str, args: &[&str]) -> Vec<queue::fred::types::Value> {
