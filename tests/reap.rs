@@ -170,3 +170,30 @@ async fn only_the_unsettled_jobs_of_an_expired_batch_are_reaped() {
     assert_eq!((stuck.state, stuck.attempts), (JobState::Pending, 1));
     assert_eq!(q.client.stats("q").await.unwrap().active, 0);
 }
+
+#[tokio::test]
+async fn a_large_sweep_goes_on_in_bounded_calls_until_every_expired_job_is_back() {
+    let q = start().await;
+    q.client
+        .enqueue_bulk("q", (0..25).map(|i| NewJob::new("k", &i).unwrap()))
+        .await
+        .unwrap();
+    // Three leases: 10 + 10 + 5 jobs, all left to expire.
+    let mut last_deadline = 0;
+    for _ in 0..3 {
+        let popped = q.client.pop("q", 10, Duration::from_millis(20)).await.unwrap();
+        last_deadline = popped.now_ms + 20;
+    }
+    // Redis's clock, from a pop that finds nothing left to lease.
+    eventually("every lease to expire", Duration::from_secs(5), || async {
+        let popped = q.client.pop("q", 1, Duration::from_secs(30)).await.unwrap();
+        assert!(popped.jobs.is_empty());
+        (popped.now_ms > last_deadline).then_some(())
+    })
+    .await;
+    // One sweep, at most 4 jobs per script call: it takes several calls and splits leases.
+    let swept = q.client.reap("q", Duration::from_secs(60), 4).await.unwrap();
+    assert_eq!(swept, Some((25, 0)));
+    let stats = q.client.stats("q").await.unwrap();
+    assert_eq!((stats.pending, stats.active, stats.failed), (25, 0, 25));
+}

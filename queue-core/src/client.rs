@@ -571,7 +571,9 @@ impl QueueClient {
         held_in_order(&sent, &mut r)
     }
 
-    /// Sweeps up to `limit` expired leases unless another caller swept within `interval`.
+    /// Takes back the jobs of expired leases, unless another caller swept within `interval`.
+    /// Each script call handles at most `limit` jobs (bounding how long it blocks Redis and
+    /// how many records it reads); the sweep goes on call after call until none are left.
     /// Returns `(requeued, buried)`, or `None` when skipped.
     pub async fn reap(&self, queue: &str, interval: Duration, limit: usize) -> Result<Option<(u64, u64)>> {
         let keys = self.keys(queue)?;
@@ -582,11 +584,20 @@ impl QueueClient {
             Value::from(dead.max_count as i64),
             Value::from(millis(dead.max_age)),
         ];
-        let (status, mut r) = self.call(Command::Reap, &keys, args).await?;
-        if status == status::SKIPPED {
-            return Ok(None);
+        let (mut requeued, mut buried, mut swept) = (0, 0, false);
+        // Each call handles at most `limit` jobs; the script says when more are left.
+        loop {
+            let (status, mut r) = self.call(Command::Reap, &keys, args.clone()).await?;
+            if status == status::SKIPPED {
+                return Ok(swept.then_some((requeued, buried)));
+            }
+            swept = true;
+            requeued += r.int()? as u64;
+            buried += r.int()? as u64;
+            if r.int()? == 0 {
+                return Ok(Some((requeued, buried)));
+            }
         }
-        Ok(Some((r.int()? as u64, r.int()? as u64)))
     }
 }
 

@@ -822,7 +822,8 @@ async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
 async fn reaper(shared: Arc<Shared>, stop: CancellationToken) {
     loop {
         for (queue, _) in &shared.queues {
-            match shared.client.reap(queue, shared.reap_interval, 1_000).await {
+            // 100 jobs per call: each reads its job's record, payload included.
+            match shared.client.reap(queue, shared.reap_interval, 100).await {
                 Ok(Some((requeued, buried))) if requeued + buried > 0 => {
                     warn!(queue, requeued, buried, "reaped jobs whose lease expired");
                 }
