@@ -81,10 +81,7 @@ async fn completed_jobs_are_retained_by_count() {
 async fn a_batch_shares_one_lease_that_goes_when_its_last_job_settles() {
     use queue::fred::interfaces::KeysInterface;
     let q = start().await;
-    q.client
-        .enqueue_bulk("q", (0..3).map(|i| NewJob::new("k", &i).unwrap()))
-        .await
-        .unwrap();
+    q.enqueue_numbers(3).await;
     let jobs = q.client.pop("q", 3, LEASE).await.unwrap().jobs;
     assert!(
         jobs.iter().all(|job| job.token == jobs[0].token),
@@ -118,10 +115,7 @@ async fn a_batch_shares_one_lease_that_goes_when_its_last_job_settles() {
 #[tokio::test]
 async fn jobs_of_several_leases_settle_in_one_call_with_answers_in_order() {
     let q = start().await;
-    q.client
-        .enqueue_bulk("q", (0..4).map(|i| NewJob::new("k", &i).unwrap()))
-        .await
-        .unwrap();
+    q.enqueue_numbers(4).await;
     let a = q.client.pop("q", 2, LEASE).await.unwrap().jobs;
     let b = q.client.pop("q", 2, LEASE).await.unwrap().jobs;
     assert_ne!(a[0].token, b[0].token);

@@ -1,16 +1,11 @@
 use std::time::Duration;
 
-use queue::NewJob;
-
 use crate::support::start;
 
 #[tokio::test]
 async fn extend_renews_many_leases_in_one_call() {
     let q = start().await;
-    q.client
-        .enqueue_bulk("q", (0..3).map(|i| NewJob::new("k", &i).unwrap()))
-        .await
-        .unwrap();
+    q.enqueue_numbers(3).await;
     let popped = q.client.pop("q", 3, Duration::from_millis(200)).await.unwrap();
     let leases: Vec<(&str, &str)> = popped.jobs.iter().map(|j| (j.id.as_str(), j.token.as_str())).collect();
     assert_eq!(

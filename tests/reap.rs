@@ -174,10 +174,7 @@ async fn only_the_unsettled_jobs_of_an_expired_batch_are_reaped() {
 #[tokio::test]
 async fn a_large_sweep_goes_on_in_bounded_calls_until_every_expired_job_is_back() {
     let q = start().await;
-    q.client
-        .enqueue_bulk("q", (0..25).map(|i| NewJob::new("k", &i).unwrap()))
-        .await
-        .unwrap();
+    q.enqueue_numbers(25).await;
     // Three leases: 10 + 10 + 5 jobs, all left to expire.
     let mut last_deadline = 0;
     for _ in 0..3 {

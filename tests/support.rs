@@ -39,6 +39,12 @@ impl TestRedis {
 }
 
 impl TestQueue {
+    /// Enqueues `count` jobs of kind "k" into queue "q", payloads 0..count.
+    pub async fn enqueue_numbers(&self, count: u32) {
+        let jobs = (0..count).map(|n| queue::NewJob::new("k", &n).unwrap());
+        self.client.enqueue_bulk("q", jobs).await.unwrap();
+    }
+
     /// Leases up to `count` jobs of queue "q" (30 s lease) and returns their ids in order.
     pub async fn pop_ids(&self, count: usize) -> Vec<String> {
         let popped = self.client.pop("q", count, Duration::from_secs(30)).await.unwrap();
