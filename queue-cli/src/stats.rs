@@ -32,20 +32,23 @@ struct Report {
 #[derive(Debug, Serialize)]
 struct QueueRow {
     name: String,
-    pending: u64,
-    scheduled: u64,
-    retrying: u64,
-    active: u64,
-    dead: u64,
-    completed: u64,
-    processed: u64,
-    failed: u64,
+    #[serde(flatten)]
+    counts: Counts,
     paused: bool,
     latency_ms: u64,
 }
 
 #[derive(Debug, Default, Serialize)]
 struct Totals {
+    #[serde(flatten)]
+    counts: Counts,
+    /// The highest latency of any queue.
+    latency_ms: u64,
+}
+
+/// The counts a row shows, in column order; the totals row sums them.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+struct Counts {
     pending: u64,
     scheduled: u64,
     retrying: u64,
@@ -54,8 +57,32 @@ struct Totals {
     completed: u64,
     processed: u64,
     failed: u64,
-    /// The highest latency of any queue.
-    latency_ms: u64,
+}
+
+impl Counts {
+    fn columns(&self) -> [u64; 8] {
+        [
+            self.pending,
+            self.scheduled,
+            self.retrying,
+            self.active,
+            self.dead,
+            self.completed,
+            self.processed,
+            self.failed,
+        ]
+    }
+
+    fn add(&mut self, other: &Counts) {
+        self.pending += other.pending;
+        self.scheduled += other.scheduled;
+        self.retrying += other.retrying;
+        self.active += other.active;
+        self.dead += other.dead;
+        self.completed += other.completed;
+        self.processed += other.processed;
+        self.failed += other.failed;
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -114,14 +141,7 @@ async fn collect(client: &QueueClient, names: &[String]) -> anyhow::Result<Repor
     }
     let mut totals = Totals::default();
     for q in &queues {
-        totals.pending += q.pending;
-        totals.scheduled += q.scheduled;
-        totals.retrying += q.retrying;
-        totals.active += q.active;
-        totals.dead += q.dead;
-        totals.completed += q.completed;
-        totals.processed += q.processed;
-        totals.failed += q.failed;
+        totals.counts.add(&q.counts);
         totals.latency_ms = totals.latency_ms.max(q.latency_ms);
     }
     let info: String = client.redis().info(Some(InfoKind::Default)).await?;
@@ -139,14 +159,16 @@ impl From<QueueStats> for QueueRow {
     fn from(s: QueueStats) -> Self {
         QueueRow {
             name: s.name,
-            pending: s.pending,
-            scheduled: s.scheduled,
-            retrying: s.retrying,
-            active: s.active,
-            dead: s.dead,
-            completed: s.completed,
-            processed: s.processed,
-            failed: s.failed,
+            counts: Counts {
+                pending: s.pending,
+                scheduled: s.scheduled,
+                retrying: s.retrying,
+                active: s.active,
+                dead: s.dead,
+                completed: s.completed,
+                processed: s.processed,
+                failed: s.failed,
+            },
             paused: s.paused,
             latency_ms: s.latency_ms,
         }
@@ -183,30 +205,11 @@ fn render(report: &Report) -> String {
         cells
     };
     for q in &report.queues {
-        let counts = [
-            q.pending,
-            q.scheduled,
-            q.retrying,
-            q.active,
-            q.dead,
-            q.completed,
-            q.processed,
-            q.failed,
-        ];
-        table.add_row(row(&q.name, counts, if q.paused { "yes" } else { "no" }, q.latency_ms));
+        let paused = if q.paused { "yes" } else { "no" };
+        table.add_row(row(&q.name, q.counts.columns(), paused, q.latency_ms));
     }
     let t = &report.totals;
-    let counts = [
-        t.pending,
-        t.scheduled,
-        t.retrying,
-        t.active,
-        t.dead,
-        t.completed,
-        t.processed,
-        t.failed,
-    ];
-    table.add_row(row("TOTAL", counts, "", t.latency_ms));
+    table.add_row(row("TOTAL", t.counts.columns(), "", t.latency_ms));
     for index in 1..=10 {
         if let Some(column) = table.column_mut(index) {
             column.set_cell_alignment(CellAlignment::Right);
