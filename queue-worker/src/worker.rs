@@ -484,7 +484,7 @@ async fn fetch_loop(
                 let leased_any = !leased.is_empty();
                 for (queue, job) in leased {
                     let permit = permits.pop().expect("never more jobs than permits");
-                    start(shared, &queue, job, permit, ack_tx.clone(), give_up.clone(), jobs);
+                    start(shared, queue, job, permit, ack_tx.clone(), give_up.clone(), jobs);
                 }
                 drop(permits);
                 while jobs.try_join_next().is_some() {}
@@ -560,14 +560,13 @@ fn queue_order(shared: &Shared) -> Vec<&str> {
 
 fn start(
     shared: &Arc<Shared>,
-    queue: &str,
+    queue: String,
     leased: Leased,
     permit: OwnedSemaphorePermit,
     ack_tx: mpsc::UnboundedSender<Ack>,
     give_up: CancellationToken,
     jobs: &mut JoinSet<()>,
 ) {
-    let key = (queue.to_owned(), leased.id.clone());
     let cancel = CancellationToken::new();
     let attempt = InFlight {
         token: leased.token.clone(),
@@ -578,12 +577,13 @@ fn start(
         .in_flight
         .lock()
         .expect("in-flight lock")
-        .insert(queue, leased.id.clone(), attempt)
+        .insert(&queue, leased.id.clone(), attempt)
     {
         // This worker leased the job again after losing its lease: the old attempt must stop.
         displaced.cancel.cancel();
     }
-    let span = tracing::info_span!("job", queue, id = %leased.id, attempt = leased.attempt);
+    let span = tracing::info_span!("job", queue = queue.as_str(), id = %leased.id, attempt = leased.attempt);
+    let key = (queue, leased.id.clone());
     let shared = shared.clone();
     jobs.spawn(
         async move {
