@@ -31,7 +31,7 @@ else
     state = 'pending'
   end
 end
-local since = run_at(id)
+local since = run_at(id, record)
 if state == 'pending' then
   score = since
 end

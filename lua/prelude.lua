@@ -241,13 +241,14 @@ local function next_in_line()
     or redis.call('ZRANGE', K_PENDING, 0, 0)[1]
 end
 
--- When a job became (or becomes) runnable: its run-at time, or else its creation time.
-local function run_at(id)
+-- When a job became (or becomes) runnable: its run-at time, or else its creation time (from
+-- `record`, its jobs entry, when the caller has already read it).
+local function run_at(id, record)
   local at = redis.call('HGET', K_RUNAT, id)
   if at then
     return tonumber(at)
   end
-  local record = redis.call('HGET', K_JOBS, id)
+  record = record or redis.call('HGET', K_JOBS, id)
   return record and tonumber(string.match(record, '^(%d+)|')) or nil
 end
 
