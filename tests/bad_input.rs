@@ -4,11 +4,11 @@ use std::{process::Command, time::Duration};
 
 use queue::{
     fred::interfaces::{HashesInterface, ListInterface},
-    CancellationToken, ConnectOptions, Error, JobContext, JobState, NewJob, QueueClient, QueueConfig, Worker,
+    ConnectOptions, Error, JobContext, JobState, NewJob, QueueClient, QueueConfig, Worker,
 };
 use throwaway_redis::{Options, RedisServer};
 
-use crate::support::{bin, eventually, start, Process};
+use crate::support::{bin, eventually, spawn_worker, start, Process};
 
 #[tokio::test]
 async fn a_job_record_that_does_not_decode_goes_to_the_dead_letter_and_the_worker_goes_on() {
@@ -33,20 +33,8 @@ async fn a_job_record_that_does_not_decode_goes_to_the_dead_letter_and_the_worke
         .queue("q", 1)
         .handle("task", |_: i32, _ctx: JobContext| async { Ok(()) })
         .build();
-    let shutdown = CancellationToken::new();
-    let running = tokio::spawn(worker.run(shutdown.clone()));
-    let dead = eventually(
-        "the corrupt job in the dead letter",
-        Duration::from_secs(10),
-        || async {
-            q.client
-                .dead_list("q", 0, 10)
-                .await
-                .ok()
-                .and_then(|page| page.jobs.into_iter().next())
-        },
-    )
-    .await;
+    let (shutdown, running) = spawn_worker(worker);
+    let dead = q.first_dead("the corrupt job in the dead letter").await;
     assert_eq!((dead.id.as_str(), dead.attempts), ("corrupt", 1));
     assert!(
         dead.error.starts_with("invalid payload: undecodable envelope"),

@@ -13,7 +13,7 @@ async fn complete_finishes_the_job_and_counts_it() {
         .enqueue("q", NewJob::new("k", &1).unwrap().id("j"))
         .await
         .unwrap();
-    let leased = q.client.pop("q", 1, LEASE).await.unwrap().jobs.remove(0);
+    let leased = q.pop_one().await;
     assert_eq!(q.client.complete("q", &[("j", &leased.token)]).await.unwrap(), [true]);
     let stats = q.client.stats("q").await.unwrap();
     assert_eq!(
@@ -30,7 +30,7 @@ async fn a_stale_token_is_refused_and_changes_nothing() {
         .enqueue("q", NewJob::new("k", &1).unwrap().id("j"))
         .await
         .unwrap();
-    let leased = q.client.pop("q", 1, LEASE).await.unwrap().jobs.remove(0);
+    let leased = q.pop_one().await;
     let before = q.client.job("q", "j").await.unwrap();
     let stale = "999999";
     assert_eq!(q.client.complete("q", &[("j", stale)]).await.unwrap(), [false]);
@@ -65,7 +65,7 @@ async fn completed_jobs_are_retained_by_count() {
             .enqueue("q", NewJob::new("k", &i).unwrap().id(format!("j{i}")))
             .await
             .unwrap();
-        let leased = q.client.pop("q", 1, LEASE).await.unwrap().jobs.remove(0);
+        let leased = q.pop_one().await;
         q.client.complete("q", &[(&leased.id, &leased.token)]).await.unwrap();
     }
     let stats = q.client.stats("q").await.unwrap();

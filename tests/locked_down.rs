@@ -3,12 +3,11 @@
 use std::{path::Path, process::Command, time::Duration};
 
 use queue::{
-    fred::interfaces::ClientLike, CancellationToken, ConnectOptions, Error, JobContext, JobState, NewJob, QueueClient,
-    QueueConfig, Worker,
+    fred::interfaces::ClientLike, ConnectOptions, Error, JobContext, JobState, NewJob, QueueClient, QueueConfig, Worker,
 };
 use throwaway_redis::{Options, RedisServer};
 
-use crate::support::{bin, eventually, Process};
+use crate::support::{bin, eventually, spawn_worker, Process};
 
 async fn admin(redis: &RedisServer) -> QueueClient {
     QueueClient::connect(&redis.url()).await.unwrap()
@@ -68,8 +67,7 @@ async fn the_documented_acl_rules_are_enough_for_clients_workers_and_the_cli() {
             Ok(())
         })
         .build();
-    let shutdown = CancellationToken::new();
-    let running = tokio::spawn(worker.run(shutdown.clone()));
+    let (shutdown, running) = spawn_worker(worker);
     eventually("all jobs settled", Duration::from_secs(10), || async {
         client
             .stats("emails")

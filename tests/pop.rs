@@ -131,7 +131,7 @@ async fn a_job_keeps_its_priority_through_delay_and_release() {
         "the delayed job to be due and first in line",
         Duration::from_secs(5),
         || async {
-            let job = q.client.pop("q", 1, LEASE).await.unwrap().jobs.remove(0);
+            let job = q.pop_one().await;
             if job.id == "urgent" {
                 return Some(job);
             }

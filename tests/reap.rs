@@ -41,13 +41,7 @@ async fn an_expired_lease_goes_back_to_pending_as_a_failed_attempt() {
     assert_eq!(q.client.stats("q").await.unwrap().failed, 1);
     // The dead worker's late result is refused; the next worker finishes it exactly once.
     assert_eq!(q.client.complete("q", &[("j", &first.token)]).await.unwrap(), [false]);
-    let second = q
-        .client
-        .pop("q", 1, Duration::from_secs(30))
-        .await
-        .unwrap()
-        .jobs
-        .remove(0);
+    let second = q.pop_one().await;
     assert_eq!(second.attempt, 2);
     assert_eq!(q.client.complete("q", &[("j", &second.token)]).await.unwrap(), [true]);
     assert_eq!(q.client.stats("q").await.unwrap().processed, 1);
@@ -93,13 +87,7 @@ async fn one_sweep_per_interval_across_callers() {
 async fn a_late_fail_from_the_reaped_worker_is_refused_and_changes_nothing() {
     let q = start().await;
     let first = lease_until_reaped(&q.client).await;
-    let second = q
-        .client
-        .pop("q", 1, Duration::from_secs(30))
-        .await
-        .unwrap()
-        .jobs
-        .remove(0);
+    let second = q.pop_one().await;
     let before = (
         q.client.job("q", "j").await.unwrap(),
         q.client.stats("q").await.unwrap(),

@@ -1,7 +1,7 @@
 //! Each test gets its own real redis-server (free loopback port, temp dir, killed on drop).
 use std::time::{Duration, Instant};
 
-use queue::{ConnectOptions, QueueClient, QueueConfig};
+use queue::{CancellationToken, ConnectOptions, DeadJob, Leased, QueueClient, QueueConfig, Worker, WorkerReport};
 use throwaway_redis::RedisServer;
 
 pub struct TestQueue {
@@ -39,6 +39,22 @@ impl TestRedis {
 }
 
 impl TestQueue {
+    /// Leases the next job of queue "q" (30 s lease); there must be one.
+    pub async fn pop_one(&self) -> Leased {
+        let mut popped = self.client.pop("q", 1, Duration::from_secs(30)).await.unwrap();
+        assert!(!popped.jobs.is_empty(), "a job to lease in q");
+        popped.jobs.remove(0)
+    }
+
+    /// Waits for the first job in queue "q"'s dead letter.
+    pub async fn first_dead(&self, what: &str) -> DeadJob {
+        eventually(what, Duration::from_secs(10), || async {
+            let page = self.client.dead_list("q", 0, 10).await.ok()?;
+            page.jobs.into_iter().next()
+        })
+        .await
+    }
+
     /// Enqueues `count` jobs of kind "k" into queue "q", payloads 0..count.
     pub async fn enqueue_numbers(&self, count: u32) {
         let jobs = (0..count).map(|n| queue::NewJob::new("k", &n).unwrap());
@@ -158,4 +174,11 @@ impl Drop for Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs a worker in the background until the returned token is cancelled.
+pub fn spawn_worker(worker: Worker) -> (CancellationToken, tokio::task::JoinHandle<queue::Result<WorkerReport>>) {
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn(worker.run(shutdown.clone()));
+    (shutdown, handle)
 }

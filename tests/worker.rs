@@ -9,13 +9,12 @@ use std::{
 };
 
 use queue::{
-    Backoff, CancellationToken, ConnectOptions, JobContext, JobError, JobState, NewJob, QueueClient, QueueConfig,
-    QueueOrder, Worker, WorkerReport,
+    Backoff, ConnectOptions, JobContext, JobError, JobState, NewJob, QueueClient, QueueConfig, QueueOrder, Worker,
 };
 use serde::{Deserialize, Serialize};
 use throwaway_redis::{Options, RedisServer};
 
-use crate::support::{eventually, start};
+use crate::support::{eventually, spawn_worker, start};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Task {
@@ -28,12 +27,6 @@ impl Drop for OnDrop {
     fn drop(&mut self) {
         self.0.fetch_add(1, Ordering::SeqCst);
     }
-}
-
-fn spawn(worker: Worker) -> (CancellationToken, tokio::task::JoinHandle<queue::Result<WorkerReport>>) {
-    let shutdown = CancellationToken::new();
-    let handle = tokio::spawn(worker.run(shutdown.clone()));
-    (shutdown, handle)
 }
 
 async fn processed(client: &QueueClient, queue: &str, n: u64) {
@@ -64,20 +57,9 @@ async fn a_panicking_handler_fails_its_attempt_and_the_worker_keeps_going() {
             Ok(())
         })
         .build();
-    let (shutdown, handle) = spawn(worker);
+    let (shutdown, handle) = spawn_worker(worker);
     processed(&q.client, "q", 4).await;
-    let dead = eventually(
-        "the panicked job in the dead letter",
-        Duration::from_secs(10),
-        || async {
-            q.client
-                .dead_list("q", 0, 10)
-                .await
-                .ok()
-                .and_then(|page| page.jobs.into_iter().next())
-        },
-    )
-    .await;
+    let dead = q.first_dead("the panicked job in the dead letter").await;
     assert_eq!(dead.id, "t2");
     assert_eq!(dead.error, "handler panicked: boom at 2");
     shutdown.cancel();
@@ -107,7 +89,7 @@ async fn a_payload_of_the_wrong_type_goes_to_the_dead_letter_with_the_decode_err
         .queue("q", 1)
         .handle("task", |_task: Task, _ctx: JobContext| async { Ok(()) })
         .build();
-    let (shutdown, handle) = spawn(worker);
+    let (shutdown, handle) = spawn_worker(worker);
     processed(&q.client, "q", 1).await;
     let page = eventually("two dead jobs", Duration::from_secs(10), || async {
         q.client.dead_list("q", 0, 10).await.ok().filter(|p| p.total == 2)
@@ -157,7 +139,7 @@ async fn a_job_error_retries_and_a_permanent_one_does_not() {
             Err(JobError::permanent("invalid data"))
         })
         .build();
-    let (shutdown, handle) = spawn(worker);
+    let (shutdown, handle) = spawn_worker(worker);
     processed(&q.client, "q", 1).await;
     let flaky = q.client.job("q", "flaky").await.unwrap();
     assert_eq!(
@@ -201,7 +183,7 @@ async fn the_concurrency_limit_is_never_exceeded() {
             }
         })
         .build();
-    let (shutdown, handle) = spawn(worker);
+    let (shutdown, handle) = spawn_worker(worker);
     processed(&q.client, "q", 60).await;
     shutdown.cancel();
     handle.await.unwrap().unwrap();
@@ -227,7 +209,7 @@ async fn weighted_queues_do_not_starve_the_lighter_one() {
             async { Ok(()) }
         })
         .build();
-    let (shutdown, handle) = spawn(worker);
+    let (shutdown, handle) = spawn_worker(worker);
     eventually("100 jobs run", Duration::from_secs(30), || async {
         (order.lock().unwrap().len() >= 100).then_some(())
     })
@@ -260,7 +242,7 @@ async fn strict_order_drains_the_first_queue_first() {
             async { Ok(()) }
         })
         .build();
-    let (shutdown, handle) = spawn(worker);
+    let (shutdown, handle) = spawn_worker(worker);
     processed(&q.client, "second", 20).await;
     shutdown.cancel();
     handle.await.unwrap().unwrap();
@@ -285,7 +267,7 @@ async fn a_delayed_job_starts_at_its_time_not_at_the_next_idle_recheck() {
             async { Ok(()) }
         })
         .build();
-    let (shutdown, handle) = spawn(worker);
+    let (shutdown, handle) = spawn_worker(worker);
     processed(&q.client, "q", 1).await; // the worker is idle now
     let enqueued = Instant::now();
     q.client
@@ -319,7 +301,7 @@ async fn a_job_enqueued_into_an_idle_worker_wakes_it() {
         .idle_recheck(Duration::from_secs(60))
         .handle("task", |_task: Task, _ctx: JobContext| async { Ok(()) })
         .build();
-    let (shutdown, handle) = spawn(worker);
+    let (shutdown, handle) = spawn_worker(worker);
     processed(&q.client, "q", 1).await;
     for n in 1..=3 {
         q.client
@@ -360,7 +342,7 @@ async fn a_timeout_cancels_the_handler_and_fails_the_attempt() {
             }
         })
         .build();
-    let (shutdown, handle) = spawn(worker);
+    let (shutdown, handle) = spawn_worker(worker);
     let job = eventually("the job in the dead letter", Duration::from_secs(10), || async {
         q.client
             .job("q", "slow")
@@ -409,7 +391,7 @@ async fn shutdown_waits_for_in_flight_jobs_then_hands_back_the_rest() {
             }
         })
         .build();
-    let (shutdown, handle) = spawn(worker);
+    let (shutdown, handle) = spawn_worker(worker);
     eventually("both jobs running", Duration::from_secs(10), || async {
         (started.load(Ordering::SeqCst) == 2).then_some(())
     })
@@ -452,7 +434,7 @@ async fn a_lost_lease_cancels_the_job_and_its_late_result_is_refused() {
             }
         })
         .build();
-    let (shutdown, handle) = spawn(worker);
+    let (shutdown, handle) = spawn_worker(worker);
     let first = eventually("the job leased", Duration::from_secs(10), || async {
         q.client
             .job("q", "j")
@@ -517,7 +499,7 @@ async fn a_redis_restart_mid_run_loses_no_job() {
             }
         })
         .build();
-    let (shutdown, handle) = spawn(worker);
+    let (shutdown, handle) = spawn_worker(worker);
     eventually("some progress", Duration::from_secs(10), || async {
         (done.lock().unwrap().len() >= 50).then_some(())
     })
@@ -549,7 +531,7 @@ async fn a_stopped_worker_leaves_no_blocked_connection_to_steal_wake_ups() {
         .queue("q", 1)
         .handle("task", |_task: Task, _ctx: JobContext| async { Ok(()) })
         .build();
-    let (shutdown, handle) = spawn(worker);
+    let (shutdown, handle) = spawn_worker(worker);
     processed(&q.client, "q", 1).await;
     let blocked = || async {
         let info: String = q.client.redis().info(Some(InfoKind::Clients)).await.unwrap();
