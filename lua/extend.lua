@@ -16,10 +16,5 @@ for _, token in ipairs(tokens) do
     scored[#scored + 1] = token
   end
 end
-if #scored > 0 then
-  redis.call('ZADD', K_ACTIVE, 'XX', unpack(scored, 1, math.min(#scored, CHUNK)))
-  for i = CHUNK + 1, #scored, CHUNK do
-    redis.call('ZADD', K_ACTIVE, 'XX', unpack(scored, i, math.min(i + CHUNK - 1, #scored)))
-  end
-end
+variadic('ZADD', K_ACTIVE, scored, 'XX')
 return status_reply(statuses, deadline)

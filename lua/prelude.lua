@@ -63,11 +63,17 @@ local function bad(message)
   return {BAD_ARGUMENT, message}
 end
 
--- `command key v1 v2 ...` in chunks (CHUNK is even, so pairs stay together). A refused call
--- is raised again with the command's name, which Redis's own message leaves out.
-local function variadic(command, key, values)
+-- `command key [option] v1 v2 ...` in chunks (CHUNK is even, so pairs stay together). A refused
+-- call is raised again with the command's name, which Redis's own message leaves out.
+local function variadic(command, key, values, option)
   for i = 1, #values, CHUNK do
-    local reply = redis.pcall(command, key, unpack(values, i, math.min(i + CHUNK - 1, #values)))
+    local last = math.min(i + CHUNK - 1, #values)
+    local reply
+    if option then
+      reply = redis.pcall(command, key, option, unpack(values, i, last))
+    else
+      reply = redis.pcall(command, key, unpack(values, i, last))
+    end
     if type(reply) == 'table' and reply.err then
       error({err = reply.err .. ' (' .. command .. ')'})
     end
@@ -351,20 +357,27 @@ local function end_attempts(ids, tokens)
   end
 end
 
--- Moves jobs to the dead letter, keeping it within its retention.
-local function bury(ids, now, keep_count, keep_age_ms)
+-- Records finished jobs in a retention set (completed or dead) at `now`, counts them in the
+-- meta field `counter`, and keeps the set within its retention.
+local function retain(zset, counter, ids, now, keep_count, keep_age_ms)
   if #ids == 0 then
     return
   end
+  -- The score as a string once, not a number formatted again for every job.
+  local at = tostring(int(now))
   local scored = {}
-  local at = int(now)
   for i, id in ipairs(ids) do
     scored[2 * i - 1] = at
     scored[2 * i] = id
   end
-  variadic('ZADD', K_DEAD, scored)
-  redis.call('HINCRBY', K_META, 'dead', #ids)
-  trim(K_DEAD, keep_count, keep_age_ms, now)
+  variadic('ZADD', zset, scored)
+  redis.call('HINCRBY', K_META, counter, #ids)
+  trim(zset, keep_count, keep_age_ms, now)
+end
+
+-- Moves jobs to the dead letter, keeping it within its retention.
+local function bury(ids, now, keep_count, keep_age_ms)
+  retain(K_DEAD, 'dead', ids, now, keep_count, keep_age_ms)
 end
 
 -- Reads leases from ARGV[first..]: runs of `token, n, then n ids` (the jobs named under one
