@@ -424,7 +424,8 @@ struct Round {
     leased: Vec<(String, Leased)>,
     permits: Vec<OwnedSemaphorePermit>,
     next_due: Option<Instant>,
-    failed: bool,
+    /// The queue whose fetch failed, and why (the round stops there).
+    failed: Option<(String, Error)>,
 }
 
 /// Leases jobs for the given slots from the worker's queues, in the worker's order.
@@ -433,7 +434,7 @@ async fn fetch_round(shared: Arc<Shared>, permits: Vec<OwnedSemaphorePermit>) ->
         leased: Vec::new(),
         permits,
         next_due: None,
-        failed: false,
+        failed: None,
     };
     for queue in queue_order(&shared) {
         let wanted = round.permits.len() - round.leased.len();
@@ -451,8 +452,7 @@ async fn fetch_round(shared: Arc<Shared>, permits: Vec<OwnedSemaphorePermit>) ->
                 round.leased.extend(jobs);
             }
             Err(error) => {
-                warn!(%error, queue, "cannot fetch jobs");
-                round.failed = true;
+                round.failed = Some((queue.to_owned(), error));
                 break;
             }
         }
@@ -488,9 +488,9 @@ async fn fetch_loop(
                 }
                 drop(permits);
                 while jobs.try_join_next().is_some() {}
-                if failed {
+                if let Some((queue, error)) = failed {
                     let delay = retry.next();
-                    warn!(retry_in = ?delay, "retrying the fetch");
+                    warn!(%error, queue, retry_in = ?delay, "cannot fetch jobs; retrying");
                     tokio::select! {
                         _ = sleep(delay) => {}
                         _ = shutdown.cancelled() => {}
