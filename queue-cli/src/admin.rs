@@ -1,5 +1,4 @@
 //! `queue-cli job`, `dead …` and `scripts`.
-use comfy_table::{presets, Table};
 use queue_core::QueueClient;
 use serde_json::json;
 
@@ -86,10 +85,7 @@ pub(crate) async fn dead(client: &QueueClient, command: DeadCommand) -> anyhow::
             if page.jobs.is_empty() {
                 return output::line(format_args!("the dead letter of {queue} is empty"));
             }
-            let mut table = Table::new();
-            table
-                .load_preset(presets::ASCII_FULL_CONDENSED)
-                .set_header(["ID", "ATTEMPTS", "FAILED AT", "ERROR"]);
+            let mut table = output::table(["ID", "ATTEMPTS", "FAILED AT", "ERROR"]);
             for job in &page.jobs {
                 let error = job.error.lines().collect::<Vec<_>>().join(" / ");
                 table.add_row([
@@ -119,10 +115,7 @@ pub(crate) async fn dead(client: &QueueClient, command: DeadCommand) -> anyhow::
 }
 
 pub(crate) async fn scripts(client: &QueueClient) -> anyhow::Result<()> {
-    let mut table = Table::new();
-    table
-        .load_preset(presets::ASCII_FULL_CONDENSED)
-        .set_header(["NAME", "SHA1", "LOADED"]);
+    let mut table = output::table(["NAME", "SHA1", "LOADED"]);
     for (script, loaded) in client.scripts().loaded(client.redis()).await? {
         table.add_row([
             script.name().to_owned(),

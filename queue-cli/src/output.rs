@@ -20,6 +20,15 @@ pub(crate) fn text(text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A table in the one style every command prints, with these column headers.
+pub(crate) fn table<const N: usize>(header: [&str; N]) -> comfy_table::Table {
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::ASCII_FULL_CONDENSED)
+        .set_header(header);
+    table
+}
+
 /// Writes a value as pretty JSON.
 pub(crate) fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     let mut out = io::stdout().lock();

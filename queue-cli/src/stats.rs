@@ -1,7 +1,7 @@
 //! `queue-cli stats`.
 use std::{io::IsTerminal, time::Duration};
 
-use comfy_table::{presets, CellAlignment, Table};
+use comfy_table::CellAlignment;
 use queue_core::{
     fred::{interfaces::ClientLike, types::InfoKind},
     QueueClient, QueueStats,
@@ -183,8 +183,7 @@ fn print(report: &Report, json: bool) -> anyhow::Result<()> {
 }
 
 fn render(report: &Report) -> String {
-    let mut table = Table::new();
-    table.load_preset(presets::ASCII_FULL_CONDENSED).set_header([
+    let mut table = output::table([
         "QUEUE",
         "PENDING",
         "SCHEDULED",
