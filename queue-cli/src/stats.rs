@@ -99,10 +99,9 @@ pub(crate) async fn run(connect_args: &ConnectArgs, args: StatsArgs) -> anyhow::
         return print(&collect(&client, &args.queues).await?, args.json);
     };
     let clear = !args.json && std::io::stdout().is_terminal();
-    // One listener for the whole watch: a signal that arrives while a report is being
-    // collected or printed is still seen at the next wait.
-    let stop = stop_signal()?;
-    tokio::pin!(stop);
+    // Listening starts now: a signal that arrives while a report is being collected or printed
+    // is still seen at the next wait.
+    let stop = queue_worker::shutdown_on_signals();
     loop {
         let report = collect(&client, &args.queues).await?;
         if clear {
@@ -111,22 +110,9 @@ pub(crate) async fn run(connect_args: &ConnectArgs, args: StatsArgs) -> anyhow::
         print(&report, args.json)?;
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
-            _ = &mut stop => return Ok(()),
+            _ = stop.cancelled() => return Ok(()),
         }
     }
-}
-
-/// Completes on SIGINT (Ctrl-C) or SIGTERM; listening starts now, not when first awaited.
-fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-    })
 }
 
 async fn collect(client: &QueueClient, names: &[String]) -> anyhow::Result<Report> {
