@@ -488,14 +488,8 @@ struct Progress {
 
 impl Progress {
     fn new(visible: bool) -> Self {
-        use std::io::IsTerminal;
-        let bar = if visible && std::io::stderr().is_terminal() {
-            let bar = indicatif::ProgressBar::new_spinner();
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} {msg} {pos} ({per_sec})").expect("valid template"),
-            );
-            bar.enable_steady_tick(Duration::from_millis(100));
-            bar
+        let bar = if visible {
+            output::spinner("{spinner} {msg} {pos} ({per_sec})")
         } else {
             indicatif::ProgressBar::hidden()
         };

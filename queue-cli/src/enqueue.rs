@@ -1,6 +1,6 @@
 //! `queue-cli enqueue`.
 use std::{
-    io::{BufRead, BufReader, IsTerminal},
+    io::{BufRead, BufReader},
     path::PathBuf,
     time::{Duration, SystemTime},
 };
@@ -87,7 +87,7 @@ async fn enqueue_file(client: &QueueClient, args: &EnqueueArgs, path: &PathBuf) 
         let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         Box::new(BufReader::new(file))
     };
-    let progress = progress_bar();
+    let progress = output::spinner("{spinner} {pos} jobs enqueued ({per_sec})");
     let mut added = 0u64;
     let mut batch = Vec::with_capacity(BATCH);
     let mut lines = reader.lines().enumerate();
@@ -123,18 +123,6 @@ async fn enqueue_file(client: &QueueClient, args: &EnqueueArgs, path: &PathBuf) 
     }
     progress.finish_and_clear();
     output::line(format_args!("added {added} jobs to {}", args.queue))
-}
-
-fn progress_bar() -> indicatif::ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {pos} jobs enqueued ({per_sec})").expect("valid template"),
-    );
-    bar.enable_steady_tick(Duration::from_millis(100));
-    bar
 }
 
 fn parse_delay(text: &str) -> Result<Duration, String> {

@@ -29,6 +29,19 @@ pub(crate) fn table<const N: usize>(header: [&str; N]) -> comfy_table::Table {
     table
 }
 
+/// A spinner on stderr with `template` (indicatif's), when stderr is a terminal; hidden
+/// otherwise, so pipes and logs stay clean.
+pub(crate) fn spinner(template: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(indicatif::ProgressStyle::with_template(template).expect("valid template"));
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    bar
+}
+
 /// Writes a value as pretty JSON.
 pub(crate) fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     let mut out = io::stdout().lock();
