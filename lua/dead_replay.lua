@@ -1,7 +1,12 @@
 -- DEAD_REPLAY: move dead jobs back to pending with their attempts reset. The last error is kept
 -- for the record until the job fails again.
 -- ARGV: 'ids', id... | 'oldest', limit
--- Reply: {OK, replayed, then the ids that were not in the dead letter}
+-- Reply: {OK, replayed, then the ids that were not in the dead letter}. An id named twice is
+-- replayed once. A re-sent call gets the first answer.
+local memo = remembered()
+if memo then
+  return memo
+end
 local mode = ARGV[1]
 local ids
 if mode == 'ids' then
@@ -15,11 +20,15 @@ else
   return bad("expected 'ids' followed by ids, or 'oldest' and a limit")
 end
 
-local replay, missing = {}, {}
+local replay, missing, seen = {}, {}, {}
 for _, id in ipairs(ids) do
-  if redis.call('ZSCORE', K_DEAD, id) then
+  if seen[id] then
+    -- Already counted (replayed or missing) under its first mention.
+  elseif redis.call('ZSCORE', K_DEAD, id) then
+    seen[id] = true
     replay[#replay + 1] = id
   else
+    seen[id] = true
     missing[#missing + 1] = id
   end
 end
@@ -31,5 +40,8 @@ end
 local reply = {OK, #replay}
 for _, id in ipairs(missing) do
   reply[#reply + 1] = id
+end
+if #replay > 0 then
+  return remember(reply)
 end
 return reply

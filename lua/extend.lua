@@ -1,6 +1,8 @@
 -- EXTEND: renew the leases of many jobs in one call (one call per worker per heartbeat).
 -- ARGV: lease_ms, then per lease: token, n, then n ids
 -- Reply: {OK, deadline_ms, status per job (OK or LEASE_LOST)}
+-- A lease never shrinks (GT): a heartbeat cannot undo a longer extension a handler asked for.
+-- Delivered twice, it renews twice and answers whether each job is still held: no memory needed.
 local lease_ms = tonumber(ARGV[1])
 local held, tokens, statuses = check_leases(2)
 if not lease_ms or lease_ms < 1 or not held then
@@ -16,5 +18,5 @@ for _, token in ipairs(tokens) do
     scored[#scored + 1] = token
   end
 end
-variadic('ZADD', K_ACTIVE, scored, 'XX')
+variadic('ZADD', K_ACTIVE, scored, {'XX', 'GT'})
 return status_reply(statuses, deadline)

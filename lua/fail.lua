@@ -1,20 +1,26 @@
 -- FAIL: end an attempt that failed. The script decides: retry after the job's backoff, or the
--- dead letter when the attempts are used up or the failure is permanent.
+-- dead letter when the attempts are used up, the failure is permanent, or the job's record
+-- does not parse (then the error says so).
 -- ARGV: id, token, error, permanent (0/1), entropy (random integer for jitter),
 --       keep_dead_count, keep_dead_age_ms
 -- Reply: {OK, 'retry', run_at_ms, delay_ms} | {OK, 'dead', failed_at_ms} | {LEASE_LOST} | {BAD_ARGUMENT, msg}
+-- A re-sent call gets the first answer.
+local memo = remembered()
+if memo then
+  return memo
+end
 local id, token, message, permanent = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local entropy, keep_count, keep_age_ms = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 if #ARGV ~= 7 or (permanent ~= '0' and permanent ~= '1') or not entropy or not keep_count
     or not keep_age_ms then
   return bad('expected id, token, error, permanent, entropy, keep_dead_count, keep_dead_age_ms')
 end
-if redis.call('HGET', K_TOKENS, id) ~= token then
+if id == PIN_FIELD or redis.call('HGET', K_TOKENS, id) ~= token then
   return {LEASE_LOST}
 end
 local props = props_of(id)
 if not props then
-  return bad('job ' .. id .. ' has no properties')
+  message = message .. ' (and the job record does not parse: sent to the dead letter)'
 end
 
 local now = now_ms()
@@ -24,9 +30,9 @@ end_attempts({id}, {token})
 set_by_id(K_ERRORS, {id, message})
 redis.call('HINCRBY', K_META, 'failed', 1)
 
-if permanent == '1' or attempt >= props.max_attempts then
+if not props or permanent == '1' or attempt >= props.max_attempts then
   bury({id}, now, keep_count, keep_age_ms)
-  return {OK, 'dead', int(now)}
+  return remember({OK, 'dead', int(now)})
 end
 
 local delay = props.base
@@ -41,7 +47,7 @@ if props.jitter and delay > 1 then
 end
 if delay <= 0 then
   make_available({id}, {props.priority}, now)
-  return {OK, 'retry', int(now), 0}
+  return remember({OK, 'retry', int(now), 0})
 end
 schedule(K_RETRYING, {id}, {now + delay})
-return {OK, 'retry', int(now + delay), int(delay)}
+return remember({OK, 'retry', int(now + delay), int(delay)})

@@ -8,11 +8,16 @@ local id = ARGV[1]
 if #ARGV ~= 1 then
   return bad('expected id')
 end
+if id == PIN_FIELD then
+  return {NOT_FOUND}
+end
 local record = redis.call('HGET', K_JOBS, id)
 if not record then
   return {NOT_FOUND}
 end
-local state, score = 'unknown', nil
+-- Not leased and in no sorted set, a job waits in the default-priority list: no script leaves a
+-- job in no structure, so the lookup needs no O(n) search of that list.
+local state, score = 'pending', nil
 local token = redis.call('HGET', K_TOKENS, id)
 if token then
   state, score = 'active', redis.call('ZSCORE', K_ACTIVE, token)
@@ -26,9 +31,6 @@ else
       state = entry[1]
       break
     end
-  end
-  if state == 'unknown' and redis.call('LPOS', K_PENDING_DEFAULT, id) then
-    state = 'pending'
   end
 end
 local since = run_at(id, record)

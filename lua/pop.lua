@@ -2,11 +2,46 @@
 -- and retrying jobs are promoted first, at most `promote_limit` per set per call.
 -- ARGV: count, lease_ms, promote_limit
 -- Reply: {OK, now_ms, next_due_ms (-1 if none), paused (0/1), token, then per job: id,
--- record (properties then envelope, see K_JOBS), attempt}. The jobs share one lease (token), renewed and expired together; each job
--- still settles on its own. A paused queue leases nothing.
+-- record (properties then envelope, see K_JOBS), attempt}. The jobs share one lease (token),
+-- renewed and expired together; each job still settles on its own. A paused queue leases
+-- nothing. A re-sent call that leased jobs gets the same lease again: the jobs it still holds.
 local count, lease_ms, promote_limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 if not count or count < 1 or not lease_ms or lease_ms < 1 or not promote_limit or promote_limit < 0 then
   return bad('expected count >= 1, lease_ms >= 1, promote_limit >= 0')
+end
+
+-- The reply for the jobs that lease `token` holds, in the order it took them.
+local function leased(reply, token, ids)
+  reply[5] = token
+  local failures = hmget(K_FAILURES, ids)
+  local records = hmget(K_JOBS, ids)
+  local at = 5
+  for i = 1, #ids do
+    reply[at + 1] = ids[i]
+    reply[at + 2] = records[i] or ''
+    reply[at + 3] = (tonumber(failures[i]) or 0) + 1
+    at = at + 3
+  end
+  return reply
+end
+
+local memo = remembered()
+if memo then
+  -- memo: {now_ms, next_due_ms, token}. Jobs the lease no longer holds (it expired and was
+  -- reaped before the re-send arrived) are not answered again.
+  local token = memo[3]
+  local packed = redis.call('HGET', K_LEASES, token)
+  local ok, ids = pcall(cmsgpack.unpack, packed or '')
+  local held = {}
+  if ok and type(ids) == 'table' then
+    local current = hmget(K_TOKENS, ids)
+    for i, id in ipairs(ids) do
+      if current[i] == token then
+        held[#held + 1] = id
+      end
+    end
+  end
+  return leased({OK, memo[1], memo[2], 0, ''}, token, held)
 end
 
 local now = now_ms()
@@ -24,27 +59,23 @@ end
 
 local reply = {OK, int(now), 0, 0, ''}
 local ids = take_pending(count)
-local taken = #ids
-if taken > 0 then
+local token = nil
+if #ids > 0 then
   -- One lease for the batch: per job only its token is written, and the same string each time.
-  local token = tostring(redis.call('HINCRBY', K_META, 'token', 1))
-  reply[5] = token
+  -- Tokens follow the clock (a thousand per ms) as well as the last token: if Redis loses its
+  -- last writes (a crash under appendfsync everysec, a failover), tokens still never repeat.
+  local last = tonumber(redis.call('HGET', K_META, 'token')) or 0
+  token = tostring(int(math.max(last + 1, now * 1000)))
+  redis.call('HSET', K_META, 'token', token)
   redis.call('ZADD', K_ACTIVE, int(now + lease_ms), token)
-  redis.call('HSET', K_LEASES, token, cmsgpack.pack(ids), '#' .. token, taken)
-  local failures = hmget(K_FAILURES, ids)
-  local records = hmget(K_JOBS, ids)
+  redis.call('HSET', K_LEASES, token, cmsgpack.pack(ids), '#' .. token, #ids)
   local tokens = {}
-  local at = 5
-  for i = 1, taken do
-    local id = ids[i]
-    tokens[2 * i - 1] = id
+  for i = 1, #ids do
+    tokens[2 * i - 1] = ids[i]
     tokens[2 * i] = token
-    reply[at + 1] = id
-    reply[at + 2] = records[i] or ''
-    reply[at + 3] = (tonumber(failures[i]) or 0) + 1
-    at = at + 3
   end
   set_by_id(K_TOKENS, tokens)
+  leased(reply, token, ids)
 end
 
 -- Work left behind goes to the next idle worker.
@@ -52,4 +83,7 @@ if pending_count() > 0 then
   wake()
 end
 reply[3] = int(earliest_due() or -1)
+if token then
+  return remember(reply, {reply[2], reply[3], token})
+end
 return reply

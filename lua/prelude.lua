@@ -25,6 +25,11 @@ local K_LEASES    = KEYS[16] -- hash token -> MessagePack array of the lease's j
 -- Ready jobs at the default priority 0, in arrival order. Most jobs have it, and a list costs no
 -- score to compute, format and sort; pop takes priorities above 0, then this list, then below.
 local K_PENDING_DEFAULT = KEYS[17] -- list of ids
+-- What state-changing calls answered, so that a call delivered twice (a reply lost with its
+-- connection, then re-sent by the client) changes nothing the second time and gets the first
+-- answer again. Bounded by count and age (REQUEST_LIMIT, REQUEST_WINDOW_MS).
+local K_REQUESTS  = KEYS[18] -- list of "<ms>:<request id>", oldest first
+local K_REPLIES   = KEYS[19] -- hash request id -> MessagePack of what to answer a re-send
 
 -- Status codes: the first element of every reply. Mirrored by queue-core/src/scripts.rs.
 local OK           = 0
@@ -33,13 +38,26 @@ local NOT_FOUND    = 2
 local LEASE_LOST   = 3
 local SKIPPED      = 4
 
+-- ARGV[1] of every script is a request id: '' for calls that need no memory (reads, and calls
+-- whose second delivery changes nothing and answers the same), else the id of one logical call,
+-- the same for every delivery of it. The scripts read their own arguments from ARGV[1] on.
+local REQUEST = table.remove(ARGV, 1) or ''
+-- How many answers a queue remembers, and for how long: a re-send comes within seconds of its
+-- first delivery (after a reconnect), or after a Redis restart that stopped every other call.
+local REQUEST_LIMIT = 50000
+local REQUEST_WINDOW_MS = 300000
+
 -- 2^42: the pending score keeps a per-queue sequence below the priority, so equal priorities
 -- stay FIFO. |priority| <= 1000 keeps every score an exact integer below 2^53.
 local PRIORITY_SPAN = 4398046511104
 local PRIORITY_LIMIT = 1000
--- How many finished jobs one call may forget while trimming a retention set: keeps every call
--- O(log n) amortised even when a retention limit is lowered on a large set.
+-- How many finished jobs one call may forget beyond those it adds while trimming a retention
+-- set: keeps every call short even when a retention limit is lowered on a large set.
 local TRIM_BATCH = 100
+
+-- The most jobs one push takes: one call's work, and so how long it blocks Redis, stays bounded.
+-- Mirrored by queue-core (MAX_BULK_JOBS), which refuses a larger bulk before sending it.
+local BULK_LIMIT = 10000
 
 -- Values per variadic command: commands take their arguments through Lua's unpack, which
 -- refuses more than ~8000; chunks keep every call far below that on any backlog.
@@ -63,14 +81,21 @@ local function bad(message)
   return {BAD_ARGUMENT, message}
 end
 
--- `command key [option] v1 v2 ...` in chunks (CHUNK is even, so pairs stay together). A refused
--- call is raised again with the command's name, which Redis's own message leaves out.
-local function variadic(command, key, values, option)
+-- `command key [options...] v1 v2 ...` in chunks (CHUNK is even, so pairs stay together). A
+-- refused call is raised again with the command's name, which Redis's own message leaves out.
+local function variadic(command, key, values, options)
   for i = 1, #values, CHUNK do
     local last = math.min(i + CHUNK - 1, #values)
     local reply
-    if option then
-      reply = redis.pcall(command, key, option, unpack(values, i, last))
+    if options then
+      local args = {}
+      for _, option in ipairs(options) do
+        args[#args + 1] = option
+      end
+      for j = i, last do
+        args[#args + 1] = values[j]
+      end
+      reply = redis.pcall(command, key, unpack(args))
     else
       reply = redis.pcall(command, key, unpack(values, i, last))
     end
@@ -129,12 +154,17 @@ local function hmget(key, fields)
   return values
 end
 
+-- The properties at the head of a record, or nil when there is no record or it does not parse
+-- (every caller then sends the job to the dead letter with the reason, never raises).
 local function parse_props(raw)
   if not raw then
     return nil
   end
   local created, priority, max_attempts, kind, base, cap, jitter =
-    string.match(raw, '^(%d+)|(%-?%d+)|(%d+)|(%a)|(%d+)|(%d+)|(%d)|')
+    string.match(raw, '^(%d+)|(%-?%d+)|(%d+)|([fe])|(%d+)|(%d+)|([01])|')
+  if not created then
+    return nil
+  end
   return {
     created = tonumber(created), priority = tonumber(priority), max_attempts = tonumber(max_attempts),
     backoff = kind, base = tonumber(base), cap = tonumber(cap), jitter = jitter == '1',
@@ -312,25 +342,36 @@ local function forget(ids)
   end
 end
 
--- Bounds a retention set (completed or dead) by count and by age, forgetting what falls out.
-local function trim(zset, keep_count, keep_age_ms, now)
+-- Bounds a retention set (completed or dead) by count and by age, forgetting what falls out:
+-- at most `budget` jobs per call, so that no call blocks Redis for long. A call that added n
+-- jobs passes a budget above n, so a set within its count before the call is within it after.
+-- Returns whether jobs beyond the bounds are left for a later call.
+local function trim(zset, keep_count, keep_age_ms, now, budget)
   local excess = redis.call('ZCARD', zset) - keep_count
   local victims = {}
   if excess > 0 then
-    victims = redis.call('ZRANGE', zset, 0, math.min(excess, TRIM_BATCH) - 1)
+    victims = redis.call('ZRANGE', zset, 0, math.min(excess, budget) - 1)
   end
-  if keep_age_ms > 0 and #victims < TRIM_BATCH then
+  local more = excess > budget
+  if keep_age_ms > 0 and #victims < budget then
     local cutoff = '(' .. int(now - keep_age_ms)
-    local old = redis.call('ZRANGEBYSCORE', zset, '-inf', cutoff, 'LIMIT', #victims, TRIM_BATCH - #victims)
+    local old = redis.call('ZRANGEBYSCORE', zset, '-inf', cutoff, 'LIMIT', #victims, budget - #victims + 1)
+    if #old > budget - #victims then
+      more = true
+      old[#old] = nil
+    end
     for _, id in ipairs(old) do
       victims[#victims + 1] = id
     end
+  elseif keep_age_ms > 0 and not more then
+    more = #redis.call('ZRANGEBYSCORE', zset, '-inf', '(' .. int(now - keep_age_ms), 'LIMIT', budget, 1) > 0
   end
   if #victims > 0 then
     -- Both queries take from the low end, so the victims are exactly the lowest ranks.
     redis.call('ZREMRANGEBYRANK', zset, 0, #victims - 1)
     forget(victims)
   end
+  return more
 end
 
 -- Ends the current attempt of jobs (`tokens[i]` is the lease of `ids[i]`): their tokens are
@@ -372,7 +413,7 @@ local function retain(zset, counter, ids, now, keep_count, keep_age_ms)
   end
   variadic('ZADD', zset, scored)
   redis.call('HINCRBY', K_META, counter, #ids)
-  trim(zset, keep_count, keep_age_ms, now)
+  trim(zset, keep_count, keep_age_ms, now, #ids + TRIM_BATCH)
 end
 
 -- Moves jobs to the dead letter, keeping it within its retention.
@@ -401,8 +442,9 @@ local function check_leases(first)
   local current = hmget(K_TOKENS, ids)
   local held, held_tokens, statuses, seen = {}, {}, {}, {}
   for i = 1, #ids do
-    -- A job named twice in one call is settled once.
-    if current[i] == tokens[i] and not seen[ids[i]] then
+    -- A job named twice in one call is settled once; an empty id names no job (the field ''
+    -- of a hash keyed by id holds its pin).
+    if ids[i] ~= PIN_FIELD and current[i] == tokens[i] and not seen[ids[i]] then
       seen[ids[i]] = true
       held[#held + 1] = ids[i]
       held_tokens[#held_tokens + 1] = tokens[i]
@@ -419,6 +461,43 @@ local function status_reply(statuses, ...)
   local reply = {OK, ...}
   for i = 1, #statuses do
     reply[#reply + 1] = statuses[i]
+  end
+  return reply
+end
+
+-- What this call answered the first time it was delivered, if it was (see K_REPLIES).
+local function remembered()
+  if REQUEST == '' then
+    return nil
+  end
+  local memo = redis.call('HGET', K_REPLIES, REQUEST)
+  return memo and cmsgpack.unpack(memo) or nil
+end
+
+-- Remembers `memo` (by default the reply) as this call's answer for a re-send of it, forgets
+-- the answers past the count or age bound, and returns `reply`. Called last, after every write.
+local function remember(reply, memo)
+  if REQUEST == '' then
+    return reply
+  end
+  local now = now_ms()
+  redis.call('HSET', K_REPLIES, REQUEST, cmsgpack.pack(memo or reply))
+  local count = redis.call('RPUSH', K_REQUESTS, int(now) .. ':' .. REQUEST)
+  -- One answer added, and up to a few more than one dropped: the count bound holds after every
+  -- call, and the age bound catches up with a burst of old answers within a few calls.
+  local heads = redis.call('LRANGE', K_REQUESTS, 0, 3)
+  local dropped = {}
+  for i, head in ipairs(heads) do
+    local at, id = string.match(head, '^(%d+):(.*)$')
+    if count - #dropped > REQUEST_LIMIT or (at and tonumber(at) < now - REQUEST_WINDOW_MS) or not at then
+      dropped[#dropped + 1] = id or head
+    else
+      break
+    end
+  end
+  if #dropped > 0 then
+    redis.call('LPOP', K_REQUESTS, #dropped)
+    redis.call('HDEL', K_REPLIES, unpack(dropped))
   end
   return reply
 end

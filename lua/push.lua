@@ -6,10 +6,15 @@
 --   when:  "" (now), "+<ms>" (after a delay) or "@<unix ms>" (at a time; past means now)
 -- A bulk's jobs nearly always share both, so most bulks are one run: two values per job.
 -- Reply: {OK, created...} with 1 for a new job and 0 for an id that already exists (nothing
--- written for it), or {BAD_ARGUMENT, message} with nothing written at all.
+-- written for it), or {BAD_ARGUMENT, message} with nothing written at all. A re-sent push gets
+-- the first delivery's answer.
+local memo = remembered()
+if memo then
+  return memo
+end
 local count = tonumber(ARGV[1])
-if not count or count < 1 then
-  return bad('expected a job count, then runs of jobs')
+if not count or count < 1 or count > BULK_LIMIT then
+  return bad('expected a job count from 1 to ' .. BULK_LIMIT .. ', then runs of jobs')
 end
 
 local runs, ids = {}, {}
@@ -92,5 +97,6 @@ if #records > 0 then
   make_available(ready, ready_priorities, nil)
   schedule(K_SCHEDULED, later, later_dues)
   redis.call('HINCRBY', K_META, 'enqueued', #records / 2)
+  return remember(reply)
 end
 return reply

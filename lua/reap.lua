@@ -1,33 +1,44 @@
 -- REAP: jobs whose lease expired (their worker died or stalled) go back to pending as a failed
 -- attempt with the error "lease expired", or to the dead letter when their attempts are used
--- up. One sweep per interval for the whole fleet: the first caller takes a lock for interval_ms.
--- A call handles at most `limit` jobs, which bounds how long it blocks Redis and how many job
--- records (payloads included) it reads; when jobs are left, it gives the lock back and says
--- so, and the caller calls again.
--- ARGV: interval_ms, limit (jobs), keep_dead_count, keep_dead_age_ms
+-- up or their record does not parse. The same sweep trims the retention sets by age and count,
+-- so their bounds hold on a queue where nothing finishes. One sweep per interval for the whole
+-- fleet: the first caller takes a lock for interval_ms. A call handles at most `limit` jobs,
+-- which bounds how long it blocks Redis and how many job records (payloads included) it reads;
+-- when work is left, it says so, and the caller goes on with `continuing` set.
+-- ARGV: interval_ms, limit (jobs), continuing (0/1), keep_dead_count, keep_dead_age_ms,
+--       keep_completed_count, keep_completed_age_ms
 -- Reply: {OK, requeued, buried, more (0/1)} | {SKIPPED} when another worker swept within the
--- interval
-local interval_ms, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
-local keep_count, keep_age_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
-if not interval_ms or interval_ms < 1 or not limit or limit < 1 or not keep_count or not keep_age_ms then
-  return bad('expected interval_ms, limit, keep_dead_count, keep_dead_age_ms')
+-- interval. A re-sent call gets the first answer.
+local memo = remembered()
+if memo then
+  return memo
 end
-if not redis.call('SET', K_REAPER, '1', 'NX', 'PX', interval_ms) then
+local interval_ms, limit, continuing = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local keep_dead_count, keep_dead_age_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
+local keep_completed_count, keep_completed_age_ms = tonumber(ARGV[6]), tonumber(ARGV[7])
+if #ARGV ~= 7 or not interval_ms or interval_ms < 1 or not limit or limit < 1
+    or (continuing ~= '0' and continuing ~= '1') or not keep_dead_count or not keep_dead_age_ms
+    or not keep_completed_count or not keep_completed_age_ms then
+  return bad('expected interval_ms, limit, continuing, keep_dead_count, keep_dead_age_ms, '
+    .. 'keep_completed_count, keep_completed_age_ms')
+end
+-- A continuation goes on with the sweep its caller started (and locked); its lock may have
+-- expired meanwhile, and two sweepers at once are harmless: each call is atomic.
+if continuing == '0' and not redis.call('SET', K_REAPER, '1', 'NX', 'PX', interval_ms) then
   return {SKIPPED}
 end
 
 local now = now_ms()
 local leases = redis.call('ZRANGEBYSCORE', K_ACTIVE, '-inf', '(' .. int(now), 'LIMIT', 0, limit)
-if #leases == 0 then
-  return {OK, 0, 0, 0}
-end
 -- The jobs of expired leases that are still held by them (the others already settled), up to
 -- `limit`. A lease taken only in part stays expired in `active` for the next call.
 local expired, tokens, done = {}, {}, {}
-local more = 0
+local more = false
 for _, token in ipairs(leases) do
-  local packed = redis.call('HGET', K_LEASES, token)
-  local ids = packed and cmsgpack.unpack(packed) or {}
+  local ok, ids = pcall(cmsgpack.unpack, redis.call('HGET', K_LEASES, token) or '')
+  if not ok or type(ids) ~= 'table' then
+    ids = {}
+  end
   local current = hmget(K_TOKENS, ids)
   local held = {}
   for i, id in ipairs(ids) do
@@ -41,56 +52,60 @@ for _, token in ipairs(leases) do
     tokens[#tokens + 1] = token
   end
   if #held > room then
-    more = 1
+    more = true
     break
   end
   done[#done + 1] = token
 end
-if more == 0 and #leases == limit then
-  more = 1
-end
-local function drop_leases()
-  -- Every expired lease handled in full goes, including one none of whose jobs is held any more.
-  local fields = {}
-  for _, token in ipairs(done) do
-    fields[#fields + 1] = token
-    fields[#fields + 1] = '#' .. token
-  end
-  if #done > 0 then
-    variadic('ZREM', K_ACTIVE, done)
-  end
-  variadic('HDEL', K_LEASES, fields)
+if #leases == limit then
+  more = true
 end
 
-if more == 1 then
-  -- The sweep goes on in the next call, from whichever worker makes it.
-  redis.call('DEL', K_REAPER)
-end
-if #expired == 0 then
-  drop_leases()
-  return {OK, 0, 0, more}
-end
 local failures = hmget(K_FAILURES, expired)
 local requeue, priorities, buried, errors, counted = {}, {}, {}, {}, {}
 for i, id in ipairs(expired) do
   local p = props_of(id)
   local attempts = (tonumber(failures[i]) or 0) + 1
-  if not p or attempts >= p.max_attempts then
+  errors[2 * i - 1] = id
+  errors[2 * i] = 'lease expired'
+  if not p then
+    buried[#buried + 1] = id
+    errors[2 * i] = 'lease expired (and the job record does not parse: sent to the dead letter)'
+  elseif attempts >= p.max_attempts then
     buried[#buried + 1] = id
   else
     requeue[#requeue + 1] = id
     priorities[#priorities + 1] = p.priority
   end
-  errors[2 * i - 1] = id
-  errors[2 * i] = 'lease expired'
   counted[2 * i - 1] = id
   counted[2 * i] = attempts
 end
-end_attempts(expired, tokens)
-drop_leases()
-set_by_id(K_ERRORS, errors)
-set_by_id(K_FAILURES, counted)
-redis.call('HINCRBY', K_META, 'failed', #expired)
-bury(buried, now, keep_count, keep_age_ms)
-make_available(requeue, priorities, now)
-return {OK, #requeue, #buried, more}
+
+-- Every check is done; the writes follow.
+if #expired > 0 then
+  end_attempts(expired, tokens)
+end
+-- Every expired lease handled in full goes, including one none of whose jobs is held any more.
+if #done > 0 then
+  local fields = {}
+  for _, token in ipairs(done) do
+    fields[#fields + 1] = token
+    fields[#fields + 1] = '#' .. token
+  end
+  variadic('ZREM', K_ACTIVE, done)
+  variadic('HDEL', K_LEASES, fields)
+end
+if #expired > 0 then
+  set_by_id(K_ERRORS, errors)
+  set_by_id(K_FAILURES, counted)
+  redis.call('HINCRBY', K_META, 'failed', #expired)
+  bury(buried, now, keep_dead_count, keep_dead_age_ms)
+  make_available(requeue, priorities, now)
+end
+if trim(K_COMPLETED, keep_completed_count, keep_completed_age_ms, now, limit) then
+  more = true
+end
+if trim(K_DEAD, keep_dead_count, keep_dead_age_ms, now, limit) then
+  more = true
+end
+return remember({OK, #requeue, #buried, more and 1 or 0})

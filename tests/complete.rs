@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use queue::{NewJob, QueueConfig, Retention};
+use queue::{JobState, NewJob, QueueConfig, Retention};
 
 use crate::support::{start, start_with};
 
@@ -45,9 +45,10 @@ async fn a_stale_token_is_refused_and_changes_nothing() {
     assert_eq!((stats.active, stats.processed, stats.failed), (1, 0, 0));
     // The real token still works.
     assert_eq!(q.client.complete("q", &[("j", &leased.token)]).await.unwrap(), [true]);
-    // ...once.
-    assert_eq!(q.client.complete("q", &[("j", &leased.token)]).await.unwrap(), [false]);
+    // ...once: the same call again is a re-send of it, answered as the first and changing nothing.
+    assert_eq!(q.client.complete("q", &[("j", &leased.token)]).await.unwrap(), [true]);
     assert_eq!(q.client.stats("q").await.unwrap().processed, 1);
+    assert_eq!(q.client.stats("q").await.unwrap().completed, 1);
 }
 
 #[tokio::test]
@@ -141,4 +142,33 @@ async fn the_script_refuses_malformed_leases() {
         let reply = q.run_script("queue.complete", args).await;
         assert_eq!(reply[0].as_i64(), Some(1), "BAD_ARGUMENT");
     }
+}
+
+#[tokio::test]
+async fn the_completed_count_bound_holds_after_a_call_that_finishes_many() {
+    let config = QueueConfig {
+        completed: Retention {
+            max_count: 10,
+            max_age: Duration::ZERO,
+        },
+        ..Default::default()
+    };
+    let q = start_with(config).await;
+    q.enqueue_numbers(500).await;
+    let jobs = q.client.pop("q", 500, LEASE).await.unwrap().jobs;
+    let leases: Vec<(&str, &str)> = jobs.iter().map(|j| (j.id.as_str(), j.token.as_str())).collect();
+    assert!(q.client.complete("q", &leases).await.unwrap().iter().all(|held| *held));
+    let stats = q.client.stats("q").await.unwrap();
+    assert_eq!((stats.completed, stats.processed), (10, 500));
+    // The forgotten ones are gone with their records, the kept ones are the latest.
+    assert!(q.client.job("q", &jobs[0].id).await.is_err());
+    assert_eq!(
+        q.client.job("q", &jobs[499].id).await.unwrap().state,
+        JobState::Completed
+    );
+    let jobs_hash = q.client.keys("q").unwrap().all()[6].clone();
+    let records: i64 = queue::fred::interfaces::HashesInterface::hlen(q.client.redis(), &jobs_hash)
+        .await
+        .unwrap();
+    assert_eq!(records, 10 + 1, "ten records and the hash's pin");
 }

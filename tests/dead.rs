@@ -108,3 +108,19 @@ async fn the_dead_letter_is_bounded_by_age() {
     let page = q.client.dead_list("q", 0, 10).await.unwrap();
     assert_eq!(page.jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["new"]);
 }
+
+#[tokio::test]
+async fn an_id_named_twice_is_replayed_once_and_the_counters_balance() {
+    let q = start().await;
+    bury(&q.client, &["x"]).await;
+    assert_eq!(q.client.dead_replay("q", &["x", "x"]).await.unwrap(), 1);
+    let stats = q.client.stats("q").await.unwrap();
+    assert_eq!((stats.pending, stats.dead), (1, 0), "one pending job, not two");
+    let leased = q.pop_one().await;
+    assert_eq!(q.client.complete("q", &[("x", &leased.token)]).await.unwrap(), [true]);
+    assert_eq!(
+        q.client.stats("q").await.unwrap().pending,
+        0,
+        "nothing left to run again"
+    );
+}

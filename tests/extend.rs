@@ -22,3 +22,20 @@ async fn extend_renews_many_leases_in_one_call() {
         Some((0, 0))
     );
 }
+
+#[tokio::test]
+async fn a_lease_never_shrinks() {
+    let q = start().await;
+    q.enqueue_numbers(1).await;
+    let leased = q.pop_one().await;
+    let lease = [(leased.id.as_str(), leased.token.as_str())];
+    q.client.extend("q", Duration::from_secs(600), &lease).await.unwrap();
+    let extended = q.client.job("q", &leased.id).await.unwrap().state_since_ms.unwrap();
+    // A heartbeat with the worker's usual lease comes after a handler asked for more.
+    assert_eq!(
+        q.client.extend("q", Duration::from_secs(1), &lease).await.unwrap(),
+        [true]
+    );
+    let after = q.client.job("q", &leased.id).await.unwrap().state_since_ms.unwrap();
+    assert_eq!(after, extended, "the longer deadline stays");
+}

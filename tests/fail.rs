@@ -140,3 +140,24 @@ async fn a_permanent_failure_goes_to_the_dead_letter_at_once() {
         ("j", 1, "bad data")
     );
 }
+
+#[tokio::test]
+async fn a_retryable_failure_of_a_job_whose_record_does_not_parse_buries_it_with_the_reason() {
+    let q = start().await;
+    q.client
+        .enqueue("q", NewJob::new("k", &1).unwrap().id("j").max_attempts(5))
+        .await
+        .unwrap();
+    let leased = q.pop_one().await;
+    q.hset("jobs", "j", "garbage").await;
+    let outcome = q.client.fail("q", "j", &leased.token, "boom", false).await.unwrap();
+    assert_eq!(outcome, FailOutcome::Dead);
+    let job = q.first_dead("the job in the dead letter").await;
+    assert!(
+        job.error.starts_with("boom") && job.error.contains("does not parse"),
+        "{}",
+        job.error
+    );
+    let stats = q.client.stats("q").await.unwrap();
+    assert_eq!((stats.active, stats.pending, stats.dead, stats.failed), (0, 0, 1, 1));
+}

@@ -35,3 +35,48 @@ async fn job_shows_state_envelope_and_times() {
         Err(Error::JobNotFound { .. })
     ));
 }
+
+#[tokio::test]
+async fn an_empty_id_names_no_job() {
+    let q = start().await;
+    q.enqueue_numbers(1).await;
+    // The field '' of every hash keyed by id holds its encoding pin, not a job.
+    assert!(matches!(q.client.job("q", "").await, Err(Error::JobNotFound { .. })));
+    let leased = q.pop_one().await;
+    assert_eq!(q.client.complete("q", &[("", &leased.token)]).await.unwrap(), [false]);
+    assert_eq!(q.client.stats("q").await.unwrap().processed, 0);
+}
+
+#[tokio::test]
+async fn looking_a_pending_job_up_does_not_search_the_pending_list() {
+    use queue::fred::{
+        interfaces::ClientLike,
+        types::{ClusterHash, CustomCommand, InfoKind},
+    };
+    let q = start().await;
+    q.enqueue_numbers(1_000).await;
+    q.client
+        .enqueue("q", NewJob::new("k", &1).unwrap().id("last"))
+        .await
+        .unwrap();
+    let reset = CustomCommand::new_static("CONFIG RESETSTAT", ClusterHash::Random, false);
+    let () = q.client.redis().custom(reset, Vec::<String>::new()).await.unwrap();
+    assert_eq!(q.client.job("q", "last").await.unwrap().state, JobState::Pending);
+    // Only O(1) and O(log n) commands: no search (LPOS) or range read of the pending list.
+    let stats: String = q.client.redis().info(Some(InfoKind::CommandStats)).await.unwrap();
+    let called: Vec<&str> = stats
+        .lines()
+        .filter_map(|line| line.strip_prefix("cmdstat_")?.split(':').next())
+        .collect();
+    let constant = [
+        "evalsha",
+        "script|load",
+        "hget",
+        "zscore",
+        "sismember",
+        "time",
+        "info",
+        "config|resetstat",
+    ];
+    assert!(called.iter().all(|c| constant.contains(c)), "{called:?}");
+}

@@ -325,3 +325,73 @@ async fn passwords_stay_out_of_worker_logs() {
     assert!(log.contains("redis://ops:***@127.0.0.1"), "{log}");
     assert!(!log.contains("hunter2"), "{log}");
 }
+
+#[tokio::test]
+async fn every_path_runs_as_the_acl_user_big_sweeps_replays_and_purges_included() {
+    let redis = RedisServer::start().unwrap();
+    acl_setuser(&redis, "queue", &queue::acl_rules("queue")).await;
+    let config = QueueConfig {
+        completed: queue::Retention {
+            max_count: 5,
+            max_age: Duration::from_millis(200),
+        },
+        ..Default::default()
+    };
+    let client = QueueClient::connect_with(&ConnectOptions::new(user_url(&redis, "queue")), config)
+        .await
+        .unwrap();
+    let lease = Duration::from_secs(30);
+
+    // A sweep of more than one call's worth of expired jobs (the reaper takes 100 per call).
+    client
+        .enqueue_bulk("q", (0..250).map(|i| NewJob::new("k", &i).unwrap().max_attempts(2)))
+        .await
+        .unwrap();
+    client.pop("q", 250, Duration::from_millis(30)).await.unwrap();
+    let swept = eventually("the big sweep", Duration::from_secs(5), || async {
+        let swept = client.reap("q", Duration::from_millis(1), 100).await.unwrap();
+        swept.filter(|swept| *swept != (0, 0))
+    })
+    .await;
+    assert_eq!(swept, (250, 0));
+
+    // Every settle call, and the retention trims they and the reaper do.
+    let jobs = client.pop("q", 250, lease).await.unwrap().jobs;
+    let lease_of = |i: usize| (jobs[i].id.as_str(), jobs[i].token.as_str());
+    let held = |i: usize| [lease_of(i)];
+    assert_eq!(client.extend("q", lease, &held(0)).await.unwrap(), [true]);
+    let finished: Vec<(&str, &str)> = (0..100).map(lease_of).collect();
+    assert!(client.complete("q", &finished).await.unwrap().iter().all(|h| *h));
+    assert_eq!(client.release("q", &held(100)).await.unwrap(), [true]);
+    for i in 101..111 {
+        let (id, token) = lease_of(i);
+        client.fail("q", id, token, "boom", i % 2 == 0).await.unwrap();
+    }
+    let stats = client.stats("q").await.unwrap();
+    // Their second attempt (the reaper counted the first): every failure is the last one.
+    assert_eq!((stats.completed, stats.dead, stats.pending), (5, 10, 1));
+    eventually("completed jobs forgotten by age", Duration::from_secs(5), || async {
+        client.reap("q", Duration::from_millis(1), 100).await.unwrap();
+        (client.stats("q").await.unwrap().completed == 0).then_some(())
+    })
+    .await;
+
+    // The dead letter and the admin calls.
+    let dead = client.dead_list("q", 0, 10).await.unwrap();
+    let one = dead.jobs[0].id.clone();
+    assert_eq!(client.dead_replay("q", &[one.as_str()]).await.unwrap(), 1);
+    assert_eq!(client.dead_replay_all("q").await.unwrap(), 9);
+    client.job("q", &one).await.unwrap();
+    client.pause("q").await.unwrap();
+    client.resume("q").await.unwrap();
+    client.queues().await.unwrap();
+    let jobs = client.pop("q", 250, lease).await.unwrap().jobs;
+    for job in &jobs {
+        client.fail("q", &job.id, &job.token, "again", true).await.unwrap();
+    }
+    assert_eq!(jobs.len(), 11);
+    assert_eq!(client.dead_purge("q").await.unwrap(), 11);
+
+    let log: Vec<queue::fred::types::Value> = admin(&redis).await.redis().custom(acl_log(), vec!["10"]).await.unwrap();
+    assert!(log.is_empty(), "ACL refusals: {log:?}");
+}

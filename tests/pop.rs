@@ -147,3 +147,16 @@ async fn a_job_keeps_its_priority_through_delay_and_release() {
     );
     assert_eq!(q.pop_ids(3).await, ["urgent", "normal", "low"]);
 }
+
+#[tokio::test]
+async fn lease_tokens_keep_increasing_when_redis_loses_its_last_writes() {
+    let q = start().await;
+    q.enqueue_numbers(2).await;
+    let first = q.pop_one().await;
+    // As after a crash under appendfsync everysec or a failover: the token counter is back
+    // where it was long before.
+    q.hset("meta", "token", "1").await;
+    let second = q.pop_one().await;
+    let (first, second): (u64, u64) = (first.token.parse().unwrap(), second.token.parse().unwrap());
+    assert!(second > first, "token {second} after {first}");
+}

@@ -175,3 +175,36 @@ async fn a_mixed_bulk_keeps_each_jobs_own_properties() {
         queue::JobState::Scheduled
     );
 }
+
+#[tokio::test]
+async fn a_bulk_larger_than_one_call_takes_is_refused_whole() {
+    let q = start().await;
+    let jobs = (0..=queue::MAX_BULK_JOBS).map(|i| NewJob::new("k", &i).unwrap());
+    let refused = q.client.enqueue_bulk("q", jobs).await.unwrap_err();
+    assert!(matches!(refused, Error::BulkTooLarge { .. }), "{refused}");
+    assert!(refused.to_string().contains("split it"), "{refused}");
+    assert!(
+        matches!(q.client.stats("q").await, Err(Error::UnknownQueue(_))),
+        "nothing written"
+    );
+    let exactly = (0..queue::MAX_BULK_JOBS).map(|i| NewJob::new("k", &i).unwrap());
+    assert_eq!(
+        q.client.enqueue_bulk("q", exactly).await.unwrap().len(),
+        queue::MAX_BULK_JOBS
+    );
+}
+
+#[tokio::test]
+async fn a_prefix_with_a_colon_is_refused_so_prefixes_never_share_keys() {
+    let redis = crate::support::TestRedis::start().await;
+    let config = queue::QueueConfig {
+        prefix: "a:b".into(),
+        ..Default::default()
+    };
+    let refused = queue::QueueClient::connect_with(&queue::ConnectOptions::new(redis.url()), config).await;
+    let Err(Error::InvalidQueueName { name, reason }) = refused else {
+        panic!("a prefix with ':' must be refused");
+    };
+    assert_eq!(name, "a:b");
+    assert!(reason.contains("':'"), "{reason}");
+}

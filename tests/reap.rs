@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use queue::{JobState, Leased, NewJob, QueueClient};
+use queue::{JobState, Leased, NewJob, QueueClient, QueueConfig, Retention};
 
 use crate::support::{eventually, start};
 
@@ -181,4 +181,73 @@ async fn a_large_sweep_goes_on_in_bounded_calls_until_every_expired_job_is_back(
     assert_eq!(swept, Some((25, 0)));
     let stats = q.client.stats("q").await.unwrap();
     assert_eq!((stats.pending, stats.active, stats.failed), (25, 0, 25));
+}
+
+#[tokio::test]
+async fn a_record_that_does_not_parse_is_buried_with_the_reason_and_the_sweep_goes_on() {
+    let q = start().await;
+    for id in ["a", "corrupt", "b"] {
+        q.client
+            .enqueue("q", NewJob::new("k", &1).unwrap().id(id).max_attempts(3))
+            .await
+            .unwrap();
+    }
+    q.client.pop("q", 3, Duration::from_millis(30)).await.unwrap();
+    q.hset("jobs", "corrupt", "not a record").await;
+    let swept = eventually("the expired lease swept", Duration::from_secs(5), || async {
+        let swept = q.client.reap("q", Duration::from_millis(1), 100).await.unwrap();
+        swept.filter(|swept| *swept != (0, 0))
+    })
+    .await;
+    assert_eq!(swept, (2, 1), "two back to pending, the corrupt one buried");
+    let dead = q.first_dead("the corrupt job").await;
+    assert_eq!(dead.id, "corrupt");
+    assert!(dead.error.contains("does not parse"), "{}", dead.error);
+    let stats = q.client.stats("q").await.unwrap();
+    assert_eq!((stats.pending, stats.active, stats.dead, stats.failed), (2, 0, 1, 3));
+
+    // Later sweeps still work.
+    q.client.pop("q", 2, Duration::from_millis(30)).await.unwrap();
+    let swept = eventually("the next sweep", Duration::from_secs(5), || async {
+        let swept = q.client.reap("q", Duration::from_millis(1), 100).await.unwrap();
+        swept.filter(|swept| *swept != (0, 0))
+    })
+    .await;
+    assert_eq!(swept, (2, 0));
+}
+
+#[tokio::test]
+async fn retention_bounds_hold_on_a_queue_where_nothing_finishes() {
+    let short = Retention {
+        max_count: 1_000,
+        max_age: Duration::from_millis(200),
+    };
+    let q = crate::support::start_with(QueueConfig {
+        completed: short,
+        dead: short,
+        ..Default::default()
+    })
+    .await;
+    for id in ["done", "dead"] {
+        q.client
+            .enqueue("q", NewJob::new("k", &1).unwrap().id(id).max_attempts(1))
+            .await
+            .unwrap();
+    }
+    let jobs = q.client.pop("q", 2, Duration::from_secs(30)).await.unwrap().jobs;
+    q.client.complete("q", &[("done", &jobs[0].token)]).await.unwrap();
+    q.client.fail("q", "dead", &jobs[0].token, "boom", false).await.unwrap();
+    let stats = q.client.stats("q").await.unwrap();
+    assert_eq!((stats.completed, stats.dead), (1, 1));
+    // Nothing else finishes; the reaper's sweeps alone forget them once they are too old.
+    eventually("both forgotten by age", Duration::from_secs(5), || async {
+        q.client.reap("q", Duration::from_millis(1), 100).await.unwrap();
+        let stats = q.client.stats("q").await.unwrap();
+        (stats.completed == 0 && stats.dead == 0).then_some(())
+    })
+    .await;
+    assert!(matches!(
+        q.client.job("q", "done").await,
+        Err(queue::Error::JobNotFound { .. })
+    ));
 }

@@ -70,14 +70,30 @@ impl TestQueue {
     /// Runs a queue script directly on queue "q", as a caller bypassing the client would, and
     /// returns its reply's elements.
     pub async fn run_script(&self, script: &str, args: &[&str]) -> Vec<queue::fred::types::Value> {
+        // '' asks the script to remember nothing.
+        self.run_script_as(script, "", args).await
+    }
+
+    /// [`run_script`](Self::run_script) as one delivery of the call `request`.
+    pub async fn run_script_as(&self, script: &str, request: &str, args: &[&str]) -> Vec<queue::fred::types::Value> {
         let keys = self.client.keys("q").unwrap();
-        let args: Vec<queue::fred::types::Value> = args.iter().map(|a| (*a).into()).collect();
+        let args: Vec<queue::fred::types::Value> = std::iter::once(request)
+            .chain(args.iter().copied())
+            .map(Into::into)
+            .collect();
         self.client
             .scripts()
             .run::<queue::fred::types::Value, _>(self.client.redis(), script, keys.all(), args)
             .await
             .unwrap()
             .into_array()
+    }
+
+    /// A field of queue "q"'s hash `suffix` (e.g. "jobs", "meta"), raw.
+    pub async fn hset(&self, suffix: &str, field: &str, value: &str) {
+        use queue::fred::interfaces::HashesInterface;
+        let key = format!("{{queue:q}}:{suffix}");
+        let _: i64 = self.client.redis().hset(key, (field, value)).await.unwrap();
     }
 }
 

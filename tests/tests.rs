@@ -17,6 +17,7 @@ mod push;
 mod queue_cli;
 mod queue_worker;
 mod reap;
+mod redelivery;
 mod registry;
 mod stats;
 mod worker;

@@ -28,7 +28,7 @@ pub const REQUIRED_COMMANDS: &[&str] = &[
     "rpush",
     "lpop",
     "lindex",
-    "lpos",
+    "lrange",
     "blpop",
     "set",
     "sadd",

@@ -14,8 +14,9 @@ use serde::Serialize;
 
 use crate::{
     envelope::{Envelope, Job, JobRecord, JobState, NewJob},
-    keys::{queue_index, validate_name, QueueKeys},
+    keys::{queue_index, validate_name, validate_prefix, QueueKeys},
     registry::run_script,
+    request::RequestId,
     scripts::{self, status, Command, Reply},
     ConnectOptions, Error, Result, ScriptRegistry,
 };
@@ -172,6 +173,13 @@ pub struct QueueStats {
     pub dead_total: u64,
 }
 
+/// The most jobs one [`QueueClient::enqueue_bulk`] takes: a bulk is one atomic script call, and
+/// this bounds how long it blocks Redis. Split larger bulks (each part is all-or-none).
+pub const MAX_BULK_JOBS: usize = 10_000;
+
+/// The most encoded bytes (payloads and envelopes) one bulk takes, for the same reason.
+pub const MAX_BULK_BYTES: usize = 32 << 20;
+
 /// How many dead jobs one replay or purge call moves; the client repeats until done, so no
 /// single script call blocks Redis for long.
 const DEAD_BATCH: u64 = 1_000;
@@ -208,7 +216,7 @@ impl QueueClient {
 
     /// Wraps a connected fred client.
     pub fn from_client(redis: Client, config: QueueConfig) -> Result<Self> {
-        validate_name(&config.prefix)?;
+        validate_prefix(&config.prefix)?;
         let scripts = ScriptRegistry::new();
         scripts::register(&scripts)?;
         Ok(QueueClient {
@@ -240,9 +248,18 @@ impl QueueClient {
         Ok(QueueKeys::new(&self.config.prefix, queue))
     }
 
-    async fn call(&self, command: Command, keys: &QueueKeys, args: Vec<Value>) -> Result<(i64, Reply)> {
+    /// Runs a queue script. `request` identifies a state-changing call across its deliveries
+    /// (`None` for calls whose second delivery changes nothing and answers the same).
+    async fn call(
+        &self,
+        command: Command,
+        keys: &QueueKeys,
+        request: Option<&RequestId>,
+        mut args: Vec<Value>,
+    ) -> Result<(i64, Reply)> {
         let script = self.scripts.get(command.name())?;
         let keys: Vec<Value> = keys.all().iter().map(|k| Value::from(k.as_str())).collect();
+        args.insert(0, Value::from(request.map_or("", RequestId::as_str)));
         let value = run_script(&self.redis, &script, &keys, &args).await?;
         Reply::new(command, value)
     }
@@ -278,16 +295,25 @@ impl QueueClient {
         Ok(outcome.remove(0))
     }
 
-    /// Enqueues jobs in one atomic call: all are written or, if any is invalid, none.
+    /// Enqueues jobs in one atomic call: all are written or, if any is invalid, none. A bulk
+    /// takes at most [`MAX_BULK_JOBS`] jobs and [`MAX_BULK_BYTES`] bytes: split larger ones.
     pub async fn enqueue_bulk(&self, queue: &str, jobs: impl IntoIterator<Item = NewJob>) -> Result<Vec<Enqueued>> {
         let keys = self.keys(queue)?;
         let mut ids = Vec::new();
+        let mut bytes = 0;
         let mut args = vec![Value::Null];
         // Consecutive jobs with the same properties and run time form one run (see push.lua).
         let mut run: Option<(usize, Vec<u8>, Vec<u8>)> = None;
         let mut run_len = 0;
         for job in jobs {
             let fields = job.into_push_fields(queue, self.config.max_payload_bytes)?;
+            bytes += fields.envelope.len() + fields.id.len();
+            if ids.len() == MAX_BULK_JOBS || bytes > MAX_BULK_BYTES {
+                return Err(Error::BulkTooLarge {
+                    jobs_limit: MAX_BULK_JOBS,
+                    bytes_limit: MAX_BULK_BYTES,
+                });
+            }
             let same_run = run
                 .as_ref()
                 .is_some_and(|(_, props, when)| *props == fields.props && *when == fields.when);
@@ -312,7 +338,7 @@ impl QueueClient {
         args[at] = Value::from(run_len);
         args[0] = Value::from(ids.len() as i64);
         self.index(queue).await?;
-        let (_, mut reply) = self.call(Command::Push, &keys, args).await?;
+        let (_, mut reply) = self.call(Command::Push, &keys, Some(&RequestId::new()), args).await?;
         ids.into_iter()
             .map(|id| {
                 Ok(Enqueued {
@@ -326,7 +352,7 @@ impl QueueClient {
     /// A job's state and record.
     pub async fn job(&self, queue: &str, id: &str) -> Result<Job> {
         let keys = self.existing(queue).await?;
-        let (status, mut reply) = self.call(Command::Job, &keys, vec![id.into()]).await?;
+        let (status, mut reply) = self.call(Command::Job, &keys, None, vec![id.into()]).await?;
         if status == status::NOT_FOUND {
             return Err(Error::JobNotFound {
                 queue: queue.to_owned(),
@@ -342,7 +368,10 @@ impl QueueClient {
         let since = reply.string()?;
         Ok(Job {
             envelope,
-            state: JobState::parse(&state).unwrap_or(JobState::Pending),
+            state: JobState::parse(&state).ok_or_else(|| Error::UnexpectedReply {
+                script: Command::Job.name().into(),
+                detail: format!("unknown job state {state:?}"),
+            })?,
             attempts,
             created_at_ms: record.created_ms().unwrap_or(0),
             run_at_ms: run_at.parse().ok(),
@@ -354,19 +383,19 @@ impl QueueClient {
     /// Stops workers from leasing jobs of `queue`.
     pub async fn pause(&self, queue: &str) -> Result<()> {
         let keys = self.existing(queue).await?;
-        self.call(Command::Pause, &keys, vec![]).await.map(drop)
+        self.call(Command::Pause, &keys, None, vec![]).await.map(drop)
     }
 
     /// Lets workers lease jobs of `queue` again, and wakes them.
     pub async fn resume(&self, queue: &str) -> Result<()> {
         let keys = self.existing(queue).await?;
-        self.call(Command::Resume, &keys, vec![]).await.map(drop)
+        self.call(Command::Resume, &keys, None, vec![]).await.map(drop)
     }
 
     /// Counts for one queue.
     pub async fn stats(&self, queue: &str) -> Result<QueueStats> {
         let keys = self.existing(queue).await?;
-        let (_, mut r) = self.call(Command::Stats, &keys, vec![]).await?;
+        let (_, mut r) = self.call(Command::Stats, &keys, None, vec![]).await?;
         let mut n = || r.int().map(|v| v.max(0) as u64);
         Ok(QueueStats {
             name: queue.to_owned(),
@@ -403,7 +432,7 @@ impl QueueClient {
     pub async fn dead_list(&self, queue: &str, offset: u64, limit: u64) -> Result<DeadPage> {
         let keys = self.existing(queue).await?;
         let args = vec![Value::from(offset as i64), Value::from(limit.max(1) as i64)];
-        let (_, mut r) = self.call(Command::DeadList, &keys, args).await?;
+        let (_, mut r) = self.call(Command::DeadList, &keys, None, args).await?;
         let total = r.int()? as u64;
         let mut jobs = Vec::new();
         while r.has_more() {
@@ -429,7 +458,9 @@ impl QueueClient {
         let keys = self.existing(queue).await?;
         let mut args = vec![Value::from("ids")];
         args.extend(ids.iter().map(|id| Value::from(*id)));
-        let (_, mut r) = self.call(Command::DeadReplay, &keys, args).await?;
+        let (_, mut r) = self
+            .call(Command::DeadReplay, &keys, Some(&RequestId::new()), args)
+            .await?;
         let replayed = r.int()? as u64;
         if r.has_more() {
             return Err(Error::JobNotFound {
@@ -459,7 +490,7 @@ impl QueueClient {
     async fn drain_dead(&self, keys: &QueueKeys, command: Command, args: impl Fn() -> Vec<Value>) -> Result<u64> {
         let mut total = 0;
         loop {
-            let (_, mut r) = self.call(command, keys, args()).await?;
+            let (_, mut r) = self.call(command, keys, Some(&RequestId::new()), args()).await?;
             let moved = r.int()? as u64;
             total += moved;
             if moved < DEAD_BATCH {
@@ -471,13 +502,27 @@ impl QueueClient {
     /// Leases up to `count` jobs for `lease`, all under one token. Due delayed and retrying
     /// jobs are promoted first.
     pub async fn pop(&self, queue: &str, count: usize, lease: Duration) -> Result<Popped> {
+        self.pop_with_request(queue, count, lease, &RequestId::new()).await
+    }
+
+    /// [`pop`](Self::pop) as one logical call: after an error whose reply may have been lost
+    /// ([`Error::is_transient`]), call again with the same `request` to get the lease the
+    /// first delivery took (the jobs it still holds), instead of leasing a second batch and
+    /// leaving the first to expire.
+    pub async fn pop_with_request(
+        &self,
+        queue: &str,
+        count: usize,
+        lease: Duration,
+        request: &RequestId,
+    ) -> Result<Popped> {
         let keys = self.keys(queue)?;
         let args = vec![
             Value::from(count.max(1) as i64),
             Value::from(millis(lease)),
             Value::from(1_000),
         ];
-        let (_, mut r) = self.call(Command::Pop, &keys, args).await?;
+        let (_, mut r) = self.call(Command::Pop, &keys, Some(request), args).await?;
         let now_ms = r.int()?;
         let next_due = r.int()?;
         let paused = r.int()? == 1;
@@ -513,12 +558,14 @@ impl QueueClient {
             Value::from(millis(retention.max_age)),
         ];
         let sent = push_leases(&mut args, leases);
-        let (_, mut r) = self.call(Command::Complete, &keys, args).await?;
+        let request = settle_request("complete", &args[2..]);
+        let (_, mut r) = self.call(Command::Complete, &keys, Some(&request), args).await?;
         held_in_order(&sent, &mut r)
     }
 
     /// Fails one attempt; the script retries it after its backoff or buries it. `permanent`
-    /// sends it to the dead letter at once.
+    /// sends it to the dead letter at once. Calling again for the same attempt (after an error
+    /// that may have lost the reply) changes nothing and answers what the first call did.
     pub async fn fail(&self, queue: &str, id: &str, token: &str, error: &str, permanent: bool) -> Result<FailOutcome> {
         let keys = self.keys(queue)?;
         let dead = self.config.dead;
@@ -531,7 +578,8 @@ impl QueueClient {
             Value::from(dead.max_count as i64),
             Value::from(millis(dead.max_age)),
         ];
-        let (status, mut r) = self.call(Command::Fail, &keys, args).await?;
+        let request = RequestId::derived(&[b"fail", id.as_bytes(), token.as_bytes()]);
+        let (status, mut r) = self.call(Command::Fail, &keys, Some(&request), args).await?;
         if status == status::LEASE_LOST {
             return Err(Error::LeaseLost {
                 queue: queue.to_owned(),
@@ -556,7 +604,7 @@ impl QueueClient {
         let keys = self.keys(queue)?;
         let mut args = vec![Value::from(millis(lease))];
         let sent = push_leases(&mut args, leases);
-        let (_, mut r) = self.call(Command::Extend, &keys, args).await?;
+        let (_, mut r) = self.call(Command::Extend, &keys, None, args).await?;
         let _deadline = r.int()?;
         held_in_order(&sent, &mut r)
     }
@@ -567,36 +615,47 @@ impl QueueClient {
         let keys = self.keys(queue)?;
         let mut args = Vec::new();
         let sent = push_leases(&mut args, leases);
-        let (_, mut r) = self.call(Command::Release, &keys, args).await?;
+        let request = settle_request("release", &args);
+        let (_, mut r) = self.call(Command::Release, &keys, Some(&request), args).await?;
         held_in_order(&sent, &mut r)
     }
 
-    /// Takes back the jobs of expired leases, unless another caller swept within `interval`.
-    /// Each script call handles at most `limit` jobs (bounding how long it blocks Redis and
-    /// how many records it reads); the sweep goes on call after call until none are left.
-    /// Returns `(requeued, buried)`, or `None` when skipped.
+    /// Takes back the jobs of expired leases, unless another caller swept within `interval`,
+    /// and trims the completed and dead jobs past their retention (so its bounds hold on a
+    /// queue where nothing finishes). Each script call handles at most `limit` jobs (bounding
+    /// how long it blocks Redis and how many records it reads); the sweep goes on call after
+    /// call until none are left. Returns `(requeued, buried)`, or `None` when skipped.
     pub async fn reap(&self, queue: &str, interval: Duration, limit: usize) -> Result<Option<(u64, u64)>> {
         let keys = self.keys(queue)?;
-        let dead = self.config.dead;
-        let args = vec![
-            Value::from(millis(interval).max(1)),
-            Value::from(limit.max(1) as i64),
-            Value::from(dead.max_count as i64),
-            Value::from(millis(dead.max_age)),
-        ];
-        let (mut requeued, mut buried, mut swept) = (0, 0, false);
+        let (dead, completed) = (self.config.dead, self.config.completed);
+        let args = |continuing: bool| {
+            vec![
+                Value::from(millis(interval).max(1)),
+                Value::from(limit.max(1) as i64),
+                Value::from(if continuing { "1" } else { "0" }),
+                Value::from(dead.max_count as i64),
+                Value::from(millis(dead.max_age)),
+                Value::from(completed.max_count as i64),
+                Value::from(millis(completed.max_age)),
+            ]
+        };
+        let (mut requeued, mut buried) = (0, 0);
+        let (status, mut r) = self
+            .call(Command::Reap, &keys, Some(&RequestId::new()), args(false))
+            .await?;
+        if status == status::SKIPPED {
+            return Ok(None);
+        }
         // Each call handles at most `limit` jobs; the script says when more are left.
         loop {
-            let (status, mut r) = self.call(Command::Reap, &keys, args.clone()).await?;
-            if status == status::SKIPPED {
-                return Ok(swept.then_some((requeued, buried)));
-            }
-            swept = true;
             requeued += r.int()? as u64;
             buried += r.int()? as u64;
             if r.int()? == 0 {
                 return Ok(Some((requeued, buried)));
             }
+            (_, r) = self
+                .call(Command::Reap, &keys, Some(&RequestId::new()), args(true))
+                .await?;
         }
     }
 }
@@ -624,6 +683,14 @@ fn push_leases(args: &mut Vec<Value>, leases: &[(&str, &str)]) -> Vec<usize> {
         sent.extend(indices);
     }
     sent
+}
+
+/// The request id of a settle call (complete, release): its leases (`token, n, ids` runs, as
+/// sent) are unique to it, so every retry of the same call derives the same id.
+fn settle_request(command: &str, leases: &[Value]) -> RequestId {
+    let mut parts: Vec<&[u8]> = vec![command.as_bytes()];
+    parts.extend(leases.iter().filter_map(Value::as_bytes));
+    RequestId::derived(&parts)
 }
 
 /// Per-job statuses read in the order sent, as "held" flags in the caller's order.

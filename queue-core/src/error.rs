@@ -125,6 +125,52 @@ pub enum Error {
     /// A call did not finish in time.
     #[error("Redis did not answer within {0:?}")]
     Timeout(Duration),
+    /// A bulk larger than one script call takes; nothing was written.
+    #[error("a bulk takes at most {jobs_limit} jobs and {bytes_limit} bytes; split it (each part is all-or-none)")]
+    BulkTooLarge {
+        /// The most jobs per bulk.
+        jobs_limit: usize,
+        /// The most encoded bytes per bulk.
+        bytes_limit: usize,
+    },
+}
+
+impl Error {
+    /// Whether the call may succeed if made again unchanged: the connection failed or timed
+    /// out (the call may or may not have run), or Redis was briefly unable to serve it
+    /// (loading, a failover, out of memory). Queue calls are safe to repeat: a state-changing
+    /// one that already ran answers what it did the first time. Anything else (a script
+    /// error, a refused argument, a missing permission) fails the same way again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Connect { .. } | Error::Timeout(_) | Error::OutOfMemory(_) => true,
+            Error::Redis(error) => {
+                use fred::error::ErrorKind;
+                let details = error.details();
+                matches!(
+                    error.kind(),
+                    ErrorKind::IO
+                        | ErrorKind::Timeout
+                        | ErrorKind::Canceled
+                        | ErrorKind::Cluster
+                        | ErrorKind::Routing
+                        | ErrorKind::Sentinel
+                        | ErrorKind::Backpressure
+                ) || [
+                    "LOADING",
+                    "BUSY",
+                    "TRYAGAIN",
+                    "CLUSTERDOWN",
+                    "MASTERDOWN",
+                    "READONLY",
+                    "NOREPLICAS",
+                ]
+                .iter()
+                .any(|code| details.starts_with(code))
+            }
+            _ => false,
+        }
+    }
 }
 
 /// The result type of this crate.
@@ -146,4 +192,35 @@ impl From<fred::error::Error> for Error {
 
 fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or(text).to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use fred::error::{Error as RedisError, ErrorKind};
+
+    use super::Error;
+
+    #[test]
+    fn a_lost_connection_is_transient_and_a_script_error_is_not() {
+        let redis = |kind, details: &str| Error::from(RedisError::new(kind, details.to_owned()));
+        for transient in [
+            redis(ErrorKind::IO, "Connection reset by peer"),
+            redis(ErrorKind::Timeout, "Request timed out."),
+            redis(ErrorKind::Unknown, "LOADING Redis is loading the dataset in memory"),
+            redis(ErrorKind::Unknown, "READONLY You can't write against a read only replica."),
+            redis(ErrorKind::Unknown, "OOM command not allowed when used memory > 'maxmemory'."),
+        ] {
+            assert!(transient.is_transient(), "{transient}");
+        }
+        for lasting in [
+            redis(ErrorKind::Unknown, "ERR user_script:12: attempt to compare nil with number"),
+            redis(ErrorKind::Unknown, "NOPERM this user has no permissions to run the 'del' command"),
+            Error::ScriptRejected {
+                script: "queue.push".into(),
+                message: "bad".into(),
+            },
+        ] {
+            assert!(!lasting.is_transient(), "{lasting}");
+        }
+    }
 }

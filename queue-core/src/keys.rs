@@ -13,7 +13,7 @@ pub struct QueueKeys {
     keys: Vec<String>,
 }
 
-const SUFFIXES: [&str; 17] = [
+const SUFFIXES: [&str; 19] = [
     "pending",
     "scheduled",
     "retrying",
@@ -31,6 +31,8 @@ const SUFFIXES: [&str; 17] = [
     "reaper",
     "leases",
     "pending:default",
+    "requests",
+    "replies",
 ];
 
 impl QueueKeys {
@@ -63,6 +65,25 @@ impl QueueKeys {
 /// The set of queue names known under `prefix` (an index for `queues` and `stats`; not job state).
 pub fn queue_index(prefix: &str) -> String {
     format!("{{{prefix}}}:queues")
+}
+
+/// Checks a prefix: a valid name (see [`validate_name`]) without `:`, which ends the prefix in
+/// every key (`{prefix:queue}`): prefix `a` with queue `b:c` and prefix `a:b` with queue `c`
+/// would otherwise share keys, and the ACL pattern `{prefix:*` would admit other prefixes.
+///
+/// ```
+/// assert!(queue_core::validate_prefix("queue").is_ok());
+/// assert!(queue_core::validate_prefix("a:b").is_err());
+/// ```
+pub fn validate_prefix(prefix: &str) -> Result<()> {
+    validate_name(prefix)?;
+    if prefix.contains(':') {
+        return Err(Error::InvalidQueueName {
+            name: prefix.to_owned(),
+            reason: "a prefix cannot contain ':', which ends the prefix in every key",
+        });
+    }
+    Ok(())
 }
 
 /// Checks a queue name or prefix: 1 to 128 bytes of ASCII letters, digits, `_`, `-`, `.`, `:`.

@@ -15,18 +15,20 @@ mod envelope;
 mod error;
 mod keys;
 mod registry;
+mod request;
 mod scripts;
 
 pub use acl::{acl_rules, REQUIRED_COMMANDS};
 pub use client::{
     info_field, DeadJob, DeadPage, Enqueued, FailOutcome, Leased, Popped, QueueClient, QueueConfig, QueueStats,
-    Retention,
+    Retention, MAX_BULK_BYTES, MAX_BULK_JOBS,
 };
 pub use connection::{redact_url, ConnectOptions};
 pub use envelope::{Backoff, Envelope, Job, JobState, NewJob, MAX_DELAY, PRIORITY_RANGE};
 pub use error::{Error, Result};
-pub use keys::{queue_index, validate_job_id, validate_name, QueueKeys, MAX_NAME_LEN};
+pub use keys::{queue_index, validate_job_id, validate_name, validate_prefix, QueueKeys, MAX_NAME_LEN};
 pub use registry::{KeyCount, Script, ScriptPipeline, ScriptRegistry};
+pub use request::RequestId;
 pub use scripts::{register as register_queue_scripts, Command, QUEUE_KEY_COUNT};
 
 /// The Redis client library, re-exported so callers use the same version.

@@ -17,7 +17,7 @@ use queue_core::{
         interfaces::{ClientLike, ListInterface},
         types::{config::Blocking, Builder},
     },
-    Envelope, Error, FailOutcome, Leased, QueueClient,
+    Envelope, Error, FailOutcome, Leased, Popped, QueueClient, RequestId,
 };
 use serde::de::DeserializeOwned;
 use tokio::{
@@ -429,7 +429,7 @@ struct Round {
 }
 
 /// Leases jobs for the given slots from the worker's queues, in the worker's order.
-async fn fetch_round(shared: Arc<Shared>, permits: Vec<OwnedSemaphorePermit>) -> Round {
+async fn fetch_round(shared: Arc<Shared>, permits: Vec<OwnedSemaphorePermit>, shutdown: CancellationToken) -> Round {
     let mut round = Round {
         leased: Vec::new(),
         permits,
@@ -441,7 +441,7 @@ async fn fetch_round(shared: Arc<Shared>, permits: Vec<OwnedSemaphorePermit>) ->
         if wanted == 0 {
             break;
         }
-        match shared.client.pop(queue, wanted, shared.lease).await {
+        match pop(&shared, queue, wanted, &shutdown).await {
             Ok(popped) => {
                 if let (Some(due), false) = (popped.next_due_ms, popped.paused) {
                     // Timed here, not by Redis: blocking timeouts there have a 100 ms resolution.
@@ -458,6 +458,31 @@ async fn fetch_round(shared: Arc<Shared>, permits: Vec<OwnedSemaphorePermit>) ->
         }
     }
     round
+}
+
+/// One fetch from `queue`. A fetch whose reply was lost (the connection dropped after Redis ran
+/// it) is made again as the same request, which answers with the lease the first delivery
+/// took: a new request would lease a second batch and leave the first to expire.
+async fn pop(shared: &Shared, queue: &str, wanted: usize, shutdown: &CancellationToken) -> queue_core::Result<Popped> {
+    let request = RequestId::new();
+    let mut retry = RetryDelay::default();
+    loop {
+        match shared
+            .client
+            .pop_with_request(queue, wanted, shared.lease, &request)
+            .await
+        {
+            Err(error) if error.is_transient() && !shutdown.is_cancelled() => {
+                let delay = retry.next();
+                warn!(%error, queue, retry_in = ?delay, "cannot fetch jobs; retrying");
+                tokio::select! {
+                    _ = sleep(delay) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+            }
+            answer => return answer,
+        }
+    }
 }
 
 async fn fetch_loop(
@@ -513,7 +538,7 @@ async fn fetch_loop(
                 idle.send_replace(false);
             }
             permits = take_slots(&slots, wanted), if can_start => {
-                in_flight.push(fetch_round(shared.clone(), permits));
+                in_flight.push(fetch_round(shared.clone(), permits, shutdown.clone()));
             }
             _ = shutdown.cancelled(), if in_flight.is_empty() => return,
         }
@@ -919,9 +944,11 @@ fn wake_client(main: &Client) -> queue_core::Result<Client> {
     Ok(builder.build()?)
 }
 
-/// Runs `call` until Redis records it: errors of the connection (Redis down, restarting,
-/// timing out) are retried with backoff; any other answer is returned. `None` when `give_up`
-/// fired first: the job's lease then expires and the reaper puts it back, so nothing is lost.
+/// Runs `call` until Redis records it: transient errors (Redis down, restarting, timing out,
+/// failing over) are retried with backoff, which is safe because every settle call answers a
+/// second delivery with the first one's answer; any other answer, a script error included, is
+/// returned. `None` when `give_up` fired first: the job's lease then expires and the reaper
+/// puts it back, so nothing is lost.
 async fn until_recorded<T, F, Fut>(
     give_up: &CancellationToken,
     what: &str,
@@ -934,7 +961,7 @@ where
     let mut retry = RetryDelay::default();
     loop {
         match call().await {
-            Err(error @ (Error::Redis(_) | Error::Timeout(_) | Error::Connect { .. })) => {
+            Err(error) if error.is_transient() => {
                 let delay = retry.next();
                 warn!(%error, retry_in = ?delay, "cannot record {what}; retrying");
                 tokio::select! {
