@@ -395,3 +395,10 @@ async fn every_path_runs_as_the_acl_user_big_sweeps_replays_and_purges_included(
     let log: Vec<queue::fred::types::Value> = admin(&redis).await.redis().custom(acl_log(), vec!["10"]).await.unwrap();
     assert!(log.is_empty(), "ACL refusals: {log:?}");
 }
+
+#[test]
+fn the_readme_shows_the_acl_line_the_code_grants() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let line = format!("ACL SETUSER queue on >PASSWORD {}", queue::acl_rules("queue"));
+    assert!(readme.contains(&line), "README.md should show:\n{line}");
+}

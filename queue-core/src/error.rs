@@ -207,14 +207,26 @@ mod tests {
             redis(ErrorKind::IO, "Connection reset by peer"),
             redis(ErrorKind::Timeout, "Request timed out."),
             redis(ErrorKind::Unknown, "LOADING Redis is loading the dataset in memory"),
-            redis(ErrorKind::Unknown, "READONLY You can't write against a read only replica."),
-            redis(ErrorKind::Unknown, "OOM command not allowed when used memory > 'maxmemory'."),
+            redis(
+                ErrorKind::Unknown,
+                "READONLY You can't write against a read only replica.",
+            ),
+            redis(
+                ErrorKind::Unknown,
+                "OOM command not allowed when used memory > 'maxmemory'.",
+            ),
         ] {
             assert!(transient.is_transient(), "{transient}");
         }
         for lasting in [
-            redis(ErrorKind::Unknown, "ERR user_script:12: attempt to compare nil with number"),
-            redis(ErrorKind::Unknown, "NOPERM this user has no permissions to run the 'del' command"),
+            redis(
+                ErrorKind::Unknown,
+                "ERR user_script:12: attempt to compare nil with number",
+            ),
+            redis(
+                ErrorKind::Unknown,
+                "NOPERM this user has no permissions to run the 'del' command",
+            ),
             Error::ScriptRejected {
                 script: "queue.push".into(),
                 message: "bad".into(),
