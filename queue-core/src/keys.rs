@@ -13,7 +13,9 @@ pub struct QueueKeys {
     keys: Vec<String>,
 }
 
-const SUFFIXES: [&str; 19] = [
+/// The key suffixes, in KEYS order: `lua/prelude.lua` names `KEYS[i + 1]` `K_<SUFFIX>` (upper
+/// case, `:` as `_`), which a test checks.
+pub(crate) const SUFFIXES: [&str; 19] = [
     "pending",
     "scheduled",
     "retrying",
@@ -34,6 +36,9 @@ const SUFFIXES: [&str; 19] = [
     "requests",
     "replies",
 ];
+
+/// Where the wake-up list stands in [`SUFFIXES`].
+const WAKE: usize = 13;
 
 impl QueueKeys {
     /// The keys of `queue` under `prefix`; both must be valid names (see [`validate_name`]).
@@ -58,7 +63,7 @@ impl QueueKeys {
 
     /// The list idle workers block on to be woken when work arrives.
     pub fn wake(&self) -> &str {
-        &self.keys[13]
+        &self.keys[WAKE]
     }
 }
 
@@ -134,5 +139,14 @@ pub fn validate_job_id(id: &str) -> Result<()> {
             reason,
         }),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn wake_names_the_wake_up_list() {
+        assert_eq!(super::SUFFIXES[super::WAKE], "wake");
+        assert_eq!(super::QueueKeys::new("p", "q").wake(), "{p:q}:wake");
     }
 }

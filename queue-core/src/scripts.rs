@@ -200,3 +200,49 @@ impl Reply {
         String::from_utf8(bytes).map_err(|e| self.unexpected(format!("not UTF-8: {e}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::status;
+    use crate::keys::SUFFIXES;
+
+    const PRELUDE: &str = include_str!("../../lua/prelude.lua");
+
+    /// `local NAME = VALUE` in the prelude, with any alignment.
+    fn lua_local(name: &str) -> Option<&str> {
+        PRELUDE.lines().find_map(|line| {
+            let rest = line.strip_prefix("local ")?.trim_start().strip_prefix(name)?;
+            let value = rest.trim_start().strip_prefix('=')?;
+            Some(value.split("--").next().unwrap_or(value).trim())
+        })
+    }
+
+    #[test]
+    fn the_prelude_names_the_keys_in_the_order_rust_sends_them() {
+        for (i, suffix) in SUFFIXES.iter().enumerate() {
+            let name = format!("K_{}", suffix.to_uppercase().replace(':', "_"));
+            assert_eq!(lua_local(&name), Some(format!("KEYS[{}]", i + 1).as_str()), "{name}");
+        }
+        assert_eq!(
+            PRELUDE.matches("= KEYS[").count(),
+            SUFFIXES.len(),
+            "no key beyond the table"
+        );
+        assert_eq!(super::QUEUE_KEY_COUNT, SUFFIXES.len());
+    }
+
+    #[test]
+    fn the_prelude_uses_the_status_codes_rust_reads() {
+        for (name, code) in [
+            ("OK", status::OK),
+            ("BAD_ARGUMENT", status::BAD_ARGUMENT),
+            ("NOT_FOUND", status::NOT_FOUND),
+            ("LEASE_LOST", status::LEASE_LOST),
+            ("SKIPPED", status::SKIPPED),
+        ] {
+            assert_eq!(lua_local(name), Some(code.to_string().as_str()), "{name}");
+        }
+        let bulk = crate::MAX_BULK_JOBS.to_string();
+        assert_eq!(lua_local("BULK_LIMIT"), Some(bulk.as_str()));
+    }
+}
