@@ -133,3 +133,12 @@ async fn a_worker_warns_when_redis_may_evict_job_data() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_worker_without_a_queue_is_refused_by_name() {
+    let q = start().await;
+    let worker = Worker::builder(q.client.clone()).build();
+    let refused = worker.run(queue::CancellationToken::new()).await.unwrap_err();
+    assert!(matches!(refused, Error::NoQueues), "{refused:?}");
+    assert_eq!(refused.to_string(), "a worker needs at least one queue");
+}

@@ -52,7 +52,7 @@ async fn replay_one_resets_attempts_and_runs_again() {
     assert_eq!(leased.jobs[0].attempt, 1);
     assert!(matches!(
         q.client.dead_replay("q", &["a"]).await,
-        Err(Error::JobNotFound { .. })
+        Err(Error::NotInDeadLetter { .. })
     ));
     assert_eq!(q.client.stats("q").await.unwrap().dead, 1);
 }

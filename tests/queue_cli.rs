@@ -388,7 +388,7 @@ async fn dead_list_retry_and_purge() {
         "moved 1 jobs from the dead letter back to q\n"
     );
     let missing = error_line(cli(&url, &["dead", "retry", "q", "a"]));
-    assert_eq!(missing, "error: job \"a\" not found in queue \"q (dead letter)\"");
+    assert_eq!(missing, "error: job \"a\" is not in the dead letter of queue \"q\"");
     assert_eq!(
         ok(cli(&url, &["dead", "retry", "q", "--all"])),
         "moved 2 jobs from the dead letter back to q\n"

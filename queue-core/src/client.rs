@@ -453,7 +453,8 @@ impl QueueClient {
     }
 
     /// Moves the named dead jobs back to pending with fresh attempts. Returns how many moved;
-    /// ids not in the dead letter are an error naming the first of them, after the others moved.
+    /// ids not in the dead letter are an error ([`Error::NotInDeadLetter`]) naming the first of
+    /// them, after the others moved.
     pub async fn dead_replay(&self, queue: &str, ids: &[&str]) -> Result<u64> {
         let keys = self.existing(queue).await?;
         let mut args = vec![Value::from("ids")];
@@ -463,8 +464,8 @@ impl QueueClient {
             .await?;
         let replayed = r.int()? as u64;
         if r.has_more() {
-            return Err(Error::JobNotFound {
-                queue: format!("{queue} (dead letter)"),
+            return Err(Error::NotInDeadLetter {
+                queue: queue.to_owned(),
                 id: r.string()?,
             });
         }

@@ -71,6 +71,18 @@ pub enum Error {
         /// The job id.
         id: String,
     },
+    /// A job named for a dead-letter operation is not in the queue's dead letter (it may have
+    /// been replayed or purged already, or never died).
+    #[error("job {id:?} is not in the dead letter of queue {queue:?}")]
+    NotInDeadLetter {
+        /// The queue.
+        queue: String,
+        /// The job id.
+        id: String,
+    },
+    /// A worker was started without a queue to serve.
+    #[error("a worker needs at least one queue")]
+    NoQueues,
     /// No queue of this name has ever received a job under this prefix.
     #[error("unknown queue {0:?}")]
     UnknownQueue(String),

@@ -326,10 +326,7 @@ impl Worker {
     pub async fn run(self, shutdown: CancellationToken) -> queue_core::Result<WorkerReport> {
         let shared = self.shared;
         if shared.queues.is_empty() {
-            return Err(Error::InvalidQueueName {
-                name: String::new(),
-                reason: "a worker needs at least one queue",
-            });
+            return Err(Error::NoQueues);
         }
         for (queue, _) in &shared.queues {
             queue_core::validate_name(queue)?;
