@@ -36,6 +36,20 @@ impl TestRedis {
             TestRedis::Container(container) => container.url(),
         }
     }
+
+    /// The port of its URL (the container's mapped port).
+    pub fn port(&self) -> u16 {
+        let url = self.url();
+        url.rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a port in the URL")
+    }
+
+    /// A fault-injecting proxy in front of it (`throwaway_redis::proxy`).
+    pub fn proxy(&self) -> throwaway_redis::proxy::FaultProxy {
+        throwaway_redis::proxy::FaultProxy::start(self.port()).expect("start the proxy")
+    }
 }
 
 impl TestQueue {

@@ -13,6 +13,7 @@ mod job;
 mod locked_down;
 mod pause;
 mod pop;
+mod proxy;
 mod push;
 mod queue_cli;
 mod queue_worker;

@@ -7,6 +7,8 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod proxy;
+
 use std::{
     io::{self, Read},
     net::{TcpListener, TcpStream},
