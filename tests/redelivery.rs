@@ -1,16 +1,20 @@
 //! A state-changing call delivered twice (its reply lost with the connection after Redis ran
 //! it, then re-sent) changes nothing the second time and gets the first answer.
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use queue::{
     fred::{
         interfaces::{ClientLike, HashesInterface, ListInterface},
         types::{ClusterHash, CustomCommand, Value},
     },
-    FailOutcome, NewJob, RequestId,
+    ConnectOptions, FailOutcome, JobContext, NewJob, QueueClient, QueueConfig, RequestId, Worker,
 };
+use throwaway_redis::proxy::{evalsha, Fault, FaultProxy};
 
-use crate::support::start;
+use crate::support::{eventually, spawn_worker, start};
 
 const LEASE: Duration = Duration::from_secs(30);
 
@@ -136,4 +140,155 @@ async fn remembered_answers_are_bounded_by_count() {
     let requests: i64 = q.client.redis().llen(&keys.all()[17]).await.unwrap();
     let replies: i64 = q.client.redis().hlen(&keys.all()[18]).await.unwrap();
     assert_eq!((requests, replies), (limit, limit));
+}
+
+/// A client of queue "q"'s Redis whose connection runs through `proxy`, with every script
+/// loaded: a cut must hit a call that ran, not one that met NOSCRIPT.
+async fn through(proxy: &FaultProxy) -> QueueClient {
+    let client = QueueClient::connect_with(&ConnectOptions::new(proxy.url()), QueueConfig::default())
+        .await
+        .unwrap();
+    client.scripts().preload(client.redis()).await.unwrap();
+    client
+}
+
+fn sha(client: &QueueClient, script: &str) -> String {
+    client.scripts().get(script).unwrap().sha1().to_owned()
+}
+
+#[tokio::test]
+async fn a_worker_whose_fetch_replies_are_lost_runs_every_job_once_and_buries_none() {
+    let q = start().await;
+    q.client
+        .enqueue_bulk("q", (0..20).map(|i| NewJob::new("k", &i).unwrap().max_attempts(1)))
+        .await
+        .unwrap();
+    let proxy = q.redis.proxy();
+    let client = through(&proxy).await;
+    // Two fetches run in Redis and lose their replies with their connections.
+    let cut = proxy.inject(evalsha(&sha(&client, "queue.pop")), Fault::CutAfterReply, 2);
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let seen = runs.clone();
+    let worker = Worker::builder(client)
+        .queue("q", 1)
+        .concurrency(4)
+        .lease(Duration::from_millis(600))
+        .reap_interval(Duration::from_millis(50))
+        .handle("k", move |n: u32, _ctx: JobContext| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(n);
+                Ok(())
+            }
+        })
+        .build();
+    let (shutdown, running) = spawn_worker(worker);
+    // A batch leased a second time in the dark would settle only once its lease expired and
+    // the reaper buried its jobs (one attempt each): settled means nothing is left out.
+    let stats = eventually("all 20 jobs settled", Duration::from_secs(20), || async {
+        let stats = q.client.stats("q").await.ok()?;
+        (stats.processed + stats.dead_total == 20).then_some(stats)
+    })
+    .await;
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+    assert_eq!(cut.fired(), 2, "both fetch replies were lost");
+    assert_eq!(
+        (stats.processed, stats.dead_total, stats.failed),
+        (20, 0, 0),
+        "nothing leased twice, so nothing expired"
+    );
+    let mut runs = runs.lock().unwrap().clone();
+    runs.sort();
+    assert_eq!(runs, (0..20).collect::<Vec<_>>(), "each job ran once");
+}
+
+#[tokio::test]
+async fn every_state_changing_call_answers_as_first_delivered_when_its_reply_is_lost() {
+    let q = start().await;
+    let proxy = q.redis.proxy();
+    let client = through(&proxy).await;
+    let lose_next_reply = |script: &str| proxy.inject(evalsha(&sha(&client, script)), Fault::CutAfterReply, 1);
+
+    let cut = lose_next_reply("queue.push");
+    let pushed = client
+        .enqueue("q", NewJob::new("k", &1).unwrap().id("a").max_attempts(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        (cut.fired(), pushed.created),
+        (1, true),
+        "created, as the first delivery answered"
+    );
+    for id in ["b", "c", "d"] {
+        client
+            .enqueue("q", NewJob::new("k", &1).unwrap().id(id).max_attempts(1))
+            .await
+            .unwrap();
+    }
+
+    let cut = lose_next_reply("queue.pop");
+    let jobs = client.pop("q", 4, LEASE).await.unwrap().jobs;
+    assert_eq!((cut.fired(), jobs.len()), (1, 4));
+    let token = jobs[0].token.as_str();
+
+    let cut = lose_next_reply("queue.complete");
+    assert_eq!(client.complete("q", &[("a", token)]).await.unwrap(), [true]);
+    assert_eq!(cut.fired(), 1);
+
+    let cut = lose_next_reply("queue.fail");
+    assert_eq!(
+        client.fail("q", "b", token, "boom", false).await.unwrap(),
+        FailOutcome::Dead
+    );
+    assert_eq!(cut.fired(), 1);
+
+    let cut = lose_next_reply("queue.release");
+    assert_eq!(client.release("q", &[("c", token)]).await.unwrap(), [true]);
+    assert_eq!(cut.fired(), 1);
+
+    let cut = lose_next_reply("queue.dead_replay");
+    assert_eq!(client.dead_replay("q", &["b"]).await.unwrap(), 1);
+    assert_eq!(cut.fired(), 1);
+
+    let jobs = client.pop("q", 2, LEASE).await.unwrap().jobs;
+    for job in &jobs {
+        client.fail("q", &job.id, &job.token, "again", true).await.unwrap();
+    }
+    let cut = lose_next_reply("queue.dead_purge");
+    assert_eq!(client.dead_purge("q").await.unwrap(), 2);
+    assert_eq!(cut.fired(), 1);
+
+    let stats = q.client.stats("q").await.unwrap();
+    assert_eq!(
+        (
+            stats.enqueued,
+            stats.processed,
+            stats.failed,
+            stats.dead_total,
+            stats.active,
+            stats.pending,
+            stats.dead
+        ),
+        (4, 1, 3, 3, 1, 0, 0),
+        "every call counted once: a complete, three failures, one job still leased"
+    );
+}
+
+#[tokio::test]
+async fn a_sweep_whose_reply_is_lost_answers_what_it_took_back() {
+    let q = start().await;
+    q.enqueue_numbers(3).await;
+    q.client.pop("q", 3, Duration::from_millis(30)).await.unwrap();
+    let proxy = q.redis.proxy();
+    let client = through(&proxy).await;
+    // Time itself must pass for the lease to end; no event announces it.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let cut = proxy.inject(evalsha(&sha(&client, "queue.reap")), Fault::CutAfterReply, 1);
+    assert_eq!(
+        client.reap("q", Duration::from_secs(60), 100).await.unwrap(),
+        Some((3, 0))
+    );
+    assert_eq!(cut.fired(), 1);
+    assert_eq!(q.client.stats("q").await.unwrap().failed, 3, "counted once");
 }
