@@ -249,3 +249,43 @@ async fn bad_arguments_exit_non_zero_with_a_message() {
     assert_eq!(w.wait(Duration::from_secs(10)).await.code(), Some(2));
     assert!(w.output().contains("--timeout"), "{}", w.output());
 }
+
+#[tokio::test]
+async fn sigterm_while_redis_is_down_exits_within_the_shutdown_timeout_and_grace() {
+    let mut q = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    q.client
+        .enqueue("q", NewJob::new("k", &1).unwrap().id("j"))
+        .await
+        .unwrap();
+    // One slot, taken by the job: no fetch is in flight when the signal comes.
+    let script = r#"touch "$D/started"; exec sleep 30"#;
+    let mut w = worker(
+        &q.redis.url(),
+        dir.path(),
+        "w",
+        &[
+            "--queue",
+            "q",
+            "--concurrency",
+            "1",
+            "--shutdown-timeout",
+            "500ms",
+            "--exec",
+            script,
+        ],
+    );
+    file_appears(&dir.path().join("started")).await;
+    q.redis.server().kill();
+    w.signal(libc::SIGTERM);
+    // The shutdown timeout (0.5 s), then at most 5 s to hand the job back, plus slack.
+    let status = w
+        .wait(Duration::from_millis(500) + Duration::from_secs(5) + Duration::from_secs(5))
+        .await;
+    assert!(status.success(), "exit {status:?}; output:\n{}", w.output());
+    let output = w.output();
+    assert!(
+        output.contains("could not hand jobs back") && output.contains("\"j\""),
+        "the job not handed back is named:\n{output}"
+    );
+}
