@@ -289,3 +289,35 @@ async fn sigterm_while_redis_is_down_exits_within_the_shutdown_timeout_and_grace
         "the job not handed back is named:\n{output}"
     );
 }
+
+#[tokio::test]
+async fn exec_settles_when_the_command_exits_even_if_a_child_keeps_stderr_open() {
+    let q = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    q.client
+        .enqueue("q", NewJob::new("k", &1).unwrap().id("ok"))
+        .await
+        .unwrap();
+    q.client
+        .enqueue("q", NewJob::new("k", &1).unwrap().id("fail").max_attempts(1))
+        .await
+        .unwrap();
+    // The background `sleep` inherits the command's stderr and outlives it.
+    let script = r#"echo "before exit" >&2; sleep 60 & if [ "$QUEUE_JOB_ID" = ok ]; then exit 0; else exit 4; fi"#;
+    let _w = worker(&q.redis.url(), dir.path(), "w", &["--queue", "q", "--exec", script]);
+    // Far less than the 60 s the background child holds stderr.
+    let deadline = Duration::from_secs(15);
+    eventually("the job that exited 0 to complete", deadline, || async {
+        (q.client.job("q", "ok").await.ok()?.state == JobState::Completed).then_some(())
+    })
+    .await;
+    let failed = eventually("the job that exited 4 to be dead", deadline, || async {
+        q.client
+            .job("q", "fail")
+            .await
+            .ok()
+            .filter(|j| j.state == JobState::Dead)
+    })
+    .await;
+    assert_eq!(failed.last_error.as_deref(), Some("exit status 4: before exit"));
+}
