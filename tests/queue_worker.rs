@@ -321,3 +321,43 @@ async fn exec_settles_when_the_command_exits_even_if_a_child_keeps_stderr_open()
     .await;
     assert_eq!(failed.last_error.as_deref(), Some("exit status 4: before exit"));
 }
+
+#[tokio::test]
+async fn exec_commands_do_not_inherit_the_workers_configuration_and_its_password() {
+    let redis = throwaway_redis::RedisServer::start_with(throwaway_redis::Options {
+        args: vec!["--requirepass".into(), "s3cret-pw".into()],
+        ..Default::default()
+    })
+    .unwrap();
+    let url = format!("redis://:s3cret-pw@127.0.0.1:{}", redis.port());
+    let client = QueueClient::connect(&url).await.unwrap();
+    client
+        .enqueue("q", NewJob::new("k", &1).unwrap().id("j").max_attempts(1))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Tells how many variables name the worker's settings or hold the password, then lists the
+    // QUEUE_ ones, and fails: the error keeps what it printed.
+    let script = r#"echo "found: $(env | grep -c -e s3cret-pw -e '^QUEUE_REDIS_URL=' -e '^QUEUE_PREFIX=')" >&2
+        env | grep '^QUEUE_' | sort >&2; exit 1"#;
+    let mut command = Command::new(bin("queue-worker"));
+    command
+        .args(["--queue", "q", "--exec", script])
+        .env("QUEUE_REDIS_URL", &url)
+        .env("QUEUE_PREFIX", "queue")
+        .env("D", dir.path());
+    let _w = Process::spawn(command, dir.path().join("w.log"));
+    let dead = eventually("the job in the dead letter", Duration::from_secs(20), || async {
+        client.dead_list("q", 0, 10).await.ok()?.jobs.into_iter().next()
+    })
+    .await;
+    assert!(dead.error.starts_with("exit status 1: found: 0\n"), "{}", dead.error);
+    for secret in ["s3cret-pw", "QUEUE_REDIS_URL", "QUEUE_PREFIX"] {
+        assert!(
+            !dead.error.contains(secret),
+            "{secret} in the job's error: {}",
+            dead.error
+        );
+    }
+    assert!(dead.error.contains("QUEUE_JOB_ID=j"), "{}", dead.error);
+}

@@ -142,3 +142,21 @@ fn parse_queues(specs: &[String]) -> anyhow::Result<Vec<(String, u32)>> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_setting_read_from_the_environment_is_kept_from_exec_commands() {
+        for arg in super::Args::command().get_arguments() {
+            if let Some(name) = arg.get_env() {
+                let name = name.to_str().unwrap();
+                assert!(
+                    crate::exec::WORKER_ENV.contains(&name),
+                    "{name} is read by queue-worker but passed on to --exec commands"
+                );
+            }
+        }
+    }
+}

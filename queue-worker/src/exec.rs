@@ -8,6 +8,11 @@ use tokio::{
 
 use crate::{JobContext, JobError, JobResult};
 
+/// The worker's own settings (read by `queue-worker`, see `cli.rs`), removed from every
+/// command's environment: the Redis URL can hold a password, and a failing command could
+/// print it into the job's stored error.
+pub(crate) const WORKER_ENV: [&str; 3] = ["QUEUE_REDIS_URL", "QUEUE_PREFIX", "QUEUE_TLS_CA"];
+
 /// How much of a failed command's stderr is kept as the job's error.
 const STDERR_TAIL_LINES: usize = 20;
 const STDERR_TAIL_BYTES: usize = 4 * 1024;
@@ -18,9 +23,10 @@ const STDERR_AFTER_EXIT: Duration = Duration::from_millis(100);
 /// Runs `sh -c <command>` per job: the payload as JSON on stdin; `QUEUE_JOB_ID`,
 /// `QUEUE_JOB_QUEUE`, `QUEUE_JOB_KIND` and `QUEUE_JOB_ATTEMPT` (1 for the first attempt) in the
 /// environment. Exit status 0 completes the job; any other fails the attempt with the last
-/// lines of stderr. The job ends when the command exits: its process group is then killed, so
-/// children it left in the background do not outlive it (nor do those of a cancelled or
-/// timed-out job).
+/// lines of stderr. The worker's settings (`QUEUE_REDIS_URL`, `QUEUE_PREFIX`, `QUEUE_TLS_CA`)
+/// are removed from the environment, so a command never sees the Redis password. The job ends
+/// when the command exits: its process group is then killed, so children it left in the
+/// background do not outlive it (nor do those of a cancelled or timed-out job).
 #[derive(Debug, Clone)]
 pub struct ExecHandler {
     command: Arc<str>,
@@ -55,6 +61,9 @@ impl ExecHandler {
             .stdout(Stdio::inherit())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        for name in WORKER_ENV {
+            command.env_remove(name);
+        }
         #[cfg(unix)]
         command.process_group(0);
         let mut child = command
