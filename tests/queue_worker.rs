@@ -89,9 +89,21 @@ async fn exec_gets_the_payload_on_stdin_and_the_job_in_its_environment() {
     let stdin: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("ok-1.in")).unwrap()).unwrap();
     assert_eq!(stdin, json!({"image": "a.jpg", "w": 640}));
     let env = std::fs::read_to_string(dir.path().join("ok-1.env")).unwrap();
+    let (fencing, rest): (Vec<&str>, Vec<&str>) = env
+        .lines()
+        .partition(|line| line.starts_with("QUEUE_JOB_FENCING_TOKEN="));
     assert_eq!(
-        env,
-        "QUEUE_JOB_ATTEMPT=1\nQUEUE_JOB_ID=ok-1\nQUEUE_JOB_KIND=resize\nQUEUE_JOB_QUEUE=q\n"
+        rest,
+        [
+            "QUEUE_JOB_ATTEMPT=1",
+            "QUEUE_JOB_ID=ok-1",
+            "QUEUE_JOB_KIND=resize",
+            "QUEUE_JOB_QUEUE=q"
+        ]
+    );
+    assert!(
+        matches!(fencing[..], [line] if line["QUEUE_JOB_FENCING_TOKEN=".len()..].parse::<u64>().is_ok()),
+        "{env}"
     );
 
     let failed = job_in_state(&q.client, "fail-1", JobState::Dead).await;
@@ -360,4 +372,32 @@ async fn exec_commands_do_not_inherit_the_workers_configuration_and_its_password
         );
     }
     assert!(dead.error.contains("QUEUE_JOB_ID=j"), "{}", dead.error);
+}
+
+#[tokio::test]
+async fn exec_commands_get_a_fencing_token_that_grows_with_each_lease() {
+    let q = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    q.client
+        .enqueue(
+            "q",
+            NewJob::new("k", &1)
+                .unwrap()
+                .id("j")
+                .max_attempts(2)
+                .backoff(Backoff::fixed(Duration::ZERO)),
+        )
+        .await
+        .unwrap();
+    let script = r#"echo "$QUEUE_JOB_FENCING_TOKEN" > "$D/token-$QUEUE_JOB_ATTEMPT"; [ "$QUEUE_JOB_ATTEMPT" = 2 ]"#;
+    let _w = worker(&q.redis.url(), dir.path(), "w", &["--queue", "q", "--exec", script]);
+    job_in_state(&q.client, "j", JobState::Completed).await;
+    let token = |attempt: u32| -> u64 {
+        let text = std::fs::read_to_string(dir.path().join(format!("token-{attempt}"))).unwrap();
+        text.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("attempt {attempt}: token {text:?}"))
+    };
+    let (first, second) = (token(1), token(2));
+    assert!(0 < first && first < second, "{first} then {second}");
 }

@@ -21,8 +21,8 @@ const STDERR_TAIL_BYTES: usize = 4 * 1024;
 const STDERR_AFTER_EXIT: Duration = Duration::from_millis(100);
 
 /// Runs `sh -c <command>` per job: the payload as JSON on stdin; `QUEUE_JOB_ID`,
-/// `QUEUE_JOB_QUEUE`, `QUEUE_JOB_KIND` and `QUEUE_JOB_ATTEMPT` (1 for the first attempt) in the
-/// environment. Exit status 0 completes the job; any other fails the attempt with the last
+/// `QUEUE_JOB_QUEUE`, `QUEUE_JOB_KIND`, `QUEUE_JOB_ATTEMPT` (1 for the first attempt) and
+/// `QUEUE_JOB_FENCING_TOKEN` (see [`JobContext::fencing_token`]) in the environment. Exit status 0 completes the job; any other fails the attempt with the last
 /// lines of stderr. The worker's settings (`QUEUE_REDIS_URL`, `QUEUE_PREFIX`, `QUEUE_TLS_CA`)
 /// are removed from the environment, so a command never sees the Redis password. The job ends
 /// when the command exits: its process group is then killed, so children it left in the
@@ -57,6 +57,7 @@ impl ExecHandler {
             .env("QUEUE_JOB_QUEUE", ctx.queue())
             .env("QUEUE_JOB_KIND", ctx.kind())
             .env("QUEUE_JOB_ATTEMPT", ctx.attempt().to_string())
+            .env("QUEUE_JOB_FENCING_TOKEN", ctx.fencing_token().to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::inherit())
             .stderr(Stdio::piped())

@@ -640,10 +640,16 @@ fn prepare(
         .or(shared.fallback.as_ref())
         .cloned()
         .ok_or_else(|| JobError::permanent(format!("no handler registered for kind {:?}", envelope.kind)))?;
+    // Tokens are a counter of the queue (`pop` takes the next one), so always a number.
+    let fencing_token = leased
+        .token
+        .parse()
+        .map_err(|_| JobError::retry(format!("lease token {:?} is not a number", leased.token)))?;
     let ctx = JobContext {
         envelope: Arc::new(envelope),
         attempt: leased.attempt,
         token: leased.token.clone(),
+        fencing_token,
         cancel,
         client: shared.client.clone(),
     };
