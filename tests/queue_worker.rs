@@ -401,3 +401,32 @@ async fn exec_commands_get_a_fencing_token_that_grows_with_each_lease() {
     let (first, second) = (token(1), token(2));
     assert!(0 < first && first < second, "{first} then {second}");
 }
+
+#[tokio::test]
+async fn a_failing_reaper_sweep_is_logged_as_a_warning() {
+    use queue::fred::interfaces::KeysInterface;
+    let q = start().await;
+    // KEYS[4], the leases, made a string: every sweep (and fetch) fails with WRONGTYPE.
+    let active = q.client.keys("q").unwrap().all()[3].clone();
+    let _: () = q
+        .client
+        .redis()
+        .set(&active, "not a sorted set", None, None, false)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let w = worker(
+        &q.redis.url(),
+        dir.path(),
+        "w",
+        &["--queue", "q", "--reap-interval", "100ms", "--exec", "true"],
+    );
+    eventually("the failed sweep logged at warn", Duration::from_secs(10), || async {
+        let output = w.output();
+        output
+            .lines()
+            .any(|line| line.contains("WARN") && line.contains("reap failed"))
+            .then_some(())
+    })
+    .await;
+}

@@ -884,7 +884,8 @@ async fn reaper(shared: Arc<Shared>, stop: CancellationToken) {
                     warn!(queue, requeued, buried, "reaped jobs whose lease expired");
                 }
                 Ok(_) => {}
-                Err(error) => debug!(%error, queue, "reap failed; next interval"),
+                // Expired leases wait until a sweep succeeds: worth an operator's attention.
+                Err(error) => warn!(%error, queue, retry_in = ?shared.reap_interval, "reap failed; next interval"),
             }
         }
         tokio::select! {
