@@ -89,9 +89,21 @@ async fn exec_gets_the_payload_on_stdin_and_the_job_in_its_environment() {
     let stdin: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("ok-1.in")).unwrap()).unwrap();
     assert_eq!(stdin, json!({"image": "a.jpg", "w": 640}));
     let env = std::fs::read_to_string(dir.path().join("ok-1.env")).unwrap();
+    let (fencing, rest): (Vec<&str>, Vec<&str>) = env
+        .lines()
+        .partition(|line| line.starts_with("QUEUE_JOB_FENCING_TOKEN="));
     assert_eq!(
-        env,
-        "QUEUE_JOB_ATTEMPT=1\nQUEUE_JOB_ID=ok-1\nQUEUE_JOB_KIND=resize\nQUEUE_JOB_QUEUE=q\n"
+        rest,
+        [
+            "QUEUE_JOB_ATTEMPT=1",
+            "QUEUE_JOB_ID=ok-1",
+            "QUEUE_JOB_KIND=resize",
+            "QUEUE_JOB_QUEUE=q"
+        ]
+    );
+    assert!(
+        matches!(fencing[..], [line] if line["QUEUE_JOB_FENCING_TOKEN=".len()..].parse::<u64>().is_ok()),
+        "{env}"
     );
 
     let failed = job_in_state(&q.client, "fail-1", JobState::Dead).await;
@@ -248,4 +260,173 @@ async fn bad_arguments_exit_non_zero_with_a_message() {
     );
     assert_eq!(w.wait(Duration::from_secs(10)).await.code(), Some(2));
     assert!(w.output().contains("--timeout"), "{}", w.output());
+}
+
+#[tokio::test]
+async fn sigterm_while_redis_is_down_exits_within_the_shutdown_timeout_and_grace() {
+    let mut q = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    q.client
+        .enqueue("q", NewJob::new("k", &1).unwrap().id("j"))
+        .await
+        .unwrap();
+    // One slot, taken by the job: no fetch is in flight when the signal comes.
+    let script = r#"touch "$D/started"; exec sleep 30"#;
+    let mut w = worker(
+        &q.redis.url(),
+        dir.path(),
+        "w",
+        &[
+            "--queue",
+            "q",
+            "--concurrency",
+            "1",
+            "--shutdown-timeout",
+            "500ms",
+            "--exec",
+            script,
+        ],
+    );
+    file_appears(&dir.path().join("started")).await;
+    q.redis.server().kill();
+    w.signal(libc::SIGTERM);
+    // The shutdown timeout (0.5 s), then at most 5 s to hand the job back, plus slack.
+    let status = w
+        .wait(Duration::from_millis(500) + Duration::from_secs(5) + Duration::from_secs(5))
+        .await;
+    assert!(status.success(), "exit {status:?}; output:\n{}", w.output());
+    let output = w.output();
+    assert!(
+        output.contains("could not hand jobs back") && output.contains("\"j\""),
+        "the job not handed back is named:\n{output}"
+    );
+}
+
+#[tokio::test]
+async fn exec_settles_when_the_command_exits_even_if_a_child_keeps_stderr_open() {
+    let q = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    q.client
+        .enqueue("q", NewJob::new("k", &1).unwrap().id("ok"))
+        .await
+        .unwrap();
+    q.client
+        .enqueue("q", NewJob::new("k", &1).unwrap().id("fail").max_attempts(1))
+        .await
+        .unwrap();
+    // The background `sleep` inherits the command's stderr and outlives it.
+    let script = r#"echo "before exit" >&2; sleep 60 & if [ "$QUEUE_JOB_ID" = ok ]; then exit 0; else exit 4; fi"#;
+    let _w = worker(&q.redis.url(), dir.path(), "w", &["--queue", "q", "--exec", script]);
+    // Far less than the 60 s the background child holds stderr.
+    let deadline = Duration::from_secs(15);
+    eventually("the job that exited 0 to complete", deadline, || async {
+        (q.client.job("q", "ok").await.ok()?.state == JobState::Completed).then_some(())
+    })
+    .await;
+    let failed = eventually("the job that exited 4 to be dead", deadline, || async {
+        q.client
+            .job("q", "fail")
+            .await
+            .ok()
+            .filter(|j| j.state == JobState::Dead)
+    })
+    .await;
+    assert_eq!(failed.last_error.as_deref(), Some("exit status 4: before exit"));
+}
+
+#[tokio::test]
+async fn exec_commands_do_not_inherit_the_workers_configuration_and_its_password() {
+    let redis = throwaway_redis::RedisServer::start_with(throwaway_redis::Options {
+        args: vec!["--requirepass".into(), "s3cret-pw".into()],
+        ..Default::default()
+    })
+    .unwrap();
+    let url = format!("redis://:s3cret-pw@127.0.0.1:{}", redis.port());
+    let client = QueueClient::connect(&url).await.unwrap();
+    client
+        .enqueue("q", NewJob::new("k", &1).unwrap().id("j").max_attempts(1))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Tells how many variables name the worker's settings or hold the password, then lists the
+    // QUEUE_ ones, and fails: the error keeps what it printed.
+    let script = r#"echo "found: $(env | grep -c -e s3cret-pw -e '^QUEUE_REDIS_URL=' -e '^QUEUE_PREFIX=')" >&2
+        env | grep '^QUEUE_' | sort >&2; exit 1"#;
+    let mut command = Command::new(bin("queue-worker"));
+    command
+        .args(["--queue", "q", "--exec", script])
+        .env("QUEUE_REDIS_URL", &url)
+        .env("QUEUE_PREFIX", "queue")
+        .env("D", dir.path());
+    let _w = Process::spawn(command, dir.path().join("w.log"));
+    let dead = eventually("the job in the dead letter", Duration::from_secs(20), || async {
+        client.dead_list("q", 0, 10).await.ok()?.jobs.into_iter().next()
+    })
+    .await;
+    assert!(dead.error.starts_with("exit status 1: found: 0\n"), "{}", dead.error);
+    for secret in ["s3cret-pw", "QUEUE_REDIS_URL", "QUEUE_PREFIX"] {
+        assert!(
+            !dead.error.contains(secret),
+            "{secret} in the job's error: {}",
+            dead.error
+        );
+    }
+    assert!(dead.error.contains("QUEUE_JOB_ID=j"), "{}", dead.error);
+}
+
+#[tokio::test]
+async fn exec_commands_get_a_fencing_token_that_grows_with_each_lease() {
+    let q = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    q.client
+        .enqueue(
+            "q",
+            NewJob::new("k", &1)
+                .unwrap()
+                .id("j")
+                .max_attempts(2)
+                .backoff(Backoff::fixed(Duration::ZERO)),
+        )
+        .await
+        .unwrap();
+    let script = r#"echo "$QUEUE_JOB_FENCING_TOKEN" > "$D/token-$QUEUE_JOB_ATTEMPT"; [ "$QUEUE_JOB_ATTEMPT" = 2 ]"#;
+    let _w = worker(&q.redis.url(), dir.path(), "w", &["--queue", "q", "--exec", script]);
+    job_in_state(&q.client, "j", JobState::Completed).await;
+    let token = |attempt: u32| -> u64 {
+        let text = std::fs::read_to_string(dir.path().join(format!("token-{attempt}"))).unwrap();
+        text.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("attempt {attempt}: token {text:?}"))
+    };
+    let (first, second) = (token(1), token(2));
+    assert!(0 < first && first < second, "{first} then {second}");
+}
+
+#[tokio::test]
+async fn a_failing_reaper_sweep_is_logged_as_a_warning() {
+    use queue::fred::interfaces::KeysInterface;
+    let q = start().await;
+    // KEYS[4], the leases, made a string: every sweep (and fetch) fails with WRONGTYPE.
+    let active = q.client.keys("q").unwrap().all()[3].clone();
+    let _: () = q
+        .client
+        .redis()
+        .set(&active, "not a sorted set", None, None, false)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let w = worker(
+        &q.redis.url(),
+        dir.path(),
+        "w",
+        &["--queue", "q", "--reap-interval", "100ms", "--exec", "true"],
+    );
+    eventually("the failed sweep logged at warn", Duration::from_secs(10), || async {
+        let output = w.output();
+        output
+            .lines()
+            .any(|line| line.contains("WARN") && line.contains("reap failed"))
+            .then_some(())
+    })
+    .await;
 }

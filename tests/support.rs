@@ -46,6 +46,15 @@ impl TestRedis {
             .expect("a port in the URL")
     }
 
+    /// The local redis-server, to kill or restart it (not available with a container).
+    pub fn server(&mut self) -> &mut RedisServer {
+        match self {
+            TestRedis::Local(server) => server,
+            #[cfg(feature = "testcontainers")]
+            TestRedis::Container(_) => panic!("this test needs a local redis-server"),
+        }
+    }
+
     /// A fault-injecting proxy in front of it (`throwaway_redis::proxy`).
     pub fn proxy(&self) -> throwaway_redis::proxy::FaultProxy {
         throwaway_redis::proxy::FaultProxy::start(self.port()).expect("start the proxy")

@@ -160,6 +160,44 @@ async fn a_job_error_retries_and_a_permanent_one_does_not() {
 }
 
 #[tokio::test]
+async fn each_lease_of_a_job_gives_its_handler_a_greater_fencing_token() {
+    let q = start().await;
+    q.client
+        .enqueue(
+            "q",
+            NewJob::new("flaky", &())
+                .unwrap()
+                .id("flaky")
+                .max_attempts(3)
+                .backoff(Backoff::fixed(Duration::ZERO)),
+        )
+        .await
+        .unwrap();
+    let tokens = Arc::new(Mutex::new(Vec::new()));
+    let seen = tokens.clone();
+    let worker = Worker::builder(q.client.clone())
+        .queue("q", 1)
+        .handle("flaky", move |_: (), ctx: JobContext| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(ctx.fencing_token());
+                if ctx.attempt() < 3 {
+                    return Err(JobError::retry("again"));
+                }
+                Ok(())
+            }
+        })
+        .build();
+    let (shutdown, handle) = spawn_worker(worker);
+    processed(&q.client, "q", 1).await;
+    shutdown.cancel();
+    handle.await.unwrap().unwrap();
+    let tokens = tokens.lock().unwrap().clone();
+    assert_eq!(tokens.len(), 3, "{tokens:?}");
+    assert!(tokens[0] > 0 && tokens.windows(2).all(|w| w[0] < w[1]), "{tokens:?}");
+}
+
+#[tokio::test]
 async fn the_concurrency_limit_is_never_exceeded() {
     let q = start().await;
     q.client

@@ -9,7 +9,8 @@ use crate::{connect_when_available, shutdown_on_signals, ExecHandler, QueueOrder
 /// Runs jobs from Redis queues by executing a command per job.
 ///
 /// The command runs through `sh -c` with the payload as JSON on stdin and QUEUE_JOB_ID,
-/// QUEUE_JOB_QUEUE, QUEUE_JOB_KIND and QUEUE_JOB_ATTEMPT in its environment. Exit status 0
+/// QUEUE_JOB_QUEUE, QUEUE_JOB_KIND, QUEUE_JOB_ATTEMPT and QUEUE_JOB_FENCING_TOKEN in its
+/// environment (but not the worker's own QUEUE_REDIS_URL, QUEUE_PREFIX and QUEUE_TLS_CA). Exit status 0
 /// completes the job; any other status fails the attempt with the last lines of stderr.
 /// SIGTERM or SIGINT: stop fetching, let running jobs finish up to --shutdown-timeout, hand
 /// the rest back, exit 0.
@@ -141,4 +142,22 @@ fn parse_queues(specs: &[String]) -> anyhow::Result<Vec<(String, u32)>> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_setting_read_from_the_environment_is_kept_from_exec_commands() {
+        for arg in super::Args::command().get_arguments() {
+            if let Some(name) = arg.get_env() {
+                let name = name.to_str().unwrap();
+                assert!(
+                    crate::exec::WORKER_ENV.contains(&name),
+                    "{name} is read by queue-worker but passed on to --exec commands"
+                );
+            }
+        }
+    }
 }

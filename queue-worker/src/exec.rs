@@ -1,5 +1,5 @@
 //! Handlers in any language: each job runs a shell command.
-use std::{process::Stdio, sync::Arc};
+use std::{process::Stdio, sync::Arc, time::Duration};
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -8,14 +8,25 @@ use tokio::{
 
 use crate::{JobContext, JobError, JobResult};
 
+/// The worker's own settings (read by `queue-worker`, see `cli.rs`), removed from every
+/// command's environment: the Redis URL can hold a password, and a failing command could
+/// print it into the job's stored error.
+pub(crate) const WORKER_ENV: [&str; 3] = ["QUEUE_REDIS_URL", "QUEUE_PREFIX", "QUEUE_TLS_CA"];
+
 /// How much of a failed command's stderr is kept as the job's error.
 const STDERR_TAIL_LINES: usize = 20;
 const STDERR_TAIL_BYTES: usize = 4 * 1024;
+/// How long stderr is still read once the command exited: a child it left running may hold
+/// stderr open, and the job must not wait for it.
+const STDERR_AFTER_EXIT: Duration = Duration::from_millis(100);
 
 /// Runs `sh -c <command>` per job: the payload as JSON on stdin; `QUEUE_JOB_ID`,
-/// `QUEUE_JOB_QUEUE`, `QUEUE_JOB_KIND` and `QUEUE_JOB_ATTEMPT` (1 for the first attempt) in the
-/// environment. Exit status 0 completes the job; any other fails the attempt with the last
-/// lines of stderr. A cancelled or timed-out job's whole process group is killed.
+/// `QUEUE_JOB_QUEUE`, `QUEUE_JOB_KIND`, `QUEUE_JOB_ATTEMPT` (1 for the first attempt) and
+/// `QUEUE_JOB_FENCING_TOKEN` (see [`JobContext::fencing_token`]) in the environment. Exit status 0 completes the job; any other fails the attempt with the last
+/// lines of stderr. The worker's settings (`QUEUE_REDIS_URL`, `QUEUE_PREFIX`, `QUEUE_TLS_CA`)
+/// are removed from the environment, so a command never sees the Redis password. The job ends
+/// when the command exits: its process group is then killed, so children it left in the
+/// background do not outlive it (nor do those of a cancelled or timed-out job).
 #[derive(Debug, Clone)]
 pub struct ExecHandler {
     command: Arc<str>,
@@ -46,10 +57,14 @@ impl ExecHandler {
             .env("QUEUE_JOB_QUEUE", ctx.queue())
             .env("QUEUE_JOB_KIND", ctx.kind())
             .env("QUEUE_JOB_ATTEMPT", ctx.attempt().to_string())
+            .env("QUEUE_JOB_FENCING_TOKEN", ctx.fencing_token().to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::inherit())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        for name in WORKER_ENV {
+            command.env_remove(name);
+        }
         #[cfg(unix)]
         command.process_group(0);
         let mut child = command
@@ -64,19 +79,21 @@ impl ExecHandler {
         });
         let mut stderr = child.stderr.take().expect("piped stderr");
         let mut tail = Vec::new();
-        let read = async {
-            let mut chunk = [0u8; 8192];
-            while let Ok(n) = stderr.read(&mut chunk).await {
-                if n == 0 {
-                    break;
-                }
-                tail.extend_from_slice(&chunk[..n]);
-                if tail.len() > 4 * STDERR_TAIL_BYTES {
-                    tail.drain(..tail.len() - STDERR_TAIL_BYTES);
-                }
+        let status = {
+            let read = read_tail(&mut stderr, &mut tail);
+            tokio::pin!(read);
+            // The job ends with the command, not with its stderr: a child left in the
+            // background can hold stderr open for as long as it runs.
+            let (status, read_all) = tokio::select! {
+                status = child.wait() => (status, false),
+                () = &mut read => (child.wait().await, true),
+            };
+            if !read_all {
+                // What the command wrote just before exiting may still be in the pipe.
+                let _ = tokio::time::timeout(STDERR_AFTER_EXIT, read).await;
             }
+            status
         };
-        let (status, ()) = tokio::join!(child.wait(), read);
         feed.abort();
         let status = status.map_err(|e| JobError::retry(format!("waiting for the command failed: {e}")))?;
         if status.success() {
@@ -92,6 +109,20 @@ impl ExecHandler {
         } else {
             format!("{what}: {tail}")
         }))
+    }
+}
+
+/// Reads `stderr` to its end into `tail`, keeping about its last [`STDERR_TAIL_BYTES`].
+async fn read_tail(stderr: &mut tokio::process::ChildStderr, tail: &mut Vec<u8>) {
+    let mut chunk = [0u8; 8192];
+    while let Ok(n) = stderr.read(&mut chunk).await {
+        if n == 0 {
+            break;
+        }
+        tail.extend_from_slice(&chunk[..n]);
+        if tail.len() > 4 * STDERR_TAIL_BYTES {
+            tail.drain(..tail.len() - STDERR_TAIL_BYTES);
+        }
     }
 }
 

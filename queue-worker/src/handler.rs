@@ -65,6 +65,7 @@ pub struct JobContext {
     pub(crate) envelope: Arc<Envelope>,
     pub(crate) attempt: u32,
     pub(crate) token: String,
+    pub(crate) fencing_token: u64,
     pub(crate) cancel: CancellationToken,
     pub(crate) client: QueueClient,
 }
@@ -88,6 +89,16 @@ impl JobContext {
     /// 1 for the first attempt.
     pub fn attempt(&self) -> u32 {
         self.attempt
+    }
+
+    /// The lease token of this attempt, as a number. Every lease taken on the job's queue
+    /// gets a greater one than the leases before it (a counter kept with the queue), so a
+    /// later attempt of the same job always has a greater token than an earlier one. A handler
+    /// can fence its side effects with it: store the token with each write and refuse a write
+    /// whose token is smaller than the stored one (`update ... where fence < $token`), so an
+    /// attempt that lost its lease but still runs cannot overwrite the work of the next one.
+    pub fn fencing_token(&self) -> u64 {
+        self.fencing_token
     }
 
     /// The whole envelope.

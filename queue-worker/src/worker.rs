@@ -111,7 +111,9 @@ impl WorkerBuilder {
     }
 
     /// How long in-flight jobs may finish after a shutdown signal (default 10 s); the rest go
-    /// back to pending without counting an attempt.
+    /// back to pending without counting an attempt. Handing them back and recording the last
+    /// results then gets at most 5 s more (the lease, if shorter), even while Redis is down:
+    /// what is not recorded by then is logged, and those jobs return when their leases expire.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.setup.shutdown_timeout = timeout;
         self
@@ -321,8 +323,8 @@ impl Worker {
     }
 
     /// Runs until `shutdown` is cancelled, then stops fetching, lets in-flight jobs finish up
-    /// to the shutdown timeout, hands the rest back, and returns. Redis errors never end it:
-    /// they are logged and retried with backoff.
+    /// to the shutdown timeout, hands the rest back (within at most 5 s more), and returns.
+    /// Redis errors never end it: they are logged and retried with backoff.
     pub async fn run(self, shutdown: CancellationToken) -> queue_core::Result<WorkerReport> {
         let shared = self.shared;
         if shared.queues.is_empty() {
@@ -373,6 +375,15 @@ impl Worker {
         })
         .await
         .is_ok();
+        // What is left (hand-backs, and failures and completions still to record) shares one
+        // bounded window, also while Redis is down. A job whose result never reaches Redis is
+        // not lost: its lease expires and the reaper returns it.
+        let deadline = Instant::now() + shutdown_grace(shared.lease);
+        let stop_recording = give_up.clone();
+        tokio::spawn(async move {
+            sleep_until(deadline).await;
+            stop_recording.cancel();
+        });
         if !drained {
             let unfinished: Vec<(JobKey, String)> = {
                 let in_flight = shared.in_flight.lock().expect("in-flight lock");
@@ -385,21 +396,32 @@ impl Worker {
                     })
                     .collect()
             };
-            while jobs.join_next().await.is_some() {}
+            // Cancelled jobs end at once; finished ones may still be recording their failure.
+            let joined = tokio::time::timeout_at(deadline, async { while jobs.join_next().await.is_some() {} }).await;
+            if joined.is_err() {
+                warn!(
+                    jobs = jobs.len(),
+                    "could not record failures before the shutdown grace ended; the reaper retries those jobs \
+                     once their leases expire"
+                );
+                jobs.shutdown().await;
+            }
             release(&shared, unfinished, &give_up).await;
         }
         drop(ack_tx);
-        // Acknowledgements get a last window to reach Redis; a job whose acknowledgement never
-        // arrives is not lost: its lease expires and it runs again.
-        let stop_acking = give_up.clone();
-        let grace = shared.lease;
-        tokio::spawn(async move {
-            sleep(grace).await;
-            stop_acking.cancel();
-        });
         let _ = acker.await;
         background.cancel();
-        while tasks.join_next().await.is_some() {}
+        // A renewal or sweep can be stuck on a Redis that is down: they get what is left of the
+        // window (and a moment to close the wake-up connections), then they are stopped.
+        let background_deadline = deadline.max(Instant::now() + Duration::from_millis(100));
+        if tokio::time::timeout_at(background_deadline, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await
+        .is_err()
+        {
+            tasks.shutdown().await;
+        }
         let r = &shared.report;
         let report = WorkerReport {
             completed: r.completed.load(Ordering::Relaxed),
@@ -410,6 +432,14 @@ impl Worker {
         info!(?report, "worker stopped");
         Ok(report)
     }
+}
+
+/// The longest a shutdown takes after the shutdown timeout: the window to hand unfinished jobs
+/// back and to record the last results (the lease, if shorter).
+const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+fn shutdown_grace(lease: Duration) -> Duration {
+    lease.min(MAX_SHUTDOWN_GRACE)
 }
 
 /// Fetch rounds in flight at once: while one round's jobs are being started, the next round is
@@ -632,10 +662,16 @@ fn prepare(
         .or(shared.fallback.as_ref())
         .cloned()
         .ok_or_else(|| JobError::permanent(format!("no handler registered for kind {:?}", envelope.kind)))?;
+    // Tokens are a counter of the queue (`pop` takes the next one), so always a number.
+    let fencing_token = leased
+        .token
+        .parse()
+        .map_err(|_| JobError::retry(format!("lease token {:?} is not a number", leased.token)))?;
     let ctx = JobContext {
         envelope: Arc::new(envelope),
         attempt: leased.attempt,
         token: leased.token.clone(),
+        fencing_token,
         cancel,
         client: shared.client.clone(),
     };
@@ -752,7 +788,12 @@ async fn acker(shared: Arc<Shared>, mut acks: mpsc::UnboundedReceiver<Ack>, give
         }
         for (queue, batch) in by_queue(finished) {
             let pairs = as_pairs(&batch);
-            match until_recorded(&give_up, "completions", || shared.client.complete(&queue, &pairs)).await {
+            // The call itself can wait on a Redis that is down: the shutdown window bounds it too.
+            let recorded = tokio::select! {
+                recorded = until_recorded(&give_up, "completions", || shared.client.complete(&queue, &pairs)) => recorded,
+                _ = give_up.cancelled() => None,
+            };
+            match recorded {
                 Some(Ok(held)) => {
                     for ((id, _), held) in batch.iter().zip(held) {
                         if held {
@@ -767,7 +808,12 @@ async fn acker(shared: Arc<Shared>, mut acks: mpsc::UnboundedReceiver<Ack>, give
                     }
                 }
                 Some(Err(error)) => error!(%error, queue, "cannot record completions; the jobs will run again"),
-                None => {}
+                None => warn!(
+                    queue,
+                    ids = ?batch.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+                    "could not record completions before the shutdown grace ended; the jobs run again once their \
+                     leases expire"
+                ),
             }
             shared.forget_leases(&queue, pairs);
         }
@@ -777,14 +823,24 @@ async fn acker(shared: Arc<Shared>, mut acks: mpsc::UnboundedReceiver<Ack>, give
 async fn release(shared: &Shared, unfinished: Vec<(JobKey, String)>, give_up: &CancellationToken) {
     for (queue, batch) in by_queue(unfinished.into_iter().map(|((queue, id), token)| (queue, id, token))) {
         let pairs = as_pairs(&batch);
-        match until_recorded(give_up, "the hand-back", || shared.client.release(&queue, &pairs)).await {
+        // The call itself can wait on a Redis that is down: the window bounds it too.
+        let recorded = tokio::select! {
+            recorded = until_recorded(give_up, "the hand-back", || shared.client.release(&queue, &pairs)) => recorded,
+            _ = give_up.cancelled() => None,
+        };
+        match recorded {
             Some(Ok(held)) => {
                 let released = held.iter().filter(|h| **h).count() as u64;
                 shared.report.released.fetch_add(released, Ordering::Relaxed);
                 info!(queue, released, "handed unfinished jobs back to pending");
             }
             Some(Err(error)) => error!(%error, queue, "cannot hand jobs back; their leases will expire instead"),
-            None => {}
+            None => warn!(
+                queue,
+                ids = ?batch.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+                "could not hand jobs back before the shutdown grace ended; the reaper returns them once their \
+                 leases expire"
+            ),
         }
         shared.forget_leases(&queue, pairs);
     }
@@ -850,7 +906,8 @@ async fn reaper(shared: Arc<Shared>, stop: CancellationToken) {
                     warn!(queue, requeued, buried, "reaped jobs whose lease expired");
                 }
                 Ok(_) => {}
-                Err(error) => debug!(%error, queue, "reap failed; next interval"),
+                // Expired leases wait until a sweep succeeds: worth an operator's attention.
+                Err(error) => warn!(%error, queue, retry_in = ?shared.reap_interval, "reap failed; next interval"),
             }
         }
         tokio::select! {
