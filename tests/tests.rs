@@ -9,6 +9,7 @@ mod dead;
 mod envelope;
 mod extend;
 mod fail;
+mod faults;
 mod job;
 mod locked_down;
 mod pause;

@@ -493,12 +493,19 @@ async fn fetch_round(shared: Arc<Shared>, permits: Vec<OwnedSemaphorePermit>, sh
 async fn pop(shared: &Shared, queue: &str, wanted: usize, shutdown: &CancellationToken) -> queue_core::Result<Popped> {
     let request = RequestId::new();
     let mut retry = RetryDelay::default();
+    // Once the worker stops, a fetch stuck on a dead connection is not waited for past the
+    // shutdown timeout; if it did lease jobs, their lease expires and the reaper returns them.
+    let abandoned = async {
+        shutdown.cancelled().await;
+        sleep(shared.shutdown_timeout).await;
+    };
+    tokio::pin!(abandoned);
     loop {
-        match shared
-            .client
-            .pop_with_request(queue, wanted, shared.lease, &request)
-            .await
-        {
+        let answer = tokio::select! {
+            answer = shared.client.pop_with_request(queue, wanted, shared.lease, &request) => answer,
+            _ = &mut abandoned => Err(Error::Timeout(shared.shutdown_timeout)),
+        };
+        match answer {
             Err(error) if error.is_transient() && !shutdown.is_cancelled() => {
                 let delay = retry.next();
                 warn!(%error, queue, retry_in = ?delay, "cannot fetch jobs; retrying");
