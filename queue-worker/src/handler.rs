@@ -8,7 +8,26 @@ use tokio_util::sync::CancellationToken;
 /// The failure of one attempt. A plain error retries (with the job's backoff, then the dead
 /// letter); a [`permanent`](JobError::permanent) one goes to the dead letter at once.
 ///
-/// Any `std::error::Error` converts into a retryable `JobError`, so `?` works in handlers.
+/// The errors services already use convert into a retryable `JobError`, so `?` works in
+/// handlers on any `std::error::Error`, an `anyhow::Error` or a `Box<dyn Error + Send + Sync>`,
+/// and a message converts too. The kept text is the error with its chain of causes.
+///
+/// ```
+/// use queue_worker::JobError;
+///
+/// fn charge(amount: &str) -> Result<u64, JobError> {
+///     if amount.is_empty() {
+///         return Err("no amount".into()); // retried with the job's backoff
+///     }
+///     let cents: u64 = amount.parse()?; // any error: retried too
+///     if cents == 0 {
+///         return Err(JobError::permanent("nothing to charge")); // dead letter now
+///     }
+///     Ok(cents)
+/// }
+/// assert_eq!(charge("x").unwrap_err().to_string(), "invalid digit found in string");
+/// assert!(charge("0").unwrap_err().is_permanent());
+/// ```
 #[derive(Debug)]
 pub struct JobError {
     message: String,
@@ -43,8 +62,18 @@ impl JobError {
     }
 }
 
-impl<E: std::error::Error + Send + Sync + 'static> From<E> for JobError {
+impl std::fmt::Display for JobError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Through `Box<dyn Error>`, the one conversion every error type of a service has: std errors,
+/// `anyhow::Error`, boxed errors, `&str` and `String`. (JobError itself is no `std::error::Error`,
+/// which keeps this impl apart from `From<JobError> for JobError`.)
+impl<E: Into<Box<dyn std::error::Error + Send + Sync>>> From<E> for JobError {
     fn from(error: E) -> Self {
+        let error: Box<dyn std::error::Error + Send + Sync> = error.into();
         let mut message = error.to_string();
         let mut source = error.source();
         while let Some(cause) = source {
@@ -159,4 +188,28 @@ where
     Fut: Future<Output = JobResult> + Send + 'static,
 {
     Arc::new(move |ctx: JobContext| Box::pin(handler(ctx)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::JobError;
+
+    fn retried<E: Into<JobError>>(error: E) -> JobError {
+        let error = error.into();
+        assert!(!error.is_permanent(), "{error}");
+        error
+    }
+
+    #[test]
+    fn the_errors_services_use_convert_into_retryable_failures_with_their_causes() {
+        let io = std::io::Error::other("disk full");
+        assert_eq!(retried(io).message(), "disk full");
+        let chained = anyhow::anyhow!("connection refused").context("cannot charge the card");
+        assert_eq!(retried(chained).message(), "cannot charge the card: connection refused");
+        let boxed: Box<dyn std::error::Error + Send + Sync> = "boxed".into();
+        assert_eq!(retried(boxed).message(), "boxed");
+        assert_eq!(retried("plain").to_string(), "plain");
+        assert_eq!(retried(String::from("owned")).message(), "owned");
+        assert!(JobError::permanent("bad data").is_permanent());
+    }
 }
