@@ -32,6 +32,10 @@ pub struct Retention {
 }
 
 /// Client settings beyond the connection.
+///
+/// Retention is applied by whoever finishes a job: the worker's client for completions and
+/// failures, and for the reaper's trims. Give workers the retention you want; a producer's
+/// setting matters only for the calls it makes itself (such as `dead_purge`).
 #[derive(Debug, Clone)]
 pub struct QueueConfig {
     /// Namespace for every key (default `queue`).
@@ -47,7 +51,7 @@ pub struct QueueConfig {
 impl Default for QueueConfig {
     fn default() -> Self {
         QueueConfig {
-            prefix: "queue".into(),
+            prefix: crate::env::DEFAULT_PREFIX.into(),
             max_payload_bytes: 1 << 20,
             completed: Retention {
                 max_count: 1_000,
@@ -206,6 +210,27 @@ impl QueueClient {
     /// Connects with default options and configuration.
     pub async fn connect(url: &str) -> Result<Self> {
         Self::connect_with(&ConnectOptions::new(url), QueueConfig::default()).await
+    }
+
+    /// Connects as the binaries do: to `QUEUE_REDIS_URL` (default `redis://127.0.0.1:6379`),
+    /// trusting `QUEUE_TLS_CA` if set, under `QUEUE_PREFIX` (default `queue`), with the
+    /// default configuration otherwise.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> queue_core::Result<()> {
+    /// let client = queue_core::QueueClient::connect_from_env().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_from_env() -> Result<Self> {
+        use crate::env;
+        let mut options =
+            ConnectOptions::new(env::var(env::REDIS_URL).unwrap_or_else(|| env::DEFAULT_REDIS_URL.into()));
+        options.tls_ca_file = env::var(env::TLS_CA).map(Into::into);
+        let config = QueueConfig {
+            prefix: env::var(env::PREFIX).unwrap_or_else(|| env::DEFAULT_PREFIX.into()),
+            ..QueueConfig::default()
+        };
+        Self::connect_with(&options, config).await
     }
 
     /// Connects with explicit options and configuration.

@@ -11,6 +11,7 @@
 mod acl;
 mod client;
 mod connection;
+pub mod env;
 mod envelope;
 mod error;
 mod keys;
