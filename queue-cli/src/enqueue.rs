@@ -144,20 +144,34 @@ fn parse_backoff(spec: &str) -> Result<Backoff, String> {
 
 /// RFC 3339 with `Z` or a numeric offset (`+01:00`), as `SystemTime`.
 fn parse_rfc3339(text: &str) -> Result<SystemTime, String> {
-    let invalid =
-        |e: &dyn std::fmt::Display| format!("{text:?} is not an RFC 3339 time ({e}); e.g. 2026-11-22T18:00:00Z");
-    let bytes = text.as_bytes();
-    if text.len() > 6 && matches!(bytes[text.len() - 6], b'+' | b'-') && bytes[text.len() - 3] == b':' {
-        let (local, offset) = text.split_at(text.len() - 6);
-        let hours: u64 = offset[1..3].parse().map_err(|e| invalid(&e))?;
-        let minutes: u64 = offset[4..6].parse().map_err(|e| invalid(&e))?;
-        let shift = Duration::from_secs(hours * 3600 + minutes * 60);
-        let utc = humantime::parse_rfc3339(&format!("{local}Z")).map_err(|e| invalid(&e))?;
-        return Ok(if offset.starts_with('+') {
-            utc - shift
-        } else {
-            utc + shift
-        });
+    let time: jiff::Timestamp = text
+        .parse()
+        .map_err(|e| format!("{text:?} is not an RFC 3339 time ({e}); e.g. 2026-11-22T18:00:00Z"))?;
+    SystemTime::try_from(time).map_err(|e| format!("{text:?} is out of range ({e})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::{parse_backoff, parse_delay, parse_rfc3339};
+
+    #[test]
+    fn a_time_with_an_offset_is_the_same_instant_as_in_utc() {
+        let utc = parse_rfc3339("2026-11-22T18:00:00Z").unwrap();
+        assert_eq!(parse_rfc3339("2026-11-22T19:30:00+01:30").unwrap(), utc);
+        assert_eq!(parse_rfc3339("2026-11-22T13:00:00-05:00").unwrap(), utc);
+        assert_eq!(utc.duration_since(UNIX_EPOCH).unwrap().as_secs(), 1_795_370_400);
+        let refused = parse_rfc3339("2026-11-22 18:00").unwrap_err();
+        assert!(refused.contains("is not an RFC 3339 time"), "{refused}");
     }
-    humantime::parse_rfc3339(text).map_err(|e| invalid(&e))
+
+    #[test]
+    fn delays_and_backoffs_read_as_documented() {
+        assert_eq!(parse_delay("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_delay("-1s").unwrap_err(), "a delay cannot be negative");
+        assert!(parse_backoff("fixed:5s").is_ok());
+        assert!(parse_backoff("exponential:1s:10m").is_ok());
+        assert!(parse_backoff("linear:1s").is_err());
+    }
 }

@@ -84,6 +84,8 @@ pub(crate) fn timestamp(ms: i64) -> String {
     if ms <= 0 {
         return "-".into();
     }
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64);
-    humantime::format_rfc3339_seconds(time).to_string()
+    match jiff::Timestamp::from_millisecond(ms) {
+        Ok(time) => time.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        Err(_) => format!("{ms} ms"),
+    }
 }
