@@ -755,3 +755,25 @@ pub fn info_field<'a>(info: &'a str, name: &str) -> &'a str {
         .unwrap_or("")
         .trim()
 }
+
+#[cfg(test)]
+mod tests {
+    use fred::types::Value;
+
+    use super::push_leases;
+
+    #[test]
+    fn leases_go_as_runs_per_token_and_answers_map_back_to_the_callers_order() {
+        let leases = [("a", "t1"), ("b", "t2"), ("c", "t1")];
+        let mut args = Vec::new();
+        let sent = push_leases(&mut args, &leases);
+        let text: Vec<String> = args
+            .iter()
+            .map(|v| v.as_string().unwrap_or_else(|| format!("{v:?}")))
+            .collect();
+        assert_eq!(text, ["t1", "2", "a", "c", "t2", "1", "b"]);
+        // The script answers in the order sent: a, c, b.
+        assert_eq!(sent, [0, 2, 1]);
+        assert!(matches!(args[1], Value::Integer(2)));
+    }
+}

@@ -208,7 +208,8 @@ impl Envelope {
 }
 
 /// A job to enqueue: kind, payload and options. Build it, then pass it to
-/// [`Queue::enqueue`](crate::Queue::enqueue) or [`Queue::enqueue_bulk`](crate::Queue::enqueue_bulk).
+/// [`QueueClient::enqueue`](crate::QueueClient::enqueue) or
+/// [`QueueClient::enqueue_bulk`](crate::QueueClient::enqueue_bulk).
 ///
 /// ```
 /// use queue_core::{Backoff, NewJob};
@@ -437,4 +438,25 @@ pub struct Job {
     pub state_since_ms: Option<i64>,
     /// The error of the last failed attempt.
     pub last_error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::JobRecord;
+
+    #[test]
+    fn a_record_splits_into_its_properties_and_its_envelope() {
+        let record = JobRecord::new(b"1795370400000|3|5|e|1000|60000|1|\x82envelope|with|pipes".to_vec());
+        assert_eq!(record.created_ms(), Some(1_795_370_400_000));
+        assert_eq!(record.envelope(), b"\x82envelope|with|pipes");
+        assert_eq!(record.into_envelope(), b"\x82envelope|with|pipes");
+    }
+
+    #[test]
+    fn a_record_without_its_properties_is_all_envelope_and_fails_to_decode_there() {
+        let record = JobRecord::new(b"garbage".to_vec());
+        assert_eq!(record.created_ms(), None);
+        assert_eq!(record.envelope(), b"garbage");
+        assert!(super::Envelope::from_msgpack(record.envelope()).is_err());
+    }
 }
