@@ -150,16 +150,19 @@ async fn noscript_inside_a_pipeline_is_recovered_with_every_call_run_once() {
 #[tokio::test]
 async fn the_queue_registers_its_scripts_in_the_public_registry() {
     let q = start().await;
-    let names: Vec<String> = q.client.scripts().list().iter().map(|s| s.name().to_owned()).collect();
-    for expected in [
-        "queue.push",
-        "queue.pop",
-        "queue.complete",
-        "queue.fail",
-        "queue.extend",
-        "queue.reap",
-        "queue.stats",
-    ] {
-        assert!(names.iter().any(|n| n == expected), "{expected} in {names:?}");
+    let mut names: Vec<String> = q.client.scripts().list().iter().map(|s| s.name().to_owned()).collect();
+    names.sort();
+    let mut expected: Vec<&str> = queue::Command::ALL.iter().map(|c| c.name()).collect();
+    expected.sort();
+    assert_eq!(names, expected, "every queue command, and nothing else");
+    for command in queue::Command::ALL {
+        let script = q.client.scripts().get(command.name()).unwrap();
+        assert_eq!(script.source(), command.source(), "{}", command.name());
+        assert_eq!(
+            script.keys(),
+            KeyCount::Fixed(queue::QUEUE_KEY_COUNT),
+            "{}",
+            command.name()
+        );
     }
 }
