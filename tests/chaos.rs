@@ -160,6 +160,7 @@ async fn no_job_is_lost_through_kills_restarts_and_a_script_flush() {
     let mut held_at_kills: HashSet<String> = HashSet::new();
     let mut held_counts = Vec::new();
     let mut waiting_at_faults = Vec::new();
+    let mut spent_on_kills = Duration::ZERO;
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
         let done = completed_lines(dir.path());
@@ -172,6 +173,7 @@ async fn no_job_is_lost_through_kills_restarts_and_a_script_flush() {
         );
         let progress = done as f64 / JOBS as f64;
         if kills < KILLS && progress >= (kills + 1) as f64 / (KILLS + 1) as f64 {
+            let kill_started = Instant::now();
             let victim = rng.below(WORKERS as u64) as usize;
             let (process, generation) = &mut workers[victim];
             process.signal(libc::SIGKILL);
@@ -182,6 +184,7 @@ async fn no_job_is_lost_through_kills_restarts_and_a_script_flush() {
             workers[victim] = (worker(&url, dir.path(), generations), generations);
             generations += 1;
             kills += 1;
+            spent_on_kills += kill_started.elapsed();
         }
         if flushes == 0 && progress >= FLUSH_AT {
             let stats = client.stats("chaos").await.unwrap();
@@ -247,7 +250,8 @@ async fn no_job_is_lost_through_kills_restarts_and_a_script_flush() {
         "chaos: jobs={JOBS} workers={WORKERS}x{CONCURRENCY} kills={kills} redis_restarts={redis_restarts} \
          script_flushes={flushes} (pending, active) at faults={waiting_at_faults:?} lost={lost} \
          duplicates={duplicates} held_at_kills={held_total} {held_counts:?} run_twice_after_a_stall={} \
-         processed={} failed_attempts={} dead={} duration={:.1}s",
+         processed={} failed_attempts={} dead={} duration={:.1}s (of which killing and replacing \
+         workers {spent_on_kills:.1?})",
         not_held.len(),
         stats.processed,
         stats.failed,
