@@ -167,6 +167,7 @@ async fn a_mixed_bulk_keeps_each_jobs_own_properties() {
         )
         .await
         .unwrap();
+    assert_eq!(added.len(), 5);
     assert!(added.iter().all(|e| e.created));
     assert_eq!(q.pop_ids(10).await, ["b", "c", "a", "d"]);
     let stats = q.client.stats("q").await.unwrap();

@@ -5,6 +5,12 @@ use queue::{
 
 use crate::support::start;
 
+/// Whether each defined script is in Redis's script cache, in definition order.
+async fn loaded_flags(registry: &ScriptRegistry, q: &crate::support::TestQueue) -> Vec<bool> {
+    let loaded = registry.loaded(q.client.redis()).await.unwrap();
+    loaded.iter().map(|(_, loaded)| *loaded).collect()
+}
+
 const INCR_BY: &str = "return redis.call('INCRBY', KEYS[1], ARGV[1])";
 
 #[tokio::test]
@@ -73,31 +79,16 @@ async fn noscript_after_script_flush_is_recovered_for_a_single_call() {
     let registry = ScriptRegistry::new();
     registry.define("incr_by", KeyCount::Fixed(1), INCR_BY).unwrap();
     registry.preload(q.client.redis()).await.unwrap();
-    assert!(registry
-        .loaded(q.client.redis())
-        .await
-        .unwrap()
-        .iter()
-        .all(|(_, loaded)| *loaded));
+    assert_eq!(loaded_flags(&registry, &q).await, [true]);
     q.client.redis().script_flush(false).await.unwrap();
-    assert!(registry
-        .loaded(q.client.redis())
-        .await
-        .unwrap()
-        .iter()
-        .all(|(_, loaded)| !*loaded));
+    assert_eq!(loaded_flags(&registry, &q).await, [false]);
 
     let total: i64 = registry
         .run(q.client.redis(), "incr_by", &["c"], vec![3.into()])
         .await
         .unwrap();
     assert_eq!(total, 3);
-    assert!(registry
-        .loaded(q.client.redis())
-        .await
-        .unwrap()
-        .iter()
-        .all(|(_, loaded)| *loaded));
+    assert_eq!(loaded_flags(&registry, &q).await, [true]);
 
     // The queue's own scripts recover the same way.
     q.client.redis().script_flush(false).await.unwrap();
