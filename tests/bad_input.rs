@@ -8,7 +8,7 @@ use queue::{
 };
 use throwaway_redis::{Options, RedisServer};
 
-use crate::support::{bin, eventually, spawn_worker, start, Process};
+use crate::support::{bin, eventually, run_with_deadline, spawn_worker, start, Process};
 
 #[tokio::test]
 async fn a_job_record_that_does_not_decode_goes_to_the_dead_letter_and_the_worker_goes_on() {
@@ -120,11 +120,13 @@ async fn a_worker_warns_when_redis_may_evict_job_data() {
     assert!(worker.wait(Duration::from_secs(10)).await.success());
 
     // The operator sees it in stats too.
-    let stats = Command::new(bin("queue-cli"))
-        .arg("stats")
-        .env("QUEUE_REDIS_URL", redis.url())
-        .output()
-        .unwrap();
+    let stats = run_with_deadline(
+        Command::new(bin("queue-cli"))
+            .arg("stats")
+            .env("QUEUE_REDIS_URL", redis.url()),
+        "",
+        Duration::from_secs(60),
+    );
     let text = String::from_utf8_lossy(&stats.stdout);
     assert!(
         text.ends_with(

@@ -1,23 +1,37 @@
 //! The chaos run: 20,000 jobs through three `queue-worker` processes while one of them is
-//! SIGKILLed and restarted every couple of seconds, Redis (AOF, appendfsync always) is killed
-//! and restarted once, and the script cache is flushed once. Nothing may be lost.
+//! SIGKILLed and replaced at each twelfth of the run, Redis (AOF, appendfsync always) is killed
+//! and restarted once, and the script cache is flushed once, both with jobs pending and
+//! active. Nothing may be lost, and every job run twice must be one a killed worker held.
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     path::Path,
     process::Command,
     time::{Duration, Instant},
 };
 
-use queue::{fred::interfaces::LuaInterface, ConnectOptions, NewJob, QueueClient, QueueConfig};
+use queue::{
+    fred::interfaces::{HashesInterface, LuaInterface},
+    ConnectOptions, NewJob, QueueClient, QueueConfig,
+};
 use throwaway_redis::{Options, RedisServer};
 
-use crate::support::{bin, eventually, Process};
+use crate::support::{bin, eventually, Process, TestRng};
 
 const JOBS: usize = 20_000;
 const WORKERS: usize = 3;
 const CONCURRENCY: usize = 10;
+/// One kill at each twelfth of the run's progress.
+const KILLS: usize = 11;
+/// The script cache is flushed when this fraction of the jobs is done, Redis restarted at the
+/// second; neither falls on a kill.
+const FLUSH_AT: f64 = 0.30;
+const RESTART_AT: f64 = 0.55;
+/// A line of done.log: `job-NNNNN GGG\n` (job id, worker generation).
+const LINE: u64 = 14;
 
-fn worker(url: &str, dir: &Path, n: usize, generation: usize) -> Process {
+/// A worker process; `generation` tells it apart from every other one of the run, in the
+/// files its jobs write and in its environment.
+fn worker(url: &str, dir: &Path, generation: usize) -> Process {
     let mut command = Command::new(bin("queue-worker"));
     command
         .args([
@@ -30,24 +44,93 @@ fn worker(url: &str, dir: &Path, n: usize, generation: usize) -> Process {
             "--reap-interval",
             "300ms",
         ])
-        .args(["--exec", r#"echo "$QUEUE_JOB_ID" >> "$D/done.log""#])
+        .args([
+            "--exec",
+            r#"echo "$QUEUE_JOB_ID" >> "$D/started-$CHAOS_GEN.log"; echo "$QUEUE_JOB_ID $CHAOS_GEN" >> "$D/done.log""#,
+        ])
         .env("QUEUE_REDIS_URL", url)
         .env("D", dir)
+        .env("CHAOS_GEN", format!("{generation:03}"))
         .env("RUST_LOG", "warn");
-    Process::spawn(command, dir.join(format!("worker-{n}-{generation}.log")))
+    Process::spawn(command, dir.join(format!("worker-{generation:03}.log")))
 }
 
-fn completions(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join("done.log"))
+/// Completions so far, duplicates included (every line has the same length).
+fn completed_lines(dir: &Path) -> usize {
+    std::fs::metadata(dir.join("done.log")).map_or(0, |m| (m.len() / LINE) as usize)
+}
+
+/// Processes still running with `CHAOS_GEN=<generation>` in their environment: the job shells
+/// of that worker, which outlive it when it is killed (each runs in its own process group).
+fn shells_of(generation: usize) -> usize {
+    let entry = format!("CHAOS_GEN={generation:03}\0");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter_map(|e| std::fs::read(e.path().join("environ")).ok())
+        .filter(|env| env.split_inclusive(|b| *b == 0).any(|var| var == entry.as_bytes()))
+        .count()
+}
+
+/// The jobs a killed worker held leases on when it died: those it started that are still
+/// leased (a settled job has no lease token), once its job shells have ended. A job it leased
+/// but never started cannot run twice.
+async fn held_by(client: &QueueClient, dir: &Path, generation: usize) -> Vec<String> {
+    eventually(
+        "the killed worker's job shells to end",
+        Duration::from_secs(10),
+        || async { (shells_of(generation) == 0).then_some(()) },
+    )
+    .await;
+    let started: Vec<String> = std::fs::read_to_string(dir.join(format!("started-{generation:03}.log")))
         .unwrap_or_default()
         .lines()
         .map(str::to_owned)
+        .collect();
+    if started.is_empty() {
+        return started;
+    }
+    let tokens = client.keys("chaos").unwrap().all()[8].clone();
+    let held: Vec<Option<String>> = eventually("the lease tokens", Duration::from_secs(20), || async {
+        client.redis().hmget(&tokens, started.clone()).await.ok()
+    })
+    .await;
+    started
+        .into_iter()
+        .zip(held)
+        .filter_map(|(id, token)| token.map(|_| id))
         .collect()
+}
+
+/// Jobs whose lease a live worker lost (a stall past its lease): its log names each one.
+fn lost_by_live_workers(dir: &Path) -> HashSet<String> {
+    let mut ids = HashSet::new();
+    for entry in std::fs::read_dir(dir).unwrap().filter_map(Result::ok) {
+        if !entry.file_name().to_string_lossy().starts_with("worker-") {
+            continue;
+        }
+        let log = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        for line in log.lines().filter(|l| l.contains("lease lost")) {
+            let mut rest = line;
+            while let Some(at) = rest.find("job-") {
+                let id = &rest[at..(at + 9).min(rest.len())];
+                if id.len() == 9 && id[4..].bytes().all(|b| b.is_ascii_digit()) {
+                    ids.insert(id.to_owned());
+                }
+                rest = &rest[at + 4..];
+            }
+        }
+    }
+    ids
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_job_is_lost_through_kills_restarts_and_a_script_flush() {
     let started = Instant::now();
+    let mut rng = TestRng::from_env_or_clock("CHAOS_SEED");
     let dir = tempfile::tempdir().unwrap();
     let mut redis = RedisServer::start_with(Options {
         args: ["--appendonly", "yes", "--appendfsync", "always"]
@@ -68,43 +151,68 @@ async fn no_job_is_lost_through_kills_restarts_and_a_script_flush() {
         client.enqueue_bulk("chaos", jobs).await.unwrap();
     }
 
-    let mut workers: Vec<Process> = (0..WORKERS).map(|n| worker(&url, dir.path(), n, 0)).collect();
-    let (mut kills, mut redis_restarts, mut flushes, mut generation) = (0, 0, 0, 0);
-    // Jobs leased (running, or finished but not yet acknowledged) when a worker died: only
-    // these can run twice. Counted over all workers, so the bound is generous, never short.
-    let mut leased_at_kills = 0;
+    // (process, generation) per worker slot.
+    let mut workers: Vec<(Process, usize)> = (0..WORKERS).map(|n| (worker(&url, dir.path(), n), n)).collect();
+    let mut generations = WORKERS;
+    let (mut kills, mut redis_restarts, mut flushes) = (0, 0, 0);
+    // The jobs the killed workers held leases on when they died: only these can run twice
+    // (besides jobs whose lease a stalled live worker lost).
+    let mut held_at_kills: HashSet<String> = HashSet::new();
+    let mut held_counts = Vec::new();
+    let mut waiting_at_faults = Vec::new();
+    let mut spent_on_kills = Duration::ZERO;
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
-        let done = completions(dir.path()).len();
-        if done >= JOBS && kills >= 3 && redis_restarts == 1 && flushes == 1 {
+        let done = completed_lines(dir.path());
+        if done >= JOBS {
             break;
         }
         assert!(
             Instant::now() < deadline,
             "chaos run did not finish: {done} completions"
         );
-        // Every couple of seconds, one worker dies without warning and a new one takes its place.
-        let pause = Duration::from_millis(1_500 + rand_below(1_000));
-        tokio::time::sleep(pause).await;
-        let victim = rand_below(WORKERS as u64) as usize;
-        if done < JOBS || kills < 3 {
-            let leased = client.stats("chaos").await.map(|s| s.active as usize);
-            leased_at_kills += leased.unwrap_or(WORKERS * CONCURRENCY);
-            workers[victim].signal(libc::SIGKILL);
-            workers[victim].wait(Duration::from_secs(10)).await;
-            generation += 1;
-            workers[victim] = worker(&url, dir.path(), victim, generation);
+        let progress = done as f64 / JOBS as f64;
+        if kills < KILLS && progress >= (kills + 1) as f64 / (KILLS + 1) as f64 {
+            let kill_started = Instant::now();
+            let victim = rng.below(WORKERS as u64) as usize;
+            let (process, generation) = &mut workers[victim];
+            process.signal(libc::SIGKILL);
+            process.wait(Duration::from_secs(10)).await;
+            let held = held_by(&client, dir.path(), *generation).await;
+            held_counts.push(held.len());
+            held_at_kills.extend(held);
+            workers[victim] = (worker(&url, dir.path(), generations), generations);
+            generations += 1;
             kills += 1;
+            spent_on_kills += kill_started.elapsed();
         }
-        if flushes == 0 && done > JOBS / 4 {
+        if flushes == 0 && progress >= FLUSH_AT {
+            let stats = client.stats("chaos").await.unwrap();
+            assert!(
+                stats.pending > 0 && stats.active > 0,
+                "the flush lands mid-run: {stats:?}"
+            );
+            waiting_at_faults.push(("flush", stats.pending, stats.active));
             let _: () = client.redis().script_flush(false).await.unwrap();
             flushes += 1;
         }
-        if redis_restarts == 0 && done > JOBS / 2 {
+        if redis_restarts == 0 && progress >= RESTART_AT {
+            let stats = client.stats("chaos").await.unwrap();
+            assert!(
+                stats.pending > 0 && stats.active > 0,
+                "the restart lands mid-run: {stats:?}"
+            );
+            waiting_at_faults.push(("restart", stats.pending, stats.active));
             redis.restart().unwrap();
             redis_restarts += 1;
         }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert_eq!(
+        (kills, flushes, redis_restarts),
+        (KILLS, 1, 1),
+        "every fault landed before the last job was done"
+    );
 
     // The queue drains to nothing: every job completed, nothing left leased or waiting.
     let stats = eventually("the queue to settle", Duration::from_secs(60), || async {
@@ -115,19 +223,36 @@ async fn no_job_is_lost_through_kills_restarts_and_a_script_flush() {
             .filter(|s| s.active == 0 && s.pending == 0 && s.retrying == 0)
     })
     .await;
-    for mut worker in workers {
+    for (mut worker, _) in workers {
         worker.signal(libc::SIGTERM);
         let status = worker.wait(Duration::from_secs(30)).await;
         assert!(status.success(), "a worker did not stop cleanly:\n{}", worker.output());
     }
-    let lines = completions(dir.path());
-    let unique: HashSet<&str> = lines.iter().map(String::as_str).collect();
-    let lost = ids.iter().filter(|id| !unique.contains(id.as_str())).count();
-    let duplicates = lines.len() - unique.len();
+    let log = std::fs::read_to_string(dir.path().join("done.log")).unwrap();
+    let mut runs: HashMap<&str, usize> = HashMap::new();
+    for line in log.lines() {
+        *runs.entry(line.split(' ').next().unwrap()).or_default() += 1;
+    }
+    let lost = ids.iter().filter(|id| !runs.contains_key(id.as_str())).count();
+    let duplicates: usize = runs.values().map(|n| n - 1).sum();
+    // Held by no killed worker, a job can run twice only after a live worker lost its lease
+    // (a stall): its log names the job. (Live workers also log "lease lost" for jobs whose
+    // completion was recorded just before a heartbeat, so that list is no bound by itself.)
+    let lost_leases = lost_by_live_workers(dir.path());
+    let not_held: Vec<&str> = runs
+        .iter()
+        .filter(|(id, n)| **n > 1 && !held_at_kills.contains(**id))
+        .map(|(id, _)| *id)
+        .collect();
+    let unexplained: Vec<&&str> = not_held.iter().filter(|id| !lost_leases.contains(**id)).collect();
+    let held_total: usize = held_counts.iter().sum();
     eprintln!(
         "chaos: jobs={JOBS} workers={WORKERS}x{CONCURRENCY} kills={kills} redis_restarts={redis_restarts} \
-         script_flushes={flushes} lost={lost} duplicates={duplicates} leased_at_kills={leased_at_kills} processed={} failed_attempts={} dead={} \
-         duration={:.1}s",
+         script_flushes={flushes} (pending, active) at faults={waiting_at_faults:?} lost={lost} \
+         duplicates={duplicates} held_at_kills={held_total} {held_counts:?} run_twice_after_a_stall={} \
+         processed={} failed_attempts={} dead={} duration={:.1}s (of which killing and replacing \
+         workers {spent_on_kills:.1?})",
+        not_held.len(),
         stats.processed,
         stats.failed,
         stats.dead_total,
@@ -141,16 +266,15 @@ async fn no_job_is_lost_through_kills_restarts_and_a_script_flush() {
         "the counters balance"
     );
     assert_eq!(stats.dead_total, 0);
-    // A duplicate is a job whose run finished but whose acknowledgement died with its worker.
+    // A job runs twice only if the worker running it died (or stalled past its lease) after
+    // the run but before its completion was recorded: each must be one of those jobs.
     assert!(
-        duplicates <= leased_at_kills,
-        "{duplicates} duplicates; {leased_at_kills} jobs leased at the kills"
+        unexplained.is_empty(),
+        "jobs run twice that no killed worker held: {unexplained:?}"
     );
-}
-
-fn rand_below(n: u64) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(Instant::now().elapsed().as_nanos());
-    hasher.finish() % n
+    assert!(
+        duplicates <= held_total + not_held.len(),
+        "{duplicates} duplicates; {held_total} jobs held by the killed workers, {} run twice after a stall",
+        not_held.len()
+    );
 }

@@ -84,6 +84,7 @@ async fn a_batch_shares_one_lease_that_goes_when_its_last_job_settles() {
     let q = start().await;
     q.enqueue_numbers(3).await;
     let jobs = q.client.pop("q", 3, LEASE).await.unwrap().jobs;
+    assert_eq!(jobs.len(), 3);
     assert!(
         jobs.iter().all(|job| job.token == jobs[0].token),
         "one lease per fetched batch"
@@ -157,7 +158,7 @@ async fn the_completed_count_bound_holds_after_a_call_that_finishes_many() {
     q.enqueue_numbers(500).await;
     let jobs = q.client.pop("q", 500, LEASE).await.unwrap().jobs;
     let leases: Vec<(&str, &str)> = jobs.iter().map(|j| (j.id.as_str(), j.token.as_str())).collect();
-    assert!(q.client.complete("q", &leases).await.unwrap().iter().all(|held| *held));
+    assert_eq!(q.client.complete("q", &leases).await.unwrap(), vec![true; 500]);
     let stats = q.client.stats("q").await.unwrap();
     assert_eq!((stats.completed, stats.processed), (10, 500));
     // The forgotten ones are gone with their records, the kept ones are the latest.

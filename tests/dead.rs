@@ -26,18 +26,23 @@ async fn bury(client: &QueueClient, ids: &[&str]) {
 #[tokio::test]
 async fn list_shows_the_most_recent_first_with_errors() {
     let q = start().await;
-    bury(&q.client, &["a", "b", "c"]).await;
+    // Buried in an order that is not the ids' order, each in a later millisecond than the one
+    // before: ties in time would be listed by id, which would hide the order by time.
+    for id in ["c", "a", "b"] {
+        bury(&q.client, &[id]).await;
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
     let page = q.client.dead_list("q", 0, 2).await.unwrap();
     assert_eq!(page.total, 3);
     let ids: Vec<_> = page.jobs.iter().map(|j| j.id.as_str()).collect();
-    assert!(
-        ids == ["c", "b"] || page.jobs[0].failed_at_ms == page.jobs[1].failed_at_ms,
-        "{ids:?}"
-    );
-    assert!(page
-        .jobs
-        .iter()
-        .all(|j| j.error == format!("{} failed", j.id) && j.attempts == 1));
+    assert_eq!(ids, ["b", "a"], "the most recent first");
+    assert!(page.jobs[0].failed_at_ms > page.jobs[1].failed_at_ms);
+    for job in &page.jobs {
+        assert_eq!(
+            (job.error.as_str(), job.attempts),
+            (format!("{} failed", job.id).as_str(), 1)
+        );
+    }
 }
 
 #[tokio::test]

@@ -5,8 +5,12 @@ use crate::support::start;
 #[tokio::test]
 async fn extend_renews_many_leases_in_one_call() {
     let q = start().await;
-    q.enqueue_numbers(3).await;
+    q.enqueue_numbers(4).await;
     let popped = q.client.pop("q", 3, Duration::from_millis(200)).await.unwrap();
+    // A fourth job leased as long, and not renewed: the control that shows the wait below is
+    // long enough for a lease to expire.
+    let control = q.client.pop("q", 1, Duration::from_millis(200)).await.unwrap();
+    assert_eq!(control.jobs.len(), 1);
     let leases: Vec<(&str, &str)> = popped.jobs.iter().map(|j| (j.id.as_str(), j.token.as_str())).collect();
     assert_eq!(
         q.client.extend("q", Duration::from_secs(60), &leases).await.unwrap(),
@@ -15,12 +19,21 @@ async fn extend_renews_many_leases_in_one_call() {
     let job = q.client.job("q", leases[0].0).await.unwrap();
     let deadline = job.state_since_ms.unwrap();
     assert!(deadline - popped.now_ms >= 59_000, "lease now ends ~60s out");
-    // The reaper does not touch renewed leases.
-    tokio::time::sleep(Duration::from_millis(300)).await; // outlive the original 200ms lease
+    // The reaper does not touch renewed leases. The wait outlives the original 200 ms lease;
+    // it cannot be an event, since the check is that the renewed jobs are not taken back.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         q.client.reap("q", Duration::from_millis(1), 100).await.unwrap(),
-        Some((0, 0))
+        Some((1, 0)),
+        "only the control, whose lease was not renewed, is taken back"
     );
+    assert_eq!(
+        q.client.job("q", &control.jobs[0].id).await.unwrap().state,
+        queue::JobState::Pending
+    );
+    for (id, _) in &leases {
+        assert_eq!(q.client.job("q", id).await.unwrap().state, queue::JobState::Active);
+    }
 }
 
 #[tokio::test]

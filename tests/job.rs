@@ -78,5 +78,6 @@ async fn looking_a_pending_job_up_does_not_search_the_pending_list() {
         "info",
         "config|resetstat",
     ];
+    assert!(called.contains(&"evalsha"), "the lookup is counted: {called:?}");
     assert!(called.iter().all(|c| constant.contains(c)), "{called:?}");
 }

@@ -7,7 +7,7 @@ use queue::{
 };
 use throwaway_redis::{Options, RedisServer};
 
-use crate::support::{bin, eventually, spawn_worker, Process};
+use crate::support::{bin, eventually, run_with_deadline, spawn_worker, Process, RefusingPort};
 
 async fn admin(redis: &RedisServer) -> QueueClient {
     QueueClient::connect(&redis.url()).await.unwrap()
@@ -91,11 +91,11 @@ async fn the_documented_acl_rules_are_enough_for_clients_workers_and_the_cli() {
         vec!["job", "emails", "bad"],
         vec!["enqueue", "emails", "{}"],
     ] {
-        let out = Command::new(bin("queue-cli"))
-            .args(&args)
-            .env("QUEUE_REDIS_URL", &url)
-            .output()
-            .unwrap();
+        let out = run_with_deadline(
+            Command::new(bin("queue-cli")).args(&args).env("QUEUE_REDIS_URL", &url),
+            "",
+            Duration::from_secs(60),
+        );
         assert!(
             out.status.success(),
             "{args:?}: {}",
@@ -151,11 +151,11 @@ async fn a_missing_permission_is_named() {
 /// A CA and a server certificate for 127.0.0.1, made with openssl.
 fn make_certificates(dir: &Path) {
     let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl");
+        let out = run_with_deadline(
+            Command::new("openssl").args(args).current_dir(dir),
+            "",
+            Duration::from_secs(60),
+        );
         assert!(
             out.status.success(),
             "openssl {args:?}: {}",
@@ -213,31 +213,41 @@ fn make_certificates(dir: &Path) {
 async fn works_over_tls_with_a_private_ca() {
     let certs = tempfile::tempdir().unwrap();
     make_certificates(certs.path());
-    let tls_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let file = |name: &str| certs.path().join(name).to_str().unwrap().to_owned();
-    // The plain port only tells the test harness that the server is up.
-    let _redis = RedisServer::start_with(Options {
-        args: vec![
-            "--tls-port".into(),
-            tls_port.to_string(),
-            "--tls-cert-file".into(),
-            file("server.crt"),
-            "--tls-key-file".into(),
-            file("server.key"),
-            "--tls-ca-cert-file".into(),
-            file("ca.crt"),
-            "--tls-auth-clients".into(),
-            "no".into(),
-            "--requirepass".into(),
-            "tls-secret".into(),
-        ],
-        ..Default::default()
-    })
-    .unwrap();
+    // The TLS port is one found free, which another process may take before redis-server binds
+    // it: then the server does not start, and the test tries again on another port.
+    let mut attempts = 0;
+    let (_redis, tls_port) = loop {
+        let tls_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // The plain port only tells the test harness that the server is up.
+        let started = RedisServer::start_with(Options {
+            args: vec![
+                "--tls-port".into(),
+                tls_port.to_string(),
+                "--tls-cert-file".into(),
+                file("server.crt"),
+                "--tls-key-file".into(),
+                file("server.key"),
+                "--tls-ca-cert-file".into(),
+                file("ca.crt"),
+                "--tls-auth-clients".into(),
+                "no".into(),
+                "--requirepass".into(),
+                "tls-secret".into(),
+            ],
+            ..Default::default()
+        });
+        attempts += 1;
+        match started {
+            Ok(redis) => break (redis, tls_port),
+            Err(error) if attempts < 5 => eprintln!("redis-server with TLS on {tls_port}: {error}; again"),
+            Err(error) => panic!("redis-server with TLS did not start: {error}"),
+        }
+    };
     let url = format!("rediss://:tls-secret@127.0.0.1:{tls_port}");
     let options = ConnectOptions {
         tls_ca_file: Some(certs.path().join("ca.crt")),
@@ -270,20 +280,24 @@ async fn works_over_tls_with_a_private_ca() {
     assert!(worker.wait(Duration::from_secs(10)).await.success());
     assert!(!worker.output().contains("tls-secret"));
 
-    let stats = Command::new(bin("queue-cli"))
-        .args(["stats", "--json", "--tls-ca", &file("ca.crt")])
-        .env("QUEUE_REDIS_URL", &url)
-        .output()
-        .unwrap();
+    let stats = run_with_deadline(
+        Command::new(bin("queue-cli"))
+            .args(["stats", "--json", "--tls-ca", &file("ca.crt")])
+            .env("QUEUE_REDIS_URL", &url),
+        "",
+        Duration::from_secs(60),
+    );
     assert!(stats.status.success(), "{}", String::from_utf8_lossy(&stats.stderr));
     assert!(String::from_utf8_lossy(&stats.stdout).contains("\"processed\": 1"));
 
     // Without the CA, the server's certificate is not trusted: a clear error, not a hang.
-    let untrusted = Command::new(bin("queue-cli"))
-        .arg("queues")
-        .env("QUEUE_REDIS_URL", &url)
-        .output()
-        .unwrap();
+    let untrusted = run_with_deadline(
+        Command::new(bin("queue-cli"))
+            .arg("queues")
+            .env("QUEUE_REDIS_URL", &url),
+        "",
+        Duration::from_secs(60),
+    );
     let stderr = String::from_utf8_lossy(&untrusted.stderr);
     assert_eq!(untrusted.status.code(), Some(1), "{stderr}");
     assert!(
@@ -304,11 +318,8 @@ async fn works_over_tls_with_a_private_ca() {
 
 #[tokio::test]
 async fn passwords_stay_out_of_worker_logs() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let refusing = RefusingPort::new();
+    let port = refusing.port();
     let dir = tempfile::tempdir().unwrap();
     let mut command = Command::new(bin("queue-worker"));
     command
@@ -361,7 +372,7 @@ async fn every_path_runs_as_the_acl_user_big_sweeps_replays_and_purges_included(
     let held = |i: usize| [lease_of(i)];
     assert_eq!(client.extend("q", lease, &held(0)).await.unwrap(), [true]);
     let finished: Vec<(&str, &str)> = (0..100).map(lease_of).collect();
-    assert!(client.complete("q", &finished).await.unwrap().iter().all(|h| *h));
+    assert_eq!(client.complete("q", &finished).await.unwrap(), vec![true; 100]);
     assert_eq!(client.release("q", &held(100)).await.unwrap(), [true]);
     for i in 101..111 {
         let (id, token) = lease_of(i);

@@ -12,11 +12,13 @@ async fn bulk_is_all_or_none() {
     let bad = NewJob::new("k", &json!({"n": 2})).unwrap().priority(5000);
     let err = q.client.enqueue_bulk("q", [good.clone(), bad]).await.unwrap_err();
     assert!(matches!(err, Error::InvalidPriority(5000)), "{err}");
+    // Nothing of the bulk was written: not the good job, not even the queue's registration.
     let stats = q.client.stats("q").await;
-    assert!(
-        stats.is_err() || stats.unwrap().pending == 0,
-        "nothing of the bulk was written"
-    );
+    assert!(matches!(stats, Err(Error::UnknownQueue(_))), "{stats:?}");
+    use queue::fred::interfaces::KeysInterface;
+    let keys = q.client.keys("q").unwrap();
+    let count: i64 = q.client.redis().exists(keys.all().to_vec()).await.unwrap();
+    assert_eq!(count, 0, "no key of the queue written");
 
     let added = q.client.enqueue_bulk("q", vec![good; 3]).await.unwrap();
     assert_eq!(added.len(), 3);
@@ -165,6 +167,7 @@ async fn a_mixed_bulk_keeps_each_jobs_own_properties() {
         )
         .await
         .unwrap();
+    assert_eq!(added.len(), 5);
     assert!(added.iter().all(|e| e.created));
     assert_eq!(q.pop_ids(10).await, ["b", "c", "a", "d"]);
     let stats = q.client.stats("q").await.unwrap();
@@ -207,4 +210,53 @@ async fn a_prefix_with_a_colon_is_refused_so_prefixes_never_share_keys() {
     };
     assert_eq!(name, "a:b");
     assert!(reason.contains("':'"), "{reason}");
+}
+
+#[tokio::test]
+async fn run_at_times_before_1970_or_over_10_years_ahead_are_refused() {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let q = start().await;
+    let job = || NewJob::new("k", &json!({})).unwrap();
+    let year = Duration::from_secs(365 * 24 * 3600);
+    for (at, why) in [
+        (UNIX_EPOCH - Duration::from_secs(1), "run-at time is before 1970"),
+        (
+            SystemTime::now() + queue::MAX_DELAY + Duration::from_secs(3600),
+            "run-at time is more than 10 years ahead",
+        ),
+        (SystemTime::now() + 11 * year, "run-at time is more than 10 years ahead"),
+    ] {
+        let refused = q.client.enqueue("q", job().run_at(at)).await.unwrap_err();
+        assert!(
+            matches!(&refused, Error::InvalidDelay(reason) if reason == why),
+            "{refused:?}"
+        );
+        assert!(refused.to_string().starts_with("invalid delay: "), "{refused}");
+    }
+    let refused = q
+        .client
+        .enqueue("q", job().delay(queue::MAX_DELAY + Duration::from_secs(1)))
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().starts_with("invalid delay: "), "{refused}");
+    assert!(
+        matches!(q.client.stats("q").await, Err(Error::UnknownQueue(_))),
+        "nothing written"
+    );
+
+    // Inside the bounds: 9 years ahead waits until then; 1970 itself (in the past) means now.
+    let later = SystemTime::now() + 9 * year;
+    q.client.enqueue("q", job().id("later").run_at(later)).await.unwrap();
+    let job_later = q.client.job("q", "later").await.unwrap();
+    assert_eq!(job_later.state, queue::JobState::Scheduled);
+    let expected = later.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    assert!((job_later.run_at_ms.unwrap() - expected).abs() <= 1, "{job_later:?}");
+    q.client
+        .enqueue("q", job().id("epoch").run_at(UNIX_EPOCH))
+        .await
+        .unwrap();
+    assert_eq!(
+        q.client.job("q", "epoch").await.unwrap().state,
+        queue::JobState::Pending
+    );
 }

@@ -7,7 +7,7 @@ use std::{
 use queue::{Backoff, NewJob, QueueClient};
 use serde_json::json;
 
-use crate::support::{bin, start};
+use crate::support::{bin, run_with_deadline, start, RefusingPort};
 
 struct Run {
     code: Option<i32>,
@@ -20,18 +20,12 @@ fn cli(url: &str, args: &[&str]) -> Run {
 }
 
 fn cli_with_stdin(url: &str, args: &[&str], stdin: &str) -> Run {
-    use std::io::Write;
-    let mut child = Command::new(bin("queue-cli"))
+    let mut command = Command::new(bin("queue-cli"));
+    command
         .args(args)
         .env("QUEUE_REDIS_URL", url)
-        .env_remove("QUEUE_PREFIX")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let Output { status, stdout, stderr } = child.wait_with_output().unwrap();
+        .env_remove("QUEUE_PREFIX");
+    let Output { status, stdout, stderr } = run_with_deadline(&mut command, stdin, Duration::from_secs(120));
     let run = Run {
         code: status.code(),
         stdout: String::from_utf8(stdout).unwrap(),
@@ -179,15 +173,26 @@ async fn stats_watch_redraws_until_interrupted() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    // Lines are read on a thread, so that a CLI that stops printing fails the test in time
+    // instead of blocking it.
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(stdout) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
     let mut reports = 0;
-    let mut line = String::new();
     while reports < 3 {
-        line.clear();
-        assert!(
-            std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() > 0,
-            "output ended early"
-        );
+        let line = match lines.recv_timeout(Duration::from_secs(10)) {
+            Ok(line) => line.unwrap(),
+            Err(error) => {
+                let _ = child.kill();
+                panic!("no report within 10 s ({error}); {reports} so far");
+            }
+        };
         if line.starts_with('{') {
             reports += 1;
         }
@@ -369,10 +374,9 @@ async fn dead_list_retry_and_purge() {
             .unwrap();
     }
     let list = ok(cli(&url, &["dead", "list", "q"]));
-    assert!(
-        list.contains("| ID | ATTEMPTS | FAILED AT") || list.contains("| ID "),
-        "{list}"
-    );
+    let header = list.lines().find(|l| l.starts_with("| ID ")).expect("a header row");
+    let columns: Vec<&str> = header.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+    assert_eq!(columns, ["ID", "ATTEMPTS", "FAILED AT", "ERROR"], "{list}");
     for id in ["a", "b", "c"] {
         assert!(list.contains(&format!("{id} broke / second line")), "{list}");
     }
@@ -418,21 +422,42 @@ async fn pause_resume_queues_and_scripts() {
     assert_eq!(ok(cli(&url, &["resume", "a"])), "resumed a\n");
     assert!(!q.client.stats("a").await.unwrap().paused);
 
+    // One row per queue script: name, SHA1, loaded.
+    let rows = |table: &str| -> Vec<[String; 3]> {
+        table
+            .lines()
+            .filter(|l| l.starts_with("| queue."))
+            .map(|l| {
+                let cells: Vec<String> = l
+                    .split('|')
+                    .map(|c| c.trim().to_owned())
+                    .filter(|c| !c.is_empty())
+                    .collect();
+                cells
+                    .try_into()
+                    .unwrap_or_else(|cells| panic!("three cells: {cells:?}"))
+            })
+            .collect()
+    };
+    let mut expected: Vec<&str> = queue::Command::ALL.iter().map(|c| c.name()).collect();
+    expected.sort();
     let scripts = ok(cli(&url, &["scripts"]));
-    let push = q.client.scripts().get("queue.push").unwrap();
-    let row = scripts.lines().find(|l| l.contains("queue.push ")).unwrap().to_owned();
-    assert!(row.contains(push.sha1()) && row.contains("yes"), "{row}");
+    let before = rows(&scripts);
+    let mut names: Vec<&str> = before.iter().map(|[name, _, _]| name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, expected, "{scripts}");
+    for [name, sha1, _] in &before {
+        assert_eq!(sha1, q.client.scripts().get(name).unwrap().sha1(), "{name}");
+    }
+    let loaded = |rows: &[[String; 3]], name: &str| rows.iter().find(|[n, _, _]| n == name).unwrap()[2].clone();
+    assert_eq!(loaded(&before, "queue.push"), "yes", "{scripts}");
     let _: () = queue::fred::interfaces::LuaInterface::script_flush(q.client.redis(), false)
         .await
         .unwrap();
     let scripts = ok(cli(&url, &["scripts"]));
-    assert!(
-        scripts
-            .lines()
-            .filter(|l| l.contains("queue."))
-            .all(|l| l.contains("| no ")),
-        "{scripts}"
-    );
+    let after = rows(&scripts);
+    assert_eq!(after.len(), expected.len(), "{scripts}");
+    assert!(after.iter().all(|[_, _, loaded]| loaded == "no"), "{scripts}");
 }
 
 #[tokio::test]
@@ -473,11 +498,8 @@ async fn errors_are_one_clear_line_with_a_non_zero_exit() {
 
 #[tokio::test]
 async fn an_unreachable_redis_is_named_with_the_password_masked() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let refusing = RefusingPort::new();
+    let port = refusing.port();
     let url = format!("redis://ops:hunter2@127.0.0.1:{port}");
     let line = error_line(cli(&url, &["stats"]));
     assert_eq!(

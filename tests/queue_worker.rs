@@ -4,7 +4,7 @@ use std::{path::Path, process::Command, time::Duration};
 use queue::{Backoff, JobState, NewJob, QueueClient};
 use serde_json::json;
 
-use crate::support::{bin, eventually, start, Process};
+use crate::support::{bin, eventually, start, Process, RefusingPort};
 
 fn worker(url: &str, dir: &Path, name: &str, args: &[&str]) -> Process {
     let mut command = Command::new(bin("queue-worker"));
@@ -210,25 +210,38 @@ async fn a_worker_killed_mid_job_has_its_job_finished_by_another_after_the_lease
 #[tokio::test]
 async fn a_worker_started_before_redis_waits_for_it() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("redis://127.0.0.1:{port}");
-    let mut w = worker(&url, dir.path(), "w", &["--queue", "q", "--exec", r#"touch "$D/ran""#]);
-    eventually(
-        "the worker to report Redis unreachable",
-        Duration::from_secs(10),
-        || async { w.output().contains("Redis not reachable").then_some(()) },
-    )
-    .await;
-    assert!(w.child.try_wait().unwrap().is_none(), "still running");
-    let redis = throwaway_redis::RedisServer::start_with(throwaway_redis::Options {
-        port: Some(port),
-        ..Default::default()
-    })
-    .unwrap();
+    let mut attempts = 0;
+    let (mut w, redis) = loop {
+        // The port is held (connections refused) until redis-server is about to bind it; if
+        // another process takes it in that moment, the server does not start and the test
+        // starts over on another port.
+        let refusing = RefusingPort::new();
+        let port = refusing.port();
+        let url = format!("redis://127.0.0.1:{port}");
+        let mut w = worker(
+            &url,
+            dir.path(),
+            &format!("w{attempts}"),
+            &["--queue", "q", "--exec", r#"touch "$D/ran""#],
+        );
+        eventually(
+            "the worker to report Redis unreachable",
+            Duration::from_secs(10),
+            || async { w.output().contains("Redis not reachable").then_some(()) },
+        )
+        .await;
+        assert!(w.child.try_wait().unwrap().is_none(), "still running");
+        drop(refusing);
+        attempts += 1;
+        match throwaway_redis::RedisServer::start_with(throwaway_redis::Options {
+            port: Some(port),
+            ..Default::default()
+        }) {
+            Ok(redis) => break (w, redis),
+            Err(error) if attempts < 5 => eprintln!("redis-server on {port}: {error}; again"),
+            Err(error) => panic!("redis-server did not start: {error}"),
+        }
+    };
     let client = QueueClient::connect(&redis.url()).await.unwrap();
     client.enqueue("q", NewJob::new("k", &1).unwrap()).await.unwrap();
     file_appears(&dir.path().join("ran")).await;

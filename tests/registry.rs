@@ -5,6 +5,12 @@ use queue::{
 
 use crate::support::start;
 
+/// Whether each defined script is in Redis's script cache, in definition order.
+async fn loaded_flags(registry: &ScriptRegistry, q: &crate::support::TestQueue) -> Vec<bool> {
+    let loaded = registry.loaded(q.client.redis()).await.unwrap();
+    loaded.iter().map(|(_, loaded)| *loaded).collect()
+}
+
 const INCR_BY: &str = "return redis.call('INCRBY', KEYS[1], ARGV[1])";
 
 #[tokio::test]
@@ -73,31 +79,16 @@ async fn noscript_after_script_flush_is_recovered_for_a_single_call() {
     let registry = ScriptRegistry::new();
     registry.define("incr_by", KeyCount::Fixed(1), INCR_BY).unwrap();
     registry.preload(q.client.redis()).await.unwrap();
-    assert!(registry
-        .loaded(q.client.redis())
-        .await
-        .unwrap()
-        .iter()
-        .all(|(_, loaded)| *loaded));
+    assert_eq!(loaded_flags(&registry, &q).await, [true]);
     q.client.redis().script_flush(false).await.unwrap();
-    assert!(registry
-        .loaded(q.client.redis())
-        .await
-        .unwrap()
-        .iter()
-        .all(|(_, loaded)| !*loaded));
+    assert_eq!(loaded_flags(&registry, &q).await, [false]);
 
     let total: i64 = registry
         .run(q.client.redis(), "incr_by", &["c"], vec![3.into()])
         .await
         .unwrap();
     assert_eq!(total, 3);
-    assert!(registry
-        .loaded(q.client.redis())
-        .await
-        .unwrap()
-        .iter()
-        .all(|(_, loaded)| *loaded));
+    assert_eq!(loaded_flags(&registry, &q).await, [true]);
 
     // The queue's own scripts recover the same way.
     q.client.redis().script_flush(false).await.unwrap();
@@ -150,16 +141,19 @@ async fn noscript_inside_a_pipeline_is_recovered_with_every_call_run_once() {
 #[tokio::test]
 async fn the_queue_registers_its_scripts_in_the_public_registry() {
     let q = start().await;
-    let names: Vec<String> = q.client.scripts().list().iter().map(|s| s.name().to_owned()).collect();
-    for expected in [
-        "queue.push",
-        "queue.pop",
-        "queue.complete",
-        "queue.fail",
-        "queue.extend",
-        "queue.reap",
-        "queue.stats",
-    ] {
-        assert!(names.iter().any(|n| n == expected), "{expected} in {names:?}");
+    let mut names: Vec<String> = q.client.scripts().list().iter().map(|s| s.name().to_owned()).collect();
+    names.sort();
+    let mut expected: Vec<&str> = queue::Command::ALL.iter().map(|c| c.name()).collect();
+    expected.sort();
+    assert_eq!(names, expected, "every queue command, and nothing else");
+    for command in queue::Command::ALL {
+        let script = q.client.scripts().get(command.name()).unwrap();
+        assert_eq!(script.source(), command.source(), "{}", command.name());
+        assert_eq!(
+            script.keys(),
+            KeyCount::Fixed(queue::QUEUE_KEY_COUNT),
+            "{}",
+            command.name()
+        );
     }
 }

@@ -221,3 +221,139 @@ pub fn spawn_worker(worker: Worker) -> (CancellationToken, tokio::task::JoinHand
     let handle = tokio::spawn(worker.run(shutdown.clone()));
     (shutdown, handle)
 }
+
+/// Runs `command` to its end with `stdin` as its input, failing the test (and killing the
+/// command) if it has not exited within `timeout`: a hang is reported, not waited out.
+pub fn run_with_deadline(command: &mut std::process::Command, stdin: &str, timeout: Duration) -> std::process::Output {
+    use std::{
+        io::{Read, Write},
+        process::Stdio,
+    };
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let input = stdin.as_bytes().to_vec();
+    let mut pipe_in = child.stdin.take().expect("piped stdin");
+    let writer = std::thread::spawn(move || {
+        let _ = pipe_in.write_all(&input);
+    });
+    let reader = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = reader(Box::new(child.stdout.take().expect("piped stdout")));
+    let stderr = reader(Box::new(child.stderr.take().expect("piped stderr")));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{command:?} did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let _ = writer.join();
+    std::process::Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+/// A loopback port held for the test's duration by a socket that is bound but not listening:
+/// connections to it are refused, and no other process can take the port meanwhile (unlike a
+/// port found free, released, and hoped to stay free).
+pub struct RefusingPort {
+    fd: i32,
+    port: u16,
+}
+
+impl RefusingPort {
+    pub fn new() -> Self {
+        // SAFETY: plain socket calls on a socket this struct owns; the address structs are
+        // initialised before use.
+        unsafe {
+            // Close-on-exec: a child process must not inherit (and keep) the port.
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+            let mut addr: libc::sockaddr_in = std::mem::zeroed();
+            addr.sin_family = libc::AF_INET as libc::sa_family_t;
+            addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+            addr.sin_port = 0;
+            let size = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            let bound = libc::bind(fd, &addr as *const libc::sockaddr_in as *const libc::sockaddr, size);
+            assert_eq!(bound, 0, "bind: {}", std::io::Error::last_os_error());
+            let mut len = size;
+            let named = libc::getsockname(fd, &mut addr as *mut libc::sockaddr_in as *mut libc::sockaddr, &mut len);
+            assert_eq!(named, 0, "getsockname: {}", std::io::Error::last_os_error());
+            RefusingPort {
+                fd,
+                port: u16::from_be(addr.sin_port),
+            }
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for RefusingPort {
+    fn drop(&mut self) {
+        // SAFETY: closes the socket this struct owns, once.
+        unsafe {
+            libc::close(self.fd);
+        }
+    }
+}
+
+/// A small seeded random number generator (SplitMix64) for tests: the seed comes from the
+/// environment variable `var` when set, otherwise from the clock, and is printed so that a
+/// failing run can be repeated.
+pub struct TestRng(u64);
+
+impl TestRng {
+    pub fn from_env_or_clock(var: &str) -> Self {
+        let seed = std::env::var(var).ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+        eprintln!("random seed: {var}={seed}");
+        TestRng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+/// How many clients Redis has blocked in a blocking command (`blocked_clients` in INFO).
+pub async fn blocked_clients(client: &QueueClient) -> u32 {
+    use queue::fred::{interfaces::ClientLike, types::InfoKind};
+    let info: String = client.redis().info(Some(InfoKind::Clients)).await.unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("blocked_clients:"))
+        .expect("blocked_clients in INFO clients")
+        .trim()
+        .parse()
+        .unwrap()
+}

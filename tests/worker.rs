@@ -14,7 +14,7 @@ use queue::{
 use serde::{Deserialize, Serialize};
 use throwaway_redis::{Options, RedisServer};
 
-use crate::support::{eventually, spawn_worker, start};
+use crate::support::{blocked_clients, eventually, spawn_worker, start};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Task {
@@ -229,14 +229,17 @@ async fn the_concurrency_limit_is_never_exceeded() {
 }
 
 #[tokio::test]
-async fn weighted_queues_do_not_starve_the_lighter_one() {
+async fn weighted_queues_are_taken_in_proportion_to_their_weights() {
     let q = start().await;
+    // Both queues stay full for the whole count, so every fetch chooses between them.
+    const FETCHES: usize = 400;
     for queue in ["heavy", "light"] {
-        let jobs = (0..150).map(|n| NewJob::new("task", &Task { n }).unwrap());
+        let jobs = (0..FETCHES as u32 + 50).map(|n| NewJob::new("task", &Task { n }).unwrap());
         q.client.enqueue_bulk(queue, jobs).await.unwrap();
     }
     let order = Arc::new(Mutex::new(Vec::new()));
     let seen = order.clone();
+    // One slot: each fetch leases one job, from the first queue of its weighted order.
     let worker = Worker::builder(q.client.clone())
         .queue("heavy", 3)
         .queue("light", 1)
@@ -248,16 +251,22 @@ async fn weighted_queues_do_not_starve_the_lighter_one() {
         })
         .build();
     let (shutdown, handle) = spawn_worker(worker);
-    eventually("100 jobs run", Duration::from_secs(30), || async {
-        (order.lock().unwrap().len() >= 100).then_some(())
+    eventually(&format!("{FETCHES} jobs run"), Duration::from_secs(30), || async {
+        (order.lock().unwrap().len() >= FETCHES).then_some(())
     })
     .await;
     shutdown.cancel();
     handle.await.unwrap().unwrap();
-    let first: Vec<String> = order.lock().unwrap()[..100].to_vec();
+    let first: Vec<String> = order.lock().unwrap()[..FETCHES].to_vec();
     let light = first.iter().filter(|q| *q == "light").count();
-    // Expected 25 of 100; the bounds are more than 3.5 standard deviations away.
-    assert!((10..=45).contains(&light), "light queue got {light} of the first 100");
+    // The order draws at random (unseeded, inside the worker). Expected 100 of 400 (3:1); the
+    // bounds are 4 standard deviations (8.7) away. Equal weights would give 200 (strict order
+    // 0, inverted weights 300), each far outside them.
+    assert!(
+        (65..=135).contains(&light),
+        "light queue got {light} of the first {FETCHES}, heavy {}",
+        FETCHES - light
+    );
 }
 
 #[tokio::test]
@@ -342,6 +351,14 @@ async fn a_job_enqueued_into_an_idle_worker_wakes_it() {
     let (shutdown, handle) = spawn_worker(worker);
     processed(&q.client, "q", 1).await;
     for n in 1..=3 {
+        // The job must arrive while the worker is asleep on its wake-up list, not while it is
+        // still finishing the previous fetch round (which would find the job by itself).
+        eventually(
+            "the idle worker blocked on its wake-up list",
+            Duration::from_secs(10),
+            || async { (blocked_clients(&q.client).await == 1).then_some(()) },
+        )
+        .await;
         q.client
             .enqueue("q", NewJob::new("task", &Task { n }).unwrap())
             .await
@@ -365,21 +382,24 @@ async fn a_timeout_cancels_the_handler_and_fails_the_attempt() {
         .max_attempts(1)
         .timeout(Duration::from_millis(100));
     q.client.enqueue("q", job).await.unwrap();
-    let cancelled = Arc::new(AtomicUsize::new(0));
-    let seen = cancelled.clone();
+    let stopped = Arc::new(AtomicUsize::new(0));
+    let ran_to_the_end = Arc::new(AtomicUsize::new(0));
+    let token = Arc::new(Mutex::new(None));
+    let (seen_stop, seen_end, seen_token) = (stopped.clone(), ran_to_the_end.clone(), token.clone());
     let worker = Worker::builder(q.client.clone())
         .queue("q", 1)
         .handle("slow", move |_: (), ctx: JobContext| {
-            let seen = seen.clone();
+            let (stopped, ran_to_the_end, token) = (seen_stop.clone(), seen_end.clone(), seen_token.clone());
             async move {
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(30)) => {}
-                    _ = ctx.cancellation().cancelled() => { seen.fetch_add(1, Ordering::SeqCst); }
-                }
+                let _stopped = OnDrop(stopped);
+                *token.lock().unwrap() = Some(ctx.cancellation().clone());
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                ran_to_the_end.fetch_add(1, Ordering::SeqCst);
                 Ok(())
             }
         })
         .build();
+    let started = Instant::now();
     let (shutdown, handle) = spawn_worker(worker);
     let job = eventually("the job in the dead letter", Duration::from_secs(10), || async {
         q.client
@@ -390,8 +410,16 @@ async fn a_timeout_cancels_the_handler_and_fails_the_attempt() {
     })
     .await;
     assert_eq!(job.last_error.as_deref(), Some("timed out after 100ms"));
+    // The handler was stopped (its future dropped) well before its 30 s sleep could end, and
+    // the token handed to it says why.
+    assert_eq!(stopped.load(Ordering::SeqCst), 1, "the handler was stopped");
+    assert_eq!(ran_to_the_end.load(Ordering::SeqCst), 0);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let token = token.lock().unwrap().clone().expect("the handler ran");
+    assert!(token.is_cancelled(), "ctx.cancellation() is cancelled on timeout");
     shutdown.cancel();
-    handle.await.unwrap().unwrap();
+    let report = handle.await.unwrap().unwrap();
+    assert_eq!((report.completed, report.dead), (0, 1));
 }
 
 #[tokio::test]
@@ -484,7 +512,9 @@ async fn a_lost_lease_cancels_the_job_and_its_late_result_is_refused() {
     // Steal the job as if the worker had stalled: a second consumer's attempt replaces its token.
     use queue::fred::interfaces::HashesInterface;
     let keys = q.client.keys("q").unwrap();
-    let _: i64 = q.client.redis().hset(&keys.all()[8], ("j", "stolen")).await.unwrap();
+    let tokens = &keys.all()[8];
+    let workers_token: String = q.client.redis().hget(tokens, "j").await.unwrap();
+    let _: i64 = q.client.redis().hset(tokens, ("j", "stolen")).await.unwrap();
     // The worker's next heartbeat sees the lease gone and cancels the handler (the handler
     // only returns when cancelled); its result is never recorded.
     tokio::time::timeout(Duration::from_secs(10), async {
@@ -503,6 +533,69 @@ async fn a_lost_lease_cancels_the_job_and_its_late_result_is_refused() {
         (first.state, first.attempts),
         "nothing recorded by the old worker"
     );
+    // A late result under the old worker's token, as a worker that missed the cancellation
+    // would send it, is refused and changes nothing.
+    assert_eq!(q.client.complete("q", &[("j", &workers_token)]).await.unwrap(), [false]);
+    let late_fail = q.client.fail("q", "j", &workers_token, "late", false).await;
+    assert!(
+        matches!(late_fail, Err(queue::Error::LeaseLost { .. })),
+        "{late_fail:?}"
+    );
+    let after = q.client.job("q", "j").await.unwrap();
+    assert_eq!(
+        (after.state, after.attempts, after.last_error),
+        (JobState::Active, 1, None)
+    );
+    assert_eq!(q.client.stats("q").await.unwrap().processed, 0);
+}
+
+#[tokio::test]
+async fn a_completion_sent_after_the_lease_was_lost_is_refused() {
+    // The handler finishes after its lease was taken over but before the worker's heartbeat
+    // (every 10 s with a 30 s lease) could notice: the worker does send its completion, and the
+    // token check refuses it.
+    let q = start().await;
+    q.client
+        .enqueue("q", NewJob::new("slow", &()).unwrap().id("j"))
+        .await
+        .unwrap();
+    let (release_tx, release_rx) = tokio::sync::watch::channel(false);
+    let worker = Worker::builder(q.client.clone())
+        .queue("q", 1)
+        .handle("slow", move |_: (), _ctx: JobContext| {
+            let mut released = release_rx.clone();
+            async move {
+                // Ignores cancellation on purpose: a handler that just runs to its end.
+                released.wait_for(|r| *r).await.unwrap();
+                Ok(())
+            }
+        })
+        .build();
+    let (shutdown, handle) = spawn_worker(worker);
+    eventually("the job leased", Duration::from_secs(10), || async {
+        q.client
+            .job("q", "j")
+            .await
+            .ok()
+            .filter(|j| j.state == JobState::Active)
+    })
+    .await;
+    use queue::fred::interfaces::HashesInterface;
+    let keys = q.client.keys("q").unwrap();
+    let _: i64 = q.client.redis().hset(&keys.all()[8], ("j", "stolen")).await.unwrap();
+    release_tx.send(true).unwrap();
+    // Shutting down waits for the handler and for its completion to be sent and answered.
+    shutdown.cancel();
+    let report = handle.await.unwrap().unwrap();
+    assert_eq!(report.completed, 0, "the late completion was refused");
+    let job = q.client.job("q", "j").await.unwrap();
+    assert_eq!(
+        (job.state, job.attempts),
+        (JobState::Active, 1),
+        "still the new holder's"
+    );
+    let stats = q.client.stats("q").await.unwrap();
+    assert_eq!((stats.processed, stats.completed), (0, 0));
 }
 
 #[tokio::test]
@@ -559,7 +652,6 @@ async fn a_redis_restart_mid_run_loses_no_job() {
 
 #[tokio::test]
 async fn a_stopped_worker_leaves_no_blocked_connection_to_steal_wake_ups() {
-    use queue::fred::{interfaces::ClientLike, types::InfoKind};
     let q = start().await;
     q.client
         .enqueue("q", NewJob::new("task", &Task { n: 0 }).unwrap())
@@ -571,15 +663,7 @@ async fn a_stopped_worker_leaves_no_blocked_connection_to_steal_wake_ups() {
         .build();
     let (shutdown, handle) = spawn_worker(worker);
     processed(&q.client, "q", 1).await;
-    let blocked = || async {
-        let info: String = q.client.redis().info(Some(InfoKind::Clients)).await.unwrap();
-        info.lines()
-            .find_map(|l| l.strip_prefix("blocked_clients:"))
-            .unwrap()
-            .trim()
-            .parse::<u32>()
-            .unwrap()
-    };
+    let blocked = || blocked_clients(&q.client);
     eventually(
         "the idle worker blocked on its wake-up list",
         Duration::from_secs(10),
