@@ -208,7 +208,7 @@ impl Envelope {
 }
 
 /// A job to enqueue: kind, payload and options. Build it, then pass it to
-/// [`Queue::enqueue`](crate::Queue::enqueue) or [`Queue::enqueue_bulk`](crate::Queue::enqueue_bulk).
+/// [`QueueClient::enqueue`](crate::QueueClient::enqueue) or [`QueueClient::enqueue_bulk`](crate::QueueClient::enqueue_bulk).
 ///
 /// ```
 /// use queue_core::{Backoff, NewJob};
