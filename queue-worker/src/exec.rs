@@ -8,10 +8,10 @@ use tokio::{
 
 use crate::{JobContext, JobError, JobResult};
 
-/// The worker's own settings (read by `queue-worker`, see `cli.rs`), removed from every
-/// command's environment: the Redis URL can hold a password, and a failing command could
-/// print it into the job's stored error.
-pub(crate) const WORKER_ENV: [&str; 3] = ["QUEUE_REDIS_URL", "QUEUE_PREFIX", "QUEUE_TLS_CA"];
+/// The environment variables holding the worker's own settings (read by the `queue-worker`
+/// binary), which [`ExecHandler`] removes from every command's environment: the Redis URL can
+/// hold a password, and a failing command could print it into the job's stored error.
+pub const WORKER_ENV: [&str; 3] = ["QUEUE_REDIS_URL", "QUEUE_PREFIX", "QUEUE_TLS_CA"];
 
 /// How much of a failed command's stderr is kept as the job's error.
 const STDERR_TAIL_LINES: usize = 20;

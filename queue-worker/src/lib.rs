@@ -1,14 +1,14 @@
 //! The worker runtime: typed async handlers, a concurrency limit, leases renewed by one
-//! heartbeat, the reaper, wake-ups instead of polling, and graceful shutdown. Also the
-//! `queue-worker` binary's code ([`cli`]), which runs any program as a handler.
+//! heartbeat, the reaper, wake-ups instead of polling, and graceful shutdown, and
+//! [`ExecHandler`], which runs any program as a handler (the `queue-worker` binary's handler,
+//! in the `queue-worker-cli` package).
 #![deny(missing_docs)]
 
-pub mod cli;
 mod exec;
 mod handler;
 mod worker;
 
-pub use exec::ExecHandler;
+pub use exec::{ExecHandler, WORKER_ENV};
 pub use handler::{JobContext, JobError, JobResult};
 pub use tokio_util::sync::CancellationToken;
 pub use worker::{QueueOrder, Worker, WorkerBuilder, WorkerReport};
