@@ -2,7 +2,7 @@
 //! heartbeat, the reaper, wake-ups instead of polling, and graceful shutdown, and
 //! [`ExecHandler`], which runs any program as a handler (the `queue-worker` binary's handler,
 //! in the `queue-worker-cli` package).
-#![deny(missing_docs)]
+#![deny(missing_docs, missing_debug_implementations)]
 
 mod exec;
 mod handler;

@@ -1,5 +1,5 @@
 //! What a worker is made of: its settings and handlers, as the builder collects them.
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, fmt, time::Duration};
 
 use queue_core::QueueClient;
 use serde::de::DeserializeOwned;
@@ -41,11 +41,13 @@ pub enum QueueOrder {
 /// worker.run(queue_worker::shutdown_on_signals()).await?;
 /// # Ok(()) }
 /// ```
+#[derive(Debug)]
 pub struct WorkerBuilder {
     worker: Worker,
 }
 
 /// What the builder sets and the running worker reads.
+#[derive(Debug)]
 pub(super) struct Settings {
     pub(super) queues: Vec<(String, u32)>,
     pub(super) order: QueueOrder,
@@ -67,6 +69,17 @@ impl Handlers {
     /// The handler that runs jobs of `kind`.
     pub(super) fn for_kind(&self, kind: &str) -> Option<ErasedHandler> {
         self.by_kind.get(kind).or(self.fallback.as_ref()).cloned()
+    }
+}
+
+impl fmt::Debug for Handlers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut kinds: Vec<&str> = self.by_kind.keys().map(String::as_str).collect();
+        kinds.sort_unstable();
+        f.debug_struct("Handlers")
+            .field("kinds", &kinds)
+            .field("fallback", &self.fallback.is_some())
+            .finish()
     }
 }
 

@@ -37,6 +37,16 @@ pub struct Worker {
     handlers: Handlers,
 }
 
+// Leaves out the client, which has no Debug of its own.
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("settings", &self.settings)
+            .field("handlers", &self.handlers)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A running worker: what its tasks share.
 struct Runtime {
     client: QueueClient,

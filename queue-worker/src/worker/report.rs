@@ -15,7 +15,7 @@ pub struct WorkerReport {
 }
 
 /// The report's figures while the worker runs: the job tasks and the acker add to them.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(super) struct Counters {
     pub(super) completed: AtomicU64,
     pub(super) retried: AtomicU64,
