@@ -8,11 +8,6 @@ use tokio::{
 
 use crate::{JobContext, JobError, JobResult};
 
-/// The worker's own settings (read by `queue-worker`, see `cli.rs`), removed from every
-/// command's environment: the Redis URL can hold a password, and a failing command could
-/// print it into the job's stored error.
-pub(crate) const WORKER_ENV: [&str; 3] = queue_core::env::ALL;
-
 /// How much of a failed command's stderr is kept as the job's error.
 const STDERR_TAIL_LINES: usize = 20;
 const STDERR_TAIL_BYTES: usize = 4 * 1024;
@@ -62,7 +57,7 @@ impl ExecHandler {
             .stdout(Stdio::inherit())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        for name in WORKER_ENV {
+        for name in queue_core::env::ALL {
             command.env_remove(name);
         }
         #[cfg(unix)]

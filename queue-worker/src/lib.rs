@@ -1,9 +1,9 @@
 //! The worker runtime: typed async handlers, a concurrency limit, leases renewed by one
-//! heartbeat, the reaper, wake-ups instead of polling, and graceful shutdown. Also the
-//! `queue-worker` binary's code ([`cli`]), which runs any program as a handler.
-#![deny(missing_docs)]
+//! heartbeat, the reaper, wake-ups instead of polling, and graceful shutdown, and
+//! [`ExecHandler`], which runs any program as a handler (the `queue-worker` binary's handler,
+//! in the `queue-worker-cli` package).
+#![deny(missing_docs, missing_debug_implementations)]
 
-pub mod cli;
 mod exec;
 mod handler;
 mod worker;

@@ -1,10 +1,13 @@
-//! The `queue-worker` binary: runs a command per job, so handlers can be written in any language.
-use std::{process::ExitCode, time::Duration};
+//! The `queue-worker` binary's code: runs a command per job, so handlers can be written in any
+//! language. The binary only parses the command line and calls [`run`]; services that embed a
+//! worker depend on the runtime (`queue-worker`) and never compile this command line.
+#![deny(missing_docs)]
+
+use std::time::Duration;
 
 use clap::Parser;
 use queue_core::{ConnectOptions, QueueConfig};
-
-use crate::{connect_when_available, shutdown_on_signals, ExecHandler, QueueOrder, Worker};
+use queue_worker::{connect_when_available, shutdown_on_signals, ExecHandler, QueueOrder, Worker};
 
 /// Runs jobs from Redis queues by executing a command per job.
 ///
@@ -55,9 +58,8 @@ pub struct Args {
     pub tls_ca: Option<std::path::PathBuf>,
 }
 
-/// Parses the arguments, runs the worker until a signal, and maps errors to an exit code.
-pub fn main() -> ExitCode {
-    let args = Args::parse();
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`), in colour only on a terminal.
+pub fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -66,20 +68,6 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("queue-worker: cannot start the async runtime: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("queue-worker: {error:#}");
-            ExitCode::from(2)
-        }
-    }
 }
 
 /// Runs the worker described by `args` until SIGTERM or SIGINT.
@@ -154,7 +142,7 @@ mod tests {
             if let Some(name) = arg.get_env() {
                 let name = name.to_str().unwrap();
                 assert!(
-                    crate::exec::WORKER_ENV.contains(&name),
+                    queue_core::env::ALL.contains(&name),
                     "{name} is read by queue-worker but passed on to --exec commands"
                 );
             }

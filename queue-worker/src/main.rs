@@ -1,3 +1,0 @@
-fn main() -> std::process::ExitCode {
-    queue_worker::cli::main()
-}

@@ -1,0 +1,196 @@
+//! What a worker is made of: its settings and handlers, as the builder collects them.
+use std::{collections::HashMap, fmt, time::Duration};
+
+use queue_core::QueueClient;
+use serde::de::DeserializeOwned;
+
+use super::Worker;
+use crate::handler::{self, ErasedHandler, JobContext, JobResult};
+
+/// How the worker picks among its queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueOrder {
+    /// Always the first queue that has work, in the order given.
+    Strict,
+    /// Each fetch orders the queues at random in proportion to their weights, so a busy
+    /// high-weight queue never starves the others.
+    Weighted,
+}
+
+/// Builds a [`Worker`].
+///
+/// ```no_run
+/// use queue_worker::{JobContext, JobError, Worker};
+/// use std::time::Duration;
+///
+/// #[derive(serde::Deserialize)]
+/// struct Email { to: String }
+///
+/// # async fn demo(client: queue_core::QueueClient) -> queue_core::Result<()> {
+/// let worker = Worker::builder(client)
+///     .queue("emails", 1)
+///     .concurrency(20)
+///     .handle("send_email", |email: Email, ctx: JobContext| async move {
+///         if email.to.is_empty() {
+///             return Err(JobError::permanent("no recipient"));
+///         }
+///         println!("sending to {} (attempt {})", email.to, ctx.attempt());
+///         Ok(())
+///     })
+///     .build();
+/// worker.run(queue_worker::shutdown_on_signals()).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct WorkerBuilder {
+    worker: Worker,
+}
+
+/// What the builder sets and the running worker reads.
+#[derive(Debug)]
+pub(super) struct Settings {
+    pub(super) queues: Vec<(String, u32)>,
+    pub(super) order: QueueOrder,
+    pub(super) concurrency: usize,
+    pub(super) lease: Duration,
+    pub(super) shutdown_timeout: Duration,
+    pub(super) reap_interval: Duration,
+    pub(super) job_timeout: Option<Duration>,
+    pub(super) idle_recheck: Duration,
+}
+
+/// The handlers by job kind, and the one for kinds without their own.
+pub(super) struct Handlers {
+    by_kind: HashMap<String, ErasedHandler>,
+    fallback: Option<ErasedHandler>,
+}
+
+impl Handlers {
+    /// The handler that runs jobs of `kind`.
+    pub(super) fn for_kind(&self, kind: &str) -> Option<ErasedHandler> {
+        self.by_kind.get(kind).or(self.fallback.as_ref()).cloned()
+    }
+}
+
+impl fmt::Debug for Handlers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut kinds: Vec<&str> = self.by_kind.keys().map(String::as_str).collect();
+        kinds.sort_unstable();
+        f.debug_struct("Handlers")
+            .field("kinds", &kinds)
+            .field("fallback", &self.fallback.is_some())
+            .finish()
+    }
+}
+
+impl Worker {
+    /// Starts building a worker on `client`.
+    pub fn builder(client: QueueClient) -> WorkerBuilder {
+        WorkerBuilder {
+            worker: Worker {
+                client,
+                settings: Settings {
+                    queues: Vec::new(),
+                    order: QueueOrder::Strict,
+                    concurrency: 10,
+                    lease: Duration::from_secs(30),
+                    shutdown_timeout: Duration::from_secs(10),
+                    reap_interval: Duration::from_secs(5),
+                    job_timeout: None,
+                    idle_recheck: Duration::from_secs(5),
+                },
+                handlers: Handlers {
+                    by_kind: HashMap::new(),
+                    fallback: None,
+                },
+            },
+        }
+    }
+}
+
+impl WorkerBuilder {
+    /// Adds a queue with a weight (used with [`QueueOrder::Weighted`]; with `Strict`, the order
+    /// of the calls is the priority).
+    pub fn queue(mut self, name: impl Into<String>, weight: u32) -> Self {
+        self.worker.settings.queues.push((name.into(), weight.max(1)));
+        self
+    }
+
+    /// How to choose among queues (default `Strict`).
+    pub fn order(mut self, order: QueueOrder) -> Self {
+        self.worker.settings.order = order;
+        self
+    }
+
+    /// How many jobs run at once (default 10).
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.worker.settings.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// Lease per attempt, renewed every third of it while the handler runs (default 30 s).
+    /// A worker that dies loses its jobs' leases after at most this long.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.worker.settings.lease = lease.max(Duration::from_millis(100));
+        self
+    }
+
+    /// How long in-flight jobs may finish after a shutdown signal (default 10 s); the rest go
+    /// back to pending without counting an attempt. Handing them back and recording the last
+    /// results then gets at most 5 s more (the lease, if shorter), even while Redis is down:
+    /// what is not recorded by then is logged, and those jobs return when their leases expire.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.worker.settings.shutdown_timeout = timeout;
+        self
+    }
+
+    /// How often the fleet sweeps expired leases (default 5 s; one sweep per interval in all).
+    pub fn reap_interval(mut self, interval: Duration) -> Self {
+        self.worker.settings.reap_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Time limit per attempt for jobs that do not set their own (default none).
+    pub fn job_timeout(mut self, timeout: Duration) -> Self {
+        self.worker.settings.job_timeout = Some(timeout);
+        self
+    }
+
+    /// How often an idle worker looks again without being woken (default 5 s): a safety net
+    /// for wake-ups lost with a dropped connection, not the way work is found.
+    pub fn idle_recheck(mut self, interval: Duration) -> Self {
+        self.worker.settings.idle_recheck = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Runs jobs of `kind` with a typed payload. A payload that does not decode into `T` goes
+    /// to the dead letter with the decode error.
+    pub fn handle<T, F, Fut>(mut self, kind: impl Into<String>, handler: F) -> Self
+    where
+        T: DeserializeOwned + Send + 'static,
+        F: Fn(T, JobContext) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = JobResult> + Send + 'static,
+    {
+        self.worker
+            .handlers
+            .by_kind
+            .insert(kind.into(), handler::typed(handler));
+        self
+    }
+
+    /// Runs every job whose kind has no handler of its own (the payload is left to the handler:
+    /// see [`JobContext::envelope`]). Without it, such jobs go to the dead letter.
+    pub fn fallback<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: Fn(JobContext) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = JobResult> + Send + 'static,
+    {
+        self.worker.handlers.fallback = Some(handler::raw(handler));
+        self
+    }
+
+    /// The worker.
+    pub fn build(self) -> Worker {
+        self.worker
+    }
+}

@@ -1,0 +1,189 @@
+//! Fetching: batches sized to the free slots, from the queues in the worker's order, two
+//! rounds in flight, and sleeping until woken when there is nothing to do.
+use std::{sync::Arc, time::Duration};
+
+use futures_util::{stream::FuturesUnordered, StreamExt};
+use queue_core::{Error, Leased, Popped, RequestId};
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore},
+    task::JoinSet,
+    time::{sleep, sleep_until, Instant},
+};
+use tracing::warn;
+
+use super::{builder::Settings, retry::RetryDelay, QueueOrder, Runtime};
+
+/// Fetch rounds in flight at once: while one round's jobs are being started, the next round is
+/// already queued in Redis, so Redis does not wait for the worker between fetches.
+const FETCHES_IN_FLIGHT: usize = 2;
+
+/// What one fetch round brought back, with the slots it was given.
+struct Round {
+    leased: Vec<(String, Leased)>,
+    permits: Vec<OwnedSemaphorePermit>,
+    next_due: Option<Instant>,
+    /// The queue whose fetch failed, and why (the round stops there).
+    failed: Option<(String, Error)>,
+}
+
+impl Runtime {
+    /// Fetches and starts jobs until shutdown; returns the jobs still running.
+    pub(super) async fn fetch_until_shutdown(self: &Arc<Self>) -> JoinSet<()> {
+        let mut jobs = JoinSet::new();
+        let slots = Arc::new(Semaphore::new(self.settings.concurrency));
+        // A further round starts only with a fair share of the slots, so that batches stay large.
+        let further_round_slots = (self.settings.concurrency / 4).max(1);
+        let mut rounds = FuturesUnordered::new();
+        let mut retry = RetryDelay::default();
+        loop {
+            let wanted = if rounds.is_empty() { 1 } else { further_round_slots };
+            let can_start = rounds.len() < FETCHES_IN_FLIGHT && !self.shutdown.is_cancelled();
+            tokio::select! {
+                biased;
+                Some(round) = rounds.next() => {
+                    let Round { leased, mut permits, next_due, failed } = round;
+                    let leased_any = !leased.is_empty();
+                    for (queue, job) in leased {
+                        let permit = permits.pop().expect("never more jobs than permits");
+                        jobs.spawn(self.start(queue, job, permit));
+                    }
+                    drop(permits);
+                    while jobs.try_join_next().is_some() {}
+                    if let Some((queue, error)) = failed {
+                        let delay = retry.next();
+                        warn!(%error, queue, retry_in = ?delay, "cannot fetch jobs; retrying");
+                        tokio::select! {
+                            _ = sleep(delay) => {}
+                            _ = self.shutdown.cancelled() => {}
+                        }
+                        continue;
+                    }
+                    retry.reset();
+                    if leased_any || !rounds.is_empty() || self.shutdown.is_cancelled() {
+                        continue;
+                    }
+                    // Nothing to do: sleep until woken, due work, or the periodic recheck.
+                    let recheck = Instant::now() + self.settings.idle_recheck;
+                    let until = next_due.map_or(recheck, |due| due.min(recheck));
+                    self.idle.send_replace(true);
+                    tokio::select! {
+                        _ = self.wake.notified() => {}
+                        _ = sleep_until(until) => {}
+                        _ = self.shutdown.cancelled() => {}
+                    }
+                    self.idle.send_replace(false);
+                }
+                permits = take_slots(&slots, wanted), if can_start => {
+                    rounds.push(self.fetch_round(permits));
+                }
+                _ = self.shutdown.cancelled(), if rounds.is_empty() => return jobs,
+            }
+        }
+    }
+
+    /// Leases jobs for the given slots from the worker's queues, in the worker's order.
+    async fn fetch_round(&self, permits: Vec<OwnedSemaphorePermit>) -> Round {
+        let mut round = Round {
+            leased: Vec::new(),
+            permits,
+            next_due: None,
+            failed: None,
+        };
+        for queue in self.settings.queue_order() {
+            let wanted = round.permits.len() - round.leased.len();
+            if wanted == 0 {
+                break;
+            }
+            match self.pop(queue, wanted).await {
+                Ok(popped) => {
+                    if let (Some(due), false) = (popped.next_due_ms, popped.paused) {
+                        // Timed here, not by Redis: blocking timeouts there have a 100 ms resolution.
+                        let at = Instant::now() + Duration::from_millis((due - popped.now_ms).max(0) as u64 + 1);
+                        round.next_due = Some(round.next_due.map_or(at, |d| d.min(at)));
+                    }
+                    let jobs = popped.jobs.into_iter().map(|job| (queue.to_owned(), job));
+                    round.leased.extend(jobs);
+                }
+                Err(error) => {
+                    round.failed = Some((queue.to_owned(), error));
+                    break;
+                }
+            }
+        }
+        round
+    }
+
+    /// One fetch from `queue`. A fetch whose reply was lost (the connection dropped after Redis ran
+    /// it) is made again as the same request, which answers with the lease the first delivery
+    /// took: a new request would lease a second batch and leave the first to expire.
+    async fn pop(&self, queue: &str, wanted: usize) -> queue_core::Result<Popped> {
+        let request = RequestId::new();
+        let mut retry = RetryDelay::default();
+        let shutdown_timeout = self.settings.shutdown_timeout;
+        // Once the worker stops, a fetch stuck on a dead connection is not waited for past the
+        // shutdown timeout; if it did lease jobs, their lease expires and the reaper returns them.
+        let abandoned = async {
+            self.shutdown.cancelled().await;
+            sleep(shutdown_timeout).await;
+        };
+        tokio::pin!(abandoned);
+        loop {
+            let answer = tokio::select! {
+                answer = self.client.pop_with_request(queue, wanted, self.settings.lease, &request) => answer,
+                _ = &mut abandoned => Err(Error::Timeout(shutdown_timeout)),
+            };
+            match answer {
+                Err(error) if error.is_transient() && !self.shutdown.is_cancelled() => {
+                    let delay = retry.next();
+                    warn!(%error, queue, retry_in = ?delay, "cannot fetch jobs; retrying");
+                    tokio::select! {
+                        _ = sleep(delay) => {}
+                        _ = self.shutdown.cancelled() => {}
+                    }
+                }
+                answer => return answer,
+            }
+        }
+    }
+}
+
+/// At least `wanted` free slots (waiting for them), plus every other slot free right now.
+async fn take_slots(slots: &Arc<Semaphore>, wanted: usize) -> Vec<OwnedSemaphorePermit> {
+    let mut permits = Vec::with_capacity(wanted);
+    for _ in 0..wanted {
+        permits.push(slots.clone().acquire_owned().await.expect("semaphore never closed"));
+    }
+    while let Ok(permit) = slots.clone().try_acquire_owned() {
+        permits.push(permit);
+    }
+    permits
+}
+
+impl Settings {
+    /// The queues in the order of one fetch round.
+    fn queue_order(&self) -> Vec<&str> {
+        let names = || self.queues.iter().map(|(name, _)| name.as_str());
+        if self.order == QueueOrder::Strict || self.queues.len() == 1 {
+            return names().collect();
+        }
+        let mut pool: Vec<(&str, u32)> = self.queues.iter().map(|(n, w)| (n.as_str(), *w)).collect();
+        let mut order = Vec::with_capacity(pool.len());
+        while !pool.is_empty() {
+            let total: u32 = pool.iter().map(|(_, w)| w).sum();
+            let mut pick = rand::random_range(0..total);
+            let index = pool
+                .iter()
+                .position(|(_, w)| {
+                    if pick < *w {
+                        true
+                    } else {
+                        pick -= w;
+                        false
+                    }
+                })
+                .expect("pick < total");
+            order.push(pool.remove(index).0);
+        }
+        order
+    }
+}

@@ -1,0 +1,43 @@
+//! Renews the leases of the running attempts, and stops the attempts whose lease was lost.
+use std::sync::Arc;
+
+use tokio::time::sleep;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use super::{
+    in_flight::{as_pairs, by_queue},
+    Runtime,
+};
+
+impl Runtime {
+    /// One timer renews every lease this worker holds: one call per queue.
+    pub(super) async fn heartbeat(self: Arc<Self>, stop: CancellationToken) {
+        let every = self.settings.lease / 3;
+        loop {
+            tokio::select! {
+                _ = sleep(every) => {}
+                _ = stop.cancelled() => return,
+            }
+            let held = self.lock_in_flight().leases();
+            for (queue, batch) in by_queue(held) {
+                let pairs = as_pairs(&batch);
+                match self.client.extend(&queue, self.settings.lease, &pairs).await {
+                    Ok(held) => {
+                        let mut in_flight = self.lock_in_flight();
+                        for ((id, token), held) in batch.iter().zip(held) {
+                            if held {
+                                continue;
+                            }
+                            if let Some(job) = in_flight.remove(&queue, id, token) {
+                                warn!(queue, id, "lease lost (reaped after a stall?); cancelling the job");
+                                job.cancel.cancel();
+                            }
+                        }
+                    }
+                    Err(error) => warn!(%error, queue, "cannot renew leases; will retry at the next beat"),
+                }
+            }
+        }
+    }
+}

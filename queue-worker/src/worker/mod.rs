@@ -1,0 +1,67 @@
+//! The runtime: fetch in batches sized to the free slots, run handlers, settle each attempt
+//! with its lease token, renew leases, reap, shut down gracefully.
+//!
+//! A running worker is one [`Runtime`] that its tasks share: the fetch loop (`fetch.rs`), one
+//! task per job (`job.rs`) whose outcome `settle.rs` records, the heartbeat, the reaper, and a
+//! wake-up listener per queue (`wake.rs`). `run.rs` starts them and stops them in order.
+use std::sync::Mutex;
+
+use queue_core::QueueClient;
+use tokio::sync::{mpsc, watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+mod builder;
+mod fetch;
+mod heartbeat;
+mod in_flight;
+mod job;
+mod reaper;
+mod report;
+mod retry;
+mod run;
+mod settle;
+mod wake;
+
+pub use builder::{QueueOrder, WorkerBuilder};
+pub use report::WorkerReport;
+
+use builder::{Handlers, Settings};
+use in_flight::InFlightJobs;
+use report::Counters;
+use settle::Ack;
+
+/// A worker: runs handlers for jobs from its queues until its shutdown token is cancelled.
+pub struct Worker {
+    client: QueueClient,
+    settings: Settings,
+    handlers: Handlers,
+}
+
+// Leaves out the client, which has no Debug of its own.
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("settings", &self.settings)
+            .field("handlers", &self.handlers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A running worker: what its tasks share.
+struct Runtime {
+    client: QueueClient,
+    settings: Settings,
+    handlers: Handlers,
+    in_flight: Mutex<InFlightJobs>,
+    counters: Counters,
+    /// Completed attempts, for one task to record in batches.
+    acks: mpsc::UnboundedSender<Ack>,
+    /// Cancelled by the caller of [`Worker::run`]: no new jobs.
+    shutdown: CancellationToken,
+    /// Bounds retries of acknowledgements once the worker is done.
+    give_up: CancellationToken,
+    /// Wakes the idle fetch loop.
+    wake: Notify,
+    /// Whether the fetch loop waits for work: only then do the listeners block on Redis.
+    idle: watch::Sender<bool>,
+}

@@ -1,0 +1,143 @@
+//! Running a worker: its tasks started, then stopped in order at shutdown.
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use queue_core::Error;
+use tokio::{
+    sync::{mpsc, watch, Notify},
+    task::JoinSet,
+    time::{sleep_until, Instant},
+};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::{report::Counters, settle::Ack, wake::wake_client, Runtime, Worker, WorkerReport};
+
+/// The longest a shutdown takes after the shutdown timeout: the window to hand unfinished jobs
+/// back and to record the last results (the lease, if shorter).
+const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+fn shutdown_grace(lease: Duration) -> Duration {
+    lease.min(MAX_SHUTDOWN_GRACE)
+}
+
+impl Worker {
+    /// Runs until `shutdown` is cancelled, then stops fetching, lets in-flight jobs finish up
+    /// to the shutdown timeout, hands the rest back (within at most 5 s more), and returns.
+    /// Redis errors never end it: they are logged and retried with backoff.
+    pub async fn run(self, shutdown: CancellationToken) -> queue_core::Result<WorkerReport> {
+        if self.settings.queues.is_empty() {
+            return Err(Error::NoQueues);
+        }
+        for (queue, _) in &self.settings.queues {
+            queue_core::validate_name(queue)?;
+        }
+        let (acks, completions) = mpsc::unbounded_channel();
+        let runtime = Arc::new(Runtime {
+            client: self.client,
+            settings: self.settings,
+            handlers: self.handlers,
+            in_flight: Mutex::default(),
+            counters: Counters::default(),
+            acks,
+            shutdown,
+            give_up: CancellationToken::new(),
+            wake: Notify::new(),
+            idle: watch::Sender::new(false),
+        });
+        runtime.run(completions).await
+    }
+}
+
+impl Runtime {
+    async fn run(self: Arc<Self>, completions: mpsc::UnboundedReceiver<Ack>) -> queue_core::Result<WorkerReport> {
+        // Background tasks outlive the drain (leases must be renewed while jobs finish).
+        let background = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        tasks.spawn(self.clone().heartbeat(background.clone()));
+        tasks.spawn(self.clone().reaper(background.clone()));
+        let listeners = background.child_token();
+        for (queue, _) in &self.settings.queues {
+            let key = self.client.keys(queue)?.wake().to_owned();
+            let blocking = wake_client(self.client.redis())?;
+            tasks.spawn(self.clone().listen(blocking, key, listeners.clone()));
+        }
+        let jobs_ended = CancellationToken::new();
+        let acker = tokio::spawn(self.clone().record_completions(completions, jobs_ended.clone()));
+        info!(queues = ?self.settings.queues.iter().map(|q| &q.0).collect::<Vec<_>>(), concurrency = self.settings.concurrency, "worker started");
+        self.warn_if_evicting().await;
+
+        let jobs = self.fetch_until_shutdown().await;
+        listeners.cancel();
+        let deadline = self.drain(jobs).await;
+        jobs_ended.cancel();
+        let _ = acker.await;
+        background.cancel();
+        // A renewal or sweep can be stuck on a Redis that is down: they get what is left of the
+        // window (and a moment to close the wake-up connections), then they are stopped.
+        let background_deadline = deadline.max(Instant::now() + Duration::from_millis(100));
+        if tokio::time::timeout_at(background_deadline, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await
+        .is_err()
+        {
+            tasks.shutdown().await;
+        }
+        let report = self.counters.report();
+        info!(?report, "worker stopped");
+        Ok(report)
+    }
+
+    async fn warn_if_evicting(&self) {
+        match self.client.maxmemory_policy().await {
+            Ok(policy) if policy.starts_with("allkeys") => warn!(
+                policy,
+                "Redis may evict job data under maxmemory-policy {policy}: jobs can vanish; use noeviction \
+                 (or a volatile-* policy) for the queue's Redis"
+            ),
+            Ok(_) => {}
+            Err(error) => debug!(%error, "cannot read maxmemory-policy"),
+        }
+    }
+
+    /// Lets the running jobs finish up to the shutdown timeout, then stops the rest and hands
+    /// them back. Returns the end of the window that recording the last results gets.
+    async fn drain(&self, mut jobs: JoinSet<()>) -> Instant {
+        info!(
+            in_flight = jobs.len(),
+            "shutting down: no new jobs; waiting for in-flight jobs"
+        );
+        let drained = tokio::time::timeout(self.settings.shutdown_timeout, async {
+            while jobs.join_next().await.is_some() {}
+        })
+        .await
+        .is_ok();
+        // What is left (hand-backs, and failures and completions still to record) shares one
+        // bounded window, also while Redis is down. A job whose result never reaches Redis is
+        // not lost: its lease expires and the reaper returns it.
+        let deadline = Instant::now() + shutdown_grace(self.settings.lease);
+        let stop_recording = self.give_up.clone();
+        tokio::spawn(async move {
+            sleep_until(deadline).await;
+            stop_recording.cancel();
+        });
+        if !drained {
+            let unfinished = self.lock_in_flight().cancel_unfinished();
+            // Cancelled jobs end at once; finished ones may still be recording their failure.
+            let joined = tokio::time::timeout_at(deadline, async { while jobs.join_next().await.is_some() {} }).await;
+            if joined.is_err() {
+                warn!(
+                    jobs = jobs.len(),
+                    "could not record failures before the shutdown grace ended; the reaper retries those jobs \
+                     once their leases expire"
+                );
+                jobs.shutdown().await;
+            }
+            self.release(unfinished).await;
+        }
+        deadline
+    }
+}
