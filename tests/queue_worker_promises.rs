@@ -306,8 +306,6 @@ async fn a_prefix_keeps_its_queues_apart_from_the_default_ones() {
 }
 
 #[tokio::test]
-#[ignore = "library bug: the heartbeat renews leases of jobs whose completion was recorded a moment \
-            before, and logs each as `lease lost (reaped after a stall?); cancelling the job`"]
 async fn a_worker_that_lost_no_lease_does_not_say_it_did() {
     let q = start().await;
     let dir = tempfile::tempdir().unwrap();

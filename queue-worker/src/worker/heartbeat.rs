@@ -26,7 +26,10 @@ impl Runtime {
                     Ok(held) => {
                         let mut in_flight = self.lock_in_flight();
                         for ((id, token), held) in batch.iter().zip(held) {
-                            if held {
+                            // A finished attempt's lease ends with its own completion or failure,
+                            // which may have been recorded since this beat began; the settle
+                            // path says so if that lease really was lost.
+                            if held || in_flight.is_finished(&queue, id, token) {
                                 continue;
                             }
                             if let Some(job) = in_flight.remove(&queue, id, token) {

@@ -42,6 +42,11 @@ impl InFlightJobs {
             .filter(|job| job.token == token)
     }
 
+    /// Whether the attempt of `queue`/`id` leased with `token` is tracked and its handler returned.
+    pub(super) fn is_finished(&mut self, queue: &str, id: &str, token: &str) -> bool {
+        self.get_mut(queue, id, token).is_some_and(|job| job.finished)
+    }
+
     /// Stops tracking the attempt of `queue`/`id` if it is still the one leased with `token`.
     pub(super) fn remove(&mut self, queue: &str, id: &str, token: &str) -> Option<InFlight> {
         let jobs = self.by_queue.get_mut(queue)?;
