@@ -1,11 +1,11 @@
-//! A small service: two typed handlers (one of which refuses bad data for good), work enqueued
-//! in bulk, with priorities, a delay and a flaky job, then a worker that runs it all and shuts
-//! down gracefully (when the work is done, or on Ctrl-C / SIGTERM).
+//! A small service that both enqueues and works: two payload types and their handlers (one of
+//! which refuses bad data for good), work enqueued in bulk, with priorities, a delay and a
+//! flaky job, then a worker that runs until its queues are drained (or Ctrl-C / SIGTERM).
 //!
 //! Uses `QUEUE_REDIS_URL` when set; otherwise starts a throwaway redis-server.
 use std::time::Duration;
 
-use queue::{Backoff, JobContext, JobError, NewJob, QueueClient, Worker};
+use queue::{Backoff, JobContext, JobError, JobPayload, NewJob, QueueClient, Worker};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -14,10 +14,21 @@ struct Resize {
     width: u32,
 }
 
+impl JobPayload for Resize {
+    const KIND: &'static str = "resize";
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Email {
     to: String,
     subject: String,
+}
+
+impl JobPayload for Email {
+    const KIND: &'static str = "send_email";
+    fn options(job: NewJob) -> NewJob {
+        job.backoff(Backoff::fixed(Duration::from_millis(100)))
+    }
 }
 
 async fn resize(job: Resize, ctx: JobContext) -> Result<(), JobError> {
@@ -54,57 +65,36 @@ async fn main() -> anyhow::Result<()> {
 
     let mut images = Vec::new();
     for (i, width) in [640, 320, 0, 1280].into_iter().enumerate() {
-        let job = NewJob::new(
-            "resize",
-            &Resize {
-                image: format!("photo-{i}.jpg"),
-                width,
-            },
-        )?;
+        let job = NewJob::of(&Resize {
+            image: format!("photo-{i}.jpg"),
+            width,
+        });
         images.push(job.priority(if width > 1000 { 10 } else { 0 }));
     }
     let enqueued = client.enqueue_bulk("images", images).await?;
     println!("enqueued {} resize jobs in one atomic call", enqueued.len());
-    let retry_fast = Backoff::fixed(Duration::from_millis(100));
     for (to, subject, delay) in [
         ("ada@example.com", "welcome", Duration::ZERO),
         ("bob@flaky.example", "receipt", Duration::ZERO),
         ("cy@example.com", "reminder", Duration::from_millis(500)),
     ] {
-        let email = NewJob::new(
-            "send_email",
-            &Email {
-                to: to.into(),
-                subject: subject.into(),
-            },
-        )?;
-        client.enqueue("emails", email.delay(delay).backoff(retry_fast)).await?;
+        let email = NewJob::of(&Email {
+            to: to.into(),
+            subject: subject.into(),
+        });
+        client.enqueue("emails", email.delay(delay)).await?;
     }
     println!("enqueued 3 emails (one flaky, one delayed by 500ms)");
 
     let worker = Worker::builder(client.clone())
-        .queue("images", 1)
-        .queue("emails", 1)
+        .queue("images")
+        .queue("emails")
         .concurrency(4)
-        .handle("resize", resize)
-        .handle("send_email", send_email)
+        .handle(resize)
+        .handle(send_email)
         .build();
-    let shutdown = queue::shutdown_on_signals();
-    let running = tokio::spawn(worker.run(shutdown.clone()));
-
-    // Stop once everything has finished (completed or dead).
-    loop {
-        let (images, emails) = (client.stats("images").await?, client.stats("emails").await?);
-        if images.processed + images.dead == 4 && emails.processed == 3 {
-            break;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-            _ = shutdown.cancelled() => break,
-        }
-    }
-    shutdown.cancel();
-    let report = running.await??;
+    // Until nothing is left to run (completed or dead), or a signal.
+    let report = worker.run_until_drained(queue::shutdown_on_signals()).await?;
     println!("worker stopped gracefully: {report:?}");
 
     for queue in client.queues().await? {

@@ -4,11 +4,25 @@
 //! client, the envelope, the script registry) and the worker runtime ([`queue_worker`]).
 #![deny(missing_docs)]
 
-pub use queue_core::*;
+pub use queue_core::{
+    acl_rules, env, fred, redact_url, validate_job_id, validate_name, validate_prefix, Backoff, ConnectOptions,
+    DeadJob, DeadPage, Enqueued, Envelope, Error, FailOutcome, Job, JobPayload, JobState, Leased, NewJob, Popped,
+    QueueClient, QueueConfig, QueueStats, RequestId, Result, Retention, MAX_BULK_BYTES, MAX_BULK_JOBS, MAX_DELAY,
+    MAX_NAME_LEN, PRIORITY_RANGE,
+};
 pub use queue_worker::{
     connect_when_available, shutdown_on_signals, CancellationToken, ExecHandler, JobContext, JobError, JobResult,
     QueueOrder, Worker, WorkerBuilder, WorkerReport,
 };
+
+/// Below the client: the script registry, the queue's scripts and key layout, and INFO
+/// parsing. For tools and tests that call the scripts themselves; a service needs none of it.
+pub mod low_level {
+    pub use queue_core::{
+        info_field, queue_index, register_queue_scripts, Command, KeyCount, QueueKeys, Script, ScriptPipeline,
+        ScriptRegistry, QUEUE_KEY_COUNT, REQUIRED_COMMANDS,
+    };
+}
 
 /// The README's examples, compiled as doctests so they cannot drift from the API.
 #[cfg(doctest)]

@@ -14,13 +14,10 @@ use crate::support::{bin, eventually, run_with_deadline, spawn_worker, start, Pr
 async fn a_job_record_that_does_not_decode_goes_to_the_dead_letter_and_the_worker_goes_on() {
     let q = start().await;
     q.client
-        .enqueue("q", NewJob::new("task", &1).unwrap().id("corrupt").max_attempts(5))
+        .enqueue("q", NewJob::new("task", &1).id("corrupt").max_attempts(5))
         .await
         .unwrap();
-    q.client
-        .enqueue("q", NewJob::new("task", &2).unwrap().id("fine"))
-        .await
-        .unwrap();
+    q.client.enqueue("q", NewJob::new("task", &2).id("fine")).await.unwrap();
     let jobs_hash = q.client.keys("q").unwrap().all()[6].clone();
     let _: i64 = q
         .client
@@ -30,8 +27,8 @@ async fn a_job_record_that_does_not_decode_goes_to_the_dead_letter_and_the_worke
         .unwrap();
 
     let worker = Worker::builder(q.client.clone())
-        .queue("q", 1)
-        .handle("task", |_: i32, _ctx: JobContext| async { Ok(()) })
+        .queue("q")
+        .handle_kind("task", |_: i32, _ctx: JobContext| async { Ok(()) })
         .build();
     let (shutdown, running) = spawn_worker(worker);
     let dead = q.first_dead("the corrupt job in the dead letter").await;
@@ -68,7 +65,7 @@ async fn redis_out_of_memory_during_enqueue_is_a_clear_error_with_nothing_half_w
     let payload = "x".repeat(1_000);
     let mut written = 0u64;
     let error = loop {
-        let jobs = (0..200).map(|_| NewJob::new("k", &payload).unwrap());
+        let jobs = (0..200).map(|_| NewJob::new("k", &payload));
         match client.enqueue_bulk("q", jobs).await {
             Ok(added) => written += added.len() as u64,
             Err(error) => break error,

@@ -147,7 +147,7 @@ async fn no_job_is_lost_through_kills_restarts_and_a_script_flush() {
     for chunk in ids.chunks(1_000) {
         let jobs = chunk
             .iter()
-            .map(|id| NewJob::new("chaos", &()).unwrap().id(id).max_attempts(100));
+            .map(|id| NewJob::new("chaos", &()).id(id).max_attempts(100));
         client.enqueue_bulk("chaos", jobs).await.unwrap();
     }
 

@@ -56,13 +56,10 @@ async fn queues_spread_over_a_cluster_and_run_unchanged() {
     assert_eq!(slots, [0, 1, 2], "one queue per node");
 
     for queue in queues {
-        let jobs = (0..50).map(|i| NewJob::new("task", &i).unwrap());
+        let jobs = (0..50).map(|i| NewJob::new("task", &i));
         client.enqueue_bulk(queue, jobs).await.unwrap();
         client
-            .enqueue(
-                queue,
-                NewJob::new("task", &-1).unwrap().delay(Duration::from_millis(200)),
-            )
+            .enqueue(queue, NewJob::new("task", &-1).delay(Duration::from_millis(200)))
             .await
             .unwrap();
     }
@@ -71,9 +68,9 @@ async fn queues_spread_over_a_cluster_and_run_unchanged() {
 
     let mut builder = Worker::builder(client.clone())
         .concurrency(8)
-        .handle("task", |_: i32, _ctx: JobContext| async { Ok(()) });
+        .handle_kind("task", |_: i32, _ctx: JobContext| async { Ok(()) });
     for queue in queues {
-        builder = builder.queue(queue, 1);
+        builder = builder.queue(queue);
     }
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(builder.build().run(shutdown.clone()));

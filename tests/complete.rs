@@ -9,10 +9,7 @@ const LEASE: Duration = Duration::from_secs(30);
 #[tokio::test]
 async fn complete_finishes_the_job_and_counts_it() {
     let q = start().await;
-    q.client
-        .enqueue("q", NewJob::new("k", &1).unwrap().id("j"))
-        .await
-        .unwrap();
+    q.client.enqueue("q", NewJob::new("k", &1).id("j")).await.unwrap();
     let leased = q.pop_one().await;
     assert_eq!(q.client.complete("q", &[("j", &leased.token)]).await.unwrap(), [true]);
     let stats = q.client.stats("q").await.unwrap();
@@ -26,10 +23,7 @@ async fn complete_finishes_the_job_and_counts_it() {
 #[tokio::test]
 async fn a_stale_token_is_refused_and_changes_nothing() {
     let q = start().await;
-    q.client
-        .enqueue("q", NewJob::new("k", &1).unwrap().id("j"))
-        .await
-        .unwrap();
+    q.client.enqueue("q", NewJob::new("k", &1).id("j")).await.unwrap();
     let leased = q.pop_one().await;
     let before = q.client.job("q", "j").await.unwrap();
     let stale = "999999";
@@ -63,7 +57,7 @@ async fn completed_jobs_are_retained_by_count() {
     let q = start_with(config).await;
     for i in 0..10 {
         q.client
-            .enqueue("q", NewJob::new("k", &i).unwrap().id(format!("j{i}")))
+            .enqueue("q", NewJob::new("k", &i).id(format!("j{i}")))
             .await
             .unwrap();
         let leased = q.pop_one().await;

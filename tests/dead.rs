@@ -7,7 +7,7 @@ use crate::support::{start, start_with};
 async fn bury(client: &QueueClient, ids: &[&str]) {
     for id in ids {
         client
-            .enqueue("q", NewJob::new("k", id).unwrap().id(*id).max_attempts(1))
+            .enqueue("q", NewJob::new("k", id).id(*id).max_attempts(1))
             .await
             .unwrap();
         let leased = client

@@ -14,10 +14,7 @@ async fn typed_payloads_round_trip_and_read_as_json() {
         to: "a@b.c".into(),
         cc: vec!["d@e.f".into()],
     };
-    q.client
-        .enqueue("q", NewJob::new("send", &email).unwrap())
-        .await
-        .unwrap();
+    q.client.enqueue("q", NewJob::new("send", &email)).await.unwrap();
     q.client
         .enqueue("q", NewJob::from_json("send", r#"{"to": "x@y.z", "cc": []}"#).unwrap())
         .await

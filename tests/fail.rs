@@ -35,7 +35,6 @@ async fn fail_and_measure(client: &QueueClient) -> i64 {
 async fn fixed_backoff_waits_the_same_each_time() {
     let q = start().await;
     let job = NewJob::new("k", &1)
-        .unwrap()
         .max_attempts(3)
         .backoff(Backoff::fixed(Duration::from_millis(150)));
     q.client.enqueue("q", job).await.unwrap();
@@ -54,7 +53,7 @@ async fn exponential_backoff_doubles_up_to_its_cap() {
         jitter: false,
     };
     q.client
-        .enqueue("q", NewJob::new("k", &1).unwrap().max_attempts(5).backoff(backoff))
+        .enqueue("q", NewJob::new("k", &1).max_attempts(5).backoff(backoff))
         .await
         .unwrap();
     for expected in [100, 200, 300, 300] {
@@ -71,9 +70,7 @@ async fn jitter_keeps_at_least_half_the_delay() {
         cap_ms: 2_000,
         jitter: true,
     };
-    let jobs: Vec<NewJob> = (0..20)
-        .map(|i| NewJob::new("k", &i).unwrap().backoff(backoff))
-        .collect();
+    let jobs: Vec<NewJob> = (0..20).map(|i| NewJob::new("k", &i).backoff(backoff)).collect();
     q.client.enqueue_bulk("q", jobs).await.unwrap();
     let mut delays = Vec::new();
     for _ in 0..20 {
@@ -89,7 +86,6 @@ async fn jitter_keeps_at_least_half_the_delay() {
 async fn the_dead_letter_takes_a_job_when_attempts_run_out() {
     let q = start().await;
     let job = NewJob::new("k", &1)
-        .unwrap()
         .id("j")
         .max_attempts(2)
         .backoff(Backoff::fixed(Duration::ZERO));
@@ -121,7 +117,7 @@ async fn the_dead_letter_takes_a_job_when_attempts_run_out() {
 async fn a_permanent_failure_goes_to_the_dead_letter_at_once() {
     let q = start().await;
     q.client
-        .enqueue("q", NewJob::new("k", &1).unwrap().id("j").max_attempts(10))
+        .enqueue("q", NewJob::new("k", &1).id("j").max_attempts(10))
         .await
         .unwrap();
     let (leased, _) = lease_next(&q.client).await;
@@ -145,7 +141,7 @@ async fn a_permanent_failure_goes_to_the_dead_letter_at_once() {
 async fn a_retryable_failure_of_a_job_whose_record_does_not_parse_buries_it_with_the_reason() {
     let q = start().await;
     q.client
-        .enqueue("q", NewJob::new("k", &1).unwrap().id("j").max_attempts(5))
+        .enqueue("q", NewJob::new("k", &1).id("j").max_attempts(5))
         .await
         .unwrap();
     let leased = q.pop_one().await;

@@ -38,7 +38,7 @@ async fn a_worker_through_cuts_stalls_and_late_replies_runs_every_job_exactly_on
     .unwrap();
     let admin = QueueClient::connect(&redis.url()).await.unwrap();
     admin
-        .enqueue_bulk("q", (0..JOBS).map(|i| NewJob::new("k", &i).unwrap()))
+        .enqueue_bulk("q", (0..JOBS).map(|i| NewJob::new("k", &i)))
         .await
         .unwrap();
     let proxy = throwaway_redis::proxy::FaultProxy::start(redis.port()).unwrap();
@@ -53,11 +53,11 @@ async fn a_worker_through_cuts_stalls_and_late_replies_runs_every_job_exactly_on
     let runs = Arc::new(Mutex::new(vec![0u32; JOBS as usize]));
     let seen = runs.clone();
     let worker = Worker::builder(client.clone())
-        .queue("q", 1)
+        .queue("q")
         .concurrency(4)
         .lease(Duration::from_secs(60))
         .reap_interval(Duration::from_millis(100))
-        .handle("k", move |n: u32, _ctx: JobContext| {
+        .handle_kind("k", move |n: u32, _ctx: JobContext| {
             let seen = seen.clone();
             async move {
                 seen.lock().unwrap()[n as usize] += 1;
@@ -125,10 +125,10 @@ async fn a_stop_does_not_wait_for_a_fetch_stuck_on_a_silent_connection() {
     let pop = admin.scripts().get("queue.pop").unwrap().sha1().to_owned();
     let fetches = proxy.count(evalsha(&pop));
     let worker = Worker::builder(client)
-        .queue("q", 1)
+        .queue("q")
         .concurrency(4)
         .shutdown_timeout(Duration::from_millis(500))
-        .handle("k", |_: u32, _ctx: JobContext| async { Ok(()) })
+        .handle_kind("k", |_: u32, _ctx: JobContext| async { Ok(()) })
         .build();
     let (shutdown, running) = spawn_worker(worker);
     eventually("the worker's first fetch", Duration::from_secs(10), || async {
@@ -137,7 +137,7 @@ async fn a_stop_does_not_wait_for_a_fetch_stuck_on_a_silent_connection() {
     .await;
     // From now on the worker's connection answers nothing, like one to a host that vanished.
     let silent = proxy.inject(evalsha(&pop), Fault::SwallowReply, usize::MAX);
-    admin.enqueue("q", NewJob::new("k", &1).unwrap()).await.unwrap();
+    admin.enqueue("q", NewJob::new("k", &1)).await.unwrap();
     eventually("a fetch that never returns", Duration::from_secs(10), || async {
         (silent.fired() > 0).then_some(())
     })

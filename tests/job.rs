@@ -8,7 +8,6 @@ use crate::support::start;
 async fn job_shows_state_envelope_and_times() {
     let q = start().await;
     let job = NewJob::new("send", &serde_json::json!({"to": "x"}))
-        .unwrap()
         .id("j")
         .priority(3)
         .max_attempts(4)
@@ -55,10 +54,7 @@ async fn looking_a_pending_job_up_does_not_search_the_pending_list() {
     };
     let q = start().await;
     q.enqueue_numbers(1_000).await;
-    q.client
-        .enqueue("q", NewJob::new("k", &1).unwrap().id("last"))
-        .await
-        .unwrap();
+    q.client.enqueue("q", NewJob::new("k", &1).id("last")).await.unwrap();
     let reset = CustomCommand::new_static("CONFIG RESETSTAT", ClusterHash::Random, false);
     let () = q.client.redis().custom(reset, Vec::<String>::new()).await.unwrap();
     assert_eq!(q.client.job("q", "last").await.unwrap().state, JobState::Pending);

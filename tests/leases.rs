@@ -41,7 +41,7 @@ fn keep_reaping(client: QueueClient) -> (CancellationToken, tokio::task::JoinHan
 async fn a_handler_running_several_leases_is_renewed_every_third_and_never_reaped() {
     let q = start().await;
     q.client
-        .enqueue("q", NewJob::new("long", &()).unwrap().id("j").max_attempts(3))
+        .enqueue("q", NewJob::new("long", &()).id("j").max_attempts(3))
         .await
         .unwrap();
     let runs = Arc::new(AtomicUsize::new(0));
@@ -50,10 +50,10 @@ async fn a_handler_running_several_leases_is_renewed_every_third_and_never_reape
     // sweep every few milliseconds, so a lease that lapsed even briefly would be taken back.
     let run_for = LEASE * 4 + LEASE / 2;
     let worker = Worker::builder(q.client.clone())
-        .queue("q", 1)
+        .queue("q")
         .lease(LEASE)
         .reap_interval(Duration::from_millis(20))
-        .handle("long", move |_: (), _ctx: JobContext| {
+        .handle_kind("long", move |_: (), _ctx: JobContext| {
             let runs = seen.clone();
             async move {
                 runs.fetch_add(1, Ordering::SeqCst);
@@ -127,7 +127,7 @@ async fn a_handler_running_several_leases_is_renewed_every_third_and_never_reape
 async fn extend_lease_takes_a_lease_past_the_heartbeat() {
     let q = start().await;
     q.client
-        .enqueue("q", NewJob::new("long", &()).unwrap().id("j").max_attempts(3))
+        .enqueue("q", NewJob::new("long", &()).id("j").max_attempts(3))
         .await
         .unwrap();
     const EXTENDED: Duration = Duration::from_secs(6);
@@ -137,10 +137,10 @@ async fn extend_lease_takes_a_lease_past_the_heartbeat() {
     let runs = Arc::new(AtomicUsize::new(0));
     let seen_runs = runs.clone();
     let worker = Worker::builder(q.client.clone())
-        .queue("q", 1)
+        .queue("q")
         .lease(LEASE)
         .reap_interval(Duration::from_millis(20))
-        .handle("long", move |_: (), ctx: JobContext| {
+        .handle_kind("long", move |_: (), ctx: JobContext| {
             let (extended, runs) = (seen.clone(), seen_runs.clone());
             async move {
                 runs.fetch_add(1, Ordering::SeqCst);
@@ -193,17 +193,14 @@ async fn extend_lease_takes_a_lease_past_the_heartbeat() {
 #[tokio::test]
 async fn extend_lease_on_a_lost_lease_says_so() {
     let q = start().await;
-    q.client
-        .enqueue("q", NewJob::new("k", &()).unwrap().id("j"))
-        .await
-        .unwrap();
+    q.client.enqueue("q", NewJob::new("k", &()).id("j")).await.unwrap();
     let (go_tx, go_rx) = tokio::sync::watch::channel(false);
     let answer = Arc::new(Mutex::new(None));
     let seen = answer.clone();
     // A 30 s lease: the heartbeat (every 10 s) does not notice the theft during the test.
     let worker = Worker::builder(q.client.clone())
-        .queue("q", 1)
-        .handle("k", move |_: (), ctx: JobContext| {
+        .queue("q")
+        .handle_kind("k", move |_: (), ctx: JobContext| {
             let (mut go, answer) = (go_rx.clone(), seen.clone());
             async move {
                 go.wait_for(|go| *go).await.unwrap();

@@ -42,25 +42,22 @@ async fn the_documented_acl_rules_are_enough_for_clients_workers_and_the_cli() {
     let url = user_url(&redis, "queue");
     let client = QueueClient::connect(&url).await.unwrap();
     client
-        .enqueue_bulk("emails", (0..20).map(|i| NewJob::new("send", &i).unwrap()))
+        .enqueue_bulk("emails", (0..20).map(|i| NewJob::new("send", &i)))
         .await
         .unwrap();
     client
-        .enqueue("emails", NewJob::new("send", &-1).unwrap().id("bad").max_attempts(1))
+        .enqueue("emails", NewJob::new("send", &-1).id("bad").max_attempts(1))
         .await
         .unwrap();
     client
-        .enqueue(
-            "emails",
-            NewJob::new("send", &99).unwrap().delay(Duration::from_millis(100)),
-        )
+        .enqueue("emails", NewJob::new("send", &99).delay(Duration::from_millis(100)))
         .await
         .unwrap();
 
     let worker = Worker::builder(client.clone())
-        .queue("emails", 1)
+        .queue("emails")
         .reap_interval(Duration::from_millis(50))
-        .handle("send", |n: i32, _ctx: JobContext| async move {
+        .handle_kind("send", |n: i32, _ctx: JobContext| async move {
             if n < 0 {
                 return Err(queue::JobError::permanent("negative"));
             }
@@ -117,7 +114,7 @@ async fn a_missing_permission_is_named() {
     let rules = queue::acl_rules("queue").replace(" +lpop", "");
     acl_setuser(&redis, "limited", &rules).await;
     let client = QueueClient::connect(&user_url(&redis, "limited")).await.unwrap();
-    client.enqueue("q", NewJob::new("k", &1).unwrap()).await.unwrap();
+    client.enqueue("q", NewJob::new("k", &1)).await.unwrap();
     let error = client.pop("q", 1, Duration::from_secs(30)).await.unwrap_err();
     assert!(matches!(error, Error::PermissionDenied(_)), "{error:?}");
     let message = error.to_string();
@@ -131,11 +128,7 @@ async fn a_missing_permission_is_named() {
     let rules = queue::acl_rules("queue").replace(" +rpush", "");
     acl_setuser(&redis, "no-rpush", &rules).await;
     let client = QueueClient::connect(&user_url(&redis, "no-rpush")).await.unwrap();
-    let message = client
-        .enqueue("q", NewJob::new("k", &1).unwrap())
-        .await
-        .unwrap_err()
-        .to_string();
+    let message = client.enqueue("q", NewJob::new("k", &1)).await.unwrap_err().to_string();
     assert!(
         message.contains("(RPUSH)") && message.contains("script queue.push"),
         "{message}"
@@ -144,7 +137,7 @@ async fn a_missing_permission_is_named() {
     // A user confined to another prefix is told it cannot touch these keys.
     acl_setuser(&redis, "elsewhere", &queue::acl_rules("other")).await;
     let client = QueueClient::connect(&user_url(&redis, "elsewhere")).await.unwrap();
-    let error = client.enqueue("q", NewJob::new("k", &1).unwrap()).await.unwrap_err();
+    let error = client.enqueue("q", NewJob::new("k", &1)).await.unwrap_err();
     assert!(error.to_string().contains("no permissions to access"), "{error}");
 }
 
@@ -256,10 +249,7 @@ async fn works_over_tls_with_a_private_ca() {
     let client = QueueClient::connect_with(&options, QueueConfig::default())
         .await
         .unwrap();
-    client
-        .enqueue("q", NewJob::new("k", &1).unwrap().id("over-tls"))
-        .await
-        .unwrap();
+    client.enqueue("q", NewJob::new("k", &1).id("over-tls")).await.unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let mut command = Command::new(bin("queue-worker"));
@@ -355,7 +345,7 @@ async fn every_path_runs_as_the_acl_user_big_sweeps_replays_and_purges_included(
 
     // A sweep of more than one call's worth of expired jobs (the reaper takes 100 per call).
     client
-        .enqueue_bulk("q", (0..250).map(|i| NewJob::new("k", &i).unwrap().max_attempts(2)))
+        .enqueue_bulk("q", (0..250).map(|i| NewJob::new("k", &i).max_attempts(2)))
         .await
         .unwrap();
     client.pop("q", 250, Duration::from_millis(30)).await.unwrap();

@@ -7,12 +7,12 @@ use crate::support::start;
 #[tokio::test]
 async fn a_paused_queue_leases_nothing_until_resumed() {
     let q = start().await;
-    q.client.enqueue("q", NewJob::new("k", &1).unwrap()).await.unwrap();
+    q.client.enqueue("q", NewJob::new("k", &1)).await.unwrap();
     q.client.pause("q").await.unwrap();
     let popped = q.client.pop("q", 10, Duration::from_secs(30)).await.unwrap();
     assert!(popped.paused);
     assert!(popped.jobs.is_empty());
-    q.client.enqueue("q", NewJob::new("k", &2).unwrap()).await.unwrap();
+    q.client.enqueue("q", NewJob::new("k", &2)).await.unwrap();
     let stats = q.client.stats("q").await.unwrap();
     assert!(stats.paused);
     assert_eq!(stats.pending, 2, "enqueue still works while paused");
@@ -33,7 +33,7 @@ async fn pausing_an_unknown_queue_says_so() {
 async fn resume_wakes_idle_workers() {
     use queue::fred::interfaces::ListInterface;
     let q = start().await;
-    q.client.enqueue("q", NewJob::new("k", &1).unwrap()).await.unwrap();
+    q.client.enqueue("q", NewJob::new("k", &1)).await.unwrap();
     let wake = q.client.keys("q").unwrap().wake().to_owned();
     q.client.pause("q").await.unwrap();
     let _: Option<Vec<String>> = q.client.redis().lpop(&wake, Some(10)).await.unwrap(); // an idle worker took the marker

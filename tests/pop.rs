@@ -20,7 +20,7 @@ async fn highest_priority_first_and_fifo_within_a_priority() {
     ];
     for (id, priority) in jobs {
         q.client
-            .enqueue("q", NewJob::new("k", &id).unwrap().id(id).priority(priority))
+            .enqueue("q", NewJob::new("k", &id).id(id).priority(priority))
             .await
             .unwrap();
     }
@@ -35,10 +35,7 @@ async fn highest_priority_first_and_fifo_within_a_priority() {
 #[tokio::test]
 async fn each_pop_counts_an_attempt_and_issues_a_fresh_token() {
     let q = start().await;
-    q.client
-        .enqueue("q", NewJob::new("k", &1).unwrap().id("j"))
-        .await
-        .unwrap();
+    q.client.enqueue("q", NewJob::new("k", &1).id("j")).await.unwrap();
     let first = q.client.pop("q", 10, LEASE).await.unwrap();
     assert_eq!(first.jobs.len(), 1);
     let leased = &first.jobs[0];
@@ -55,19 +52,10 @@ async fn each_pop_counts_an_attempt_and_issues_a_fresh_token() {
 async fn a_delayed_job_is_promoted_when_due() {
     let q = start().await;
     q.client
-        .enqueue(
-            "q",
-            NewJob::new("k", &1)
-                .unwrap()
-                .id("later")
-                .delay(Duration::from_millis(300)),
-        )
+        .enqueue("q", NewJob::new("k", &1).id("later").delay(Duration::from_millis(300)))
         .await
         .unwrap();
-    q.client
-        .enqueue("q", NewJob::new("k", &2).unwrap().id("now"))
-        .await
-        .unwrap();
+    q.client.enqueue("q", NewJob::new("k", &2).id("now")).await.unwrap();
     let popped = q.client.pop("q", 10, LEASE).await.unwrap();
     assert_eq!(popped.jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["now"]);
     let due = popped.next_due_ms.expect("the delayed job's due time");
@@ -91,10 +79,7 @@ async fn a_delayed_job_is_promoted_when_due() {
 async fn a_run_at_time_in_the_past_runs_now() {
     let q = start().await;
     let past = std::time::SystemTime::now() - Duration::from_secs(60);
-    q.client
-        .enqueue("q", NewJob::new("k", &1).unwrap().run_at(past))
-        .await
-        .unwrap();
+    q.client.enqueue("q", NewJob::new("k", &1).run_at(past)).await.unwrap();
     assert_eq!(q.client.pop("q", 1, LEASE).await.unwrap().jobs.len(), 1);
 }
 
@@ -102,7 +87,7 @@ async fn a_run_at_time_in_the_past_runs_now() {
 async fn a_backlog_larger_than_lua_unpack_limits_drains() {
     // Lua's unpack refuses ~8k values; a queue built on it hangs on a backlog like this one.
     let q = start().await;
-    let jobs: Vec<NewJob> = (0..10_000).map(|i| NewJob::new("k", &i).unwrap()).collect();
+    let jobs: Vec<NewJob> = (0..10_000).map(|i| NewJob::new("k", &i)).collect();
     for chunk in jobs.chunks(2_500) {
         q.client.enqueue_bulk("q", chunk.to_vec()).await.unwrap();
     }
@@ -117,7 +102,7 @@ async fn a_backlog_larger_than_lua_unpack_limits_drains() {
 #[tokio::test]
 async fn a_job_keeps_its_priority_through_delay_and_release() {
     let q = start().await;
-    let job = |id: &str, priority: i32| NewJob::new("k", &1).unwrap().id(id).priority(priority);
+    let job = |id: &str, priority: i32| NewJob::new("k", &1).id(id).priority(priority);
     q.client
         .enqueue("q", job("urgent", 5).delay(Duration::from_millis(100)))
         .await

@@ -97,7 +97,7 @@ async fn cut_after_a_script_ran_leaves_its_write_in_redis() {
     let q = start().await;
     q.client.scripts().preload(q.client.redis()).await.unwrap();
     let proxy = q.redis.proxy();
-    let push = q.client.scripts().get(queue::Command::Push.name()).unwrap();
+    let push = q.client.scripts().get(queue::low_level::Command::Push.name()).unwrap();
     let cut = proxy.inject(evalsha(push.sha1()), Fault::CutAfterReply, 1);
     let pushes = proxy.count(evalsha(push.sha1()));
 
@@ -108,7 +108,7 @@ async fn cut_after_a_script_ran_leaves_its_write_in_redis() {
     let through = QueueClient::connect_with(&options, QueueConfig::default())
         .await
         .unwrap();
-    let enqueued = through.enqueue("q", NewJob::new("k", &1).unwrap().id("j")).await;
+    let enqueued = through.enqueue("q", NewJob::new("k", &1).id("j")).await;
     assert!(enqueued.is_err(), "the caller saw no reply: {enqueued:?}");
     assert_eq!((cut.fired(), pushes.get()), (1, 1));
     assert_eq!(q.client.stats("q").await.unwrap().pending, 1, "the push ran");

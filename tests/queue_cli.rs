@@ -56,13 +56,10 @@ fn error_line(run: Run) -> String {
 /// A known state: two queues, every column non-zero somewhere.
 async fn known_state(client: &QueueClient) {
     let never = Backoff::fixed(Duration::from_secs(3600));
-    let jobs = (0..5).map(|i| NewJob::new("k", &i).unwrap().backoff(never));
+    let jobs = (0..5).map(|i| NewJob::new("k", &i).backoff(never));
     client.enqueue_bulk("emails", jobs).await.unwrap();
     client
-        .enqueue(
-            "emails",
-            NewJob::new("k", &"later").unwrap().delay(Duration::from_secs(3600)),
-        )
+        .enqueue("emails", NewJob::new("k", &"later").delay(Duration::from_secs(3600)))
         .await
         .unwrap();
     let jobs = client.pop("emails", 4, Duration::from_secs(600)).await.unwrap().jobs;
@@ -78,7 +75,7 @@ async fn known_state(client: &QueueClient) {
         .fail("emails", &jobs[2].id, &jobs[2].token, "bad address", true)
         .await
         .unwrap();
-    client.enqueue("images", NewJob::new("k", &1).unwrap()).await.unwrap();
+    client.enqueue("images", NewJob::new("k", &1)).await.unwrap();
     client.pause("images").await.unwrap();
 }
 
@@ -318,7 +315,6 @@ async fn enqueue_from_a_file_in_all_or_none_batches() {
 async fn job_shows_a_job_as_text_and_json() {
     let q = start().await;
     let job = NewJob::new("send", &json!({"to": "x"}))
-        .unwrap()
         .id("j1")
         .priority(4)
         .max_attempts(2);
@@ -358,7 +354,7 @@ async fn dead_list_retry_and_purge() {
     let url = q.redis.url();
     for id in ["a", "b", "c"] {
         q.client
-            .enqueue("q", NewJob::new("k", &1).unwrap().id(id).max_attempts(1))
+            .enqueue("q", NewJob::new("k", &1).id(id).max_attempts(1))
             .await
             .unwrap();
         let leased = q
@@ -414,7 +410,7 @@ async fn pause_resume_queues_and_scripts() {
     let q = start().await;
     let url = q.redis.url();
     for name in ["b", "a"] {
-        q.client.enqueue(name, NewJob::new("k", &1).unwrap()).await.unwrap();
+        q.client.enqueue(name, NewJob::new("k", &1)).await.unwrap();
     }
     assert_eq!(ok(cli(&url, &["queues"])), "a\nb\n");
     assert_eq!(ok(cli(&url, &["pause", "a"])), "paused a\n");
@@ -439,7 +435,7 @@ async fn pause_resume_queues_and_scripts() {
             })
             .collect()
     };
-    let mut expected: Vec<&str> = queue::Command::ALL.iter().map(|c| c.name()).collect();
+    let mut expected: Vec<&str> = queue::low_level::Command::ALL.iter().map(|c| c.name()).collect();
     expected.sort();
     let scripts = ok(cli(&url, &["scripts"]));
     let before = rows(&scripts);
@@ -464,7 +460,7 @@ async fn pause_resume_queues_and_scripts() {
 async fn errors_are_one_clear_line_with_a_non_zero_exit() {
     let q = start().await;
     let url = q.redis.url();
-    q.client.enqueue("q", NewJob::new("k", &1).unwrap()).await.unwrap();
+    q.client.enqueue("q", NewJob::new("k", &1)).await.unwrap();
     assert_eq!(
         error_line(cli(&url, &["stats", "nope"])),
         "error: unknown queue \"nope\""

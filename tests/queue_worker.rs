@@ -45,9 +45,7 @@ async fn exec_gets_the_payload_on_stdin_and_the_job_in_its_environment() {
     q.client
         .enqueue(
             "q",
-            NewJob::new("resize", &json!({"image": "a.jpg", "w": 640}))
-                .unwrap()
-                .id("ok-1"),
+            NewJob::new("resize", &json!({"image": "a.jpg", "w": 640})).id("ok-1"),
         )
         .await
         .unwrap();
@@ -55,7 +53,6 @@ async fn exec_gets_the_payload_on_stdin_and_the_job_in_its_environment() {
         .enqueue(
             "q",
             NewJob::new("resize", &json!(null))
-                .unwrap()
                 .id("fail-1")
                 .max_attempts(2)
                 .backoff(once()),
@@ -63,10 +60,7 @@ async fn exec_gets_the_payload_on_stdin_and_the_job_in_its_environment() {
         .await
         .unwrap();
     q.client
-        .enqueue(
-            "q",
-            NewJob::new("resize", &json!(1)).unwrap().id("slow-1").max_attempts(1),
-        )
+        .enqueue("q", NewJob::new("resize", &json!(1)).id("slow-1").max_attempts(1))
         .await
         .unwrap();
     let _worker = worker(
@@ -123,10 +117,7 @@ async fn exec_gets_the_payload_on_stdin_and_the_job_in_its_environment() {
 async fn sigterm_lets_running_jobs_finish_and_exits_zero() {
     let q = start().await;
     let dir = tempfile::tempdir().unwrap();
-    q.client
-        .enqueue("q", NewJob::new("k", &1).unwrap().id("j"))
-        .await
-        .unwrap();
+    q.client.enqueue("q", NewJob::new("k", &1).id("j")).await.unwrap();
     let script = r#"touch "$D/started"; sleep 1; touch "$D/finished""#;
     let mut w = worker(&q.redis.url(), dir.path(), "w", &["--queue", "q", "--exec", script]);
     file_appears(&dir.path().join("started")).await;
@@ -142,10 +133,7 @@ async fn sigterm_lets_running_jobs_finish_and_exits_zero() {
 async fn sigterm_past_the_shutdown_timeout_hands_the_job_back_uncounted() {
     let q = start().await;
     let dir = tempfile::tempdir().unwrap();
-    q.client
-        .enqueue("q", NewJob::new("k", &1).unwrap().id("j"))
-        .await
-        .unwrap();
+    q.client.enqueue("q", NewJob::new("k", &1).id("j")).await.unwrap();
     let script = r#"touch "$D/started"; exec sleep 30"#;
     let mut w = worker(
         &q.redis.url(),
@@ -166,7 +154,7 @@ async fn a_worker_killed_mid_job_has_its_job_finished_by_another_after_the_lease
     let q = start().await;
     let dir = tempfile::tempdir().unwrap();
     q.client
-        .enqueue("q", NewJob::new("k", &1).unwrap().id("j").max_attempts(3))
+        .enqueue("q", NewJob::new("k", &1).id("j").max_attempts(3))
         .await
         .unwrap();
     // The first attempt records its process group so the test can clean up the orphan.
@@ -243,7 +231,7 @@ async fn a_worker_started_before_redis_waits_for_it() {
         }
     };
     let client = QueueClient::connect(&redis.url()).await.unwrap();
-    client.enqueue("q", NewJob::new("k", &1).unwrap()).await.unwrap();
+    client.enqueue("q", NewJob::new("k", &1)).await.unwrap();
     file_appears(&dir.path().join("ran")).await;
     w.signal(libc::SIGTERM);
     assert!(w.wait(Duration::from_secs(20)).await.success());
@@ -279,10 +267,7 @@ async fn bad_arguments_exit_non_zero_with_a_message() {
 async fn sigterm_while_redis_is_down_exits_within_the_shutdown_timeout_and_grace() {
     let mut q = start().await;
     let dir = tempfile::tempdir().unwrap();
-    q.client
-        .enqueue("q", NewJob::new("k", &1).unwrap().id("j"))
-        .await
-        .unwrap();
+    q.client.enqueue("q", NewJob::new("k", &1).id("j")).await.unwrap();
     // One slot, taken by the job: no fetch is in flight when the signal comes.
     let script = r#"touch "$D/started"; exec sleep 30"#;
     let mut w = worker(
@@ -319,12 +304,9 @@ async fn sigterm_while_redis_is_down_exits_within_the_shutdown_timeout_and_grace
 async fn exec_settles_when_the_command_exits_even_if_a_child_keeps_stderr_open() {
     let q = start().await;
     let dir = tempfile::tempdir().unwrap();
+    q.client.enqueue("q", NewJob::new("k", &1).id("ok")).await.unwrap();
     q.client
-        .enqueue("q", NewJob::new("k", &1).unwrap().id("ok"))
-        .await
-        .unwrap();
-    q.client
-        .enqueue("q", NewJob::new("k", &1).unwrap().id("fail").max_attempts(1))
+        .enqueue("q", NewJob::new("k", &1).id("fail").max_attempts(1))
         .await
         .unwrap();
     // The background `sleep` inherits the command's stderr and outlives it.
@@ -357,7 +339,7 @@ async fn exec_commands_do_not_inherit_the_workers_configuration_and_its_password
     let url = format!("redis://:s3cret-pw@127.0.0.1:{}", redis.port());
     let client = QueueClient::connect(&url).await.unwrap();
     client
-        .enqueue("q", NewJob::new("k", &1).unwrap().id("j").max_attempts(1))
+        .enqueue("q", NewJob::new("k", &1).id("j").max_attempts(1))
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -395,7 +377,6 @@ async fn exec_commands_get_a_fencing_token_that_grows_with_each_lease() {
         .enqueue(
             "q",
             NewJob::new("k", &1)
-                .unwrap()
                 .id("j")
                 .max_attempts(2)
                 .backoff(Backoff::fixed(Duration::ZERO)),
@@ -440,6 +421,46 @@ async fn a_failing_reaper_sweep_is_logged_as_a_warning() {
             .lines()
             .any(|line| line.contains("WARN") && line.contains("reap failed"))
             .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_second_signal_stops_at_once_and_the_job_comes_back_after_its_lease() {
+    let q = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    q.client.enqueue("q", NewJob::new("k", &1).id("j")).await.unwrap();
+    let script = r#"touch "$D/started"; exec sleep 30"#;
+    let args = [
+        "--queue",
+        "q",
+        "--shutdown-timeout",
+        "60s",
+        "--lease",
+        "1s",
+        "--exec",
+        script,
+    ];
+    let mut w = worker(&q.redis.url(), dir.path(), "w", &args);
+    file_appears(&dir.path().join("started")).await;
+    w.signal(libc::SIGTERM);
+    eventually("the first signal heard", Duration::from_secs(10), || async {
+        w.output().contains("shutdown signal received").then_some(())
+    })
+    .await;
+    // The graceful stop would wait up to 60 s for the job; the operator presses Ctrl-C again.
+    w.signal(libc::SIGINT);
+    let status = w.wait(Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(130), "output:\n{}", w.output());
+    assert!(w.output().contains("second shutdown signal"), "{}", w.output());
+    // Nothing is lost: the lease expires and the reaper puts the job back.
+    eventually("the job back in pending", Duration::from_secs(10), || async {
+        q.client.reap("q", Duration::from_millis(1), 100).await.ok()?;
+        q.client
+            .job("q", "j")
+            .await
+            .ok()
+            .filter(|j| j.state == JobState::Pending)
     })
     .await;
 }

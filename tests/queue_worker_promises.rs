@@ -44,7 +44,7 @@ async fn a_dead_workers_jobs_are_pending_again_within_its_lease_and_one_reap_int
     let ids = ["a", "b", "c"];
     for id in ids {
         q.client
-            .enqueue("q", NewJob::new("k", &1).unwrap().id(id).max_attempts(3))
+            .enqueue("q", NewJob::new("k", &1).id(id).max_attempts(3))
             .await
             .unwrap();
     }
@@ -130,19 +130,13 @@ async fn the_timeout_kills_the_jobs_whole_process_group() {
     // waits for it. Killing `sh` alone would orphan the child, and the marker would appear.
     let script = r#"(sleep 2; touch "$D/$QUEUE_JOB_ID.marker") & echo $! > "$D/$QUEUE_JOB_ID.child"; wait"#;
     q.client
-        .enqueue("q", NewJob::new("k", &1).unwrap().id("timed").max_attempts(1))
+        .enqueue("q", NewJob::new("k", &1).id("timed").max_attempts(1))
         .await
         .unwrap();
     // A control with a limit of its own, longer than --timeout: its marker shows that the
     // command does leave one when not killed.
     q.client
-        .enqueue(
-            "q",
-            NewJob::new("k", &1)
-                .unwrap()
-                .id("control")
-                .timeout(Duration::from_secs(30)),
-        )
+        .enqueue("q", NewJob::new("k", &1).id("control").timeout(Duration::from_secs(30)))
         .await
         .unwrap();
     let _worker = worker(
@@ -192,7 +186,7 @@ async fn weights_on_the_command_line_share_fetches_in_proportion() {
     let dir = tempfile::tempdir().unwrap();
     const FETCHES: usize = 200;
     for queue in ["heavy", "light"] {
-        let jobs = (0..FETCHES + 50).map(|n| NewJob::new("k", &n).unwrap());
+        let jobs = (0..FETCHES + 50).map(|n| NewJob::new("k", &n));
         q.client.enqueue_bulk(queue, jobs).await.unwrap();
     }
     // One slot: each fetch leases one job from the first queue of its weighted order.
@@ -271,10 +265,7 @@ async fn a_prefix_keeps_its_queues_apart_from_the_default_ones() {
 
     // A job of the same queue name under the default prefix, enqueued after p1: a worker that
     // saw p1 would run it first.
-    q.client
-        .enqueue("q", NewJob::new("k", &1).unwrap().id("d1"))
-        .await
-        .unwrap();
+    q.client.enqueue("q", NewJob::new("k", &1).id("d1")).await.unwrap();
     let run = r#"echo "$QUEUE_JOB_ID" >> "$D/ran.log""#;
     let _default = worker(
         &url,
@@ -311,7 +302,7 @@ async fn a_worker_that_lost_no_lease_does_not_say_it_did() {
     let dir = tempfile::tempdir().unwrap();
     const JOBS: u64 = 3_000;
     q.client
-        .enqueue_bulk("q", (0..JOBS).map(|n| NewJob::new("k", &n).unwrap()))
+        .enqueue_bulk("q", (0..JOBS).map(|n| NewJob::new("k", &n)))
         .await
         .unwrap();
     // Heartbeats every 333 ms while jobs finish and are acknowledged all the time.

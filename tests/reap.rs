@@ -8,7 +8,7 @@ use crate::support::{eventually, start};
 /// expired lease back as a failed attempt; returns the lease the "dead" worker still holds.
 async fn lease_until_reaped(client: &QueueClient) -> Leased {
     client
-        .enqueue("q", NewJob::new("k", &1).unwrap().id("j").max_attempts(3))
+        .enqueue("q", NewJob::new("k", &1).id("j").max_attempts(3))
         .await
         .unwrap();
     let first = client
@@ -51,7 +51,7 @@ async fn an_expired_lease_goes_back_to_pending_as_a_failed_attempt() {
 async fn an_expired_lease_on_the_last_attempt_goes_to_the_dead_letter() {
     let q = start().await;
     q.client
-        .enqueue("q", NewJob::new("k", &1).unwrap().id("j").max_attempts(1))
+        .enqueue("q", NewJob::new("k", &1).id("j").max_attempts(1))
         .await
         .unwrap();
     q.client.pop("q", 1, Duration::from_millis(20)).await.unwrap();
@@ -69,7 +69,7 @@ async fn an_expired_lease_on_the_last_attempt_goes_to_the_dead_letter() {
 #[tokio::test]
 async fn one_sweep_per_interval_across_callers() {
     let q = start().await;
-    q.client.enqueue("q", NewJob::new("k", &1).unwrap()).await.unwrap();
+    q.client.enqueue("q", NewJob::new("k", &1)).await.unwrap();
     assert!(q
         .client
         .reap("q", Duration::from_secs(60), 100)
@@ -123,7 +123,7 @@ async fn only_the_unsettled_jobs_of_an_expired_batch_are_reaped() {
     q.client
         .enqueue_bulk(
             "q",
-            ["done", "failed", "stuck"].map(|id| NewJob::new("k", &1).unwrap().id(id).max_attempts(3)),
+            ["done", "failed", "stuck"].map(|id| NewJob::new("k", &1).id(id).max_attempts(3)),
         )
         .await
         .unwrap();
@@ -188,7 +188,7 @@ async fn a_record_that_does_not_parse_is_buried_with_the_reason_and_the_sweep_go
     let q = start().await;
     for id in ["a", "corrupt", "b"] {
         q.client
-            .enqueue("q", NewJob::new("k", &1).unwrap().id(id).max_attempts(3))
+            .enqueue("q", NewJob::new("k", &1).id(id).max_attempts(3))
             .await
             .unwrap();
     }
@@ -230,7 +230,7 @@ async fn retention_bounds_hold_on_a_queue_where_nothing_finishes() {
     .await;
     for id in ["done", "dead"] {
         q.client
-            .enqueue("q", NewJob::new("k", &1).unwrap().id(id).max_attempts(1))
+            .enqueue("q", NewJob::new("k", &1).id(id).max_attempts(1))
             .await
             .unwrap();
     }

@@ -66,7 +66,7 @@ async fn settling_calls_delivered_twice_answer_the_same_and_count_once() {
     let q = start().await;
     for id in ["done", "failed", "released"] {
         q.client
-            .enqueue("q", NewJob::new("k", &1).unwrap().id(id).max_attempts(1))
+            .enqueue("q", NewJob::new("k", &1).id(id).max_attempts(1))
             .await
             .unwrap();
     }
@@ -160,7 +160,7 @@ fn sha(client: &QueueClient, script: &str) -> String {
 async fn a_worker_whose_fetch_replies_are_lost_runs_every_job_once_and_buries_none() {
     let q = start().await;
     q.client
-        .enqueue_bulk("q", (0..20).map(|i| NewJob::new("k", &i).unwrap().max_attempts(1)))
+        .enqueue_bulk("q", (0..20).map(|i| NewJob::new("k", &i).max_attempts(1)))
         .await
         .unwrap();
     let proxy = q.redis.proxy();
@@ -170,11 +170,11 @@ async fn a_worker_whose_fetch_replies_are_lost_runs_every_job_once_and_buries_no
     let runs = Arc::new(Mutex::new(Vec::new()));
     let seen = runs.clone();
     let worker = Worker::builder(client)
-        .queue("q", 1)
+        .queue("q")
         .concurrency(4)
         .lease(Duration::from_millis(600))
         .reap_interval(Duration::from_millis(50))
-        .handle("k", move |n: u32, _ctx: JobContext| {
+        .handle_kind("k", move |n: u32, _ctx: JobContext| {
             let seen = seen.clone();
             async move {
                 seen.lock().unwrap().push(n);
@@ -212,7 +212,7 @@ async fn every_state_changing_call_answers_as_first_delivered_when_its_reply_is_
 
     let cut = lose_next_reply("queue.push");
     let pushed = client
-        .enqueue("q", NewJob::new("k", &1).unwrap().id("a").max_attempts(1))
+        .enqueue("q", NewJob::new("k", &1).id("a").max_attempts(1))
         .await
         .unwrap();
     assert_eq!(
@@ -222,7 +222,7 @@ async fn every_state_changing_call_answers_as_first_delivered_when_its_reply_is_
     );
     for id in ["b", "c", "d"] {
         client
-            .enqueue("q", NewJob::new("k", &1).unwrap().id(id).max_attempts(1))
+            .enqueue("q", NewJob::new("k", &1).id(id).max_attempts(1))
             .await
             .unwrap();
     }

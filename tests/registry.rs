@@ -1,6 +1,7 @@
 use queue::{
     fred::{interfaces::LuaInterface, types::Value},
-    Error, KeyCount, NewJob, ScriptRegistry,
+    low_level::{KeyCount, ScriptRegistry},
+    Error, NewJob,
 };
 
 use crate::support::start;
@@ -92,7 +93,7 @@ async fn noscript_after_script_flush_is_recovered_for_a_single_call() {
 
     // The queue's own scripts recover the same way.
     q.client.redis().script_flush(false).await.unwrap();
-    q.client.enqueue("q", NewJob::new("k", &1).unwrap()).await.unwrap();
+    q.client.enqueue("q", NewJob::new("k", &1)).await.unwrap();
     assert_eq!(q.client.stats("q").await.unwrap().pending, 1);
 }
 
@@ -143,15 +144,15 @@ async fn the_queue_registers_its_scripts_in_the_public_registry() {
     let q = start().await;
     let mut names: Vec<String> = q.client.scripts().list().iter().map(|s| s.name().to_owned()).collect();
     names.sort();
-    let mut expected: Vec<&str> = queue::Command::ALL.iter().map(|c| c.name()).collect();
+    let mut expected: Vec<&str> = queue::low_level::Command::ALL.iter().map(|c| c.name()).collect();
     expected.sort();
     assert_eq!(names, expected, "every queue command, and nothing else");
-    for command in queue::Command::ALL {
+    for command in queue::low_level::Command::ALL {
         let script = q.client.scripts().get(command.name()).unwrap();
         assert_eq!(script.source(), command.source(), "{}", command.name());
         assert_eq!(
             script.keys(),
-            KeyCount::Fixed(queue::QUEUE_KEY_COUNT),
+            KeyCount::Fixed(queue::low_level::QUEUE_KEY_COUNT),
             "{}",
             command.name()
         );

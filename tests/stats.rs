@@ -11,16 +11,12 @@ async fn stats_count_every_state() {
     client
         .enqueue_bulk(
             "q",
-            (0..6).map(|i| {
-                NewJob::new("k", &i)
-                    .unwrap()
-                    .backoff(Backoff::fixed(Duration::from_secs(600)))
-            }),
+            (0..6).map(|i| NewJob::new("k", &i).backoff(Backoff::fixed(Duration::from_secs(600)))),
         )
         .await
         .unwrap();
     client
-        .enqueue("q", NewJob::new("k", &"later").unwrap().delay(Duration::from_secs(600)))
+        .enqueue("q", NewJob::new("k", &"later").delay(Duration::from_secs(600)))
         .await
         .unwrap();
     let jobs = client.pop("q", 3, Duration::from_secs(30)).await.unwrap().jobs;
@@ -57,13 +53,7 @@ async fn stats_count_every_state() {
 #[tokio::test]
 async fn latency_is_the_age_of_the_job_next_in_line() {
     let q = start().await;
-    assert!(
-        q.client
-            .enqueue("q", NewJob::new("k", &1).unwrap())
-            .await
-            .unwrap()
-            .created
-    );
+    assert!(q.client.enqueue("q", NewJob::new("k", &1)).await.unwrap().created);
     let latency = eventually("the job to age", Duration::from_secs(5), || async {
         let stats = q.client.stats("q").await.unwrap();
         (stats.latency_ms >= 50).then_some(stats.latency_ms)
@@ -78,7 +68,7 @@ async fn latency_is_the_age_of_the_job_next_in_line() {
 async fn queues_lists_every_queue_that_received_a_job() {
     let q = start().await;
     for name in ["b", "a", "c.d"] {
-        q.client.enqueue(name, NewJob::new("k", &1).unwrap()).await.unwrap();
+        q.client.enqueue(name, NewJob::new("k", &1)).await.unwrap();
     }
     assert_eq!(q.client.queues().await.unwrap(), ["a", "b", "c.d"]);
 }

@@ -80,7 +80,7 @@ impl TestQueue {
 
     /// Enqueues `count` jobs of kind "k" into queue "q", payloads 0..count.
     pub async fn enqueue_numbers(&self, count: u32) {
-        let jobs = (0..count).map(|n| queue::NewJob::new("k", &n).unwrap());
+        let jobs = (0..count).map(|n| queue::NewJob::new("k", &n));
         self.client.enqueue_bulk("q", jobs).await.unwrap();
     }
 

@@ -41,16 +41,11 @@ async fn processed(client: &QueueClient, queue: &str, n: u64) {
 #[tokio::test]
 async fn a_panicking_handler_fails_its_attempt_and_the_worker_keeps_going() {
     let q = start().await;
-    let jobs = (0..5).map(|n| {
-        NewJob::new("task", &Task { n })
-            .unwrap()
-            .id(format!("t{n}"))
-            .max_attempts(1)
-    });
+    let jobs = (0..5).map(|n| NewJob::new("task", &Task { n }).id(format!("t{n}")).max_attempts(1));
     q.client.enqueue_bulk("q", jobs).await.unwrap();
     let worker = Worker::builder(q.client.clone())
-        .queue("q", 1)
-        .handle("task", |task: Task, _ctx: JobContext| async move {
+        .queue("q")
+        .handle_kind("task", |task: Task, _ctx: JobContext| async move {
             if task.n == 2 {
                 panic!("boom at {}", task.n);
             }
@@ -71,23 +66,20 @@ async fn a_panicking_handler_fails_its_attempt_and_the_worker_keeps_going() {
 async fn a_payload_of_the_wrong_type_goes_to_the_dead_letter_with_the_decode_error() {
     let q = start().await;
     q.client
-        .enqueue(
-            "q",
-            NewJob::new("task", &"not a task").unwrap().id("bad").max_attempts(5),
-        )
+        .enqueue("q", NewJob::new("task", &"not a task").id("bad").max_attempts(5))
         .await
         .unwrap();
     q.client
-        .enqueue("q", NewJob::new("unknown_kind", &1).unwrap().id("orphan"))
+        .enqueue("q", NewJob::new("unknown_kind", &1).id("orphan"))
         .await
         .unwrap();
     q.client
-        .enqueue("q", NewJob::new("task", &Task { n: 1 }).unwrap().id("good"))
+        .enqueue("q", NewJob::new("task", &Task { n: 1 }).id("good"))
         .await
         .unwrap();
     let worker = Worker::builder(q.client.clone())
-        .queue("q", 1)
-        .handle("task", |_task: Task, _ctx: JobContext| async { Ok(()) })
+        .queue("q")
+        .handle_kind("task", |_task: Task, _ctx: JobContext| async { Ok(()) })
         .build();
     let (shutdown, handle) = spawn_worker(worker);
     processed(&q.client, "q", 1).await;
@@ -115,27 +107,23 @@ async fn a_job_error_retries_and_a_permanent_one_does_not() {
     q.client
         .enqueue(
             "q",
-            NewJob::new("flaky", &())
-                .unwrap()
-                .id("flaky")
-                .max_attempts(3)
-                .backoff(retry),
+            NewJob::new("flaky", &()).id("flaky").max_attempts(3).backoff(retry),
         )
         .await
         .unwrap();
     q.client
-        .enqueue("q", NewJob::new("bad", &()).unwrap().id("bad").max_attempts(3))
+        .enqueue("q", NewJob::new("bad", &()).id("bad").max_attempts(3))
         .await
         .unwrap();
     let worker = Worker::builder(q.client.clone())
-        .queue("q", 1)
-        .handle("flaky", |_: (), ctx: JobContext| async move {
+        .queue("q")
+        .handle_kind("flaky", |_: (), ctx: JobContext| async move {
             if ctx.attempt() < 3 {
                 return Err(JobError::retry(format!("try {}", ctx.attempt())));
             }
             Ok(())
         })
-        .handle("bad", |_: (), _ctx: JobContext| async {
+        .handle_kind("bad", |_: (), _ctx: JobContext| async {
             Err(JobError::permanent("invalid data"))
         })
         .build();
@@ -166,7 +154,6 @@ async fn each_lease_of_a_job_gives_its_handler_a_greater_fencing_token() {
         .enqueue(
             "q",
             NewJob::new("flaky", &())
-                .unwrap()
                 .id("flaky")
                 .max_attempts(3)
                 .backoff(Backoff::fixed(Duration::ZERO)),
@@ -176,8 +163,8 @@ async fn each_lease_of_a_job_gives_its_handler_a_greater_fencing_token() {
     let tokens = Arc::new(Mutex::new(Vec::new()));
     let seen = tokens.clone();
     let worker = Worker::builder(q.client.clone())
-        .queue("q", 1)
-        .handle("flaky", move |_: (), ctx: JobContext| {
+        .queue("q")
+        .handle_kind("flaky", move |_: (), ctx: JobContext| {
             let seen = seen.clone();
             async move {
                 seen.lock().unwrap().push(ctx.fencing_token());
@@ -201,16 +188,16 @@ async fn each_lease_of_a_job_gives_its_handler_a_greater_fencing_token() {
 async fn the_concurrency_limit_is_never_exceeded() {
     let q = start().await;
     q.client
-        .enqueue_bulk("q", (0..60).map(|n| NewJob::new("task", &Task { n }).unwrap()))
+        .enqueue_bulk("q", (0..60).map(|n| NewJob::new("task", &Task { n })))
         .await
         .unwrap();
     let running = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
     let (r, p) = (running.clone(), peak.clone());
     let worker = Worker::builder(q.client.clone())
-        .queue("q", 1)
+        .queue("q")
         .concurrency(4)
-        .handle("task", move |_task: Task, _ctx: JobContext| {
+        .handle_kind("task", move |_task: Task, _ctx: JobContext| {
             let (running, peak) = (r.clone(), p.clone());
             async move {
                 let now = running.fetch_add(1, Ordering::SeqCst) + 1;
@@ -234,18 +221,18 @@ async fn weighted_queues_are_taken_in_proportion_to_their_weights() {
     // Both queues stay full for the whole count, so every fetch chooses between them.
     const FETCHES: usize = 400;
     for queue in ["heavy", "light"] {
-        let jobs = (0..FETCHES as u32 + 50).map(|n| NewJob::new("task", &Task { n }).unwrap());
+        let jobs = (0..FETCHES as u32 + 50).map(|n| NewJob::new("task", &Task { n }));
         q.client.enqueue_bulk(queue, jobs).await.unwrap();
     }
     let order = Arc::new(Mutex::new(Vec::new()));
     let seen = order.clone();
     // One slot: each fetch leases one job, from the first queue of its weighted order.
     let worker = Worker::builder(q.client.clone())
-        .queue("heavy", 3)
-        .queue("light", 1)
+        .queue_with_weight("heavy", 3)
+        .queue("light")
         .order(QueueOrder::Weighted)
         .concurrency(1)
-        .handle("task", move |_task: Task, ctx: JobContext| {
+        .handle_kind("task", move |_task: Task, ctx: JobContext| {
             seen.lock().unwrap().push(ctx.queue().to_owned());
             async { Ok(()) }
         })
@@ -274,17 +261,17 @@ async fn strict_order_drains_the_first_queue_first() {
     let q = start().await;
     for queue in ["first", "second"] {
         q.client
-            .enqueue_bulk(queue, (0..20).map(|n| NewJob::new("task", &Task { n }).unwrap()))
+            .enqueue_bulk(queue, (0..20).map(|n| NewJob::new("task", &Task { n })))
             .await
             .unwrap();
     }
     let order = Arc::new(Mutex::new(Vec::new()));
     let seen = order.clone();
     let worker = Worker::builder(q.client.clone())
-        .queue("first", 1)
-        .queue("second", 1)
+        .queue("first")
+        .queue("second")
         .concurrency(1)
-        .handle("task", move |_task: Task, ctx: JobContext| {
+        .handle_kind("task", move |_task: Task, ctx: JobContext| {
             seen.lock().unwrap().push(ctx.queue().to_owned());
             async { Ok(()) }
         })
@@ -301,15 +288,15 @@ async fn strict_order_drains_the_first_queue_first() {
 async fn a_delayed_job_starts_at_its_time_not_at_the_next_idle_recheck() {
     let q = start().await;
     q.client
-        .enqueue("q", NewJob::new("task", &Task { n: 0 }).unwrap())
+        .enqueue("q", NewJob::new("task", &Task { n: 0 }))
         .await
         .unwrap(); // registers the queue
     let started = Arc::new(Mutex::new(Vec::new()));
     let seen = started.clone();
     let worker = Worker::builder(q.client.clone())
-        .queue("q", 1)
+        .queue("q")
         .idle_recheck(Duration::from_secs(60))
-        .handle("task", move |task: Task, _ctx: JobContext| {
+        .handle_kind("task", move |task: Task, _ctx: JobContext| {
             seen.lock().unwrap().push((task.n, Instant::now()));
             async { Ok(()) }
         })
@@ -320,9 +307,7 @@ async fn a_delayed_job_starts_at_its_time_not_at_the_next_idle_recheck() {
     q.client
         .enqueue(
             "q",
-            NewJob::new("task", &Task { n: 1 })
-                .unwrap()
-                .delay(Duration::from_millis(400)),
+            NewJob::new("task", &Task { n: 1 }).delay(Duration::from_millis(400)),
         )
         .await
         .unwrap();
@@ -340,13 +325,13 @@ async fn a_delayed_job_starts_at_its_time_not_at_the_next_idle_recheck() {
 async fn a_job_enqueued_into_an_idle_worker_wakes_it() {
     let q = start().await;
     q.client
-        .enqueue("q", NewJob::new("task", &Task { n: 0 }).unwrap())
+        .enqueue("q", NewJob::new("task", &Task { n: 0 }))
         .await
         .unwrap();
     let worker = Worker::builder(q.client.clone())
-        .queue("q", 1)
+        .queue("q")
         .idle_recheck(Duration::from_secs(60))
-        .handle("task", |_task: Task, _ctx: JobContext| async { Ok(()) })
+        .handle_kind("task", |_task: Task, _ctx: JobContext| async { Ok(()) })
         .build();
     let (shutdown, handle) = spawn_worker(worker);
     processed(&q.client, "q", 1).await;
@@ -359,10 +344,7 @@ async fn a_job_enqueued_into_an_idle_worker_wakes_it() {
             || async { (blocked_clients(&q.client).await == 1).then_some(()) },
         )
         .await;
-        q.client
-            .enqueue("q", NewJob::new("task", &Task { n }).unwrap())
-            .await
-            .unwrap();
+        q.client.enqueue("q", NewJob::new("task", &Task { n })).await.unwrap();
         // Without the wake-up the worker would sleep for its 60 s recheck.
         eventually("the woken worker to run the job", Duration::from_secs(10), || async {
             (q.client.stats("q").await.ok()?.processed > n as u64).then_some(())
@@ -377,7 +359,6 @@ async fn a_job_enqueued_into_an_idle_worker_wakes_it() {
 async fn a_timeout_cancels_the_handler_and_fails_the_attempt() {
     let q = start().await;
     let job = NewJob::new("slow", &())
-        .unwrap()
         .id("slow")
         .max_attempts(1)
         .timeout(Duration::from_millis(100));
@@ -387,8 +368,8 @@ async fn a_timeout_cancels_the_handler_and_fails_the_attempt() {
     let token = Arc::new(Mutex::new(None));
     let (seen_stop, seen_end, seen_token) = (stopped.clone(), ran_to_the_end.clone(), token.clone());
     let worker = Worker::builder(q.client.clone())
-        .queue("q", 1)
-        .handle("slow", move |_: (), ctx: JobContext| {
+        .queue("q")
+        .handle_kind("slow", move |_: (), ctx: JobContext| {
             let (stopped, ran_to_the_end, token) = (seen_stop.clone(), seen_end.clone(), seen_token.clone());
             async move {
                 let _stopped = OnDrop(stopped);
@@ -426,21 +407,21 @@ async fn a_timeout_cancels_the_handler_and_fails_the_attempt() {
 async fn shutdown_waits_for_in_flight_jobs_then_hands_back_the_rest() {
     let q = start().await;
     q.client
-        .enqueue("q", NewJob::new("quick", &()).unwrap().id("quick"))
+        .enqueue("q", NewJob::new("quick", &()).id("quick"))
         .await
         .unwrap();
     q.client
-        .enqueue("q", NewJob::new("stuck", &()).unwrap().id("stuck"))
+        .enqueue("q", NewJob::new("stuck", &()).id("stuck"))
         .await
         .unwrap();
     let started = Arc::new(AtomicUsize::new(0));
     let seen = started.clone();
     let seen2 = started.clone();
     let worker = Worker::builder(q.client.clone())
-        .queue("q", 1)
+        .queue("q")
         .concurrency(2)
         .shutdown_timeout(Duration::from_millis(500))
-        .handle("quick", move |_: (), _ctx: JobContext| {
+        .handle_kind("quick", move |_: (), _ctx: JobContext| {
             let seen = seen.clone();
             async move {
                 seen.fetch_add(1, Ordering::SeqCst);
@@ -448,7 +429,7 @@ async fn shutdown_waits_for_in_flight_jobs_then_hands_back_the_rest() {
                 Ok(())
             }
         })
-        .handle("stuck", move |_: (), _ctx: JobContext| {
+        .handle_kind("stuck", move |_: (), _ctx: JobContext| {
             let seen = seen2.clone();
             async move {
                 seen.fetch_add(1, Ordering::SeqCst);
@@ -481,16 +462,13 @@ async fn shutdown_waits_for_in_flight_jobs_then_hands_back_the_rest() {
 #[tokio::test]
 async fn a_lost_lease_cancels_the_job_and_its_late_result_is_refused() {
     let q = start().await;
-    q.client
-        .enqueue("q", NewJob::new("slow", &()).unwrap().id("j"))
-        .await
-        .unwrap();
+    q.client.enqueue("q", NewJob::new("slow", &()).id("j")).await.unwrap();
     let cancelled = Arc::new(AtomicUsize::new(0));
     let seen = cancelled.clone();
     let worker = Worker::builder(q.client.clone())
-        .queue("q", 1)
+        .queue("q")
         .lease(Duration::from_millis(300))
-        .handle("slow", move |_: (), ctx: JobContext| {
+        .handle_kind("slow", move |_: (), ctx: JobContext| {
             let seen = seen.clone();
             async move {
                 // The runtime drops (aborts) a handler whose lease is lost; the guard sees it.
@@ -555,14 +533,11 @@ async fn a_completion_sent_after_the_lease_was_lost_is_refused() {
     // (every 10 s with a 30 s lease) could notice: the worker does send its completion, and the
     // token check refuses it.
     let q = start().await;
-    q.client
-        .enqueue("q", NewJob::new("slow", &()).unwrap().id("j"))
-        .await
-        .unwrap();
+    q.client.enqueue("q", NewJob::new("slow", &()).id("j")).await.unwrap();
     let (release_tx, release_rx) = tokio::sync::watch::channel(false);
     let worker = Worker::builder(q.client.clone())
-        .queue("q", 1)
-        .handle("slow", move |_: (), _ctx: JobContext| {
+        .queue("q")
+        .handle_kind("slow", move |_: (), _ctx: JobContext| {
             let mut released = release_rx.clone();
             async move {
                 // Ignores cancellation on purpose: a handler that just runs to its end.
@@ -611,17 +586,17 @@ async fn a_redis_restart_mid_run_loses_no_job() {
         .await
         .unwrap();
     client
-        .enqueue_bulk("q", (0..300).map(|n| NewJob::new("task", &Task { n }).unwrap()))
+        .enqueue_bulk("q", (0..300).map(|n| NewJob::new("task", &Task { n })))
         .await
         .unwrap();
     let done = Arc::new(Mutex::new(HashSet::new()));
     let seen = done.clone();
     let worker = Worker::builder(client.clone())
-        .queue("q", 1)
+        .queue("q")
         .concurrency(8)
         .lease(Duration::from_secs(2))
         .reap_interval(Duration::from_millis(200))
-        .handle("task", move |task: Task, _ctx: JobContext| {
+        .handle_kind("task", move |task: Task, _ctx: JobContext| {
             let seen = seen.clone();
             async move {
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -654,12 +629,12 @@ async fn a_redis_restart_mid_run_loses_no_job() {
 async fn a_stopped_worker_leaves_no_blocked_connection_to_steal_wake_ups() {
     let q = start().await;
     q.client
-        .enqueue("q", NewJob::new("task", &Task { n: 0 }).unwrap())
+        .enqueue("q", NewJob::new("task", &Task { n: 0 }))
         .await
         .unwrap();
     let worker = Worker::builder(q.client.clone())
-        .queue("q", 1)
-        .handle("task", |_task: Task, _ctx: JobContext| async { Ok(()) })
+        .queue("q")
+        .handle_kind("task", |_task: Task, _ctx: JobContext| async { Ok(()) })
         .build();
     let (shutdown, handle) = spawn_worker(worker);
     processed(&q.client, "q", 1).await;
@@ -674,4 +649,63 @@ async fn a_stopped_worker_leaves_no_blocked_connection_to_steal_wake_ups() {
     handle.await.unwrap().unwrap();
     // A BLPOP left behind would swallow the next marker meant for a live worker.
     assert_eq!(blocked().await, 0);
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Charge {
+    cents: u64,
+}
+
+impl queue::JobPayload for Charge {
+    const KIND: &'static str = "charge";
+    fn options(job: queue::NewJob) -> queue::NewJob {
+        job.max_attempts(7)
+    }
+}
+
+#[tokio::test]
+async fn a_payload_type_names_its_kind_and_handlers_share_the_workers_state() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let q = start().await;
+    q.client.enqueue("q", Charge { cents: 5 }).await.unwrap();
+    let jobs = q
+        .client
+        .enqueue_bulk("q", (1..=3).map(|cents| Charge { cents }))
+        .await
+        .unwrap();
+    let job = q.client.job("q", &jobs[0].id).await.unwrap();
+    assert_eq!((job.envelope.kind.as_str(), job.envelope.max_attempts), ("charge", 7));
+
+    struct Ledger {
+        cents: AtomicU64,
+    }
+    let worker = Worker::builder(q.client.clone())
+        .state(Ledger {
+            cents: AtomicU64::new(0),
+        })
+        .queue("q")
+        .handle(|charge: Charge, ctx: JobContext<Ledger>| async move {
+            if charge.cents == 2 {
+                // A message is an error too: the attempt fails and is retried.
+                if ctx.attempt() == 1 {
+                    return Err("card declined".into());
+                }
+            }
+            ctx.state().cents.fetch_add(charge.cents, Ordering::Relaxed);
+            Ok(())
+        })
+        .build();
+    let report = tokio::time::timeout(
+        Duration::from_secs(30),
+        worker.run_until_drained(queue::CancellationToken::new()),
+    )
+    .await
+    .expect("the worker stops once its queue is drained")
+    .unwrap();
+    assert_eq!((report.completed, report.retried, report.dead), (4, 1, 0));
+    let stats = q.client.stats("q").await.unwrap();
+    assert_eq!(
+        (stats.pending, stats.retrying, stats.active, stats.processed),
+        (0, 0, 0, 4)
+    );
 }

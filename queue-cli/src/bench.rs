@@ -294,9 +294,7 @@ async fn enqueue(
                     return anyhow::Ok(());
                 }
                 let size = (count - start).min(ENQUEUE_BATCH as u64);
-                let jobs: Vec<NewJob> = (0..size)
-                    .map(|_| NewJob::new("noop", &payload).map(|job| job.priority(priority)))
-                    .collect::<Result<_, _>>()?;
+                let jobs = (0..size).map(|_| NewJob::new("noop", &payload).priority(priority));
                 client.enqueue_bulk(&queue, jobs).await?;
                 bar.inc(size);
             }
@@ -317,9 +315,9 @@ async fn process(client: &QueueClient, queue: &str, args: &BenchArgs, progress: 
     let before = client.stats(queue).await?.processed;
     let target = before + args.jobs;
     let worker = Worker::builder(client.clone())
-        .queue(queue, 1)
+        .queue(queue)
         .concurrency(args.concurrency)
-        .handle("noop", |_: serde_json::Value, _ctx: JobContext| async { Ok(()) })
+        .handle_kind("noop", |_: serde_json::Value, _ctx: JobContext| async { Ok(()) })
         .build();
     let shutdown = CancellationToken::new();
     let started = Instant::now();
@@ -345,9 +343,9 @@ async fn pickup_latency(client: &QueueClient, queue: &str, samples: usize) -> an
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let seen = sent.clone();
     let worker = Worker::builder(client.clone())
-        .queue(queue, 1)
+        .queue(queue)
         .concurrency(10)
-        .handle("pickup", move |_: (), _ctx: JobContext| {
+        .handle_kind("pickup", move |_: (), _ctx: JobContext| {
             let latency = seen.lock().expect("lock").map(|at| at.elapsed());
             let _ = tx.send(latency);
             async { Ok(()) }
@@ -360,7 +358,7 @@ async fn pickup_latency(client: &QueueClient, queue: &str, samples: usize) -> an
     tokio::time::sleep(Duration::from_millis(200)).await;
     for _ in 0..samples {
         *sent.lock().expect("lock") = Some(Instant::now());
-        client.enqueue(queue, NewJob::new("pickup", &())?).await?;
+        client.enqueue(queue, NewJob::new("pickup", &())).await?;
         let latency = tokio::time::timeout(Duration::from_secs(10), rx.recv())
             .await
             .context("a job enqueued into an idle worker did not start within 10 s")?
@@ -383,8 +381,8 @@ async fn idle_cpu(client: &QueueClient, queue: &str, workers: usize, time: Durat
     let mut running = Vec::new();
     for _ in 0..workers {
         let worker = Worker::builder(client.clone())
-            .queue(queue, 1)
-            .handle("noop", |_: serde_json::Value, _ctx: JobContext| async { Ok(()) })
+            .queue(queue)
+            .handle_kind("noop", |_: serde_json::Value, _ctx: JobContext| async { Ok(()) })
             .build();
         running.push(tokio::spawn(worker.run(shutdown.clone())));
     }

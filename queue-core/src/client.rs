@@ -13,8 +13,9 @@ use fred::{
 use serde::Serialize;
 
 use crate::{
-    envelope::{Envelope, Job, JobRecord, JobState, NewJob},
+    envelope::{Envelope, Job, JobRecord, JobState},
     keys::{queue_index, validate_name, validate_prefix, QueueKeys},
+    new_job::NewJob,
     registry::run_script,
     request::RequestId,
     scripts::{self, status, Command, Reply},
@@ -194,7 +195,7 @@ const DEAD_BATCH: u64 = 1_000;
 /// use queue_core::{NewJob, QueueClient};
 /// # async fn demo() -> queue_core::Result<()> {
 /// let client = QueueClient::connect("redis://127.0.0.1:6379").await?;
-/// let job = client.enqueue("emails", NewJob::new("send", &serde_json::json!({"to": "a@b.c"}))?).await?;
+/// let job = client.enqueue("emails", NewJob::new("send", &serde_json::json!({"to": "a@b.c"}))).await?;
 /// println!("enqueued {}", job.id);
 /// # Ok(()) }
 /// ```
@@ -314,15 +315,19 @@ impl QueueClient {
         job.check(self.config.max_payload_bytes)
     }
 
-    /// Enqueues one job.
-    pub async fn enqueue(&self, queue: &str, job: NewJob) -> Result<Enqueued> {
-        let mut outcome = self.enqueue_bulk(queue, [job]).await?;
+    /// Enqueues one job: a [`NewJob`], or a [`JobPayload`](crate::JobPayload) value.
+    pub async fn enqueue(&self, queue: &str, job: impl Into<NewJob>) -> Result<Enqueued> {
+        let mut outcome = self.enqueue_bulk(queue, [job.into()]).await?;
         Ok(outcome.remove(0))
     }
 
     /// Enqueues jobs in one atomic call: all are written or, if any is invalid, none. A bulk
     /// takes at most [`MAX_BULK_JOBS`] jobs and [`MAX_BULK_BYTES`] bytes: split larger ones.
-    pub async fn enqueue_bulk(&self, queue: &str, jobs: impl IntoIterator<Item = NewJob>) -> Result<Vec<Enqueued>> {
+    pub async fn enqueue_bulk(
+        &self,
+        queue: &str,
+        jobs: impl IntoIterator<Item = impl Into<NewJob>>,
+    ) -> Result<Vec<Enqueued>> {
         let keys = self.keys(queue)?;
         let mut ids = Vec::new();
         let mut bytes = 0;
@@ -331,7 +336,7 @@ impl QueueClient {
         let mut run: Option<(usize, Vec<u8>, Vec<u8>)> = None;
         let mut run_len = 0;
         for job in jobs {
-            let fields = job.into_push_fields(queue, self.config.max_payload_bytes)?;
+            let fields = job.into().into_push_fields(queue, self.config.max_payload_bytes)?;
             bytes += fields.envelope.len() + fields.id.len();
             if ids.len() == MAX_BULK_JOBS || bytes > MAX_BULK_BYTES {
                 return Err(Error::BulkTooLarge {

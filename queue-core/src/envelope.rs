@@ -1,8 +1,8 @@
 //! The job envelope: what a producer enqueues and a worker receives, as MessagePack.
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use crate::{keys::validate_job_id, Error, Result};
+use crate::{Error, Result};
 
 /// Priorities run from -1000 to 1000; higher runs first.
 pub const PRIORITY_RANGE: std::ops::RangeInclusive<i32> = -1000..=1000;
@@ -104,7 +104,7 @@ impl Default for Backoff {
     }
 }
 
-fn millis(duration: Duration) -> u64 {
+pub(crate) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -145,16 +145,6 @@ impl JobRecord {
         let first = prefix.split(|b| *b == b'|').next()?;
         std::str::from_utf8(first).ok()?.parse().ok()
     }
-}
-
-/// One job as PUSH takes it (see lua/push.lua).
-pub(crate) struct PushFields {
-    pub(crate) id: String,
-    pub(crate) envelope: Vec<u8>,
-    /// "priority|max_attempts|backoff" as the scripts read it.
-    pub(crate) props: Vec<u8>,
-    /// "" (now), "+ms" or "@unix_ms".
-    pub(crate) when: Vec<u8>,
 }
 
 /// The envelope, as stored (MessagePack, named fields) and as a worker receives it.
@@ -204,170 +194,6 @@ impl Envelope {
     /// The payload as JSON (for handlers in other languages).
     pub fn payload_json(&self) -> Result<serde_json::Value> {
         self.decode()
-    }
-}
-
-/// A job to enqueue: kind, payload and options. Build it, then pass it to
-/// [`QueueClient::enqueue`](crate::QueueClient::enqueue) or
-/// [`QueueClient::enqueue_bulk`](crate::QueueClient::enqueue_bulk).
-///
-/// ```
-/// use queue_core::{Backoff, NewJob};
-/// use std::time::Duration;
-///
-/// #[derive(serde::Serialize)]
-/// struct Email { to: String }
-///
-/// let job = NewJob::new("send_email", &Email { to: "a@example.com".into() })?
-///     .priority(10)
-///     .delay(Duration::from_secs(30))
-///     .max_attempts(5)
-///     .backoff(Backoff::fixed(Duration::from_secs(2)));
-/// # Ok::<(), queue_core::Error>(())
-/// ```
-#[derive(Debug, Clone)]
-pub struct NewJob {
-    pub(crate) id: Option<String>,
-    pub(crate) kind: String,
-    pub(crate) payload: Vec<u8>,
-    pub(crate) priority: i32,
-    pub(crate) max_attempts: u32,
-    pub(crate) backoff: Backoff,
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) run_at: RunAt,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum RunAt {
-    Now,
-    After(Duration),
-    At(SystemTime),
-}
-
-impl NewJob {
-    /// A job of `kind` with a typed payload.
-    pub fn new<T: Serialize + ?Sized>(kind: impl Into<String>, payload: &T) -> Result<Self> {
-        let payload = rmp_serde::to_vec_named(payload).map_err(|e| Error::InvalidPayload(e.to_string()))?;
-        Ok(Self::from_encoded(kind.into(), payload))
-    }
-
-    /// A job of `kind` whose payload is raw JSON text (for callers in other languages).
-    pub fn from_json(kind: impl Into<String>, json: &str) -> Result<Self> {
-        let value: serde_json::Value = serde_json::from_str(json).map_err(Error::MalformedJson)?;
-        Self::new(kind, &value)
-    }
-
-    fn from_encoded(kind: String, payload: Vec<u8>) -> Self {
-        NewJob {
-            id: None,
-            kind,
-            payload,
-            priority: 0,
-            max_attempts: 3,
-            backoff: Backoff::default(),
-            timeout: None,
-            run_at: RunAt::Now,
-        }
-    }
-
-    /// An explicit id: enqueueing an id that still exists returns it and writes nothing.
-    pub fn id(mut self, id: impl Into<String>) -> Self {
-        self.id = Some(id.into());
-        self
-    }
-
-    /// Higher runs first (-1000..=1000, default 0).
-    pub fn priority(mut self, priority: i32) -> Self {
-        self.priority = priority;
-        self
-    }
-
-    /// Attempts before the dead letter (default 3).
-    pub fn max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = attempts;
-        self
-    }
-
-    /// Delay between attempts (default exponential from 1 s to 1 h, with jitter).
-    pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
-        self
-    }
-
-    /// A time limit for each attempt, enforced by the worker.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    /// Run no earlier than `delay` from now (server time).
-    pub fn delay(mut self, delay: Duration) -> Self {
-        self.run_at = RunAt::After(delay);
-        self
-    }
-
-    /// Run no earlier than `at`; a time in the past means now.
-    pub fn run_at(mut self, at: SystemTime) -> Self {
-        self.run_at = RunAt::At(at);
-        self
-    }
-
-    /// Checks the job against the queue's rules without writing anything.
-    pub(crate) fn check(&self, max_payload: usize) -> Result<()> {
-        if self.payload.len() > max_payload {
-            return Err(Error::PayloadTooLarge {
-                size: self.payload.len(),
-                limit: max_payload,
-            });
-        }
-        if !PRIORITY_RANGE.contains(&self.priority) {
-            return Err(Error::InvalidPriority(self.priority));
-        }
-        if self.max_attempts == 0 {
-            return Err(Error::InvalidMaxAttempts);
-        }
-        match self.run_at {
-            RunAt::After(delay) if delay > MAX_DELAY => {
-                return Err(Error::InvalidDelay(format!("{delay:?} is more than 10 years ahead")))
-            }
-            RunAt::At(at) if at < UNIX_EPOCH => return Err(Error::InvalidDelay("run-at time is before 1970".into())),
-            RunAt::At(at) if at > SystemTime::now() + MAX_DELAY => {
-                return Err(Error::InvalidDelay("run-at time is more than 10 years ahead".into()))
-            }
-            _ => {}
-        }
-        if let Some(id) = &self.id {
-            validate_job_id(id)?;
-        }
-        Ok(())
-    }
-
-    /// Checks the options and builds what the PUSH script receives for this job.
-    pub(crate) fn into_push_fields(self, queue: &str, max_payload: usize) -> Result<PushFields> {
-        self.check(max_payload)?;
-        let when = match self.run_at {
-            RunAt::Now => String::new(),
-            RunAt::After(delay) => format!("+{}", millis(delay)),
-            RunAt::At(at) => format!("@{}", millis(at.duration_since(UNIX_EPOCH).unwrap_or_default())),
-        };
-        let id = self.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-        let envelope = Envelope {
-            id: id.clone(),
-            queue: queue.to_owned(),
-            kind: self.kind,
-            payload: self.payload,
-            priority: self.priority,
-            max_attempts: self.max_attempts,
-            backoff: self.backoff,
-            timeout_ms: self.timeout.map(millis),
-        };
-        let props = format!("{}|{}|{}", self.priority, self.max_attempts, self.backoff.script_spec());
-        Ok(PushFields {
-            envelope: envelope.to_msgpack(),
-            id,
-            props: props.into_bytes(),
-            when: when.into_bytes(),
-        })
     }
 }
 

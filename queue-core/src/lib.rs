@@ -15,6 +15,7 @@ pub mod env;
 mod envelope;
 mod error;
 mod keys;
+mod new_job;
 mod registry;
 mod request;
 mod scripts;
@@ -25,9 +26,10 @@ pub use client::{
     Retention, MAX_BULK_BYTES, MAX_BULK_JOBS,
 };
 pub use connection::{redact_url, ConnectOptions};
-pub use envelope::{Backoff, Envelope, Job, JobState, NewJob, MAX_DELAY, PRIORITY_RANGE};
+pub use envelope::{Backoff, Envelope, Job, JobState, MAX_DELAY, PRIORITY_RANGE};
 pub use error::{Error, Result};
 pub use keys::{queue_index, validate_job_id, validate_name, validate_prefix, QueueKeys, MAX_NAME_LEN};
+pub use new_job::{JobPayload, NewJob};
 pub use registry::{KeyCount, Script, ScriptPipeline, ScriptRegistry};
 pub use request::RequestId;
 pub use scripts::{register as register_queue_scripts, Command, QUEUE_KEY_COUNT};

@@ -109,7 +109,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         builder = builder.job_timeout(timeout);
     }
     for (name, weight) in queues {
-        builder = builder.queue(name, weight);
+        builder = builder.queue_with_weight(name, weight);
     }
     builder.build().run(shutdown).await?;
     Ok(())

@@ -88,18 +88,65 @@ impl<E: Into<Box<dyn std::error::Error + Send + Sync>>> From<E> for JobError {
 /// The result of a handler.
 pub type JobResult = Result<(), JobError>;
 
-/// What a handler knows about the job it runs.
-#[derive(Clone)]
-pub struct JobContext {
+/// What a handler knows about the job it runs, and the application state `S` the worker was
+/// given ([`WorkerBuilder::state`](crate::WorkerBuilder::state); `()` without one).
+pub struct JobContext<S = ()> {
     pub(crate) envelope: Arc<Envelope>,
     pub(crate) attempt: u32,
     pub(crate) token: String,
     pub(crate) fencing_token: u64,
     pub(crate) cancel: CancellationToken,
     pub(crate) client: QueueClient,
+    pub(crate) state: Arc<S>,
 }
 
-impl JobContext {
+impl<S> Clone for JobContext<S> {
+    fn clone(&self) -> Self {
+        JobContext {
+            envelope: self.envelope.clone(),
+            attempt: self.attempt,
+            token: self.token.clone(),
+            fencing_token: self.fencing_token,
+            cancel: self.cancel.clone(),
+            client: self.client.clone(),
+            state: self.state.clone(),
+        }
+    }
+}
+
+// Leaves out the client (no Debug of its own), the state (the application's) and the lease
+// token (the fencing token is the same number).
+impl<S> std::fmt::Debug for JobContext<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobContext")
+            .field("id", &self.id())
+            .field("queue", &self.queue())
+            .field("kind", &self.kind())
+            .field("attempt", &self.attempt)
+            .field("fencing_token", &self.fencing_token)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> JobContext<S> {
+    /// The application state the worker was given (a database pool, a configuration...).
+    pub fn state(&self) -> &S {
+        &self.state
+    }
+
+    /// The same context with another state.
+    pub(crate) fn with_state<T>(self, state: Arc<T>) -> JobContext<T> {
+        JobContext {
+            envelope: self.envelope,
+            attempt: self.attempt,
+            token: self.token,
+            fencing_token: self.fencing_token,
+            cancel: self.cancel,
+            client: self.client,
+            state,
+        }
+    }
+
     /// The job id.
     pub fn id(&self) -> &str {
         &self.envelope.id
@@ -162,32 +209,36 @@ impl JobContext {
 
 pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = JobResult> + Send>>;
 
-/// A handler with its payload type erased: decodes, then runs.
+/// A handler with its payload and state types erased: decodes, then runs.
 pub(crate) type ErasedHandler = Arc<dyn Fn(JobContext) -> BoxFuture + Send + Sync>;
 
-pub(crate) fn typed<T, F, Fut>(handler: F) -> ErasedHandler
+pub(crate) fn typed<T, S, F, Fut>(handler: F, state: Arc<S>) -> ErasedHandler
 where
     T: DeserializeOwned + Send + 'static,
-    F: Fn(T, JobContext) -> Fut + Send + Sync + 'static,
+    S: Send + Sync + 'static,
+    F: Fn(T, JobContext<S>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = JobResult> + Send + 'static,
 {
     let handler = Arc::new(handler);
     Arc::new(move |ctx: JobContext| {
         let handler = handler.clone();
+        let state = state.clone();
         Box::pin(async move {
             // A payload that does not fit the handler's type will not fit on a retry either.
             let payload: T = ctx.envelope.decode().map_err(JobError::permanent)?;
-            handler(payload, ctx).await
+            handler(payload, ctx.with_state(state)).await
         })
     })
 }
 
-pub(crate) fn raw<F, Fut>(handler: F) -> ErasedHandler
+pub(crate) fn raw<S, F, Fut>(handler: F, state: Arc<S>) -> ErasedHandler
 where
-    F: Fn(JobContext) -> Fut + Send + Sync + 'static,
+    S: Send + Sync + 'static,
+    F: Fn(JobContext<S>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = JobResult> + Send + 'static,
 {
-    Arc::new(move |ctx: JobContext| Box::pin(handler(ctx)))
+    let handler = Arc::new(handler);
+    Arc::new(move |ctx: JobContext| Box::pin(handler(ctx.with_state(state.clone()))))
 }
 
 #[cfg(test)]

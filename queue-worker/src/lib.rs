@@ -17,36 +17,60 @@ use std::time::Duration;
 
 use queue_core::{ConnectOptions, QueueClient, QueueConfig};
 
-/// A token cancelled on the first SIGTERM or SIGINT (Ctrl-C). The handlers are installed
-/// before this returns, so no signal slips through while the worker starts.
+/// A token cancelled on the first SIGTERM or SIGINT (Ctrl-C): a graceful stop. A second
+/// signal ends the process at once (exit status 130), as an operator who presses Ctrl-C again
+/// expects; the leases of jobs still running then expire and the reaper returns those jobs.
+/// The handlers are installed before this returns, so no signal slips through while the worker
+/// starts.
 pub fn shutdown_on_signals() -> CancellationToken {
     let token = CancellationToken::new();
     let cancel = token.clone();
-    let signalled = signals();
+    let mut signals = Signals::install();
     tokio::spawn(async move {
-        signalled.await;
-        tracing::info!("shutdown signal received");
+        signals.next().await;
+        tracing::info!("shutdown signal received; a second one stops at once");
         cancel.cancel();
+        signals.next().await;
+        tracing::warn!("second shutdown signal: stopping now; running jobs return when their leases expire");
+        std::process::exit(130);
     });
     token
 }
 
 #[cfg(unix)]
-fn signals() -> impl std::future::Future<Output = ()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = signal(SignalKind::terminate()).expect("install the SIGTERM handler");
-    let mut interrupt = signal(SignalKind::interrupt()).expect("install the SIGINT handler");
-    async move {
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl Signals {
+    fn install() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        Signals {
+            terminate: signal(SignalKind::terminate()).expect("install the SIGTERM handler"),
+            interrupt: signal(SignalKind::interrupt()).expect("install the SIGINT handler"),
+        }
+    }
+
+    async fn next(&mut self) {
         tokio::select! {
-            _ = terminate.recv() => {}
-            _ = interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
         }
     }
 }
 
 #[cfg(not(unix))]
-fn signals() -> impl std::future::Future<Output = ()> {
-    async {
+struct Signals;
+
+#[cfg(not(unix))]
+impl Signals {
+    fn install() -> Self {
+        Signals
+    }
+
+    async fn next(&mut self) {
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -1,7 +1,7 @@
 //! What a worker is made of: its settings and handlers, as the builder collects them.
-use std::{collections::HashMap, fmt, time::Duration};
+use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
 
-use queue_core::QueueClient;
+use queue_core::{JobPayload, QueueClient};
 use serde::de::DeserializeOwned;
 
 use super::Worker;
@@ -17,33 +17,50 @@ pub enum QueueOrder {
     Weighted,
 }
 
-/// Builds a [`Worker`].
+/// Builds a [`Worker`]: its queues, its handlers (by payload type, or by kind name for jobs
+/// from other languages), the application state they receive, and its settings.
 ///
 /// ```no_run
+/// use queue_core::JobPayload;
 /// use queue_worker::{JobContext, JobError, Worker};
 /// use std::time::Duration;
 ///
-/// #[derive(serde::Deserialize)]
+/// #[derive(serde::Serialize, serde::Deserialize)]
 /// struct Email { to: String }
+///
+/// impl JobPayload for Email {
+///     const KIND: &'static str = "send_email";
+/// }
+///
+/// struct Mailer { from: String }
 ///
 /// # async fn demo(client: queue_core::QueueClient) -> queue_core::Result<()> {
 /// let worker = Worker::builder(client)
-///     .queue("emails", 1)
+///     .state(Mailer { from: "noreply@example.com".into() })
+///     .queue("emails")
 ///     .concurrency(20)
-///     .handle("send_email", |email: Email, ctx: JobContext| async move {
+///     .handle(|email: Email, ctx: JobContext<Mailer>| async move {
 ///         if email.to.is_empty() {
 ///             return Err(JobError::permanent("no recipient"));
 ///         }
-///         println!("sending to {} (attempt {})", email.to, ctx.attempt());
+///         println!("{} -> {} (attempt {})", ctx.state().from, email.to, ctx.attempt());
 ///         Ok(())
 ///     })
 ///     .build();
 /// worker.run(queue_worker::shutdown_on_signals()).await?;
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
-pub struct WorkerBuilder {
+pub struct WorkerBuilder<S = ()> {
     worker: Worker,
+    state: Arc<S>,
+}
+
+impl<S> fmt::Debug for WorkerBuilder<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerBuilder")
+            .field("worker", &self.worker)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the builder sets and the running worker reads.
@@ -87,6 +104,7 @@ impl Worker {
     /// Starts building a worker on `client`.
     pub fn builder(client: QueueClient) -> WorkerBuilder {
         WorkerBuilder {
+            state: Arc::new(()),
             worker: Worker {
                 client,
                 settings: Settings {
@@ -108,10 +126,27 @@ impl Worker {
     }
 }
 
-impl WorkerBuilder {
-    /// Adds a queue with a weight (used with [`QueueOrder::Weighted`]; with `Strict`, the order
-    /// of the calls is the priority).
-    pub fn queue(mut self, name: impl Into<String>, weight: u32) -> Self {
+impl WorkerBuilder<()> {
+    /// The application state handlers receive through [`JobContext::state`] (a database pool,
+    /// a configuration...), shared by all of them without cloning it per job. Give it before
+    /// the handlers: those added earlier see `()`.
+    pub fn state<S: Send + Sync + 'static>(self, state: S) -> WorkerBuilder<S> {
+        WorkerBuilder {
+            worker: self.worker,
+            state: Arc::new(state),
+        }
+    }
+}
+
+impl<S: Send + Sync + 'static> WorkerBuilder<S> {
+    /// Adds a queue to take jobs from. With several, the order of the calls is their priority
+    /// (see [`QueueOrder`]).
+    pub fn queue(self, name: impl Into<String>) -> Self {
+        self.queue_with_weight(name, 1)
+    }
+
+    /// Adds a queue with a weight, for [`QueueOrder::Weighted`].
+    pub fn queue_with_weight(mut self, name: impl Into<String>, weight: u32) -> Self {
         self.worker.settings.queues.push((name.into(), weight.max(1)));
         self
     }
@@ -163,18 +198,29 @@ impl WorkerBuilder {
         self
     }
 
-    /// Runs jobs of `kind` with a typed payload. A payload that does not decode into `T` goes
-    /// to the dead letter with the decode error.
-    pub fn handle<T, F, Fut>(mut self, kind: impl Into<String>, handler: F) -> Self
+    /// Runs the jobs of `T`'s kind (see [`JobPayload`]). In the handler, `?` takes any error a
+    /// service uses (see [`JobError`](crate::JobError)): it fails the attempt, to be retried with the job's
+    /// backoff, unless it is [`JobError::permanent`](crate::JobError::permanent). A payload that does not decode into `T`
+    /// goes to the dead letter with the decode error.
+    pub fn handle<T, F, Fut>(self, handler: F) -> Self
     where
-        T: DeserializeOwned + Send + 'static,
-        F: Fn(T, JobContext) -> Fut + Send + Sync + 'static,
+        T: JobPayload,
+        F: Fn(T, JobContext<S>) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = JobResult> + Send + 'static,
     {
-        self.worker
-            .handlers
-            .by_kind
-            .insert(kind.into(), handler::typed(handler));
+        self.handle_kind(T::KIND, handler)
+    }
+
+    /// Runs jobs of `kind`, a name, with a payload decoded into `T`: for kinds written by other
+    /// languages, or payload types that do not name their kind.
+    pub fn handle_kind<T, F, Fut>(mut self, kind: impl Into<String>, handler: F) -> Self
+    where
+        T: DeserializeOwned + Send + 'static,
+        F: Fn(T, JobContext<S>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = JobResult> + Send + 'static,
+    {
+        let handler = handler::typed(handler, self.state.clone());
+        self.worker.handlers.by_kind.insert(kind.into(), handler);
         self
     }
 
@@ -182,10 +228,10 @@ impl WorkerBuilder {
     /// see [`JobContext::envelope`]). Without it, such jobs go to the dead letter.
     pub fn fallback<F, Fut>(mut self, handler: F) -> Self
     where
-        F: Fn(JobContext) -> Fut + Send + Sync + 'static,
+        F: Fn(JobContext<S>) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = JobResult> + Send + 'static,
     {
-        self.worker.handlers.fallback = Some(handler::raw(handler));
+        self.worker.handlers.fallback = Some(handler::raw(handler, self.state.clone()));
         self
     }
 

@@ -1,6 +1,6 @@
 //! One attempt of a job: its handler, with the job's timeout, cancellation and panics contained,
 //! in a task of its own.
-use std::{fmt, future::Future, panic::AssertUnwindSafe, sync::Arc, time::Duration};
+use std::{future::Future, panic::AssertUnwindSafe, sync::Arc, time::Duration};
 
 use futures_util::FutureExt;
 use queue_core::{Envelope, Leased};
@@ -70,6 +70,7 @@ impl Runtime {
             fencing_token,
             cancel,
             client: self.client.clone(),
+            state: self.no_state.clone(),
         };
         Ok((handler, ctx))
     }
@@ -111,18 +112,4 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic payload".into())
-}
-
-// Leaves out the client (no Debug of its own) and the lease token (the fencing token is the
-// same number).
-impl fmt::Debug for JobContext {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JobContext")
-            .field("id", &self.id())
-            .field("queue", &self.queue())
-            .field("kind", &self.kind())
-            .field("attempt", &self.attempt)
-            .field("fencing_token", &self.fencing_token)
-            .finish_non_exhaustive()
-    }
 }

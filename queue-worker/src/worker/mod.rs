@@ -64,4 +64,7 @@ struct Runtime {
     wake: Notify,
     /// Whether the fetch loop waits for work: only then do the listeners block on Redis.
     idle: watch::Sender<bool>,
+    /// The state every context starts with (handlers swap in the application's), shared so
+    /// that starting a job allocates none.
+    no_state: std::sync::Arc<()>,
 }

@@ -1,0 +1,245 @@
+//! A job to enqueue ([`NewJob`]), and payload types that name their own kind ([`JobPayload`]).
+use serde::{de::DeserializeOwned, Serialize};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::{
+    envelope::{millis, Backoff, Envelope, MAX_DELAY, PRIORITY_RANGE},
+    keys::validate_job_id,
+    Error, Result,
+};
+
+/// A payload type that names its kind, so that producers and handlers agree by type: enqueue
+/// the value itself (`client.enqueue("orders", order)`), and give the worker a handler that
+/// takes it (`.handle(|order: ChargeOrder, ctx| ...)`). Jobs from other languages carry the same
+/// kind string. [`options`](JobPayload::options) sets what every job of the kind starts with.
+///
+/// ```
+/// use queue_core::{JobPayload, NewJob};
+/// use std::time::Duration;
+///
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct ChargeOrder { order_id: u64, cents: u64 }
+///
+/// impl JobPayload for ChargeOrder {
+///     const KIND: &'static str = "charge_order";
+///     fn options(job: NewJob) -> NewJob {
+///         job.max_attempts(5).timeout(Duration::from_secs(30))
+///     }
+/// }
+///
+/// let job = NewJob::of(&ChargeOrder { order_id: 42, cents: 1999 }).id("charge-42");
+/// assert_eq!(job.kind(), "charge_order");
+/// ```
+pub trait JobPayload: Serialize + DeserializeOwned + Send + 'static {
+    /// The kind stored with every job of this type.
+    const KIND: &'static str;
+
+    /// The options every job of this kind starts with (default: none beyond [`NewJob`]'s).
+    fn options(job: NewJob) -> NewJob {
+        job
+    }
+}
+
+/// A payload type's job with its kind's options: `client.enqueue(queue, payload)`.
+impl<T: JobPayload> From<T> for NewJob {
+    fn from(payload: T) -> Self {
+        NewJob::of(&payload)
+    }
+}
+
+/// One job as PUSH takes it (see lua/push.lua).
+pub(crate) struct PushFields {
+    pub(crate) id: String,
+    pub(crate) envelope: Vec<u8>,
+    /// "priority|max_attempts|backoff" as the scripts read it.
+    pub(crate) props: Vec<u8>,
+    /// "" (now), "+ms" or "@unix_ms".
+    pub(crate) when: Vec<u8>,
+}
+
+/// A job to enqueue: kind, payload and options. Build it, then pass it to
+/// [`QueueClient::enqueue`](crate::QueueClient::enqueue) or
+/// [`QueueClient::enqueue_bulk`](crate::QueueClient::enqueue_bulk).
+///
+/// ```
+/// use queue_core::{Backoff, NewJob};
+/// use std::time::Duration;
+///
+/// #[derive(serde::Serialize)]
+/// struct Email { to: String }
+///
+/// let job = NewJob::new("send_email", &Email { to: "a@example.com".into() })
+///     .priority(10)
+///     .delay(Duration::from_secs(30))
+///     .max_attempts(5)
+///     .backoff(Backoff::fixed(Duration::from_secs(2)));
+/// assert_eq!(job.kind(), "send_email");
+/// ```
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub(crate) id: Option<String>,
+    pub(crate) kind: String,
+    pub(crate) payload: Vec<u8>,
+    /// Why the payload did not encode; enqueueing the job reports it.
+    pub(crate) unencodable: Option<String>,
+    pub(crate) priority: i32,
+    pub(crate) max_attempts: u32,
+    pub(crate) backoff: Backoff,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) run_at: RunAt,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum RunAt {
+    Now,
+    After(Duration),
+    At(SystemTime),
+}
+
+impl NewJob {
+    /// A job of `kind` with a typed payload. A payload that cannot be encoded (a map with
+    /// non-string keys, say) is reported when the job is enqueued or validated.
+    pub fn new<T: Serialize + ?Sized>(kind: impl Into<String>, payload: &T) -> Self {
+        match rmp_serde::to_vec_named(payload) {
+            Ok(payload) => Self::from_encoded(kind.into(), payload),
+            Err(error) => NewJob {
+                unencodable: Some(error.to_string()),
+                ..Self::from_encoded(kind.into(), Vec::new())
+            },
+        }
+    }
+
+    /// A job of `T`'s kind, with the options of that kind (see [`JobPayload`]).
+    pub fn of<T: JobPayload>(payload: &T) -> Self {
+        T::options(Self::new(T::KIND, payload))
+    }
+
+    /// A job of `kind` whose payload is raw JSON text (for callers in other languages); the
+    /// text is checked here, so a malformed line is reported where it is read.
+    pub fn from_json(kind: impl Into<String>, json: &str) -> Result<Self> {
+        let value: serde_json::Value = serde_json::from_str(json).map_err(Error::MalformedJson)?;
+        Ok(Self::new(kind, &value))
+    }
+
+    /// The kind.
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    fn from_encoded(kind: String, payload: Vec<u8>) -> Self {
+        NewJob {
+            id: None,
+            kind,
+            payload,
+            unencodable: None,
+            priority: 0,
+            max_attempts: 3,
+            backoff: Backoff::default(),
+            timeout: None,
+            run_at: RunAt::Now,
+        }
+    }
+
+    /// An explicit id: enqueueing an id that still exists returns it and writes nothing.
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// Higher runs first (-1000..=1000, default 0).
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Attempts before the dead letter (default 3).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// Delay between attempts (default exponential from 1 s to 1 h, with jitter).
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// A time limit for each attempt, enforced by the worker.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Run no earlier than `delay` from now (server time).
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.run_at = RunAt::After(delay);
+        self
+    }
+
+    /// Run no earlier than `at`; a time in the past means now.
+    pub fn run_at(mut self, at: SystemTime) -> Self {
+        self.run_at = RunAt::At(at);
+        self
+    }
+
+    /// Checks the job against the queue's rules without writing anything.
+    pub(crate) fn check(&self, max_payload: usize) -> Result<()> {
+        if let Some(error) = &self.unencodable {
+            return Err(Error::InvalidPayload(error.clone()));
+        }
+        if self.payload.len() > max_payload {
+            return Err(Error::PayloadTooLarge {
+                size: self.payload.len(),
+                limit: max_payload,
+            });
+        }
+        if !PRIORITY_RANGE.contains(&self.priority) {
+            return Err(Error::InvalidPriority(self.priority));
+        }
+        if self.max_attempts == 0 {
+            return Err(Error::InvalidMaxAttempts);
+        }
+        match self.run_at {
+            RunAt::After(delay) if delay > MAX_DELAY => {
+                return Err(Error::InvalidDelay(format!("{delay:?} is more than 10 years ahead")))
+            }
+            RunAt::At(at) if at < UNIX_EPOCH => return Err(Error::InvalidDelay("run-at time is before 1970".into())),
+            RunAt::At(at) if at > SystemTime::now() + MAX_DELAY => {
+                return Err(Error::InvalidDelay("run-at time is more than 10 years ahead".into()))
+            }
+            _ => {}
+        }
+        if let Some(id) = &self.id {
+            validate_job_id(id)?;
+        }
+        Ok(())
+    }
+
+    /// Checks the options and builds what the PUSH script receives for this job.
+    pub(crate) fn into_push_fields(self, queue: &str, max_payload: usize) -> Result<PushFields> {
+        self.check(max_payload)?;
+        let when = match self.run_at {
+            RunAt::Now => String::new(),
+            RunAt::After(delay) => format!("+{}", millis(delay)),
+            RunAt::At(at) => format!("@{}", millis(at.duration_since(UNIX_EPOCH).unwrap_or_default())),
+        };
+        let id = self.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let envelope = Envelope {
+            id: id.clone(),
+            queue: queue.to_owned(),
+            kind: self.kind,
+            payload: self.payload,
+            priority: self.priority,
+            max_attempts: self.max_attempts,
+            backoff: self.backoff,
+            timeout_ms: self.timeout.map(millis),
+        };
+        let props = format!("{}|{}|{}", self.priority, self.max_attempts, self.backoff.script_spec());
+        Ok(PushFields {
+            envelope: envelope.to_msgpack(),
+            id,
+            props: props.into_bytes(),
+            when: when.into_bytes(),
+        })
+    }
+}
