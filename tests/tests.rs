@@ -18,5 +18,6 @@ mod queue_cli;
 mod queue_worker;
 mod reap;
 mod registry;
+mod sentinel;
 mod stats;
 mod worker;
