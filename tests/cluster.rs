@@ -93,6 +93,12 @@ async fn queues_spread_over_a_cluster_and_run_unchanged() {
     shutdown.cancel();
     assert_eq!(running.await.unwrap().unwrap().completed, 153);
     assert_eq!(client.queues().await.unwrap(), queues);
+    // Every call went straight to its queue's node: none was redirected (each MOVED costs a
+    // round trip and a refresh of the client's whole view of the cluster).
+    for node in &nodes {
+        let errors = throwaway_redis::cli(node.port(), &["info", "errorstats"]).unwrap();
+        assert!(!errors.contains("errorstat_MOVED"), "{errors}");
+    }
 }
 
 /// A master crash (SIGKILL, no goodbye) under load: its replica takes over, and the worker and
