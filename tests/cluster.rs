@@ -130,7 +130,8 @@ async fn lose_a_busy_master(failure: Failure) {
     let client = QueueClient::connect_with(&ConnectOptions::new(cluster.url(master)), QueueConfig::default())
         .await
         .unwrap();
-    let (runs, shutdown, worker) = run_numbers(&client, "busy", JOBS).await;
+    let numbers = run_numbers(&client, "busy", JOBS).await;
+    let runs = numbers.runs.clone();
     eventually("a few hundred jobs run", Duration::from_secs(20), || async {
         (runs.total() >= 300).then_some(())
     })
@@ -165,18 +166,12 @@ async fn lose_a_busy_master(failure: Failure) {
     );
 
     expect_drained(
+        failed,
         &cluster.url(live),
         "busy",
         JOBS,
-        &runs,
+        numbers,
         Duration::from_secs(30),
-        shutdown,
-        worker,
     )
     .await;
-    eprintln!(
-        "{failure:?}: all {JOBS} jobs done {:?} after the failure ({} runs)",
-        failed.elapsed(),
-        runs.total()
-    );
 }

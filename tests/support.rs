@@ -203,15 +203,7 @@ impl Runs {
 /// Enqueues `count` jobs of kind "n" (payloads 0..count) into `queue` and starts a worker on it
 /// whose handler takes a few milliseconds and records each run. Leases are short (3 s, swept
 /// every second), so jobs whose lease or completion was lost in a failover come back quickly.
-pub async fn run_numbers(
-    client: &QueueClient,
-    queue: &str,
-    count: u32,
-) -> (
-    std::sync::Arc<Runs>,
-    CancellationToken,
-    tokio::task::JoinHandle<queue::Result<WorkerReport>>,
-) {
+pub async fn run_numbers(client: &QueueClient, queue: &str, count: u32) -> Numbers {
     let jobs = (0..count).map(|n| queue::NewJob::new("n", &n).unwrap());
     client.enqueue_bulk(queue, jobs).await.unwrap();
     let runs = std::sync::Arc::new(Runs::default());
@@ -221,6 +213,8 @@ pub async fn run_numbers(
         .concurrency(10)
         .lease(Duration::from_secs(3))
         .reap_interval(Duration::from_secs(1))
+        // Only a wake-up starts a job on an idle worker within the test's deadlines.
+        .idle_recheck(Duration::from_secs(60))
         .handle("n", move |n: u32, _ctx: queue::JobContext| {
             let runs = recorder.clone();
             async move {
@@ -231,8 +225,15 @@ pub async fn run_numbers(
             }
         })
         .build();
-    let (shutdown, handle) = spawn_worker(worker);
-    (runs, shutdown, handle)
+    let (shutdown, worker) = spawn_worker(worker);
+    Numbers { runs, shutdown, worker }
+}
+
+/// The worker started by [`run_numbers`], and what it ran.
+pub struct Numbers {
+    pub runs: std::sync::Arc<Runs>,
+    shutdown: CancellationToken,
+    worker: tokio::task::JoinHandle<queue::Result<WorkerReport>>,
 }
 
 /// How a failover test takes the master down.
@@ -246,18 +247,19 @@ pub enum Failure {
 }
 
 /// Waits until every one of `count` jobs in `queue` was processed and nothing is left in any
-/// state, then stops the worker and checks that each job ran at least once. Each look is a
+/// state; then that the idle worker is still woken for a new job (payload `count`); then stops
+/// the worker and checks that each job ran at least once. Each look is a
 /// fresh one-shot client on `url` (as `queue-cli stats` would be), so that the observer does not
 /// share the fate of the worker's connections.
 pub async fn expect_drained(
+    failed: Instant,
     url: &str,
     queue: &str,
     count: u32,
-    runs: &Runs,
+    numbers: Numbers,
     timeout: Duration,
-    shutdown: CancellationToken,
-    worker: tokio::task::JoinHandle<queue::Result<WorkerReport>>,
 ) -> queue::QueueStats {
+    let Numbers { runs, shutdown, worker } = numbers;
     let options = ConnectOptions {
         connect_timeout: Duration::from_secs(2),
         command_timeout: Duration::from_secs(2),
@@ -287,11 +289,39 @@ pub async fn expect_drained(
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    eprintln!(
+        "all {count} jobs processed {:?} after the failure ({} runs)",
+        failed.elapsed(),
+        runs.total()
+    );
+    // The worker is idle now: one more job reaches it only through its wake-up connection,
+    // which must have found the new master too.
+    let late = Instant::now();
+    let deadline = late + Duration::from_secs(30);
+    loop {
+        let enqueue = async {
+            let client = QueueClient::connect_with(&options, QueueConfig::default()).await.ok()?;
+            client
+                .enqueue(queue, queue::NewJob::new("n", &count).unwrap())
+                .await
+                .ok()
+        };
+        if let Ok(Some(_)) = tokio::time::timeout(Duration::from_secs(5), enqueue).await {
+            break;
+        }
+        assert!(Instant::now() < deadline, "cannot enqueue after the failover");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    while !runs.seen.lock().unwrap().contains(&count) {
+        assert!(Instant::now() < deadline, "an idle worker was not woken for a new job");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!("a new job woke the idle worker in {:?}", late.elapsed());
     shutdown.cancel();
     worker.await.unwrap().unwrap();
     // A completion recorded on a master that died before its replica got it is lost with it:
     // the job runs again, so it is processed once in the data that survived.
     assert_eq!((stats.processed, stats.dead), (u64::from(count), 0), "{stats:?}");
-    assert_eq!(runs.distinct(), count as usize, "every job ran at least once");
+    assert_eq!(runs.distinct(), count as usize + 1, "every job ran at least once");
     stats
 }
