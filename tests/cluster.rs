@@ -152,18 +152,31 @@ async fn lose_a_busy_master(failure: Failure) {
         failed.elapsed()
     );
 
-    let stats = tokio::task::block_in_place(|| {
-        Command::new(bin("queue-cli"))
-            .args(["stats", "busy", "--json", "--redis-url", &cluster.url(live)])
-            .output()
-            .unwrap()
-    });
-    assert!(
-        stats.status.success() && String::from_utf8_lossy(&stats.stdout).contains("\"busy\""),
-        "queue-cli stats after the failover: {}{}",
-        String::from_utf8_lossy(&stats.stdout),
-        String::from_utf8_lossy(&stats.stderr)
-    );
+    // The nodes may still be agreeing on the new topology for a moment after the one asked saw
+    // it: a failed attempt is shown, and the CLI must answer within a few seconds.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let stats = tokio::task::block_in_place(|| {
+            Command::new(bin("queue-cli"))
+                .args(["stats", "busy", "--json", "--redis-url", &cluster.url(live)])
+                .output()
+                .unwrap()
+        });
+        let answer = format!(
+            "{}{}",
+            String::from_utf8_lossy(&stats.stdout),
+            String::from_utf8_lossy(&stats.stderr)
+        );
+        if stats.status.success() && answer.contains("\"busy\"") {
+            break;
+        }
+        eprintln!("queue-cli stats {:?} after the failure: {answer}", failed.elapsed());
+        assert!(
+            Instant::now() < deadline,
+            "queue-cli stats does not answer after the failover"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
     expect_drained(
         failed,
