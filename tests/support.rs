@@ -357,3 +357,143 @@ pub async fn blocked_clients(client: &QueueClient) -> u32 {
         .parse()
         .unwrap()
 }
+
+/// What a worker ran: every run counted, and which jobs (by payload) ran at least once.
+#[derive(Default)]
+pub struct Runs {
+    pub total: std::sync::atomic::AtomicUsize,
+    pub seen: std::sync::Mutex<std::collections::HashSet<u32>>,
+}
+
+impl Runs {
+    pub fn total(&self) -> usize {
+        self.total.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn distinct(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+}
+
+/// Enqueues `count` jobs of kind "n" (payloads 0..count) into `queue` and starts a worker on it
+/// whose handler takes a few milliseconds and records each run. Leases are short (3 s, swept
+/// every second), so jobs whose lease or completion was lost in a failover come back quickly.
+pub async fn run_numbers(client: &QueueClient, queue: &str, count: u32) -> Numbers {
+    let jobs = (0..count).map(|n| queue::NewJob::new("n", &n));
+    client.enqueue_bulk(queue, jobs).await.unwrap();
+    let runs = std::sync::Arc::new(Runs::default());
+    let recorder = runs.clone();
+    let worker = Worker::builder(client.clone())
+        .queue(queue)
+        .concurrency(10)
+        .lease(Duration::from_secs(3))
+        .reap_interval(Duration::from_secs(1))
+        // Only a wake-up starts a job on an idle worker within the test's deadlines.
+        .idle_recheck(Duration::from_secs(60))
+        .handle_kind("n", move |n: u32, _ctx: queue::JobContext| {
+            let runs = recorder.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(3)).await;
+                runs.seen.lock().unwrap().insert(n);
+                runs.total.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            }
+        })
+        .build();
+    let (shutdown, worker) = spawn_worker(worker);
+    Numbers { runs, shutdown, worker }
+}
+
+/// The worker started by [`run_numbers`], and what it ran.
+pub struct Numbers {
+    pub runs: std::sync::Arc<Runs>,
+    shutdown: CancellationToken,
+    worker: tokio::task::JoinHandle<queue::Result<WorkerReport>>,
+}
+
+/// How a failover test takes the master down.
+#[derive(Debug, Clone, Copy)]
+pub enum Failure {
+    /// SIGKILL: the kernel closes its connections, clients see them drop.
+    Crash,
+    /// SIGSTOP: its connections stay open and unanswered, as with a host that hung or dropped
+    /// off the network.
+    Freeze,
+}
+
+/// Waits until every one of `count` jobs in `queue` was processed and nothing is left in any
+/// state; then that the idle worker is still woken for a new job (payload `count`); then stops
+/// the worker and checks that each job ran at least once. Each look is a
+/// fresh one-shot client on `url` (as `queue-cli stats` would be), so that the observer does not
+/// share the fate of the worker's connections.
+pub async fn expect_drained(
+    failed: Instant,
+    url: &str,
+    queue: &str,
+    count: u32,
+    numbers: Numbers,
+    timeout: Duration,
+) -> queue::QueueStats {
+    let Numbers { runs, shutdown, worker } = numbers;
+    let options = ConnectOptions {
+        connect_timeout: Duration::from_secs(2),
+        command_timeout: Duration::from_secs(2),
+        reconnect: false,
+        ..ConnectOptions::new(url)
+    };
+    let look = || async {
+        let client = QueueClient::connect_with(&options, QueueConfig::default()).await.ok()?;
+        client.stats(queue).await.ok()
+    };
+    let deadline = Instant::now() + timeout;
+    let mut last = None;
+    let stats = loop {
+        // Bounded, so that a look stuck on a dead node cannot outlast the deadline.
+        if let Ok(Some(stats)) = tokio::time::timeout(Duration::from_secs(5), look()).await {
+            if stats.processed >= u64::from(count)
+                && stats.pending + stats.scheduled + stats.retrying + stats.active == 0
+            {
+                break stats;
+            }
+            last = Some(stats);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not all {count} jobs of {queue} processed within {timeout:?} ({} runs); last stats: {last:?}",
+            runs.total()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eprintln!(
+        "all {count} jobs processed {:?} after the failure ({} runs)",
+        failed.elapsed(),
+        runs.total()
+    );
+    // The worker is idle now: one more job reaches it only through its wake-up connection,
+    // which must have found the new master too.
+    let late = Instant::now();
+    let deadline = late + Duration::from_secs(30);
+    loop {
+        let enqueue = async {
+            let client = QueueClient::connect_with(&options, QueueConfig::default()).await.ok()?;
+            client.enqueue(queue, queue::NewJob::new("n", &count)).await.ok()
+        };
+        if let Ok(Some(_)) = tokio::time::timeout(Duration::from_secs(5), enqueue).await {
+            break;
+        }
+        assert!(Instant::now() < deadline, "cannot enqueue after the failover");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    while !runs.seen.lock().unwrap().contains(&count) {
+        assert!(Instant::now() < deadline, "an idle worker was not woken for a new job");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!("a new job woke the idle worker in {:?}", late.elapsed());
+    shutdown.cancel();
+    worker.await.unwrap().unwrap();
+    // A completion recorded on a master that died before its replica got it is lost with it:
+    // the job runs again, so it is processed once in the data that survived.
+    assert_eq!((stats.processed, stats.dead), (u64::from(count), 0), "{stats:?}");
+    assert_eq!(runs.distinct(), count as usize + 1, "every job ran at least once");
+    stats
+}

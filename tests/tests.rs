@@ -23,5 +23,6 @@ mod queue_worker_promises;
 mod reap;
 mod redelivery;
 mod registry;
+mod sentinel;
 mod stats;
 mod worker;

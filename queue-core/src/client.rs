@@ -205,6 +205,8 @@ pub struct QueueClient {
     scripts: ScriptRegistry,
     config: Arc<QueueConfig>,
     indexed: Arc<Mutex<HashSet<String>>>,
+    /// When this client last dropped its connections after a call timed out.
+    reconnected: Arc<Mutex<Option<std::time::Instant>>>,
 }
 
 impl QueueClient {
@@ -250,6 +252,7 @@ impl QueueClient {
             scripts,
             config: Arc::new(config),
             indexed: Default::default(),
+            reconnected: Default::default(),
         })
     }
 
@@ -286,8 +289,36 @@ impl QueueClient {
         let script = self.scripts.get(command.name())?;
         let keys: Vec<Value> = keys.all().iter().map(|k| Value::from(k.as_str())).collect();
         args.insert(0, Value::from(request.map_or("", RequestId::as_str)));
-        let value = run_script(&self.redis, &script, &keys, &args).await?;
+        let value = run_script(&self.redis, &script, &keys, &args)
+            .await
+            .inspect_err(|error| self.reconnect_after_timeout(error))?;
         Reply::new(command, value)
+    }
+
+    /// A call that timed out may have met a connection that went silent (a frozen server, a
+    /// dropped network path): fred notices one only when nothing was written to it for its
+    /// unresponsive timeout, which a busy client never leaves. So the connections are made
+    /// again, at most once per command timeout. The calls in flight on them are sent again,
+    /// which every queue call answers as it first did.
+    fn reconnect_after_timeout(&self, error: &Error) {
+        let Error::Redis(error) = error else { return };
+        if *error.kind() != fred::error::ErrorKind::Timeout {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let every = self.redis.perf_config().default_command_timeout;
+        {
+            let mut last = self.reconnected.lock().expect("reconnect lock");
+            if last.is_some_and(|at| now.duration_since(at) < every) {
+                return;
+            }
+            *last = Some(now);
+        }
+        tracing::warn!("a call timed out; making the connections to Redis again");
+        let redis = self.redis.clone();
+        tokio::spawn(async move {
+            let _ = redis.force_reconnection().await;
+        });
     }
 
     async fn index(&self, queue: &str) -> Result<()> {

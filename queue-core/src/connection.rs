@@ -5,12 +5,19 @@ use fred::{
     clients::Client,
     interfaces::ClientLike,
     types::{
-        config::{Config, ReconnectPolicy},
+        config::{ClusterDiscoveryPolicy, Config, ReconnectPolicy, UnresponsiveConfig},
         Builder,
     },
 };
 
 use crate::{Error, Result};
+
+/// How long a connection may leave a command unanswered before it is taken for dead, dropped
+/// and made again. A master that dies without closing its connections (a crashed host, a
+/// network partition, a frozen process) otherwise keeps every command waiting for its timeout,
+/// for good: fred only looks for a new master or a new cluster topology when it reconnects.
+/// Well above what any of the queue's scripts takes; a false alarm costs one reconnect.
+const UNRESPONSIVE_AFTER: Duration = Duration::from_secs(5);
 
 /// How to reach Redis.
 #[derive(Debug, Clone)]
@@ -63,10 +70,19 @@ impl ConnectOptions {
             }
             config.tls = Some(tls_trusting(ca)?.into());
         }
+        // On a reconnect, look for the cluster's topology through every master of the last one
+        // known, not only through the URL's node, which may be the one that died.
+        let _not_a_cluster = config
+            .server
+            .set_cluster_discovery_policy(ClusterDiscoveryPolicy::UseCache);
         let mut builder = Builder::from_config(config);
         builder.with_connection_config(|c| {
             c.connection_timeout = self.connect_timeout;
             c.internal_command_timeout = self.connect_timeout;
+            c.unresponsive = UnresponsiveConfig {
+                max_timeout: Some(UNRESPONSIVE_AFTER),
+                interval: Duration::from_millis(500),
+            };
         });
         builder.with_performance_config(|p| {
             p.default_command_timeout = self.command_timeout;

@@ -85,9 +85,16 @@ impl Script {
     }
 }
 
-/// EVALSHA routed by its first key (argument 2), so cluster calls reach the key's node.
-fn evalsha_command() -> CustomCommand {
-    CustomCommand::new_static("EVALSHA", ClusterHash::Offset(2), false)
+/// EVALSHA routed by its first key (argument 2 of `call`), so cluster calls reach the key's
+/// node. The slot is computed here: fred 10 ignores `ClusterHash::Offset` on a custom command and
+/// hashes its first string, the SHA-1, which sent most calls to a node that answered MOVED, each
+/// followed by a refresh of the whole topology (and, with a node down, a wait on it).
+fn evalsha_command(call: &[Value]) -> CustomCommand {
+    let hash = match call.get(2).and_then(Value::as_bytes) {
+        Some(key) => ClusterHash::Custom(fred::util::redis_keyslot(key)),
+        None => ClusterHash::Random,
+    };
+    CustomCommand::new_static("EVALSHA", hash, false)
 }
 
 fn is_noscript(error: &fred::error::Error) -> bool {
@@ -201,11 +208,14 @@ impl ScriptRegistry {
 
 pub(crate) async fn run_script(client: &Client, script: &Script, keys: &[Value], args: &[Value]) -> Result<Value> {
     let call = script.evalsha_args(keys, args)?;
-    let result = match client.custom::<Value, Value>(evalsha_command(), call.clone()).await {
+    let result = match client
+        .custom::<Value, Value>(evalsha_command(&call), call.clone())
+        .await
+    {
         Err(error) if is_noscript(&error) => {
             tracing::debug!(script = script.name(), "NOSCRIPT: loading and retrying");
             load(client, script).await?;
-            client.custom(evalsha_command(), call).await
+            client.custom(evalsha_command(&call), call).await
         }
         result => result,
     };
@@ -317,7 +327,7 @@ async fn send<'c>(
 ) -> Result<Vec<std::result::Result<Value, fred::error::Error>>> {
     let pipeline = client.pipeline();
     for call in calls {
-        let () = pipeline.custom(evalsha_command(), call.clone()).await?;
+        let () = pipeline.custom(evalsha_command(call), call.clone()).await?;
     }
     Ok(pipeline.try_all::<Value>().await)
 }

@@ -24,6 +24,9 @@ pub struct Options {
     pub args: Vec<String>,
     /// A fixed port (to restart on the same address); a free one when `None`.
     pub port: Option<u16>,
+    /// Lines of a config file, written to the server's directory and given to `redis-server`
+    /// before the arguments: a sentinel (`--sentinel` in `args`) needs a file it can rewrite.
+    pub config: Option<String>,
 }
 
 /// A running `redis-server`. Dropping it kills the process and deletes its directory.
@@ -78,6 +81,11 @@ impl RedisServer {
     fn spawn_on(&self, port: u16) -> io::Result<Child> {
         let log = self.dir.path().join("redis.log");
         let mut command = Command::new(binary());
+        if let Some(config) = &self.options.config {
+            let file = self.dir.path().join("redis.conf");
+            std::fs::write(&file, config)?;
+            command.arg(file);
+        }
         command
             .args([
                 "--port",
@@ -156,6 +164,18 @@ impl RedisServer {
         }
     }
 
+    /// Stops the server with SIGSTOP, leaving its connections open and unanswered: from the
+    /// network, a host that hung or vanished without closing anything. [`kill`](Self::kill)
+    /// (or drop) still ends it.
+    pub fn freeze(&self) -> io::Result<()> {
+        let Some(child) = &self.child else { return Ok(()) };
+        let status = Command::new("kill").args(["-STOP", &child.id().to_string()]).status()?;
+        if !status.success() {
+            return Err(io::Error::other(format!("kill -STOP {} failed: {status}", child.id())));
+        }
+        Ok(())
+    }
+
     /// Starts the server again on the same port and directory (after [`kill`](Self::kill)).
     pub fn restart(&mut self) -> io::Result<()> {
         self.kill();
@@ -168,6 +188,9 @@ impl Drop for RedisServer {
         self.kill();
     }
 }
+
+mod cluster;
+pub use cluster::{cli, Cluster, Sentinels, SENTINEL_SERVICE};
 
 /// The `redis-server` to run: `$REDIS_SERVER` or the one on PATH.
 pub fn binary() -> String {

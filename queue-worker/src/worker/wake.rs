@@ -67,7 +67,13 @@ impl Runtime {
                         _ = stop.cancelled() => break,
                     }
                 }
-                Err(_) => debug!("wake-up wait timed out on the client side; retrying"),
+                Err(_) => {
+                    // fred never takes a connection blocked in BLPOP for unresponsive, so one whose
+                    // server froze or vanished would stay in use: make it again, from the topology
+                    // or the sentinels' current master.
+                    debug!("wake-up wait timed out on the client side; reconnecting");
+                    let _ = tokio::time::timeout(Duration::from_secs(10), blocking.force_reconnection()).await;
+                }
             }
         }
         // A BLPOP left blocked on the server would take the next wake-up marker meant for another
@@ -83,7 +89,11 @@ pub(super) fn wake_client(main: &Client) -> queue_core::Result<Client> {
     let mut config = main.client_config();
     config.blocking = Blocking::Interrupt;
     let mut builder = Builder::from_config(config);
-    builder.set_connection_config(main.connection_config().clone());
+    let mut connection = main.connection_config().clone();
+    // No command is sent again on a new connection: a BLPOP replayed after its caller gave up
+    // (a dead server) would take a wake-up marker that nobody reads. `listen` retries instead.
+    connection.max_command_attempts = 1;
+    builder.set_connection_config(connection);
     builder.set_performance_config(main.perf_config());
     if let Some(policy) = main.client_reconnect_policy() {
         builder.set_policy(policy);
