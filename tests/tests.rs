@@ -20,6 +20,7 @@ mod push;
 mod queue_cli;
 mod queue_worker;
 mod queue_worker_promises;
+mod readme;
 mod reap;
 mod redelivery;
 mod registry;
