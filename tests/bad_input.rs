@@ -79,7 +79,7 @@ async fn redis_out_of_memory_during_enqueue_is_a_clear_error_with_nothing_half_w
     // All or none: exactly the bulks that succeeded are there, in every structure.
     let keys = client.keys("q").unwrap();
     let stats = client.stats("q").await.unwrap();
-    assert_eq!((stats.enqueued, stats.pending), (written, written));
+    assert_eq!((stats.enqueued_total, stats.pending), (written, written));
     let key = |suffix: &str| keys.all().iter().find(|k| k.ends_with(suffix)).unwrap().clone();
     let records: u64 = client.redis().hlen(key(":jobs")).await.unwrap();
     let pending: u64 = client.redis().llen(key(":pending:default")).await.unwrap();

@@ -70,7 +70,7 @@ async fn the_documented_acl_rules_are_enough_for_clients_workers_and_the_cli() {
             .stats("emails")
             .await
             .ok()
-            .filter(|s| s.processed == 21 && s.dead == 1)
+            .filter(|s| s.completed_total == 21 && s.dead == 1)
     })
     .await;
     shutdown.cancel();

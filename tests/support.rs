@@ -450,7 +450,7 @@ pub async fn expect_drained(
     let stats = loop {
         // Bounded, so that a look stuck on a dead node cannot outlast the deadline.
         if let Ok(Some(stats)) = tokio::time::timeout(Duration::from_secs(5), look()).await {
-            if stats.processed >= u64::from(count)
+            if stats.completed_total >= u64::from(count)
                 && stats.pending + stats.scheduled + stats.retrying + stats.active == 0
             {
                 break stats;
@@ -493,7 +493,7 @@ pub async fn expect_drained(
     worker.await.unwrap().unwrap();
     // A completion recorded on a master that died before its replica got it is lost with it:
     // the job runs again, so it is processed once in the data that survived.
-    assert_eq!((stats.processed, stats.dead), (u64::from(count), 0), "{stats:?}");
+    assert_eq!((stats.completed_total, stats.dead), (u64::from(count), 0), "{stats:?}");
     assert_eq!(runs.distinct(), count as usize + 1, "every job ran at least once");
     stats
 }

@@ -46,7 +46,8 @@ pub struct ConnectArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// One row per queue: counts by state, processed/failed totals, paused, latency.
+    /// One row per queue: jobs in each state now, all-time totals (enqueued, completed, failed
+    /// attempts, died), paused, latency.
     Stats(stats::StatsArgs),
     /// Enqueue one job, or one job per JSON line of a file (`--file -` for stdin).
     Enqueue(enqueue::EnqueueArgs),

@@ -84,33 +84,34 @@ pub struct DeadPage {
     pub jobs: Vec<DeadJob>,
 }
 
-/// Counts for one queue, as `queue-cli stats` shows them.
+/// Counts for one queue, as `queue-cli stats` shows them: how many jobs are in each state now,
+/// and totals counted over the queue's whole life.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QueueStats {
     /// Queue name.
     pub name: String,
-    /// Ready to run.
+    /// Now: ready to run.
     pub pending: u64,
-    /// Delayed by the producer.
+    /// Now: delayed by the producer.
     pub scheduled: u64,
-    /// Waiting out a backoff.
+    /// Now: waiting out a backoff.
     pub retrying: u64,
-    /// Leased by workers.
+    /// Now: leased by workers.
     pub active: u64,
-    /// In the dead letter.
+    /// Now: in the dead letter.
     pub dead: u64,
-    /// Completed and still retained.
+    /// Now: completed and still retained (see [`Retention`](crate::Retention)).
     pub completed: u64,
-    /// Completed, all time.
-    pub processed: u64,
-    /// Failed attempts, all time.
-    pub failed: u64,
-    /// Paused.
+    /// All time: jobs completed.
+    pub completed_total: u64,
+    /// All time: attempts that failed (retried or not; expired leases included).
+    pub failed_attempts_total: u64,
+    /// Now: paused.
     pub paused: bool,
-    /// Age of the job next in line, in ms (0 when none is pending).
+    /// Now: age of the job next in line, in ms (0 when none is pending).
     pub latency_ms: u64,
-    /// Enqueued, all time.
-    pub enqueued: u64,
-    /// Sent to the dead letter, all time.
+    /// All time: jobs enqueued (an enqueue of an id that already existed is not counted).
+    pub enqueued_total: u64,
+    /// All time: jobs sent to the dead letter.
     pub dead_total: u64,
 }

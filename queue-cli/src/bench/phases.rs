@@ -66,7 +66,7 @@ pub(super) async fn process(
     args: &BenchArgs,
     progress: &Progress,
 ) -> anyhow::Result<f64> {
-    let before = client.stats(queue).await?.processed;
+    let before = client.stats(queue).await?.completed_total;
     let target = before + args.jobs;
     let worker = Worker::builder(client.clone())
         .queue(queue)
@@ -77,9 +77,9 @@ pub(super) async fn process(
     let started = Instant::now();
     let running = tokio::spawn(worker.run(shutdown.clone()));
     loop {
-        let processed = client.stats(queue).await?.processed;
-        progress.bar.set_position(processed - before);
-        if processed >= target {
+        let completed = client.stats(queue).await?.completed_total;
+        progress.bar.set_position(completed - before);
+        if completed >= target {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
