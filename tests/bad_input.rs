@@ -127,7 +127,8 @@ async fn a_worker_warns_when_redis_may_evict_job_data() {
     let text = String::from_utf8_lossy(&stats.stdout);
     assert!(
         text.ends_with(
-            "warning: maxmemory-policy allkeys-lru lets Redis evict job data; use noeviction for the queue's Redis\n"
+            "warning: Redis may evict job data under maxmemory-policy allkeys-lru: jobs can vanish; use noeviction \
+             (or a volatile-* policy) for the queue's Redis\n"
         ),
         "{text}"
     );

@@ -224,11 +224,8 @@ fn render(report: &Report) -> String {
          {queues} · Redis {} · memory used {} ({} bytes)\n",
         report.redis.version, report.redis.used_memory_human, report.redis.used_memory_bytes
     );
-    if report.redis.maxmemory_policy.starts_with("allkeys") {
-        text.push_str(&format!(
-            "warning: maxmemory-policy {} lets Redis evict job data; use noeviction for the queue's Redis\n",
-            report.redis.maxmemory_policy
-        ));
+    if let Some(warning) = queue_core::eviction_warning(&report.redis.maxmemory_policy) {
+        text.push_str(&format!("warning: {warning}\n"));
     }
     text
 }

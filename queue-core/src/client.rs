@@ -274,3 +274,20 @@ pub fn info_field<'a>(info: &'a str, name: &str) -> &'a str {
         .unwrap_or("")
         .trim()
 }
+
+/// The warning for a Redis whose `maxmemory-policy` ([`QueueClient::maxmemory_policy`]) may
+/// evict job data (`allkeys-*`), or `None` for a policy that keeps it. The worker logs it at
+/// start and `queue-cli stats` ends with it.
+///
+/// ```
+/// assert!(queue_core::eviction_warning("allkeys-lru").unwrap().contains("may evict job data"));
+/// assert_eq!(queue_core::eviction_warning("noeviction"), None);
+/// ```
+pub fn eviction_warning(policy: &str) -> Option<String> {
+    policy.starts_with("allkeys").then(|| {
+        format!(
+            "Redis may evict job data under maxmemory-policy {policy}: jobs can vanish; use noeviction \
+             (or a volatile-* policy) for the queue's Redis"
+        )
+    })
+}

@@ -24,6 +24,7 @@ mod wake;
 
 pub use builder::{QueueOrder, WorkerBuilder};
 pub use report::WorkerReport;
+pub(crate) use retry::RetryDelay;
 
 use builder::{Handlers, Settings};
 use in_flight::InFlightJobs;
