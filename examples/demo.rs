@@ -100,8 +100,8 @@ async fn main() -> anyhow::Result<()> {
     for queue in client.queues().await? {
         let s = client.stats(&queue).await?;
         println!(
-            "{queue:>7}: processed={} failed={} dead={} pending={} active={}",
-            s.processed, s.failed, s.dead, s.pending, s.active
+            "{queue:>7}: completed_total={} failed_attempts_total={} dead={} pending={} active={}",
+            s.completed_total, s.failed_attempts_total, s.dead, s.pending, s.active
         );
     }
     for dead in client.dead_list("images", 0, 10).await?.jobs {

@@ -1,3 +1,4 @@
+-- One file by design: every script is prefixed with it, so it holds the helpers they share.
 -- Prepended to every queue script at build time (see queue-core/src/scripts.rs).
 --
 -- Every script receives the same KEYS, all under one hash tag `{prefix:queue}` so a queue lives in

@@ -79,7 +79,7 @@ async fn redis_out_of_memory_during_enqueue_is_a_clear_error_with_nothing_half_w
     // All or none: exactly the bulks that succeeded are there, in every structure.
     let keys = client.keys("q").unwrap();
     let stats = client.stats("q").await.unwrap();
-    assert_eq!((stats.enqueued, stats.pending), (written, written));
+    assert_eq!((stats.enqueued_total, stats.pending), (written, written));
     let key = |suffix: &str| keys.all().iter().find(|k| k.ends_with(suffix)).unwrap().clone();
     let records: u64 = client.redis().hlen(key(":jobs")).await.unwrap();
     let pending: u64 = client.redis().llen(key(":pending:default")).await.unwrap();
@@ -127,7 +127,8 @@ async fn a_worker_warns_when_redis_may_evict_job_data() {
     let text = String::from_utf8_lossy(&stats.stdout);
     assert!(
         text.ends_with(
-            "warning: maxmemory-policy allkeys-lru lets Redis evict job data; use noeviction for the queue's Redis\n"
+            "warning: Redis may evict job data under maxmemory-policy allkeys-lru: jobs can vanish; use noeviction \
+             (or a volatile-* policy) for the queue's Redis\n"
         ),
         "{text}"
     );

@@ -253,16 +253,16 @@ async fn no_job_is_lost_through_kills_restarts_and_a_script_flush() {
          processed={} failed_attempts={} dead={} duration={:.1}s (of which killing and replacing \
          workers {spent_on_kills:.1?})",
         not_held.len(),
-        stats.processed,
-        stats.failed,
+        stats.completed_total,
+        stats.failed_attempts_total,
         stats.dead_total,
         started.elapsed().as_secs_f64()
     );
     assert_eq!(lost, 0, "every job ran to completion at least once");
-    assert_eq!(stats.enqueued, JOBS as u64);
+    assert_eq!(stats.enqueued_total, JOBS as u64);
     assert_eq!(
-        stats.enqueued,
-        stats.processed + stats.dead_total,
+        stats.enqueued_total,
+        stats.completed_total + stats.dead_total,
         "the counters balance"
     );
     assert_eq!(stats.dead_total, 0);

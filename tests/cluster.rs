@@ -83,7 +83,7 @@ async fn queues_spread_over_a_cluster_and_run_unchanged() {
                 .stats(queue)
                 .await
                 .ok()
-                .filter(|s| s.processed == 51 && s.active == 0)
+                .filter(|s| s.completed_total == 51 && s.active == 0)
         })
         .await;
     }

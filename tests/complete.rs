@@ -14,7 +14,7 @@ async fn complete_finishes_the_job_and_counts_it() {
     assert_eq!(q.client.complete("q", &[("j", &leased.token)]).await.unwrap(), [true]);
     let stats = q.client.stats("q").await.unwrap();
     assert_eq!(
-        (stats.active, stats.completed, stats.processed, stats.pending),
+        (stats.active, stats.completed, stats.completed_total, stats.pending),
         (0, 1, 1, 0)
     );
     assert_eq!(q.client.job("q", "j").await.unwrap().state, queue::JobState::Completed);
@@ -36,12 +36,15 @@ async fn a_stale_token_is_refused_and_changes_nothing() {
     assert_eq!(q.client.release("q", &[("j", stale)]).await.unwrap(), [false]);
     assert_eq!(q.client.job("q", "j").await.unwrap(), before, "nothing changed");
     let stats = q.client.stats("q").await.unwrap();
-    assert_eq!((stats.active, stats.processed, stats.failed), (1, 0, 0));
+    assert_eq!(
+        (stats.active, stats.completed_total, stats.failed_attempts_total),
+        (1, 0, 0)
+    );
     // The real token still works.
     assert_eq!(q.client.complete("q", &[("j", &leased.token)]).await.unwrap(), [true]);
     // ...once: the same call again is a re-send of it, answered as the first and changing nothing.
     assert_eq!(q.client.complete("q", &[("j", &leased.token)]).await.unwrap(), [true]);
-    assert_eq!(q.client.stats("q").await.unwrap().processed, 1);
+    assert_eq!(q.client.stats("q").await.unwrap().completed_total, 1);
     assert_eq!(q.client.stats("q").await.unwrap().completed, 1);
 }
 
@@ -64,7 +67,7 @@ async fn completed_jobs_are_retained_by_count() {
         q.client.complete("q", &[(&leased.id, &leased.token)]).await.unwrap();
     }
     let stats = q.client.stats("q").await.unwrap();
-    assert_eq!((stats.completed, stats.processed), (3, 10));
+    assert_eq!((stats.completed, stats.completed_total), (3, 10));
     assert!(
         matches!(q.client.job("q", "j0").await, Err(queue::Error::JobNotFound { .. })),
         "forgotten"
@@ -123,7 +126,7 @@ async fn jobs_of_several_leases_settle_in_one_call_with_answers_in_order() {
     ];
     assert_eq!(q.client.complete("q", &named).await.unwrap(), [true, true, false, true]);
     let stats = q.client.stats("q").await.unwrap();
-    assert_eq!((stats.processed, stats.active), (3, 1));
+    assert_eq!((stats.completed_total, stats.active), (3, 1));
 }
 
 #[tokio::test]
@@ -154,7 +157,7 @@ async fn the_completed_count_bound_holds_after_a_call_that_finishes_many() {
     let leases: Vec<(&str, &str)> = jobs.iter().map(|j| (j.id.as_str(), j.token.as_str())).collect();
     assert_eq!(q.client.complete("q", &leases).await.unwrap(), vec![true; 500]);
     let stats = q.client.stats("q").await.unwrap();
-    assert_eq!((stats.completed, stats.processed), (10, 500));
+    assert_eq!((stats.completed, stats.completed_total), (10, 500));
     // The forgotten ones are gone with their records, the kept ones are the latest.
     assert!(q.client.job("q", &jobs[0].id).await.is_err());
     assert_eq!(

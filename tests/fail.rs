@@ -110,7 +110,10 @@ async fn the_dead_letter_takes_a_job_when_attempts_run_out() {
     assert_eq!((job.state, job.attempts), (JobState::Dead, 2));
     assert_eq!(job.last_error.as_deref(), Some("second failure"));
     let stats = q.client.stats("q").await.unwrap();
-    assert_eq!((stats.dead, stats.failed, stats.pending, stats.active), (1, 2, 0, 0));
+    assert_eq!(
+        (stats.dead, stats.failed_attempts_total, stats.pending, stats.active),
+        (1, 2, 0, 0)
+    );
 }
 
 #[tokio::test]
@@ -155,5 +158,8 @@ async fn a_retryable_failure_of_a_job_whose_record_does_not_parse_buries_it_with
         job.error
     );
     let stats = q.client.stats("q").await.unwrap();
-    assert_eq!((stats.active, stats.pending, stats.dead, stats.failed), (0, 0, 1, 1));
+    assert_eq!(
+        (stats.active, stats.pending, stats.dead, stats.failed_attempts_total),
+        (0, 0, 1, 1)
+    );
 }

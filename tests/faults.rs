@@ -70,7 +70,7 @@ async fn a_worker_through_cuts_stalls_and_late_replies_runs_every_job_exactly_on
         let admin = admin.clone();
         async move {
             eventually("progress", Duration::from_secs(30), || async {
-                (admin.stats("q").await.ok()?.processed >= n).then_some(())
+                (admin.stats("q").await.ok()?.completed_total >= n).then_some(())
             })
             .await
         }
@@ -97,8 +97,8 @@ async fn a_worker_through_cuts_stalls_and_late_replies_runs_every_job_exactly_on
     let stats = admin.stats("q").await.unwrap();
     assert_eq!(
         (
-            stats.processed,
-            stats.failed,
+            stats.completed_total,
+            stats.failed_attempts_total,
             stats.dead_total,
             stats.pending,
             stats.active

@@ -43,7 +43,7 @@ async fn an_empty_id_names_no_job() {
     assert!(matches!(q.client.job("q", "").await, Err(Error::JobNotFound { .. })));
     let leased = q.pop_one().await;
     assert_eq!(q.client.complete("q", &[("", &leased.token)]).await.unwrap(), [false]);
-    assert_eq!(q.client.stats("q").await.unwrap().processed, 0);
+    assert_eq!(q.client.stats("q").await.unwrap().completed_total, 0);
 }
 
 #[tokio::test]

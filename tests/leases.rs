@@ -95,7 +95,7 @@ async fn a_handler_running_several_leases_is_renewed_every_third_and_never_reape
     assert_eq!(runs.load(Ordering::SeqCst), 1, "the handler ran once");
     assert_eq!(report.completed, 1);
     let stats = q.client.stats("q").await.unwrap();
-    assert_eq!((stats.processed, stats.failed), (1, 0));
+    assert_eq!((stats.completed_total, stats.failed_attempts_total), (1, 0));
     assert!(sweeps > 10, "the second reaper swept ({sweeps} sweeps)");
 
     // The deadline moved forward while the handler ran, well past the first lease...

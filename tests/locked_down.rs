@@ -70,7 +70,7 @@ async fn the_documented_acl_rules_are_enough_for_clients_workers_and_the_cli() {
             .stats("emails")
             .await
             .ok()
-            .filter(|s| s.processed == 21 && s.dead == 1)
+            .filter(|s| s.completed_total == 21 && s.dead == 1)
     })
     .await;
     shutdown.cancel();
@@ -278,7 +278,7 @@ async fn works_over_tls_with_a_private_ca() {
         Duration::from_secs(60),
     );
     assert!(stats.status.success(), "{}", String::from_utf8_lossy(&stats.stderr));
-    assert!(String::from_utf8_lossy(&stats.stdout).contains("\"processed\": 1"));
+    assert!(String::from_utf8_lossy(&stats.stdout).contains("\"completed_total\": 1"));
 
     // Without the CA, the server's certificate is not trusted: a clear error, not a hang.
     let untrusted = run_with_deadline(

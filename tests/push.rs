@@ -94,7 +94,7 @@ async fn an_existing_explicit_id_is_returned_and_nothing_is_written() {
     assert_eq!(job.envelope.decode::<i32>().unwrap(), 1, "the first payload is kept");
     assert_eq!(job.envelope.priority, 0);
     let stats = q.client.stats("q").await.unwrap();
-    assert_eq!((stats.pending, stats.enqueued), (1, 1));
+    assert_eq!((stats.pending, stats.enqueued_total), (1, 1));
 
     // Within one bulk, the second use of an id is a duplicate too.
     let bulk = q

@@ -189,7 +189,7 @@ async fn a_worker_killed_mid_job_has_its_job_finished_by_another_after_the_lease
     assert!(dir.path().join("done").exists());
     let stats = q.client.stats("q").await.unwrap();
     assert_eq!(
-        (stats.processed, stats.failed),
+        (stats.completed_total, stats.failed_attempts_total),
         (1, 1),
         "the lost attempt counts as one failure"
     );

@@ -313,13 +313,13 @@ async fn a_worker_that_lost_no_lease_does_not_say_it_did() {
         &["--queue", "q", "--concurrency", "10", "--lease", "1s", "--exec", "true"],
     );
     eventually("every job done", Duration::from_secs(120), || async {
-        (q.client.stats("q").await.ok()?.processed == JOBS).then_some(())
+        (q.client.stats("q").await.ok()?.completed_total == JOBS).then_some(())
     })
     .await;
     w.signal(libc::SIGTERM);
     assert!(w.wait(Duration::from_secs(20)).await.success());
     let stats = q.client.stats("q").await.unwrap();
-    assert_eq!(stats.failed, 0, "no lease expired: nothing was reaped");
+    assert_eq!(stats.failed_attempts_total, 0, "no lease expired: nothing was reaped");
     let log = w.output();
     let claims: Vec<&str> = log.lines().filter(|l| l.contains("lease lost")).collect();
     assert!(

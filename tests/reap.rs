@@ -38,13 +38,13 @@ async fn an_expired_lease_goes_back_to_pending_as_a_failed_attempt() {
         (job.state, job.last_error.as_deref()),
         (JobState::Pending, Some("lease expired"))
     );
-    assert_eq!(q.client.stats("q").await.unwrap().failed, 1);
+    assert_eq!(q.client.stats("q").await.unwrap().failed_attempts_total, 1);
     // The dead worker's late result is refused; the next worker finishes it exactly once.
     assert_eq!(q.client.complete("q", &[("j", &first.token)]).await.unwrap(), [false]);
     let second = q.pop_one().await;
     assert_eq!(second.attempt, 2);
     assert_eq!(q.client.complete("q", &[("j", &second.token)]).await.unwrap(), [true]);
-    assert_eq!(q.client.stats("q").await.unwrap().processed, 1);
+    assert_eq!(q.client.stats("q").await.unwrap().completed_total, 1);
 }
 
 #[tokio::test]
@@ -111,7 +111,7 @@ async fn a_late_fail_from_the_reaped_worker_is_refused_and_changes_nothing() {
     assert_eq!(q.client.complete("q", &[("j", &second.token)]).await.unwrap(), [true]);
     let stats = q.client.stats("q").await.unwrap();
     assert_eq!(
-        (stats.processed, stats.dead, stats.active),
+        (stats.completed_total, stats.dead, stats.active),
         (1, 0, 0),
         "finished exactly once"
     );
@@ -180,7 +180,7 @@ async fn a_large_sweep_goes_on_in_bounded_calls_until_every_expired_job_is_back(
     let swept = q.client.reap("q", Duration::from_secs(60), 4).await.unwrap();
     assert_eq!(swept, Some((25, 0)));
     let stats = q.client.stats("q").await.unwrap();
-    assert_eq!((stats.pending, stats.active, stats.failed), (25, 0, 25));
+    assert_eq!((stats.pending, stats.active, stats.failed_attempts_total), (25, 0, 25));
 }
 
 #[tokio::test]
@@ -204,7 +204,10 @@ async fn a_record_that_does_not_parse_is_buried_with_the_reason_and_the_sweep_go
     assert_eq!(dead.id, "corrupt");
     assert!(dead.error.contains("does not parse"), "{}", dead.error);
     let stats = q.client.stats("q").await.unwrap();
-    assert_eq!((stats.pending, stats.active, stats.dead, stats.failed), (2, 0, 1, 3));
+    assert_eq!(
+        (stats.pending, stats.active, stats.dead, stats.failed_attempts_total),
+        (2, 0, 1, 3)
+    );
 
     // Later sweeps still work.
     q.client.pop("q", 2, Duration::from_millis(30)).await.unwrap();

@@ -58,7 +58,11 @@ async fn a_push_delivered_twice_creates_once_and_answers_created_both_times() {
     let other = q.run_script_as("queue.push", "req-2", &args).await;
     assert_eq!(other, vec![Value::Integer(0), Value::Integer(0)]);
     let stats = q.client.stats("q").await.unwrap();
-    assert_eq!((stats.enqueued, stats.pending), (2, 2), "j once, beside the first job");
+    assert_eq!(
+        (stats.enqueued_total, stats.pending),
+        (2, 2),
+        "j once, beside the first job"
+    );
 }
 
 #[tokio::test]
@@ -84,8 +88,8 @@ async fn settling_calls_delivered_twice_answer_the_same_and_count_once() {
     let stats = q.client.stats("q").await.unwrap();
     assert_eq!(
         (
-            stats.processed,
-            stats.failed,
+            stats.completed_total,
+            stats.failed_attempts_total,
             stats.dead_total,
             stats.pending,
             stats.active
@@ -187,14 +191,14 @@ async fn a_worker_whose_fetch_replies_are_lost_runs_every_job_once_and_buries_no
     // the reaper buried its jobs (one attempt each): settled means nothing is left out.
     let stats = eventually("all 20 jobs settled", Duration::from_secs(20), || async {
         let stats = q.client.stats("q").await.ok()?;
-        (stats.processed + stats.dead_total == 20).then_some(stats)
+        (stats.completed_total + stats.dead_total == 20).then_some(stats)
     })
     .await;
     shutdown.cancel();
     running.await.unwrap().unwrap();
     assert_eq!(cut.fired(), 2, "both fetch replies were lost");
     assert_eq!(
-        (stats.processed, stats.dead_total, stats.failed),
+        (stats.completed_total, stats.dead_total, stats.failed_attempts_total),
         (20, 0, 0),
         "nothing leased twice, so nothing expired"
     );
@@ -262,9 +266,9 @@ async fn every_state_changing_call_answers_as_first_delivered_when_its_reply_is_
     let stats = q.client.stats("q").await.unwrap();
     assert_eq!(
         (
-            stats.enqueued,
-            stats.processed,
-            stats.failed,
+            stats.enqueued_total,
+            stats.completed_total,
+            stats.failed_attempts_total,
             stats.dead_total,
             stats.active,
             stats.pending,
@@ -290,5 +294,9 @@ async fn a_sweep_whose_reply_is_lost_answers_what_it_took_back() {
         Some((3, 0))
     );
     assert_eq!(cut.fired(), 1);
-    assert_eq!(q.client.stats("q").await.unwrap().failed, 3, "counted once");
+    assert_eq!(
+        q.client.stats("q").await.unwrap().failed_attempts_total,
+        3,
+        "counted once"
+    );
 }

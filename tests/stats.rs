@@ -44,7 +44,12 @@ async fn stats_count_every_state() {
         (2, 1, 1, 1, 1, 1)
     );
     assert_eq!(
-        (stats.enqueued, stats.processed, stats.failed, stats.dead_total),
+        (
+            stats.enqueued_total,
+            stats.completed_total,
+            stats.failed_attempts_total,
+            stats.dead_total
+        ),
         (7, 1, 2, 1)
     );
     assert!(!stats.paused);

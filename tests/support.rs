@@ -148,16 +148,67 @@ where
     }
 }
 
-/// A binary built from this workspace (`scripts/test` builds them before the tests run).
+/// A binary built from this workspace (`scripts/test` builds them before the tests run; built
+/// here when missing).
 pub fn bin(name: &str) -> std::path::PathBuf {
+    use std::sync::OnceLock;
+    // CARGO_BIN_EXE_* exists only for the binaries of the package that owns the tests (the
+    // facade `queue`), so the others are found beside the test binary, and built here when
+    // missing: plain `cargo test` needs no `cargo build --bins` first. Once per binary per run.
+    static QUEUE_CLI: OnceLock<()> = OnceLock::new();
+    static QUEUE_WORKER: OnceLock<()> = OnceLock::new();
+    let (package, built) = match name {
+        "queue-cli" => ("queue-cli", &QUEUE_CLI),
+        "queue-worker" => ("queue-worker-cli", &QUEUE_WORKER),
+        _ => panic!("no package known to build the binary {name:?}"),
+    };
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
     let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --workspace --bins` first",
-        path.display()
-    );
+    built.get_or_init(|| {
+        if path.exists() {
+            return;
+        }
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut command = std::process::Command::new(&cargo);
+        command
+            .args(["build", "--bin", name, "-p", package])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        // What cargo set for this test would reach build scripts that watch it (ring's watches
+        // CARGO_MANIFEST_DIR) and make the next plain `cargo build` compile them again.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            let set_for_the_test = [
+                "CARGO_PKG_",
+                "CARGO_BIN_EXE_",
+                "CARGO_MANIFEST_",
+                "CARGO_CRATE_",
+                "CARGO_TARGET_TMPDIR",
+            ]
+            .iter()
+            .any(|prefix| key.starts_with(prefix))
+                || [
+                    "OUT_DIR",
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_RUSTC_CURRENT_DIR",
+                    "CARGO_BIN_NAME",
+                ]
+                .contains(&&*key);
+            if set_for_the_test {
+                command.env_remove(&*key);
+            }
+        }
+        let status = command.status();
+        match status {
+            Ok(status) if status.success() && path.exists() => {}
+            Ok(status) => panic!(
+                "`cargo build --bin {name} -p {package}` ended with {status}, and {} is missing: \
+                 run `cargo build --workspace --bins` and look at its errors",
+                path.display()
+            ),
+            Err(error) => panic!("cannot run {cargo:?} to build {name}: {error}"),
+        }
+    });
     path
 }
 
@@ -450,7 +501,7 @@ pub async fn expect_drained(
     let stats = loop {
         // Bounded, so that a look stuck on a dead node cannot outlast the deadline.
         if let Ok(Some(stats)) = tokio::time::timeout(Duration::from_secs(5), look()).await {
-            if stats.processed >= u64::from(count)
+            if stats.completed_total >= u64::from(count)
                 && stats.pending + stats.scheduled + stats.retrying + stats.active == 0
             {
                 break stats;
@@ -493,7 +544,7 @@ pub async fn expect_drained(
     worker.await.unwrap().unwrap();
     // A completion recorded on a master that died before its replica got it is lost with it:
     // the job runs again, so it is processed once in the data that survived.
-    assert_eq!((stats.processed, stats.dead), (u64::from(count), 0), "{stats:?}");
+    assert_eq!((stats.completed_total, stats.dead), (u64::from(count), 0), "{stats:?}");
     assert_eq!(runs.distinct(), count as usize + 1, "every job ran at least once");
     stats
 }

@@ -33,7 +33,7 @@ async fn processed(client: &QueueClient, queue: &str, n: u64) {
     eventually(
         &format!("{n} jobs processed in {queue}"),
         Duration::from_secs(30),
-        || async { (client.stats(queue).await.ok()?.processed >= n).then_some(()) },
+        || async { (client.stats(queue).await.ok()?.completed_total >= n).then_some(()) },
     )
     .await
 }
@@ -347,7 +347,7 @@ async fn a_job_enqueued_into_an_idle_worker_wakes_it() {
         q.client.enqueue("q", NewJob::new("task", &Task { n })).await.unwrap();
         // Without the wake-up the worker would sleep for its 60 s recheck.
         eventually("the woken worker to run the job", Duration::from_secs(10), || async {
-            (q.client.stats("q").await.ok()?.processed > n as u64).then_some(())
+            (q.client.stats("q").await.ok()?.completed_total > n as u64).then_some(())
         })
         .await;
     }
@@ -524,7 +524,7 @@ async fn a_lost_lease_cancels_the_job_and_its_late_result_is_refused() {
         (after.state, after.attempts, after.last_error),
         (JobState::Active, 1, None)
     );
-    assert_eq!(q.client.stats("q").await.unwrap().processed, 0);
+    assert_eq!(q.client.stats("q").await.unwrap().completed_total, 0);
 }
 
 #[tokio::test]
@@ -570,7 +570,7 @@ async fn a_completion_sent_after_the_lease_was_lost_is_refused() {
         "still the new holder's"
     );
     let stats = q.client.stats("q").await.unwrap();
-    assert_eq!((stats.processed, stats.completed), (0, 0));
+    assert_eq!((stats.completed_total, stats.completed), (0, 0));
 }
 
 #[tokio::test]
@@ -705,7 +705,7 @@ async fn a_payload_type_names_its_kind_and_handlers_share_the_workers_state() {
     assert_eq!((report.completed, report.retried, report.dead), (4, 1, 0));
     let stats = q.client.stats("q").await.unwrap();
     assert_eq!(
-        (stats.pending, stats.retrying, stats.active, stats.processed),
+        (stats.pending, stats.retrying, stats.active, stats.completed_total),
         (0, 0, 0, 4)
     );
 }

@@ -12,7 +12,7 @@ mod stats;
 use std::{process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
-use queue_core::{ConnectOptions, QueueClient, QueueConfig};
+use queue_core::{env, ConnectOptions, QueueClient, QueueConfig};
 
 /// Inspect and operate the queues.
 #[derive(Debug, Parser)]
@@ -24,29 +24,48 @@ pub struct Cli {
     command: Command,
 }
 
-/// How to reach the queues; accepted by every command.
+/// How to reach the queues: the connection flags of `queue-cli` (accepted by every command)
+/// and of `queue-worker`, each with the environment variable a service reads too
+/// ([`queue_core::env`]). Flatten it into a clap command with `#[command(flatten)]`.
 #[derive(Debug, Clone, Args)]
 pub struct ConnectArgs {
     /// Redis URL (`redis://[user:password@]host:port[/db]`, `rediss://` for TLS).
     #[arg(
         long,
         global = true,
-        env = "QUEUE_REDIS_URL",
-        default_value = "redis://127.0.0.1:6379",
+        env = env::REDIS_URL,
+        default_value = env::DEFAULT_REDIS_URL,
         hide_env_values = true
     )]
     pub redis_url: String,
     /// Key prefix (namespace) of the queues.
-    #[arg(long, global = true, env = "QUEUE_PREFIX", default_value = "queue")]
+    #[arg(long, global = true, env = env::PREFIX, default_value = env::DEFAULT_PREFIX)]
     pub prefix: String,
     /// For rediss:// URLs: trust the CA certificates in this PEM file instead of the system's.
-    #[arg(long, global = true, env = "QUEUE_TLS_CA", value_name = "PEM_FILE")]
+    #[arg(long, global = true, env = env::TLS_CA, value_name = "PEM_FILE")]
     pub tls_ca: Option<std::path::PathBuf>,
+}
+
+impl ConnectArgs {
+    /// The connection options (default timeouts and reconnecting) and the configuration
+    /// (default but for the prefix) these flags describe.
+    pub fn options(&self) -> (ConnectOptions, QueueConfig) {
+        let options = ConnectOptions {
+            tls_ca_file: self.tls_ca.clone(),
+            ..ConnectOptions::new(&self.redis_url)
+        };
+        let config = QueueConfig {
+            prefix: self.prefix.clone(),
+            ..QueueConfig::default()
+        };
+        (options, config)
+    }
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// One row per queue: counts by state, processed/failed totals, paused, latency.
+    /// One row per queue: jobs in each state now, all-time totals (enqueued, completed, failed
+    /// attempts, died), paused, latency.
     Stats(stats::StatsArgs),
     /// Enqueue one job, or one job per JSON line of a file (`--file -` for stdin).
     Enqueue(enqueue::EnqueueArgs),
@@ -137,16 +156,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 /// Connects once, failing within a few seconds when Redis is not there (no reconnecting: a
 /// one-shot command reports the problem instead of waiting).
 pub(crate) async fn connect(args: &ConnectArgs) -> anyhow::Result<QueueClient> {
+    let (options, config) = args.options();
     let options = ConnectOptions {
         connect_timeout: Duration::from_secs(3),
         command_timeout: Duration::from_secs(10),
         reconnect: false,
-        tls_ca_file: args.tls_ca.clone(),
-        ..ConnectOptions::new(&args.redis_url)
-    };
-    let config = QueueConfig {
-        prefix: args.prefix.clone(),
-        ..QueueConfig::default()
+        ..options
     };
     Ok(QueueClient::connect_with(&options, config).await?)
 }

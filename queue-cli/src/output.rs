@@ -21,11 +21,11 @@ pub(crate) fn text(text: &str) -> anyhow::Result<()> {
 }
 
 /// A table in the one style every command prints, with these column headers.
-pub(crate) fn table<const N: usize>(header: [&str; N]) -> comfy_table::Table {
+pub(crate) fn table<'a>(header: impl IntoIterator<Item = &'a str>) -> comfy_table::Table {
     let mut table = comfy_table::Table::new();
     table
         .load_preset(comfy_table::presets::ASCII_FULL_CONDENSED)
-        .set_header(header);
+        .set_header(header.into_iter().collect::<Vec<_>>());
     table
 }
 

@@ -46,7 +46,8 @@ struct Totals {
     latency_ms: u64,
 }
 
-/// The counts a row shows, in column order; the totals row sums them.
+/// The counts a row shows, in column order; the totals row sums them. The first six are jobs
+/// in each state now, the last four count all time.
 #[derive(Debug, Default, Clone, Copy, Serialize)]
 struct Counts {
     pending: u64,
@@ -55,12 +56,28 @@ struct Counts {
     active: u64,
     dead: u64,
     completed: u64,
-    processed: u64,
-    failed: u64,
+    enqueued_total: u64,
+    completed_total: u64,
+    failed_attempts_total: u64,
+    dead_total: u64,
 }
 
+/// The column headers of [`Counts::columns`]; `*` marks the all-time totals.
+const COUNT_HEADERS: [&str; 10] = [
+    "PENDING",
+    "SCHEDULED",
+    "RETRYING",
+    "ACTIVE",
+    "DEAD",
+    "COMPLETED",
+    "ENQUEUED*",
+    "COMPLETED*",
+    "FAILED TRIES*",
+    "DIED*",
+];
+
 impl Counts {
-    fn columns(&self) -> [u64; 8] {
+    fn columns(&self) -> [u64; 10] {
         [
             self.pending,
             self.scheduled,
@@ -68,8 +85,10 @@ impl Counts {
             self.active,
             self.dead,
             self.completed,
-            self.processed,
-            self.failed,
+            self.enqueued_total,
+            self.completed_total,
+            self.failed_attempts_total,
+            self.dead_total,
         ]
     }
 
@@ -80,8 +99,10 @@ impl Counts {
         self.active += other.active;
         self.dead += other.dead;
         self.completed += other.completed;
-        self.processed += other.processed;
-        self.failed += other.failed;
+        self.enqueued_total += other.enqueued_total;
+        self.completed_total += other.completed_total;
+        self.failed_attempts_total += other.failed_attempts_total;
+        self.dead_total += other.dead_total;
     }
 }
 
@@ -152,8 +173,10 @@ impl From<QueueStats> for QueueRow {
                 active: s.active,
                 dead: s.dead,
                 completed: s.completed,
-                processed: s.processed,
-                failed: s.failed,
+                enqueued_total: s.enqueued_total,
+                completed_total: s.completed_total,
+                failed_attempts_total: s.failed_attempts_total,
+                dead_total: s.dead_total,
             },
             paused: s.paused,
             latency_ms: s.latency_ms,
@@ -169,20 +192,11 @@ fn print(report: &Report, json: bool) -> anyhow::Result<()> {
 }
 
 fn render(report: &Report) -> String {
-    let mut table = output::table([
-        "QUEUE",
-        "PENDING",
-        "SCHEDULED",
-        "RETRYING",
-        "ACTIVE",
-        "DEAD",
-        "COMPLETED",
-        "PROCESSED",
-        "FAILED",
-        "PAUSED",
-        "LATENCY",
-    ]);
-    let row = |name: &str, counts: [u64; 8], paused: &str, latency_ms: u64| {
+    let mut headers = vec!["QUEUE"];
+    headers.extend(COUNT_HEADERS);
+    headers.extend(["PAUSED", "LATENCY"]);
+    let mut table = output::table(headers);
+    let row = |name: &str, counts: [u64; 10], paused: &str, latency_ms: u64| {
         let mut cells = vec![name.to_owned()];
         cells.extend(counts.iter().map(u64::to_string));
         cells.push(paused.to_owned());
@@ -195,7 +209,7 @@ fn render(report: &Report) -> String {
     }
     let t = &report.totals;
     table.add_row(row("TOTAL", t.counts.columns(), "", t.latency_ms));
-    for index in 1..=10 {
+    for index in 1..=COUNT_HEADERS.len() + 2 {
         if let Some(column) = table.column_mut(index) {
             column.set_cell_alignment(CellAlignment::Right);
         }
@@ -206,14 +220,12 @@ fn render(report: &Report) -> String {
         n => format!("{n} queues"),
     };
     let mut text = format!(
-        "{table}\n{queues} · Redis {} · memory used {} ({} bytes)\n",
+        "{table}\n* all time; the other counts are jobs in each state now\n\
+         {queues} · Redis {} · memory used {} ({} bytes)\n",
         report.redis.version, report.redis.used_memory_human, report.redis.used_memory_bytes
     );
-    if report.redis.maxmemory_policy.starts_with("allkeys") {
-        text.push_str(&format!(
-            "warning: maxmemory-policy {} lets Redis evict job data; use noeviction for the queue's Redis\n",
-            report.redis.maxmemory_policy
-        ));
+    if let Some(warning) = queue_core::eviction_warning(&report.redis.maxmemory_policy) {
+        text.push_str(&format!("warning: {warning}\n"));
     }
     text
 }

@@ -2,7 +2,7 @@
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::time::Duration;
 
-use crate::{Error, Result};
+use crate::{millis, Error, Result};
 
 /// Priorities run from -1000 to 1000; higher runs first.
 pub const PRIORITY_RANGE: std::ops::RangeInclusive<i32> = -1000..=1000;
@@ -102,10 +102,6 @@ impl Default for Backoff {
     fn default() -> Self {
         Backoff::exponential(Duration::from_secs(1), Duration::from_secs(3600))
     }
-}
-
-pub(crate) fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A job as stored in the jobs hash: `created|priority|max_attempts|kind|base|cap|jitter|` (what

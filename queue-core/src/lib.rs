@@ -10,6 +10,7 @@
 
 mod acl;
 mod client;
+mod config;
 mod connection;
 pub mod env;
 mod envelope;
@@ -18,13 +19,12 @@ mod keys;
 mod new_job;
 mod registry;
 mod request;
+mod results;
 mod scripts;
 
 pub use acl::{acl_rules, REQUIRED_COMMANDS};
-pub use client::{
-    info_field, DeadJob, DeadPage, Enqueued, FailOutcome, Leased, Popped, QueueClient, QueueConfig, QueueStats,
-    Retention, MAX_BULK_BYTES, MAX_BULK_JOBS,
-};
+pub use client::{eviction_warning, info_field, QueueClient, MAX_BULK_BYTES, MAX_BULK_JOBS};
+pub use config::{QueueConfig, Retention};
 pub use connection::{redact_url, ConnectOptions};
 pub use envelope::{Backoff, Envelope, Job, JobState, MAX_DELAY, PRIORITY_RANGE};
 pub use error::{Error, Result};
@@ -32,7 +32,14 @@ pub use keys::{queue_index, validate_job_id, validate_name, validate_prefix, Que
 pub use new_job::{JobPayload, NewJob};
 pub use registry::{KeyCount, Script, ScriptPipeline, ScriptRegistry};
 pub use request::RequestId;
+pub use results::{DeadJob, DeadPage, Enqueued, FailOutcome, Leased, Popped, QueueStats};
 pub use scripts::{register as register_queue_scripts, Command, QUEUE_KEY_COUNT};
 
 /// The Redis client library, re-exported so callers use the same version.
 pub use fred;
+
+/// Whole milliseconds of `duration`, saturating at `i64::MAX` so that the figure fits both an
+/// envelope field and a script argument.
+pub(crate) fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).map_or(i64::MAX as u64, |ms| ms.min(i64::MAX as u64))
+}

@@ -3,9 +3,9 @@ use serde::{de::DeserializeOwned, Serialize};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::{
-    envelope::{millis, Backoff, Envelope, MAX_DELAY, PRIORITY_RANGE},
+    envelope::{Backoff, Envelope, MAX_DELAY, PRIORITY_RANGE},
     keys::validate_job_id,
-    Error, Result,
+    millis, Error, Result,
 };
 
 /// A payload type that names its kind, so that producers and handlers agree by type: enqueue

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use queue_core::{ConnectOptions, QueueConfig};
+use queue_cli::ConnectArgs;
 use queue_worker::{connect_when_available, shutdown_on_signals, ExecHandler, QueueOrder, Worker};
 
 /// Runs jobs from Redis queues by executing a command per job.
@@ -42,20 +42,9 @@ pub struct Args {
     /// How often the fleet sweeps expired leases.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
     pub reap_interval: Duration,
-    /// Redis URL (`redis://[user:password@]host:port[/db]`, `rediss://` for TLS).
-    #[arg(
-        long,
-        env = "QUEUE_REDIS_URL",
-        default_value = "redis://127.0.0.1:6379",
-        hide_env_values = true
-    )]
-    pub redis_url: String,
-    /// Key prefix (namespace) of the queues.
-    #[arg(long, env = "QUEUE_PREFIX", default_value = "queue")]
-    pub prefix: String,
-    /// For rediss:// URLs: trust the CA certificates in this PEM file instead of the system's.
-    #[arg(long, env = "QUEUE_TLS_CA", value_name = "PEM_FILE")]
-    pub tls_ca: Option<std::path::PathBuf>,
+    /// How to reach the queues.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`), in colour only on a terminal.
@@ -74,19 +63,12 @@ pub fn init_logging() {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let queues = parse_queues(&args.queues)?;
     let weighted = args.queues.iter().any(|q| q.contains('='));
-    let config = QueueConfig {
-        prefix: args.prefix.clone(),
-        ..QueueConfig::default()
-    };
+    let (options, config) = args.connect.options();
     queue_core::validate_name(&config.prefix)?;
     for (name, _) in &queues {
         queue_core::validate_name(name)?;
     }
     let shutdown = shutdown_on_signals();
-    let options = ConnectOptions {
-        tls_ca_file: args.tls_ca.clone(),
-        ..ConnectOptions::new(&args.redis_url)
-    };
     let Some(client) = connect_when_available(&options, config, &shutdown).await? else {
         return Ok(());
     };

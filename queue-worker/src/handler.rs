@@ -114,7 +114,7 @@ impl<S> Clone for JobContext<S> {
     }
 }
 
-// Leaves out the client (no Debug of its own), the state (the application's) and the lease
+// Leaves out the client (the worker's, the same for every job), the state (the application's) and the lease
 // token (the fencing token is the same number).
 impl<S> std::fmt::Debug for JobContext<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

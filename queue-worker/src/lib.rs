@@ -13,7 +13,7 @@ pub use handler::{JobContext, JobError, JobResult};
 pub use tokio_util::sync::CancellationToken;
 pub use worker::{QueueOrder, Worker, WorkerBuilder, WorkerReport};
 
-use std::time::Duration;
+use worker::RetryDelay;
 
 use queue_core::{ConnectOptions, QueueClient, QueueConfig};
 
@@ -82,19 +82,20 @@ pub async fn connect_when_available(
     config: QueueConfig,
     shutdown: &CancellationToken,
 ) -> queue_core::Result<Option<QueueClient>> {
-    let mut delay = Duration::from_millis(100);
+    let mut retry = RetryDelay::default();
     loop {
-        match QueueClient::connect_with(options, config.clone()).await {
+        let delay = match QueueClient::connect_with(options, config.clone()).await {
             Ok(client) => return Ok(Some(client)),
             Err(error @ queue_core::Error::Connect { .. }) => {
+                let delay = retry.next();
                 tracing::warn!(%error, retry_in = ?delay, "Redis not reachable; waiting for it");
+                delay
             }
             Err(error) => return Err(error),
-        }
+        };
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.cancelled() => return Ok(None),
         }
-        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }

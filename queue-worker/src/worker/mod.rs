@@ -24,6 +24,7 @@ mod wake;
 
 pub use builder::{QueueOrder, WorkerBuilder};
 pub use report::WorkerReport;
+pub(crate) use retry::RetryDelay;
 
 use builder::{Handlers, Settings};
 use in_flight::InFlightJobs;
@@ -37,10 +38,10 @@ pub struct Worker {
     handlers: Handlers,
 }
 
-// Leaves out the client, which has no Debug of its own.
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Worker")
+            .field("client", &self.client)
             .field("settings", &self.settings)
             .field("handlers", &self.handlers)
             .finish_non_exhaustive()

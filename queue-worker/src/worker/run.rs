@@ -107,12 +107,11 @@ impl Runtime {
 
     async fn warn_if_evicting(&self) {
         match self.client.maxmemory_policy().await {
-            Ok(policy) if policy.starts_with("allkeys") => warn!(
-                policy,
-                "Redis may evict job data under maxmemory-policy {policy}: jobs can vanish; use noeviction \
-                 (or a volatile-* policy) for the queue's Redis"
-            ),
-            Ok(_) => {}
+            Ok(policy) => {
+                if let Some(warning) = queue_core::eviction_warning(&policy) {
+                    warn!(policy, "{warning}");
+                }
+            }
             Err(error) => debug!(%error, "cannot read maxmemory-policy"),
         }
     }

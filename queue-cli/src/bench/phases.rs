@@ -1,0 +1,154 @@
+//! The measured phases: enqueue, process, pickup latency, idle cost.
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use queue_core::{NewJob, QueueClient};
+use queue_worker::{CancellationToken, JobContext, Worker};
+
+use super::{redis_cpu_seconds, report::Progress, BenchArgs};
+
+/// Enqueue batches in flight at once, and jobs per batch.
+const ENQUEUE_STREAMS: usize = 4;
+const ENQUEUE_BATCH: usize = 1_000;
+
+pub(super) async fn enqueue(
+    client: &QueueClient,
+    queue: &str,
+    count: u64,
+    payload_bytes: usize,
+    priority: i32,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let payload = serde_bytes_payload(payload_bytes);
+    let next = Arc::new(AtomicU64::new(0));
+    let mut streams = tokio::task::JoinSet::new();
+    for _ in 0..ENQUEUE_STREAMS {
+        let (client, queue, payload, next, bar) = (
+            client.clone(),
+            queue.to_owned(),
+            payload.clone(),
+            next.clone(),
+            progress.bar.clone(),
+        );
+        streams.spawn(async move {
+            loop {
+                let start = next.fetch_add(ENQUEUE_BATCH as u64, Ordering::Relaxed);
+                if start >= count {
+                    return anyhow::Ok(());
+                }
+                let size = (count - start).min(ENQUEUE_BATCH as u64);
+                let jobs = (0..size).map(|_| NewJob::new("noop", &payload).priority(priority));
+                client.enqueue_bulk(&queue, jobs).await?;
+                bar.inc(size);
+            }
+        });
+    }
+    while let Some(done) = streams.join_next().await {
+        done??;
+    }
+    Ok(())
+}
+
+fn serde_bytes_payload(size: usize) -> serde_json::Value {
+    serde_json::Value::String("x".repeat(size))
+}
+
+/// Jobs/s from the worker's start until the last measured job's completion is in Redis.
+pub(super) async fn process(
+    client: &QueueClient,
+    queue: &str,
+    args: &BenchArgs,
+    progress: &Progress,
+) -> anyhow::Result<f64> {
+    let before = client.stats(queue).await?.completed_total;
+    let target = before + args.jobs;
+    let worker = Worker::builder(client.clone())
+        .queue(queue)
+        .concurrency(args.concurrency)
+        .handle_kind("noop", |_: serde_json::Value, _ctx: JobContext| async { Ok(()) })
+        .build();
+    let shutdown = CancellationToken::new();
+    let started = Instant::now();
+    let running = tokio::spawn(worker.run(shutdown.clone()));
+    loop {
+        let completed = client.stats(queue).await?.completed_total;
+        progress.bar.set_position(completed - before);
+        if completed >= target {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed();
+    shutdown.cancel();
+    running.await??;
+    Ok(args.jobs as f64 / elapsed.as_secs_f64())
+}
+
+/// Enqueue-to-handler-start latency of single jobs enqueued into an idle worker, p50 and p99 (ms).
+pub(super) async fn pickup_latency(client: &QueueClient, queue: &str, samples: usize) -> anyhow::Result<(f64, f64)> {
+    let samples = samples.max(1);
+    let sent: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let seen = sent.clone();
+    let worker = Worker::builder(client.clone())
+        .queue(queue)
+        .concurrency(10)
+        .handle_kind("pickup", move |_: (), _ctx: JobContext| {
+            let latency = seen.lock().expect("lock").map(|at| at.elapsed());
+            let _ = tx.send(latency);
+            async { Ok(()) }
+        })
+        .build();
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(worker.run(shutdown.clone()));
+    let mut latencies = Vec::with_capacity(samples);
+    // Let the worker drain anything left and go idle first.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..samples {
+        *sent.lock().expect("lock") = Some(Instant::now());
+        client.enqueue(queue, NewJob::new("pickup", &())).await?;
+        let latency = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .context("a job enqueued into an idle worker did not start within 10 s")?
+            .flatten()
+            .context("pickup handler ran without a start time")?;
+        latencies.push(latency.as_secs_f64() * 1000.0);
+        // Give the worker time to settle back into its idle wait.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    shutdown.cancel();
+    running.await??;
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
+    Ok((at(0.50), at(0.99)))
+}
+
+/// Redis's CPU use (% of one core) while `workers` idle workers are attached to an empty queue.
+pub(super) async fn idle_cpu(client: &QueueClient, queue: &str, workers: usize, time: Duration) -> anyhow::Result<f64> {
+    let shutdown = CancellationToken::new();
+    let mut running = Vec::new();
+    for _ in 0..workers {
+        let worker = Worker::builder(client.clone())
+            .queue(queue)
+            .handle_kind("noop", |_: serde_json::Value, _ctx: JobContext| async { Ok(()) })
+            .build();
+        running.push(tokio::spawn(worker.run(shutdown.clone())));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = redis_cpu_seconds(client).await?;
+    let started = Instant::now();
+    tokio::time::sleep(time).await;
+    let used = redis_cpu_seconds(client).await? - before;
+    let percent = used / started.elapsed().as_secs_f64() * 100.0;
+    shutdown.cancel();
+    for worker in running {
+        worker.await??;
+    }
+    Ok(percent)
+}

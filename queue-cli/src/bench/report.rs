@@ -1,0 +1,96 @@
+//! What the bench shows: its report, as text or JSON, and a progress bar while it runs.
+use serde::Serialize;
+
+use crate::output;
+
+#[derive(Debug, Serialize)]
+pub(super) struct Report {
+    pub(super) jobs: u64,
+    pub(super) concurrency: usize,
+    pub(super) payload_bytes: usize,
+    pub(super) backlog: u64,
+    pub(super) redis_version: String,
+    pub(super) redis_evalsha_per_s: f64,
+    /// How the ceiling was measured: `redis-benchmark` (the server's), or this client's own
+    /// pipelines (bound by the client, so the ratios come out too high).
+    pub(super) ceiling_source: &'static str,
+    pub(super) enqueue_jobs_per_s: f64,
+    pub(super) enqueue_ratio: f64,
+    /// Microseconds Redis spent in the queue's scripts per job enqueued.
+    pub(super) enqueue_script_us_per_job: f64,
+    /// Redis's CPU use while enqueueing, % of one core: near 100 means Redis was the limit.
+    pub(super) enqueue_redis_cpu_percent: f64,
+    pub(super) process_jobs_per_s: f64,
+    pub(super) process_ratio: f64,
+    /// Microseconds Redis spent in the queue's scripts per job processed (pop, extend,
+    /// complete, reap).
+    pub(super) process_script_us_per_job: f64,
+    /// Redis's CPU use while processing, % of one core.
+    pub(super) process_redis_cpu_percent: f64,
+    pub(super) pickup_p50_ms: f64,
+    pub(super) pickup_p99_ms: f64,
+    pub(super) pickup_samples: usize,
+    pub(super) peak_rss_bytes: u64,
+    pub(super) idle_workers: usize,
+    pub(super) redis_idle_cpu_percent: Option<f64>,
+}
+
+pub(super) fn render(r: &Report) -> String {
+    let idle = r
+        .redis_idle_cpu_percent
+        .map_or("not measured".into(), |p| format!("{p:.2}% of a core"));
+    format!(
+        "queue-cli bench: {jobs} no-op jobs, concurrency {c}, payload {p} bytes, backlog {b}, Redis {v}\n\
+         \x20 Redis ceiling   {ceiling:>10.0} EVALSHA calls/s (pipelined, trivial script; {source})\n\
+         \x20 enqueue         {enq:>10.0} jobs/s  ({er:.2}x the ceiling; scripts {eu:.1} us/job in Redis; Redis CPU {ec:.0}%)\n\
+         \x20 process         {proc:>10.0} jobs/s  ({pr:.2}x the ceiling; scripts {pu:.1} us/job in Redis; Redis CPU {pc:.0}%)\n\
+         \x20 pickup latency  p50 {p50:.2} ms, p99 {p99:.2} ms  ({samples} jobs into an idle worker)\n\
+         \x20 peak RSS        {rss:.1} MB\n\
+         \x20 Redis CPU idle  {idle} with {workers} idle workers\n",
+        jobs = r.jobs,
+        c = r.concurrency,
+        p = r.payload_bytes,
+        b = r.backlog,
+        v = r.redis_version,
+        ceiling = r.redis_evalsha_per_s,
+        source = r.ceiling_source,
+        enq = r.enqueue_jobs_per_s,
+        er = r.enqueue_ratio,
+        eu = r.enqueue_script_us_per_job,
+        ec = r.enqueue_redis_cpu_percent,
+        pc = r.process_redis_cpu_percent,
+        pu = r.process_script_us_per_job,
+        proc = r.process_jobs_per_s,
+        pr = r.process_ratio,
+        p50 = r.pickup_p50_ms,
+        p99 = r.pickup_p99_ms,
+        samples = r.pickup_samples,
+        rss = r.peak_rss_bytes as f64 / 1e6,
+        workers = r.idle_workers,
+    )
+}
+
+/// A progress bar on a terminal (stderr); silent otherwise.
+pub(super) struct Progress {
+    pub(super) bar: indicatif::ProgressBar,
+}
+
+impl Progress {
+    pub(super) fn new(visible: bool) -> Self {
+        let bar = if visible {
+            output::spinner("{spinner} {msg} {pos} ({per_sec})")
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        Progress { bar }
+    }
+
+    pub(super) fn say(&self, message: &str) {
+        self.bar.set_position(0);
+        self.bar.set_message(message.to_owned());
+    }
+
+    pub(super) fn done(&self) {
+        self.bar.finish_and_clear();
+    }
+}

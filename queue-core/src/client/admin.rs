@@ -1,0 +1,171 @@
+//! The calls an operator makes: look a job up, pause and resume, stats, the dead letter.
+use fred::{
+    interfaces::{ClientLike, SetsInterface},
+    types::{InfoKind, Value},
+};
+
+use super::{info_field, QueueClient};
+use crate::{
+    envelope::{Envelope, Job, JobRecord, JobState},
+    keys::{queue_index, QueueKeys},
+    request::RequestId,
+    scripts::{status, Command},
+    DeadJob, DeadPage, Error, QueueStats, Result,
+};
+
+/// How many dead jobs one replay or purge call moves; the client repeats until done, so no
+/// single script call blocks Redis for long.
+const DEAD_BATCH: u64 = 1_000;
+
+impl QueueClient {
+    /// A job's state and record.
+    pub async fn job(&self, queue: &str, id: &str) -> Result<Job> {
+        let keys = self.existing(queue).await?;
+        let (status, mut reply) = self.call(Command::Job, &keys, None, vec![id.into()]).await?;
+        if status == status::NOT_FOUND {
+            return Err(Error::JobNotFound {
+                queue: queue.to_owned(),
+                id: id.to_owned(),
+            });
+        }
+        let state = reply.string()?;
+        let record = JobRecord::new(reply.bytes()?);
+        let envelope = Envelope::from_msgpack(record.envelope())?;
+        let attempts = reply.int()? as u32;
+        let last_error = Some(reply.string()?).filter(|e| !e.is_empty());
+        let run_at = reply.string()?;
+        let since = reply.string()?;
+        Ok(Job {
+            envelope,
+            state: JobState::parse(&state).ok_or_else(|| Error::UnexpectedReply {
+                script: Command::Job.name().into(),
+                detail: format!("unknown job state {state:?}"),
+            })?,
+            attempts,
+            created_at_ms: record.created_ms().unwrap_or(0),
+            run_at_ms: run_at.parse().ok(),
+            state_since_ms: since.parse().ok(),
+            last_error,
+        })
+    }
+
+    /// Stops workers from leasing jobs of `queue`.
+    pub async fn pause(&self, queue: &str) -> Result<()> {
+        let keys = self.existing(queue).await?;
+        self.call(Command::Pause, &keys, None, vec![]).await.map(drop)
+    }
+
+    /// Lets workers lease jobs of `queue` again, and wakes them.
+    pub async fn resume(&self, queue: &str) -> Result<()> {
+        let keys = self.existing(queue).await?;
+        self.call(Command::Resume, &keys, None, vec![]).await.map(drop)
+    }
+
+    /// Counts for one queue.
+    pub async fn stats(&self, queue: &str) -> Result<QueueStats> {
+        let keys = self.existing(queue).await?;
+        let (_, mut r) = self.call(Command::Stats, &keys, None, vec![]).await?;
+        let mut n = || r.int().map(|v| v.max(0) as u64);
+        Ok(QueueStats {
+            name: queue.to_owned(),
+            pending: n()?,
+            scheduled: n()?,
+            retrying: n()?,
+            active: n()?,
+            dead: n()?,
+            completed: n()?,
+            enqueued_total: n()?,
+            completed_total: n()?,
+            failed_attempts_total: n()?,
+            dead_total: n()?,
+            paused: n()? == 1,
+            latency_ms: n()?,
+        })
+    }
+
+    /// The server's `maxmemory-policy` (from INFO, which managed Redis services allow where
+    /// CONFIG is disabled). Under an `allkeys-*` policy Redis may evict job data to make room.
+    pub async fn maxmemory_policy(&self) -> Result<String> {
+        let info: String = self.redis.info(Some(InfoKind::Memory)).await?;
+        Ok(info_field(&info, "maxmemory_policy").to_owned())
+    }
+
+    /// Every queue that has received a job under this prefix, sorted.
+    pub async fn queues(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self.redis.smembers(queue_index(&self.config.prefix)).await?;
+        names.sort();
+        Ok(names)
+    }
+
+    /// A page of the dead letter, most recent first.
+    pub async fn dead_list(&self, queue: &str, offset: u64, limit: u64) -> Result<DeadPage> {
+        let keys = self.existing(queue).await?;
+        let args = vec![Value::from(offset as i64), Value::from(limit.max(1) as i64)];
+        let (_, mut r) = self.call(Command::DeadList, &keys, None, args).await?;
+        let total = r.int()? as u64;
+        let mut jobs = Vec::new();
+        while r.has_more() {
+            let id = r.string()?;
+            let failed_at_ms = r.int()?;
+            let envelope = Envelope::from_msgpack(JobRecord::new(r.bytes()?).envelope()).ok();
+            let attempts = r.int()? as u32;
+            let error = r.string()?;
+            jobs.push(DeadJob {
+                id,
+                failed_at_ms,
+                attempts,
+                error,
+                envelope,
+            });
+        }
+        Ok(DeadPage { total, jobs })
+    }
+
+    /// Moves the named dead jobs back to pending with fresh attempts. Returns how many moved;
+    /// ids not in the dead letter are an error ([`Error::NotInDeadLetter`]) naming the first of
+    /// them, after the others moved.
+    pub async fn dead_replay(&self, queue: &str, ids: &[&str]) -> Result<u64> {
+        let keys = self.existing(queue).await?;
+        let mut args = vec![Value::from("ids")];
+        args.extend(ids.iter().map(|id| Value::from(*id)));
+        let (_, mut r) = self
+            .call(Command::DeadReplay, &keys, Some(&RequestId::new()), args)
+            .await?;
+        let replayed = r.int()? as u64;
+        if r.has_more() {
+            return Err(Error::NotInDeadLetter {
+                queue: queue.to_owned(),
+                id: r.string()?,
+            });
+        }
+        Ok(replayed)
+    }
+
+    /// Moves every dead job back to pending, oldest first; returns how many moved.
+    pub async fn dead_replay_all(&self, queue: &str) -> Result<u64> {
+        let keys = self.existing(queue).await?;
+        self.drain_dead(&keys, Command::DeadReplay, || {
+            vec!["oldest".into(), (DEAD_BATCH as i64).into()]
+        })
+        .await
+    }
+
+    /// Forgets every dead job; returns how many.
+    pub async fn dead_purge(&self, queue: &str) -> Result<u64> {
+        let keys = self.existing(queue).await?;
+        self.drain_dead(&keys, Command::DeadPurge, || vec![(DEAD_BATCH as i64).into()])
+            .await
+    }
+
+    async fn drain_dead(&self, keys: &QueueKeys, command: Command, args: impl Fn() -> Vec<Value>) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let (_, mut r) = self.call(command, keys, Some(&RequestId::new()), args()).await?;
+            let moved = r.int()? as u64;
+            total += moved;
+            if moved < DEAD_BATCH {
+                return Ok(total);
+            }
+        }
+    }
+}
