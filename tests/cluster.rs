@@ -9,25 +9,9 @@ use queue::{
     fred::interfaces::LuaInterface, CancellationToken, ConnectOptions, JobContext, NewJob, QueueClient, QueueConfig,
     Worker,
 };
-use throwaway_redis::{Cluster, Options, RedisServer};
+use throwaway_redis::Cluster;
 
 use crate::support::{bin, eventually, expect_drained, run_numbers, Failure};
-
-fn cluster_node() -> RedisServer {
-    let args = [
-        "--cluster-enabled",
-        "yes",
-        "--cluster-config-file",
-        "nodes.conf",
-        "--cluster-node-timeout",
-        "2000",
-    ];
-    RedisServer::start_with(Options {
-        args: args.map(String::from).to_vec(),
-        ..Default::default()
-    })
-    .unwrap()
-}
 
 fn slot_of(client: &QueueClient, queue: &str) -> u16 {
     queue::fred::util::redis_keyslot(client.keys(queue).unwrap().all()[0].as_bytes())
@@ -35,17 +19,8 @@ fn slot_of(client: &QueueClient, queue: &str) -> u16 {
 
 #[tokio::test]
 async fn queues_spread_over_a_cluster_and_run_unchanged() {
-    let nodes: Vec<RedisServer> = (0..3).map(|_| cluster_node()).collect();
-    let addresses: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())).collect();
-    let created = Command::new("redis-cli")
-        .args(["--cluster", "create"])
-        .args(&addresses)
-        .args(["--cluster-replicas", "0", "--cluster-yes"])
-        .output()
-        .expect("redis-cli (installed with redis-server)");
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stdout));
-
-    let url = format!("redis-cluster://{}", addresses[0]);
+    let cluster = Cluster::start(3, 0, Duration::from_secs(2)).unwrap();
+    let url = cluster.url(0);
     let client = eventually("the cluster to accept the client", Duration::from_secs(20), || async {
         QueueClient::connect_with(&ConnectOptions::new(&url), QueueConfig::default())
             .await
@@ -92,7 +67,7 @@ async fn queues_spread_over_a_cluster_and_run_unchanged() {
     assert_eq!(client.queues().await.unwrap(), queues);
     // Every call went straight to its queue's node: none was redirected (each MOVED costs a
     // round trip and a refresh of the client's whole view of the cluster).
-    for node in &nodes {
+    for node in cluster.nodes() {
         let errors = throwaway_redis::cli(node.port(), &["info", "errorstats"]).unwrap();
         assert!(!errors.contains("errorstat_MOVED"), "{errors}");
     }
