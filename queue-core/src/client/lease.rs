@@ -202,8 +202,16 @@ fn push_leases(args: &mut Vec<Value>, leases: &[(&str, &str)]) -> Vec<usize> {
 /// The request id of a settle call (complete, release): its leases (`token, n, ids` runs, as
 /// sent) are unique to it, so every retry of the same call derives the same id.
 fn settle_request(command: &str, leases: &[Value]) -> RequestId {
+    // Every argument counts, the run lengths included, so two groupings of the same ids differ.
+    let text: Vec<std::borrow::Cow<'_, [u8]>> = leases
+        .iter()
+        .map(|value| match value {
+            Value::Integer(n) => n.to_string().into_bytes().into(),
+            other => other.as_bytes().unwrap_or_default().into(),
+        })
+        .collect();
     let mut parts: Vec<&[u8]> = vec![command.as_bytes()];
-    parts.extend(leases.iter().filter_map(Value::as_bytes));
+    parts.extend(text.iter().map(|part| part.as_ref()));
     RequestId::derived(&parts)
 }
 
@@ -232,6 +240,31 @@ mod tests {
     use fred::types::Value;
 
     use super::push_leases;
+
+    #[test]
+    fn a_settle_call_is_recognised_by_its_leases_and_their_grouping() {
+        let args = |leases: &[(&str, &str)]| {
+            let mut args = Vec::new();
+            push_leases(&mut args, leases);
+            args
+        };
+        let one = args(&[("a", "7"), ("b", "7")]);
+        assert_eq!(
+            super::settle_request("complete", &one),
+            super::settle_request("complete", &one)
+        );
+        assert_ne!(
+            super::settle_request("complete", &one),
+            super::settle_request("release", &one)
+        );
+        // The same bytes in other runs: token 7 with ids a and 8, or token 7 with a, then token 8.
+        let joined = vec![Value::from("7"), Value::from(2), Value::from("a"), Value::from("8")];
+        let split = vec![Value::from("7"), Value::from(1), Value::from("a"), Value::from("8")];
+        assert_ne!(
+            super::settle_request("complete", &joined),
+            super::settle_request("complete", &split)
+        );
+    }
 
     #[test]
     fn leases_go_as_runs_per_token_and_answers_map_back_to_the_callers_order() {
