@@ -210,17 +210,9 @@ async fn extend_lease_on_a_lost_lease_says_so() {
         })
         .build();
     let (shutdown, handle) = spawn_worker(worker);
-    eventually("the job leased", Duration::from_secs(10), || async {
-        q.client
-            .job("q", "j")
-            .await
-            .ok()
-            .filter(|j| j.state == JobState::Active)
-    })
-    .await;
-    use queue::fred::interfaces::HashesInterface;
-    let keys = q.client.keys("q").unwrap();
-    let _: i64 = q.client.redis().hset(&keys.all()[8], ("j", "stolen")).await.unwrap();
+    q.job_in_state("j", JobState::Active).await;
+    // As if its lease had expired and another worker had leased it since.
+    q.hset("tokens", "j", "stolen").await;
     go_tx.send(true).unwrap();
     let answer = eventually("the handler's extend_lease", Duration::from_secs(10), || async {
         answer.lock().unwrap().take()

@@ -112,6 +112,14 @@ impl TestQueue {
             .into_array()
     }
 
+    /// Waits until job `id` of queue "q" is in `state`, and returns it.
+    pub async fn job_in_state(&self, id: &str, state: queue::JobState) -> queue::Job {
+        eventually(&format!("job {id} {state}"), Duration::from_secs(10), || async {
+            self.client.job("q", id).await.ok().filter(|job| job.state == state)
+        })
+        .await
+    }
+
     /// A field of queue "q"'s hash `suffix` (e.g. "jobs", "meta"), raw.
     pub async fn hset(&self, suffix: &str, field: &str, value: &str) {
         use queue::fred::interfaces::HashesInterface;

@@ -547,17 +547,9 @@ async fn a_completion_sent_after_the_lease_was_lost_is_refused() {
         })
         .build();
     let (shutdown, handle) = spawn_worker(worker);
-    eventually("the job leased", Duration::from_secs(10), || async {
-        q.client
-            .job("q", "j")
-            .await
-            .ok()
-            .filter(|j| j.state == JobState::Active)
-    })
-    .await;
-    use queue::fred::interfaces::HashesInterface;
-    let keys = q.client.keys("q").unwrap();
-    let _: i64 = q.client.redis().hset(&keys.all()[8], ("j", "stolen")).await.unwrap();
+    q.job_in_state("j", JobState::Active).await;
+    // As if its lease had expired and another worker had leased it since.
+    q.hset("tokens", "j", "stolen").await;
     release_tx.send(true).unwrap();
     // Shutting down waits for the handler and for its completion to be sent and answered.
     shutdown.cancel();
