@@ -28,7 +28,8 @@ end
 local memo = remembered()
 if memo then
   -- memo: {now_ms, next_due_ms, token}. Jobs the lease no longer holds (it expired and was
-  -- reaped before the re-send arrived) are not answered again.
+  -- reaped before the re-send arrived) are not answered again; the ones it holds get a full
+  -- lease from now, as the caller counts on (a re-send can come long after the first delivery).
   local token = memo[3]
   local packed = redis.call('HGET', K_LEASES, token)
   local ok, ids = pcall(cmsgpack.unpack, packed or '')
@@ -41,7 +42,11 @@ if memo then
       end
     end
   end
-  return leased({OK, memo[1], memo[2], 0, ''}, token, held)
+  local now = now_ms()
+  if #held > 0 then
+    redis.call('ZADD', K_ACTIVE, 'XX', 'GT', int(now + lease_ms), token)
+  end
+  return leased({OK, int(now), memo[2], 0, ''}, token, held)
 end
 
 local now = now_ms()

@@ -300,3 +300,30 @@ async fn a_sweep_whose_reply_is_lost_answers_what_it_took_back() {
         "counted once"
     );
 }
+
+#[tokio::test]
+async fn a_fetch_delivered_again_late_gets_a_full_lease_for_what_it_still_holds() {
+    let q = start().await;
+    q.enqueue_numbers(1).await;
+    let request = RequestId::new();
+    let lease = Duration::from_millis(300);
+    let first = q.client.pop_with_request("q", 1, lease, &request).await.unwrap();
+    // The re-send arrives after the first delivery's lease ran out, before a sweep.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let again = q.client.pop_with_request("q", 1, lease, &request).await.unwrap();
+    assert_eq!(again.jobs.len(), 1, "the lease still holds its job");
+    assert!(again.now_ms >= first.now_ms + 400, "the answer's time is the re-send's");
+    let deadline = q
+        .client
+        .job("q", &again.jobs[0].id)
+        .await
+        .unwrap()
+        .state_since_ms
+        .unwrap();
+    assert!(deadline >= again.now_ms + 300, "a full lease from the re-send");
+    // So a sweep right now does not hand the job to a second worker.
+    assert_eq!(
+        q.client.reap("q", Duration::from_millis(1), 100).await.unwrap(),
+        Some((0, 0))
+    );
+}

@@ -156,6 +156,11 @@ impl QueueClient {
         if *error.kind() != fred::error::ErrorKind::Timeout {
             return;
         }
+        // While the client is not connected it is reconnecting already: a forced reconnect
+        // would only queue behind it, and resend the calls in flight once more.
+        if !self.redis.is_connected() {
+            return;
+        }
         let now = std::time::Instant::now();
         let every = self.redis.perf_config().default_command_timeout;
         {

@@ -150,9 +150,11 @@ pub enum Error {
 impl Error {
     /// Whether the call may succeed if made again unchanged: the connection failed or timed
     /// out (the call may or may not have run), or Redis was briefly unable to serve it
-    /// (loading, a failover, out of memory). Queue calls are safe to repeat: a state-changing
-    /// one that already ran answers what it did the first time. Anything else (a script
-    /// error, a refused argument, a missing permission) fails the same way again.
+    /// (loading, a failover, out of memory). The worker's calls are safe to repeat: a settle
+    /// call, or a fetch made again with the same [`RequestId`](crate::RequestId), answers what
+    /// it did the first time. A new `enqueue` of jobs without explicit ids is a new request:
+    /// give jobs ids to make repeating one safe. Anything else (a script error, a refused
+    /// argument, a missing permission) fails the same way again.
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Connect { .. } | Error::Timeout(_) | Error::OutOfMemory(_) => true,
@@ -179,6 +181,9 @@ impl Error {
                 ]
                 .iter()
                 .any(|code| details.starts_with(code))
+                    // fred's answer for a command whose connection dropped on each of its sends
+                    // (reconnects during an outage): it may have run, and may run if sent again.
+                    || details.starts_with("Too many failed write attempts")
             }
             _ => false,
         }
@@ -227,6 +232,7 @@ mod tests {
                 ErrorKind::Unknown,
                 "OOM command not allowed when used memory > 'maxmemory'.",
             ),
+            redis(ErrorKind::Unknown, "Too many failed write attempts."),
         ] {
             assert!(transient.is_transient(), "{transient}");
         }
