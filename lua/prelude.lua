@@ -47,6 +47,8 @@ local REQUEST = table.remove(ARGV, 1) or ''
 -- first delivery (after a reconnect), or after a Redis restart that stopped every other call.
 local REQUEST_LIMIT = 50000
 local REQUEST_WINDOW_MS = 300000
+-- Marks a remembered answer kept as a count of one repeated value.
+local SAME = '='
 
 -- 2^42: the pending score keeps a per-queue sequence below the priority, so equal priorities
 -- stay FIFO. |priority| <= 1000 keeps every score an exact integer below 2^53.
@@ -472,7 +474,19 @@ local function remembered()
     return nil
   end
   local memo = redis.call('HGET', K_REPLIES, REQUEST)
-  return memo and cmsgpack.unpack(memo) or nil
+  if not memo then
+    return nil
+  end
+  memo = cmsgpack.unpack(memo)
+  if memo[1] == SAME then
+    -- {SAME, status, value, n}: the status, then n times the same value (see remember).
+    local reply = {memo[2]}
+    for i = 2, memo[4] + 1 do
+      reply[i] = memo[3]
+    end
+    return reply
+  end
+  return memo
 end
 
 -- Remembers `memo` (by default the reply) as this call's answer for a re-send of it, forgets
@@ -482,6 +496,20 @@ local function remember(reply, memo)
     return reply
   end
   local now = now_ms()
+  if not memo and #reply > 4 then
+    -- Most answers are a status then one value per job, all alike (every job created, every
+    -- lease held): kept as a count, an answer costs the same for one job or ten thousand.
+    local same = true
+    for i = 3, #reply do
+      if reply[i] ~= reply[2] then
+        same = false
+        break
+      end
+    end
+    if same then
+      memo = {SAME, reply[1], reply[2], #reply - 1}
+    end
+  end
   redis.call('HSET', K_REPLIES, REQUEST, cmsgpack.pack(memo or reply))
   local count = redis.call('RPUSH', K_REQUESTS, int(now) .. ':' .. REQUEST)
   -- One answer added, and up to a few more than one dropped: the count bound holds after every

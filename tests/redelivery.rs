@@ -327,3 +327,22 @@ async fn a_fetch_delivered_again_late_gets_a_full_lease_for_what_it_still_holds(
         Some((0, 0))
     );
 }
+
+#[tokio::test]
+async fn a_bulk_answer_is_remembered_in_a_few_bytes_and_answered_in_full() {
+    let q = start().await;
+    q.enqueue_numbers(1).await;
+    let mut args = vec!["1000".to_owned(), "1000".into(), "0|3|f|1000|0|0".into(), String::new()];
+    for i in 0..1000 {
+        args.push(format!("big-{i}"));
+        args.push("envelope".into());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let first = q.run_script_as("queue.push", "bulk-1", &args).await;
+    let again = q.run_script_as("queue.push", "bulk-1", &args).await;
+    assert_eq!(first.len(), 1001);
+    assert_eq!(again, first, "the whole answer, again");
+    let replies = &q.client.keys("q").unwrap().all()[18].clone();
+    let stored: i64 = q.client.redis().hstrlen(replies, "bulk-1").await.unwrap();
+    assert!(stored < 32, "1,000 equal statuses kept in {stored} bytes");
+}
