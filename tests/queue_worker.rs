@@ -1,36 +1,12 @@
 //! The `queue-worker` binary: the --exec contract, signals, crashes.
-use std::{path::Path, process::Command, time::Duration};
+use std::{process::Command, time::Duration};
 
 use queue::{Backoff, JobState, NewJob, QueueClient};
 use serde_json::json;
 
-use crate::support::{bin, eventually, start, Process, RefusingPort};
-
-fn worker(url: &str, dir: &Path, name: &str, args: &[&str]) -> Process {
-    let mut command = Command::new(bin("queue-worker"));
-    command
-        .args(args)
-        .env("QUEUE_REDIS_URL", url)
-        .env("D", dir)
-        .env("RUST_LOG", "info");
-    Process::spawn(command, dir.join(format!("{name}.log")))
-}
-
-async fn job_in_state(client: &QueueClient, id: &str, state: JobState) -> queue::Job {
-    eventually(&format!("{id} to be {state}"), Duration::from_secs(20), || async {
-        client.job("q", id).await.ok().filter(|j| j.state == state)
-    })
-    .await
-}
-
-async fn file_appears(path: &Path) {
-    eventually(
-        &format!("{} to appear", path.display()),
-        Duration::from_secs(20),
-        || async { path.exists().then_some(()) },
-    )
-    .await
-}
+use crate::support::{
+    bin, eventually, file_appears, job_in_state, spawn_queue_worker as worker, start, Process, RefusingPort,
+};
 
 #[tokio::test]
 async fn exec_gets_the_payload_on_stdin_and_the_job_in_its_environment() {
@@ -79,7 +55,7 @@ async fn exec_gets_the_payload_on_stdin_and_the_job_in_its_environment() {
         ],
     );
 
-    job_in_state(&q.client, "ok-1", JobState::Completed).await;
+    job_in_state(&q.client, "q", "ok-1", JobState::Completed).await;
     let stdin: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("ok-1.in")).unwrap()).unwrap();
     assert_eq!(stdin, json!({"image": "a.jpg", "w": 640}));
     let env = std::fs::read_to_string(dir.path().join("ok-1.env")).unwrap();
@@ -100,7 +76,7 @@ async fn exec_gets_the_payload_on_stdin_and_the_job_in_its_environment() {
         "{env}"
     );
 
-    let failed = job_in_state(&q.client, "fail-1", JobState::Dead).await;
+    let failed = job_in_state(&q.client, "q", "fail-1", JobState::Dead).await;
     assert_eq!(failed.attempts, 2);
     assert_eq!(
         failed.last_error.as_deref(),
@@ -109,7 +85,7 @@ async fn exec_gets_the_payload_on_stdin_and_the_job_in_its_environment() {
     let env = std::fs::read_to_string(dir.path().join("fail-1.env")).unwrap();
     assert!(env.contains("QUEUE_JOB_ATTEMPT=2"), "the second attempt says so: {env}");
 
-    let slow = job_in_state(&q.client, "slow-1", JobState::Dead).await;
+    let slow = job_in_state(&q.client, "q", "slow-1", JobState::Dead).await;
     assert_eq!(slow.last_error.as_deref(), Some("timed out after 500ms"));
 }
 
@@ -184,7 +160,7 @@ async fn a_worker_killed_mid_job_has_its_job_finished_by_another_after_the_lease
     );
 
     let _second = worker(&q.redis.url(), dir.path(), "second", &args);
-    let job = job_in_state(&q.client, "j", JobState::Completed).await;
+    let job = job_in_state(&q.client, "q", "j", JobState::Completed).await;
     assert_eq!(job.attempts, 2);
     assert!(dir.path().join("done").exists());
     let stats = q.client.stats("q").await.unwrap();
@@ -385,7 +361,7 @@ async fn exec_commands_get_a_fencing_token_that_grows_with_each_lease() {
         .unwrap();
     let script = r#"echo "$QUEUE_JOB_FENCING_TOKEN" > "$D/token-$QUEUE_JOB_ATTEMPT"; [ "$QUEUE_JOB_ATTEMPT" = 2 ]"#;
     let _w = worker(&q.redis.url(), dir.path(), "w", &["--queue", "q", "--exec", script]);
-    job_in_state(&q.client, "j", JobState::Completed).await;
+    job_in_state(&q.client, "q", "j", JobState::Completed).await;
     let token = |attempt: u32| -> u64 {
         let text = std::fs::read_to_string(dir.path().join(format!("token-{attempt}"))).unwrap();
         text.trim()

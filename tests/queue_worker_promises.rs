@@ -9,25 +9,7 @@ use std::{
 
 use queue::{ConnectOptions, JobState, NewJob, QueueClient, QueueConfig};
 
-use crate::support::{bin, eventually, run_with_deadline, start, Process};
-
-fn worker(url: &str, dir: &Path, name: &str, args: &[&str]) -> Process {
-    let mut command = Command::new(bin("queue-worker"));
-    command
-        .args(args)
-        .env("QUEUE_REDIS_URL", url)
-        .env_remove("QUEUE_PREFIX")
-        .env("D", dir)
-        .env("RUST_LOG", "info");
-    Process::spawn(command, dir.join(format!("{name}.log")))
-}
-
-async fn job_in_state(client: &QueueClient, queue: &str, id: &str, state: JobState) -> queue::Job {
-    eventually(&format!("{id} to be {state}"), Duration::from_secs(20), || async {
-        client.job(queue, id).await.ok().filter(|j| j.state == state)
-    })
-    .await
-}
+use crate::support::{bin, eventually, job_in_state, run_with_deadline, spawn_queue_worker as worker, start};
 
 /// SIGKILLs the process group whose id the job's shell wrote to `file`, if it is there.
 fn kill_group_in(file: &Path) {

@@ -556,3 +556,34 @@ pub async fn expect_drained(
     assert_eq!(runs.distinct(), count as usize + 1, "every job ran at least once");
     stats
 }
+
+/// A `queue-worker` process on `url` with `args`, its log in `dir/<name>.log`, and `$D` set to
+/// `dir` for its `--exec` commands (the worker's own prefix is never inherited from the tests).
+pub fn spawn_queue_worker(url: &str, dir: &std::path::Path, name: &str, args: &[&str]) -> Process {
+    let mut command = std::process::Command::new(bin("queue-worker"));
+    command
+        .args(args)
+        .env("QUEUE_REDIS_URL", url)
+        .env_remove("QUEUE_PREFIX")
+        .env("D", dir)
+        .env("RUST_LOG", "info");
+    Process::spawn(command, dir.join(format!("{name}.log")))
+}
+
+/// Waits until job `id` of `queue` is in `state`, and returns it.
+pub async fn job_in_state(client: &QueueClient, queue: &str, id: &str, state: queue::JobState) -> queue::Job {
+    eventually(&format!("{id} to be {state}"), Duration::from_secs(20), || async {
+        client.job(queue, id).await.ok().filter(|j| j.state == state)
+    })
+    .await
+}
+
+/// Waits until `path` exists (a marker an `--exec` command leaves).
+pub async fn file_appears(path: &std::path::Path) {
+    eventually(
+        &format!("{} to appear", path.display()),
+        Duration::from_secs(20),
+        || async { path.exists().then_some(()) },
+    )
+    .await
+}
