@@ -66,9 +66,15 @@ local BULK_LIMIT = 10000
 -- refuses more than ~8000; chunks keep every call far below that on any backlog.
 local CHUNK = 512
 
+-- The server's time, read once per call: a script runs atomically, so one instant serves all of
+-- it, and remember() does not ask Redis again after the script's own reading.
+local now_cached = nil
 local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if not now_cached then
+    local t = redis.call('TIME')
+    now_cached = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return now_cached
 end
 
 -- Lua turns numbers into strings with 14 significant digits: exact below 10^14, where the
