@@ -158,3 +158,38 @@ async fn the_queue_registers_its_scripts_in_the_public_registry() {
         );
     }
 }
+
+/// The code of `examples/compare_and_set.rs`, run as the ACL user.
+#[path = "../examples/compare_and_set.rs"]
+#[allow(dead_code)]
+mod compare_and_set;
+
+#[tokio::test]
+async fn the_compare_and_set_example_sets_only_from_the_expected_value() {
+    let redis = crate::support::TestRedis::start().await;
+    let client = crate::support::acl_user_client(&redis).await;
+    compare_and_set::define(client.scripts()).unwrap();
+    let key = "{queue}:example:cas";
+    assert!(compare_and_set::compare_and_set(&client, key, "", "v1", 60_000)
+        .await
+        .unwrap());
+    assert!(compare_and_set::compare_and_set(&client, key, "v1", "v2", 60_000)
+        .await
+        .unwrap());
+    assert!(!compare_and_set::compare_and_set(&client, key, "v1", "v3", 60_000)
+        .await
+        .unwrap());
+    assert!(!compare_and_set::compare_and_set(&client, key, "", "v4", 60_000)
+        .await
+        .unwrap());
+    assert!(compare_and_set::compare_and_set(&client, key, "v2", "v5", 1)
+        .await
+        .unwrap());
+    crate::support::eventually("the value to expire", std::time::Duration::from_secs(5), || async {
+        compare_and_set::compare_and_set(&client, key, "", "v6", 60_000)
+            .await
+            .unwrap()
+            .then_some(())
+    })
+    .await;
+}

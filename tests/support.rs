@@ -587,3 +587,25 @@ pub async fn file_appears(path: &std::path::Path) {
     )
     .await
 }
+
+/// A client on `redis` logged in as a user with exactly the documented ACL rules (`acl_rules`
+/// for the prefix "queue"), so a test proves those rules are enough for what it does.
+pub async fn acl_user_client(redis: &TestRedis) -> QueueClient {
+    use queue::fred::{
+        interfaces::ClientLike,
+        types::{ClusterHash, CustomCommand},
+    };
+    let admin = QueueClient::connect(&redis.url()).await.expect("connect as admin");
+    let mut args = vec!["queue".to_owned(), "on".into(), ">s3cret-pw".into()];
+    args.extend(queue::acl_rules("queue").split(' ').map(str::to_owned));
+    let _: () = admin
+        .redis()
+        .custom(
+            CustomCommand::new_static("ACL SETUSER", ClusterHash::Random, false),
+            args,
+        )
+        .await
+        .expect("ACL SETUSER");
+    let url = format!("redis://queue:s3cret-pw@127.0.0.1:{}", redis.port());
+    QueueClient::connect(&url).await.expect("connect as the ACL user")
+}

@@ -137,6 +137,9 @@ pub enum Error {
     /// A call did not finish in time.
     #[error("Redis did not answer within {0:?}")]
     Timeout(Duration),
+    /// A rate, concurrency or lock setting that cannot work (`100/0s`, a concurrency of 0, ...).
+    #[error("invalid limit: {0}")]
+    InvalidLimit(String),
     /// A bulk larger than one script call takes; nothing was written.
     #[error("a bulk takes at most {jobs_limit} jobs and {bytes_limit} bytes; split it (each part is all-or-none)")]
     BulkTooLarge {

@@ -6,6 +6,8 @@
 //!   transparent NOSCRIPT recovery, alone or in a pipeline. The queue's own scripts
 //!   ([`Command`]) are registered through it.
 //! - [`Envelope`] / [`NewJob`]: the job as MessagePack.
+//! - The script library, on the same registry: [`RateLimiter`] (a sliding window with burst)
+//!   and [`Lock`] (owner token and TTL), each one atomic script.
 #![deny(missing_docs)]
 
 mod acl;
@@ -16,7 +18,9 @@ pub mod env;
 mod envelope;
 mod error;
 mod keys;
+mod lock;
 mod new_job;
+mod rate_limiter;
 mod registry;
 mod request;
 mod results;
@@ -29,7 +33,9 @@ pub use connection::{redact_url, ConnectOptions};
 pub use envelope::{Backoff, Envelope, Job, JobState, MAX_DELAY, PRIORITY_RANGE};
 pub use error::{Error, Result};
 pub use keys::{queue_index, validate_job_id, validate_name, validate_prefix, QueueKeys, MAX_NAME_LEN};
+pub use lock::{register as register_lock_script, Lock, LockStatus, LOCK_SCRIPT};
 pub use new_job::{JobPayload, NewJob};
+pub use rate_limiter::{register as register_rate_limit_script, Rate, RateDecision, RateLimiter, RATE_LIMIT_SCRIPT};
 pub use registry::{KeyCount, Script, ScriptPipeline, ScriptRegistry};
 pub use request::RequestId;
 pub use results::{DeadJob, DeadPage, Enqueued, FailOutcome, Leased, Popped, QueueStats};
