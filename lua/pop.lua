@@ -1,5 +1,8 @@
 -- POP: lease up to `count` jobs, highest priority first, FIFO within a priority. Due delayed
--- and retrying jobs are promoted first, at most `promote_limit` per set per call.
+-- and retrying jobs are promoted first, at most `promote_limit` per set per call. The queue's
+-- limits (meta `rate` and `concurrency`, set by limits.lua) bound the batch for all workers at
+-- once: jobs held back stay pending, and the reply's next_due says when the rate limit lets the
+-- next one start (a concurrency limit wakes the workers when an attempt ends instead).
 -- ARGV: count, lease_ms, promote_limit
 -- Reply: {OK, now_ms, next_due_ms (-1 if none), paused (0/1), token, then per job: id,
 -- record (properties then envelope, see K_JOBS), attempt}. The jobs share one lease (token),
@@ -50,7 +53,8 @@ if memo then
 end
 
 local now = now_ms()
-if redis.call('HGET', K_META, 'paused') == '1' then
+local meta = redis.call('HMGET', K_META, 'paused', 'rate', 'concurrency')
+if meta[1] == '1' then
   return {OK, int(now), int(earliest_due() or -1), 1, ''}
 end
 
@@ -63,7 +67,31 @@ for _, zset in ipairs({K_SCHEDULED, K_RETRYING}) do
 end
 
 local reply = {OK, int(now), 0, 0, ''}
-local ids = take_pending(count)
+-- Limits: how many of the pending jobs may start now. `held_back` says a limit kept some pending
+-- (then no worker is woken to take them), `free_at` when the rate limit lets the next one start.
+local held_back, free_at = false, nil
+local take = count
+if meta[2] or meta[3] then
+  take = math.min(count, pending_count())
+  local wanted = take
+  if meta[3] then
+    take = math.max(0, math.min(take, tonumber(meta[3]) - count_by_id(K_TOKENS)))
+  end
+  if meta[2] and take > 0 then
+    local limit, window_ms = string.match(meta[2], '^(%d+)/(%d+)$')
+    local took, _, wait = sliding_window_take(K_RATE, tonumber(limit), tonumber(window_ms), tonumber(limit),
+      take, true, now, 1)
+    if took < take and wait > 0 then
+      free_at = now + wait
+    end
+    take = took
+  end
+  held_back = take < wanted
+end
+local ids = {}
+if take > 0 then
+  ids = take_pending(take)
+end
 local token = nil
 if #ids > 0 then
   -- One lease for the batch: per job only its token is written, and the same string each time.
@@ -83,11 +111,15 @@ if #ids > 0 then
   leased(reply, token, ids)
 end
 
--- Work left behind goes to the next idle worker.
-if pending_count() > 0 then
+-- Work left behind goes to the next idle worker, unless a limit holds it back.
+if not held_back and pending_count() > 0 then
   wake()
 end
-reply[3] = int(earliest_due() or -1)
+local due = earliest_due()
+if free_at and (not due or free_at < due) then
+  due = free_at
+end
+reply[3] = int(due or -1)
 if token then
   return remember(reply, {reply[2], reply[3], token})
 end

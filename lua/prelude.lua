@@ -31,6 +31,9 @@ local K_PENDING_DEFAULT = KEYS[17] -- list of ids
 -- answer again. Bounded by count and age (REQUEST_LIMIT, REQUEST_WINDOW_MS).
 local K_REQUESTS  = KEYS[18] -- list of "<ms>:<request id>", oldest first
 local K_REPLIES   = KEYS[19] -- hash request id -> MessagePack of what to answer a re-send
+-- The queue's flow control: its limits are the meta fields `rate` ("N/window_ms") and
+-- `concurrency` (N); the jobs started in the last window are here (see lib/sliding_window.lua).
+local K_RATE      = KEYS[20] -- zset "<ms>:<n>" -> ms a job was leased at
 
 -- Status codes: the first element of every reply. Mirrored by queue-core/src/scripts.rs.
 local OK           = 0
@@ -404,6 +407,11 @@ local function end_attempts(ids, tokens)
       redis.call('ZREM', K_ACTIVE, token)
       redis.call('HDEL', K_LEASES, token, '#' .. token)
     end
+  end
+  -- Under a concurrency limit, pop leaves jobs pending while the queue is full and workers wait
+  -- to be woken: an attempt that ends makes room for one.
+  if redis.call('HEXISTS', K_META, 'concurrency') == 1 and pending_count() > 0 then
+    wake()
   end
 end
 

@@ -149,7 +149,8 @@ async fn stats_json_for_a_known_state() {
         json!({"name": name, "pending": pending, "scheduled": scheduled, "retrying": retrying, "active": active,
                "dead": dead, "completed": completed, "enqueued_total": enqueued_total,
                "completed_total": completed_total, "failed_attempts_total": failed_attempts_total,
-               "dead_total": dead_total, "paused": paused, "latency_ms": 0})
+               "dead_total": dead_total, "paused": paused, "latency_ms": 0,
+               "limits": {"rate": null, "concurrency": null}})
     };
     assert_eq!(
         report,

@@ -588,9 +588,10 @@ pub async fn file_appears(path: &std::path::Path) {
     .await
 }
 
-/// A client on `redis` logged in as a user with exactly the documented ACL rules (`acl_rules`
-/// for the prefix "queue"), so a test proves those rules are enough for what it does.
-pub async fn acl_user_client(redis: &TestRedis) -> QueueClient {
+/// Creates the user "queue" with exactly the documented ACL rules (`acl_rules` for the prefix
+/// "queue") on `redis`, and returns a URL that logs in as it: a test using it proves those rules
+/// are enough for what it does.
+pub async fn acl_user_url(redis: &TestRedis) -> String {
     use queue::fred::{
         interfaces::ClientLike,
         types::{ClusterHash, CustomCommand},
@@ -606,6 +607,12 @@ pub async fn acl_user_client(redis: &TestRedis) -> QueueClient {
         )
         .await
         .expect("ACL SETUSER");
-    let url = format!("redis://queue:s3cret-pw@127.0.0.1:{}", redis.port());
-    QueueClient::connect(&url).await.expect("connect as the ACL user")
+    format!("redis://queue:s3cret-pw@127.0.0.1:{}", redis.port())
+}
+
+/// A client logged in as the user of [`acl_user_url`].
+pub async fn acl_user_client(redis: &TestRedis) -> QueueClient {
+    QueueClient::connect(&acl_user_url(redis).await)
+        .await
+        .expect("connect as the ACL user")
 }

@@ -12,6 +12,7 @@ mod fail;
 mod faults;
 mod job;
 mod leases;
+mod limits;
 mod lock;
 mod locked_down;
 mod pause;

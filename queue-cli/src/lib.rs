@@ -6,6 +6,7 @@
 mod admin;
 mod bench;
 mod enqueue;
+mod limit;
 mod output;
 mod stats;
 
@@ -92,6 +93,9 @@ enum Command {
         /// The queue.
         queue: String,
     },
+    /// Show a queue's limits, or change them while workers run (`--rate 100/1s`,
+    /// `--concurrency 5`, `--clear`).
+    Limit(limit::LimitArgs),
     /// Every queue under the prefix.
     Queues,
     /// The registered Lua scripts: name, SHA-1, whether the server has it cached.
@@ -138,6 +142,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             connect(&cli.connect).await?.resume(&queue).await?;
             output::line(format_args!("resumed {queue}"))
         }
+        Command::Limit(args) => limit::run(&connect(&cli.connect).await?, args).await,
         Command::Queues => {
             for name in connect(&cli.connect).await?.queues().await? {
                 output::line(format_args!("{name}"))?;

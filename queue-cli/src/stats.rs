@@ -36,6 +36,7 @@ struct QueueRow {
     counts: Counts,
     paused: bool,
     latency_ms: u64,
+    limits: queue_core::Limits,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -180,6 +181,7 @@ impl From<QueueStats> for QueueRow {
             },
             paused: s.paused,
             latency_ms: s.latency_ms,
+            limits: s.limits,
         }
     }
 }
@@ -224,6 +226,14 @@ fn render(report: &Report) -> String {
          {queues} · Redis {} · memory used {} ({} bytes)\n",
         report.redis.version, report.redis.used_memory_human, report.redis.used_memory_bytes
     );
+    // Limits under the table, only for the queues that have any: most have none.
+    for q in report
+        .queues
+        .iter()
+        .filter(|q| q.limits != queue_core::Limits::default())
+    {
+        text.push_str(&format!("limits of {}: {}\n", q.name, q.limits));
+    }
     if let Some(warning) = queue_core::eviction_warning(&report.redis.maxmemory_policy) {
         text.push_str(&format!("warning: {warning}\n"));
     }

@@ -22,6 +22,7 @@ use crate::{
 
 mod admin;
 mod lease;
+mod limits;
 
 /// The most jobs one [`QueueClient::enqueue_bulk`] takes: a bulk is one atomic script call, and
 /// this bounds how long it blocks Redis. Split larger bulks (each part is all-or-none).

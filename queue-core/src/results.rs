@@ -114,4 +114,6 @@ pub struct QueueStats {
     pub enqueued_total: u64,
     /// All time: jobs sent to the dead letter.
     pub dead_total: u64,
+    /// Now: the queue's rate and concurrency limits.
+    pub limits: crate::Limits,
 }

@@ -3,9 +3,9 @@ use fred::types::Value;
 
 use crate::{registry::KeyCount, Error, Result, ScriptRegistry};
 
-/// Every queue script takes the 19 keys of [`QueueKeys`](crate::QueueKeys), and a request id
+/// Every queue script takes the 20 keys of [`QueueKeys`](crate::QueueKeys), and a request id
 /// as its first argument (see [`RequestId`](crate::RequestId)).
-pub const QUEUE_KEY_COUNT: usize = 19;
+pub const QUEUE_KEY_COUNT: usize = 20;
 
 macro_rules! script_source {
     ($file:literal) => {
@@ -48,11 +48,13 @@ pub enum Command {
     DeadReplay,
     /// Forget dead jobs.
     DeadPurge,
+    /// Read or change the queue's rate and concurrency limits.
+    Limits,
 }
 
 impl Command {
     /// All commands.
-    pub const ALL: [Command; 14] = [
+    pub const ALL: [Command; 15] = [
         Command::Push,
         Command::Pop,
         Command::Complete,
@@ -67,6 +69,7 @@ impl Command {
         Command::DeadList,
         Command::DeadReplay,
         Command::DeadPurge,
+        Command::Limits,
     ];
 
     /// The registry name.
@@ -86,6 +89,7 @@ impl Command {
             Command::DeadList => "queue.dead_list",
             Command::DeadReplay => "queue.dead_replay",
             Command::DeadPurge => "queue.dead_purge",
+            Command::Limits => "queue.limits",
         }
     }
 
@@ -93,7 +97,14 @@ impl Command {
     pub fn source(self) -> &'static str {
         match self {
             Command::Push => script_source!("push.lua"),
-            Command::Pop => script_source!("pop.lua"),
+            // The queue's rate limit is the script library's sliding window: the same code.
+            Command::Pop => concat!(
+                include_str!("../../lua/prelude.lua"),
+                "\n",
+                include_str!("../../lua/lib/sliding_window.lua"),
+                "\n",
+                include_str!("../../lua/pop.lua")
+            ),
             Command::Complete => script_source!("complete.lua"),
             Command::Fail => script_source!("fail.lua"),
             Command::Extend => script_source!("extend.lua"),
@@ -106,6 +117,7 @@ impl Command {
             Command::DeadList => script_source!("dead_list.lua"),
             Command::DeadReplay => script_source!("dead_replay.lua"),
             Command::DeadPurge => script_source!("dead_purge.lua"),
+            Command::Limits => script_source!("limits.lua"),
         }
     }
 }

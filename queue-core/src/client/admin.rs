@@ -80,6 +80,7 @@ impl QueueClient {
             dead_total: n()?,
             paused: n()? == 1,
             latency_ms: n()?,
+            limits: crate::Limits::parse(&r.string()?, &r.string()?)?,
         })
     }
 
