@@ -616,6 +616,9 @@ async fn bench_reports_every_figure_and_cleans_up() {
         "redis_idle_cpu_percent",
         "enqueue_redis_cpu_percent",
         "process_redis_cpu_percent",
+        "redis_us_per_job_enqueue",
+        "redis_us_per_job_process",
+        "redis_bytes_per_job",
     ] {
         assert!(report[figure].as_f64().is_some(), "{figure}: {report}");
     }
