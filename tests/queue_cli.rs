@@ -317,7 +317,19 @@ async fn enqueue_from_a_file_in_all_or_none_batches() {
         ok(cli_with_stdin(&url, &["enqueue", "bulk", "--file", "-"], &lines)),
         "added 2500 jobs to bulk\n"
     );
-    assert_eq!(q.client.queue("bulk").unwrap().stats().await.unwrap().pending, 2_500);
+    // Several batches are in flight at once, yet the jobs are queued in the file's order.
+    let bulk = q.client.queue("bulk").unwrap();
+    assert_eq!(bulk.stats().await.unwrap().pending, 2_500);
+    let popped = bulk.pop(2_500, Duration::from_secs(30)).await.unwrap().jobs;
+    let order: Vec<u64> = popped
+        .iter()
+        .map(|job| {
+            job.envelope().unwrap().decode::<serde_json::Value>().unwrap()["n"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(order, (0..2_500).collect::<Vec<u64>>());
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("jobs.jsonl");
