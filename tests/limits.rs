@@ -30,34 +30,27 @@ fn cli(url: &str, args: &[&str]) -> (Option<i32>, String, String) {
 #[tokio::test]
 async fn the_fetch_takes_no_more_than_the_limits_allow_and_says_when_to_come_back() {
     let redis = TestRedis::start().await;
-    let client = acl_user_client(&redis).await;
+    let q = acl_user_client(&redis).await.queue("q").unwrap();
     let lease = Duration::from_secs(30);
-    client
-        .enqueue_bulk("q", (0..10).map(|i| NewJob::new("k", &i)))
-        .await
-        .unwrap();
+    q.enqueue_bulk((0..10).map(|i| NewJob::new("k", &i))).await.unwrap();
 
-    client
-        .set_rate_limit("q", Some("3/10s".parse().unwrap()))
-        .await
-        .unwrap();
-    let popped = client.pop("q", 10, lease).await.unwrap();
+    q.set_rate_limit(Some("3/10s".parse().unwrap())).await.unwrap();
+    let popped = q.pop(10, lease).await.unwrap();
     assert_eq!(popped.jobs.len(), 3, "the rate's window holds 3");
-    let empty = client.pop("q", 10, lease).await.unwrap();
+    let empty = q.pop(10, lease).await.unwrap();
     assert!(empty.jobs.is_empty());
     let due = empty.next_due_ms.expect("when the window frees a slot") - empty.now_ms;
     assert!(due > 9_000 && due <= 10_000, "{due} ms");
 
-    client.set_rate_limit("q", None).await.unwrap();
-    client.set_concurrency_limit("q", Some(4)).await.unwrap();
-    let more = client.pop("q", 10, lease).await.unwrap();
+    q.set_rate_limit(None).await.unwrap();
+    q.set_concurrency_limit(Some(4)).await.unwrap();
+    let more = q.pop(10, lease).await.unwrap();
     assert_eq!(more.jobs.len(), 1, "3 are active: room for one");
-    assert!(client.pop("q", 10, lease).await.unwrap().jobs.is_empty());
-    // An attempt that ends makes room for one, and wakes the workers to take it.
-    let done = &popped.jobs[0];
-    client.complete("q", &[(&done.id, &done.token)]).await.unwrap();
-    assert_eq!(client.pop("q", 10, lease).await.unwrap().jobs.len(), 1);
-    let stats = client.stats("q").await.unwrap();
+    assert!(q.pop(10, lease).await.unwrap().jobs.is_empty());
+    // An attempt that ends makes room for one.
+    q.complete([&popped.jobs[0].lease]).await.unwrap();
+    assert_eq!(q.pop(10, lease).await.unwrap().jobs.len(), 1);
+    let stats = q.stats().await.unwrap();
     assert_eq!((stats.active, stats.pending), (4, 5));
     assert_eq!(
         stats.limits,
@@ -72,11 +65,11 @@ async fn the_fetch_takes_no_more_than_the_limits_allow_and_says_when_to_come_bac
 async fn a_rate_limit_holds_over_several_windows_with_three_worker_processes() {
     let redis = TestRedis::start().await;
     let url = acl_user_url(&redis).await;
-    let client = QueueClient::connect(&url).await.unwrap();
+    let rated = QueueClient::connect(&url).await.unwrap().queue("rated").unwrap();
     let dir = tempfile::tempdir().unwrap();
     const JOBS: usize = 50;
-    client
-        .enqueue_bulk("rated", (0..JOBS).map(|i| NewJob::new("k", &i)))
+    rated
+        .enqueue_bulk((0..JOBS).map(|i| NewJob::new("k", &i)))
         .await
         .unwrap();
     let (code, out, err) = cli(&url, &["limit", "rated", "--rate", "10/500ms"]);
@@ -164,12 +157,9 @@ async fn a_concurrency_limit_is_never_exceeded_as_the_handlers_see_it() {
     let redis = TestRedis::start().await;
     let url = acl_user_url(&redis).await;
     let seen = Arc::new(InFlight::default());
-    let admin = QueueClient::connect(&url).await.unwrap();
-    admin
-        .enqueue_bulk("q", (0..60u32).map(|i| NewJob::new("k", &i)))
-        .await
-        .unwrap();
-    admin.set_concurrency_limit("q", Some(4)).await.unwrap();
+    let q = QueueClient::connect(&url).await.unwrap().queue("q").unwrap();
+    q.enqueue_bulk((0..60u32).map(|i| NewJob::new("k", &i))).await.unwrap();
+    q.set_concurrency_limit(Some(4)).await.unwrap();
     // Three workers of 10 slots, each on connections of its own as in separate processes.
     let mut running = Vec::new();
     for _ in 0..3 {
@@ -189,32 +179,26 @@ async fn limits_changed_while_workers_run_apply_at_once() {
     let redis = TestRedis::start().await;
     let client = acl_user_client(&redis).await;
     let seen = Arc::new(InFlight::default());
-    client.enqueue("q", NewJob::new("k", &0u32)).await.unwrap();
-    client
-        .set_limits(
-            "q",
-            Limits {
-                rate: Some("1/1h".parse().unwrap()),
-                concurrency: None,
-            },
-        )
-        .await
-        .unwrap();
+    let q = client.queue("q").unwrap();
+    q.enqueue(NewJob::new("k", &0u32)).await.unwrap();
+    q.set_limits(Limits {
+        rate: Some("1/1h".parse().unwrap()),
+        concurrency: None,
+    })
+    .await
+    .unwrap();
     let (shutdown, worker) = spawn_worker(seen.worker(client.clone(), "q", Duration::from_millis(50)));
     seen.wait_done(1).await;
-    client
-        .enqueue_bulk("q", (1..21u32).map(|i| NewJob::new("k", &i)))
-        .await
-        .unwrap();
+    q.enqueue_bulk((1..21u32).map(|i| NewJob::new("k", &i))).await.unwrap();
     // Held back by the rate: the worker sleeps until the window frees a slot (an hour away).
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(seen.done.load(Ordering::SeqCst), 1, "the rate holds the rest back");
-    assert_eq!(client.stats("q").await.unwrap().pending, 20);
+    assert_eq!(q.stats().await.unwrap().pending, 20);
 
     // Raising the limits wakes the worker: it does not wait out the hour (nor its idle recheck).
     let started = Instant::now();
-    client.set_concurrency_limit("q", Some(2)).await.unwrap();
-    let limits = client.set_rate_limit("q", None).await.unwrap();
+    q.set_concurrency_limit(Some(2)).await.unwrap();
+    let limits = q.set_rate_limit(None).await.unwrap();
     assert_eq!(
         limits,
         Limits {
@@ -227,12 +211,9 @@ async fn limits_changed_while_workers_run_apply_at_once() {
     assert_eq!(seen.most.load(Ordering::SeqCst), 2, "the new concurrency limit held");
 
     // Cleared: the worker's own 10 slots are the only bound again.
-    assert_eq!(client.clear_limits("q").await.unwrap(), Limits::default());
+    assert_eq!(q.clear_limits().await.unwrap(), Limits::default());
     seen.most.store(0, Ordering::SeqCst);
-    client
-        .enqueue_bulk("q", (0..30u32).map(|i| NewJob::new("k", &i)))
-        .await
-        .unwrap();
+    q.enqueue_bulk((0..30u32).map(|i| NewJob::new("k", &i))).await.unwrap();
     seen.wait_done(51).await;
     assert!(seen.most.load(Ordering::SeqCst) > 2, "no limit left");
     shutdown.cancel();
@@ -243,8 +224,8 @@ async fn limits_changed_while_workers_run_apply_at_once() {
 async fn queue_cli_limit_sets_prints_and_clears_and_refuses_bad_input_in_one_line() {
     let redis = TestRedis::start().await;
     let url = acl_user_url(&redis).await;
-    let client = QueueClient::connect(&url).await.unwrap();
-    client.enqueue("emails", NewJob::new("k", &1)).await.unwrap();
+    let emails = QueueClient::connect(&url).await.unwrap().queue("emails").unwrap();
+    emails.enqueue(NewJob::new("k", &1)).await.unwrap();
 
     let run = |args: &[&str]| cli(&url, args);
     let (code, out, _) = run(&["limit", "emails"]);
@@ -277,7 +258,7 @@ async fn queue_cli_limit_sets_prints_and_clears_and_refuses_bad_input_in_one_lin
 
     let (code, out, _) = run(&["limit", "emails", "--clear"]);
     assert_eq!((code, out.trim()), (Some(0), "limits of emails: none"));
-    assert_eq!(client.limits("emails").await.unwrap(), Limits::default());
+    assert_eq!(emails.limits().await.unwrap(), Limits::default());
 
     for (args, says) in [
         (vec!["--rate", "100/0s"], "invalid limit: rate \"100/0s\""),
@@ -296,7 +277,7 @@ async fn queue_cli_limit_sets_prints_and_clears_and_refuses_bad_input_in_one_lin
     let (code, _, err) = run(&["limit", "nope", "--concurrency", "2"]);
     assert_eq!((code, err.trim()), (Some(1), "error: unknown queue \"nope\""));
     assert!(matches!(
-        client.set_concurrency_limit("emails", Some(0)).await,
+        emails.set_concurrency_limit(Some(0)).await,
         Err(Error::InvalidLimit(_))
     ));
     assert!(matches!("100/0s".parse::<Rate>(), Err(Error::InvalidLimit(_))));

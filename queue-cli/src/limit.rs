@@ -34,20 +34,20 @@ fn parse_concurrency(text: &str) -> Result<u32, String> {
 }
 
 pub(crate) async fn run(client: &QueueClient, args: LimitArgs) -> anyhow::Result<()> {
-    let queue = args.queue.as_str();
+    let queue = client.queue(&args.queue)?;
     let mut limits = if args.clear {
-        client.clear_limits(queue).await?
+        queue.clear_limits().await?
     } else {
-        client.limits(queue).await?
+        queue.limits().await?
     };
     if let Some(rate) = args.rate {
-        limits = client.set_rate_limit(queue, Some(rate)).await?;
+        limits = queue.set_rate_limit(Some(rate)).await?;
     }
     if let Some(concurrency) = args.concurrency {
-        limits = client.set_concurrency_limit(queue, Some(concurrency)).await?;
+        limits = queue.set_concurrency_limit(Some(concurrency)).await?;
     }
     if args.json {
         return output::json(&limits);
     }
-    output::line(format_args!("limits of {queue}: {limits}"))
+    output::line(format_args!("limits of {}: {limits}", queue.name()))
 }
