@@ -46,12 +46,23 @@ pub(crate) struct BenchArgs {
     /// Single jobs enqueued into an idle worker to measure pickup latency.
     #[arg(long, default_value_t = 200)]
     pickup_samples: usize,
+    /// Process under this queue rate limit (`N/DURATION`), to measure what the limit costs
+    /// (choose one the run does not reach, e.g. `1000000/1s`).
+    #[arg(long, value_name = "N/DURATION", value_parser = parse_rate)]
+    limit_rate: Option<queue_core::Rate>,
+    /// Process under this queue concurrency limit, to measure what it costs.
+    #[arg(long, value_name = "N")]
+    limit_concurrency: Option<u32>,
     /// Start a throwaway local redis-server instead of using --redis-url.
     #[arg(long)]
     local: bool,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+fn parse_rate(text: &str) -> Result<queue_core::Rate, String> {
+    text.parse().map_err(|e: queue_core::Error| e.to_string())
 }
 
 pub(crate) async fn run(connect_args: &ConnectArgs, args: BenchArgs) -> anyhow::Result<()> {
@@ -107,8 +118,15 @@ async fn measure(
     let enqueue_us = (script_usec(client).await? - script_time) / args.jobs as f64;
     let bytes_per_job = (used_memory(client).await? - memory) / args.jobs as f64;
 
+    let limits = queue_core::Limits {
+        rate: args.limit_rate,
+        concurrency: args.limit_concurrency,
+    };
+    if limits != queue_core::Limits::default() {
+        client.queue(queue)?.set_limits(limits).await?;
+    }
     progress.say(&format!(
-        "processing {} jobs at concurrency {}",
+        "processing {} jobs at concurrency {} (queue limits: {limits})",
         args.jobs, args.concurrency
     ));
     let script_time = script_usec(client).await?;
