@@ -24,9 +24,33 @@ async fn a_paused_queue_leases_nothing_until_resumed() {
 }
 
 #[tokio::test]
-async fn pausing_an_unknown_queue_says_so() {
+async fn a_queue_with_no_jobs_yet_can_be_paused_ahead_of_them() {
     let q = start().await;
-    assert!(matches!(q.client.pause("nope").await, Err(Error::UnknownQueue(name)) if name == "nope"));
+    q.client.pause("fresh").await.unwrap();
+    // Listed, empty and paused, before its first job.
+    assert_eq!(q.client.queues().await.unwrap(), ["fresh"]);
+    let stats = q.client.stats("fresh").await.unwrap();
+    assert_eq!((stats.pending, stats.enqueued_total, stats.paused), (0, 0, true));
+    q.client.enqueue("fresh", NewJob::new("k", &1)).await.unwrap();
+    let popped = q.client.pop("fresh", 10, Duration::from_secs(30)).await.unwrap();
+    assert!(popped.paused && popped.jobs.is_empty(), "its first job waits");
+    q.client.resume("fresh").await.unwrap();
+    assert_eq!(
+        q.client
+            .pop("fresh", 10, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .jobs
+            .len(),
+        1
+    );
+    // Resuming a queue never paused writes nothing; a bad name is still refused.
+    q.client.resume("never-seen").await.unwrap();
+    assert_eq!(q.client.queues().await.unwrap(), ["fresh"]);
+    assert!(matches!(
+        q.client.pause("a{b}").await,
+        Err(Error::InvalidQueueName { .. })
+    ));
 }
 
 #[tokio::test]

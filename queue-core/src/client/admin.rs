@@ -49,15 +49,18 @@ impl QueueClient {
         })
     }
 
-    /// Stops workers from leasing jobs of `queue`.
+    /// Stops workers from leasing jobs of `queue`. A queue that has no jobs yet can be paused
+    /// ahead of them: it is added to the index of queues, so `stats` lists it (empty, paused).
     pub async fn pause(&self, queue: &str) -> Result<()> {
-        let keys = self.existing(queue).await?;
+        let keys = self.keys(queue)?;
+        self.index(queue).await?;
         self.call(Command::Pause, &keys, None, vec![]).await.map(drop)
     }
 
-    /// Lets workers lease jobs of `queue` again, and wakes them.
+    /// Lets workers lease jobs of `queue` again, and wakes them. Resuming a queue that was
+    /// never paused (or has no jobs yet) changes nothing.
     pub async fn resume(&self, queue: &str) -> Result<()> {
-        let keys = self.existing(queue).await?;
+        let keys = self.keys(queue)?;
         self.call(Command::Resume, &keys, None, vec![]).await.map(drop)
     }
 
