@@ -7,12 +7,12 @@ use std::{
 
 use fred::{
     clients::Client,
-    interfaces::{ClientLike, SetsInterface},
+    interfaces::{ClientLike, HashesInterface, SetsInterface},
     types::Value,
 };
 
 use crate::{
-    keys::{queue_index, validate_name, validate_prefix, QueueKeys},
+    keys::{queue_index, validate_name, validate_prefix, QueueKeys, META},
     new_job::NewJob,
     registry::run_script,
     request::RequestId,
@@ -21,7 +21,11 @@ use crate::{
 };
 
 mod admin;
+mod jobs;
 mod lease;
+mod operations;
+
+pub use jobs::{JobPage, JobSummary, MAX_JOBS_PAGE};
 
 /// The most jobs one [`QueueClient::enqueue_bulk`] takes: a bulk is one atomic script call, and
 /// this bounds how long it blocks Redis. Split larger bulks (each part is all-or-none).
@@ -191,7 +195,13 @@ impl QueueClient {
         let keys = self.keys(queue)?;
         let known: bool = self.redis.sismember(queue_index(&self.config.prefix), queue).await?;
         if !known {
-            return Err(Error::UnknownQueue(queue.to_owned()));
+            // A queue enqueued into again after it was obliterated, by a client that had
+            // indexed it before, has counters but no entry: it is indexed again here.
+            let meta: i64 = self.redis.hlen(&keys.all()[META]).await?;
+            if meta == 0 {
+                return Err(Error::UnknownQueue(queue.to_owned()));
+            }
+            let _: i64 = self.redis.sadd(queue_index(&self.config.prefix), queue).await?;
         }
         Ok(keys)
     }

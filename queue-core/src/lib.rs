@@ -23,7 +23,9 @@ mod results;
 mod scripts;
 
 pub use acl::{acl_rules, REQUIRED_COMMANDS};
-pub use client::{eviction_warning, info_field, QueueClient, MAX_BULK_BYTES, MAX_BULK_JOBS};
+pub use client::{
+    eviction_warning, info_field, JobPage, JobSummary, QueueClient, MAX_BULK_BYTES, MAX_BULK_JOBS, MAX_JOBS_PAGE,
+};
 pub use config::{QueueConfig, Retention};
 pub use connection::{redact_url, ConnectOptions};
 pub use envelope::{Backoff, Envelope, Job, JobState, MAX_DELAY, PRIORITY_RANGE};
