@@ -109,46 +109,48 @@ else
   return bad('unknown state ' .. state .. ': expected pending, scheduled, retrying, active, dead or completed')
 end
 
--- The `kind` of an envelope, read from `record` at `at`: the envelope is a MessagePack map whose
--- first entries are strings (id, queue, kind), before the payload. Only strings are read here
--- (Redis's cmsgpack does not take the bin type payloads are stored as); nil when not found.
+-- MessagePack strings: fixstr, str8, str16. Returns the string at `i` of `data` and where the
+-- next value starts, or nil for anything else.
+local function msgpack_string(data, i)
+  local b = string.byte(data, i) or -1
+  local len, from
+  if b >= 0xa0 and b <= 0xbf then
+    len, from = b - 0xa0, i + 1
+  elseif b == 0xd9 then
+    len, from = string.byte(data, i + 1) or -1, i + 2
+  elseif b == 0xda then
+    local high, low = string.byte(data, i + 1, i + 2)
+    len, from = (high or -1) * 256 + (low or 0), i + 3
+  else
+    return nil
+  end
+  if len < 0 or from + len - 1 > #data then
+    return nil
+  end
+  return string.sub(data, from, from + len - 1), from + len
+end
+
+-- The `kind` of the envelope in `record` at `at`: a MessagePack map whose first entries are
+-- strings (id, queue, kind), before the payload. Only strings are read (Redis's cmsgpack does
+-- not take the bin type payloads are stored as); nil when not found.
 local function kind_of(record, at)
-  local function byte(i)
-    return string.byte(record, i) or -1
-  end
-  local function str(i)
-    local b = byte(i)
-    local len, from
-    if b >= 0xa0 and b <= 0xbf then
-      len, from = b - 0xa0, i + 1
-    elseif b == 0xd9 then
-      len, from = byte(i + 1), i + 2
-    elseif b == 0xda then
-      len, from = byte(i + 1) * 256 + byte(i + 2), i + 3
-    else
-      return nil
-    end
-    if len < 0 or from + len - 1 > #record then
-      return nil
-    end
-    return string.sub(record, from, from + len - 1), from + len
-  end
-  local b = byte(at)
+  local b = string.byte(record, at) or -1
   local entries, i
   if b >= 0x80 and b <= 0x8f then
     entries, i = b - 0x80, at + 1
   elseif b == 0xde then
-    entries, i = byte(at + 1) * 256 + byte(at + 2), at + 3
+    local high, low = string.byte(record, at + 1, at + 2)
+    entries, i = (high or 0) * 256 + (low or 0), at + 3
   else
     return nil
   end
   for _ = 1, entries do
     local key, value
-    key, i = str(i)
+    key, i = msgpack_string(record, i)
     if not key then
       return nil
     end
-    value, i = str(i)
+    value, i = msgpack_string(record, i)
     if not value then
       return nil
     end
@@ -167,26 +169,26 @@ local runats = state == 'pending' and {} or hmget(K_RUNAT, ids)
 local current = (state == 'active' or state == 'completed') and 1 or 0
 local reply = {OK, total}
 for i, id in ipairs(ids) do
-  local record = records[i]
-  local props = parse_props(record or nil)
-  local kind = ''
-  if props then
-    -- The envelope follows the properties.
-    kind = kind_of(record, string.match(record, '^%d+|%-?%d+|%d+|[fe]|%d+|%d+|[01]|()')) or ''
+  -- The properties at the head of the record (see K_JOBS), and where the envelope starts.
+  local created, priority, max_attempts, at
+  if records[i] then
+    created, priority, max_attempts, at =
+      string.match(records[i], '^(%d+)|(%-?%d+)|(%d+)|[fe]|%d+|%d+|[01]|()')
   end
-  local runat = runats[i] or (props and props.created) or ''
+  local kind = at and kind_of(records[i], at) or ''
+  local runat = runats[i] or created or ''
   if state == 'pending' then
     runat = times[i] ~= '' and times[i] or runat
     times[i] = runat
   end
   reply[#reply + 1] = id
   reply[#reply + 1] = kind
-  reply[#reply + 1] = props and props.priority or 0
-  reply[#reply + 1] = props and props.max_attempts or 0
-  reply[#reply + 1] = props and int(props.created) or ''
+  reply[#reply + 1] = tonumber(priority) or 0
+  reply[#reply + 1] = tonumber(max_attempts) or 0
+  reply[#reply + 1] = created or ''
   reply[#reply + 1] = (tonumber(failures[i]) or 0) + current
   reply[#reply + 1] = errors[i] or ''
-  reply[#reply + 1] = runat ~= '' and int(tonumber(runat)) or ''
+  reply[#reply + 1] = runat
   reply[#reply + 1] = times[i]
 end
 return reply
