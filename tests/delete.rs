@@ -11,28 +11,22 @@ async fn a_job_is_deleted_from_each_waiting_and_finished_state() {
     let never = Backoff::fixed(Duration::from_secs(3600));
     let job = |id: &str| NewJob::new("k", &id).id(id).backoff(never);
     for id in ["completed", "retrying", "dead", "active"] {
-        q.client.enqueue("q", job(id)).await.unwrap();
+        q.queue().enqueue(job(id)).await.unwrap();
     }
-    let leased = q.client.pop("q", 4, Duration::from_secs(30)).await.unwrap().jobs;
-    let lease = |id: &str| leased.iter().find(|job| job.id == id).unwrap().token.clone();
-    q.client
-        .complete("q", &[("completed", &lease("completed"))])
-        .await
-        .unwrap();
-    q.client
-        .fail("q", "retrying", &lease("retrying"), "later", false)
-        .await
-        .unwrap();
-    q.client.fail("q", "dead", &lease("dead"), "never", true).await.unwrap();
-    q.client
-        .enqueue("q", job("scheduled").delay(Duration::from_secs(60)))
+    let leased = q.queue().pop(4, Duration::from_secs(30)).await.unwrap().jobs;
+    let lease = |id: &str| leased.iter().find(|job| job.id() == id).unwrap().lease.clone();
+    q.queue().complete([&lease("completed")]).await.unwrap();
+    q.queue().fail(&lease("retrying"), "later", false).await.unwrap();
+    q.queue().fail(&lease("dead"), "never", true).await.unwrap();
+    q.queue()
+        .enqueue(job("scheduled").delay(Duration::from_secs(60)))
         .await
         .unwrap();
     // Pending both in the default-priority list and in the sorted set of other priorities.
     for id in ["p1", "pending", "p2"] {
-        q.client.enqueue("q", job(id)).await.unwrap();
+        q.queue().enqueue(job(id)).await.unwrap();
     }
-    q.client.enqueue("q", job("urgent").priority(7)).await.unwrap();
+    q.queue().enqueue(job("urgent").priority(7)).await.unwrap();
 
     for (id, state) in [
         ("pending", JobState::Pending),
@@ -42,13 +36,13 @@ async fn a_job_is_deleted_from_each_waiting_and_finished_state() {
         ("dead", JobState::Dead),
         ("completed", JobState::Completed),
     ] {
-        assert_eq!(q.client.delete_job("q", id).await.unwrap(), state, "{id}");
+        assert_eq!(q.queue().delete_job(id).await.unwrap(), state, "{id}");
         assert!(
-            matches!(q.client.job("q", id).await, Err(Error::JobNotFound { .. })),
+            matches!(q.queue().job(id).await, Err(Error::JobNotFound { .. })),
             "{id} is forgotten"
         );
     }
-    let stats = q.client.stats("q").await.unwrap();
+    let stats = q.queue().stats().await.unwrap();
     assert_eq!(
         (
             stats.pending,
@@ -64,7 +58,7 @@ async fn a_job_is_deleted_from_each_waiting_and_finished_state() {
     assert_eq!(q.pop_ids(10).await, ["p1", "p2"]);
     // Every hash keyed by id forgot the deleted jobs: only the held and popped ones remain.
     use queue::fred::interfaces::HashesInterface;
-    let keys = q.client.keys("q").unwrap();
+    let keys = q.queue().keys().clone();
     let jobs: Vec<String> = q.client.redis().hkeys(&keys.all()[6]).await.unwrap();
     let mut jobs: Vec<&str> = jobs.iter().map(String::as_str).filter(|id| !id.is_empty()).collect();
     jobs.sort();
@@ -83,33 +77,30 @@ async fn a_job_is_deleted_from_each_waiting_and_finished_state() {
 #[tokio::test]
 async fn a_running_job_is_refused_and_kept() {
     let q = start().await;
-    q.client.enqueue("q", NewJob::new("k", &1).id("busy")).await.unwrap();
+    q.queue().enqueue(NewJob::new("k", &1).id("busy")).await.unwrap();
     let leased = q.pop_one().await;
-    let error = q.client.delete_job("q", "busy").await.unwrap_err();
+    let error = q.queue().delete_job("busy").await.unwrap_err();
     assert!(matches!(error, Error::JobActive { .. }), "{error:?}");
     assert_eq!(
         error.to_string(),
         "job \"busy\" in queue \"q\" is running (active): it can be deleted once its attempt ends"
     );
-    assert_eq!(
-        q.client.complete("q", &[("busy", &leased.token)]).await.unwrap(),
-        [true]
-    );
-    assert_eq!(q.client.delete_job("q", "busy").await.unwrap(), JobState::Completed);
+    assert_eq!(q.queue().complete([&leased.lease]).await.unwrap(), [true]);
+    assert_eq!(q.queue().delete_job("busy").await.unwrap(), JobState::Completed);
 }
 
 #[tokio::test]
 async fn unknown_ids_and_queues_are_named_and_a_resent_delete_answers_the_same() {
     let q = start().await;
-    q.client.enqueue("q", NewJob::new("k", &1).id("x")).await.unwrap();
+    q.queue().enqueue(NewJob::new("k", &1).id("x")).await.unwrap();
     for id in ["nope", ""] {
         assert!(matches!(
-            q.client.delete_job("q", id).await,
+            q.queue().delete_job(id).await,
             Err(Error::JobNotFound { id: named, .. }) if named == id
         ));
     }
     assert!(matches!(
-        q.client.delete_job("other", "x").await,
+        q.client.queue("other").unwrap().delete_job("x").await,
         Err(Error::UnknownQueue(_))
     ));
     let first = q.run_script_as("queue.delete", "delete-1", &["x"]).await;
@@ -126,8 +117,8 @@ async fn unknown_ids_and_queues_are_named_and_a_resent_delete_answers_the_same()
 async fn queue_cli_delete_says_what_it_removed_or_why_not() {
     let q = start().await;
     let url = q.redis.url();
-    q.client.enqueue("q", NewJob::new("k", &1).id("a")).await.unwrap();
-    q.client.enqueue("q", NewJob::new("k", &1).id("b")).await.unwrap();
+    q.queue().enqueue(NewJob::new("k", &1).id("a")).await.unwrap();
+    q.queue().enqueue(NewJob::new("k", &1).id("b")).await.unwrap();
     let cli = |args: &[&str]| {
         let mut command = Command::new(bin("queue-cli"));
         command
@@ -153,7 +144,7 @@ async fn queue_cli_delete_says_what_it_removed_or_why_not() {
         cli(&["delete", "q", "a"]),
         (Some(1), "".into(), "error: job \"a\" not found in queue \"q\"\n".into())
     );
-    q.client.enqueue("q", NewJob::new("k", &1).id("c")).await.unwrap();
+    q.queue().enqueue(NewJob::new("k", &1).id("c")).await.unwrap();
     q.pop_one().await;
     let (code, _, stderr) = cli(&["delete", "q", "c"]);
     assert_eq!(code, Some(1));

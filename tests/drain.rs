@@ -11,44 +11,29 @@ async fn drain_removes_every_waiting_job_in_batches_and_keeps_the_rest() {
     let never = Backoff::fixed(Duration::from_secs(3600));
     // Two and a half batches of 1,000, in every waiting structure.
     q.enqueue_numbers(1_500).await;
-    q.client
-        .enqueue_bulk(
-            "q",
-            (0..700).map(|i| NewJob::new("k", &i).priority(if i % 2 == 0 { 3 } else { -3 })),
-        )
+    q.queue()
+        .enqueue_bulk((0..700).map(|i| NewJob::new("k", &i).priority(if i % 2 == 0 { 3 } else { -3 })))
         .await
         .unwrap();
-    q.client
-        .enqueue_bulk(
-            "q",
-            (0..400).map(|i| NewJob::new("k", &i).delay(Duration::from_secs(600))),
-        )
+    q.queue()
+        .enqueue_bulk((0..400).map(|i| NewJob::new("k", &i).delay(Duration::from_secs(600))))
         .await
         .unwrap();
-    q.client
-        .enqueue_bulk("q", (0..3).map(|i| NewJob::new("k", &i).backoff(never)))
+    q.queue()
+        .enqueue_bulk((0..3).map(|i| NewJob::new("k", &i).backoff(never)))
         .await
         .unwrap();
     // Three leased (priority 3 first, so the retrying and dead jobs come from those), one of
     // which retries, one dies, one keeps running; and one completed.
-    let leased = q.client.pop("q", 4, Duration::from_secs(30)).await.unwrap().jobs;
-    q.client
-        .fail("q", &leased[0].id, &leased[0].token, "later", false)
-        .await
-        .unwrap();
-    q.client
-        .fail("q", &leased[1].id, &leased[1].token, "never", true)
-        .await
-        .unwrap();
-    q.client
-        .complete("q", &[(&leased[2].id, &leased[2].token)])
-        .await
-        .unwrap();
-    let before = q.client.stats("q").await.unwrap();
+    let leased = q.queue().pop(4, Duration::from_secs(30)).await.unwrap().jobs;
+    q.queue().fail(&leased[0].lease, "later", false).await.unwrap();
+    q.queue().fail(&leased[1].lease, "never", true).await.unwrap();
+    q.queue().complete([&leased[2].lease]).await.unwrap();
+    let before = q.queue().stats().await.unwrap();
     assert_eq!((before.pending, before.scheduled, before.retrying), (2_199, 400, 1));
 
-    assert_eq!(q.client.drain("q").await.unwrap(), 2_600);
-    let after = q.client.stats("q").await.unwrap();
+    assert_eq!(q.queue().drain().await.unwrap(), 2_600);
+    let after = q.queue().stats().await.unwrap();
     assert_eq!(
         (
             after.pending,
@@ -60,25 +45,19 @@ async fn drain_removes_every_waiting_job_in_batches_and_keeps_the_rest() {
         ),
         (0, 0, 0, 1, 1, 1)
     );
-    assert_eq!(q.client.job("q", &leased[3].id).await.unwrap().state, JobState::Active);
+    assert_eq!(q.queue().job(leased[3].id()).await.unwrap().state, JobState::Active);
     assert!(matches!(
-        q.client.job("q", &leased[0].id).await,
+        q.queue().job(leased[0].id()).await,
         Err(Error::JobNotFound { .. })
     ));
     // What a drain leaves: the running, dead and completed jobs' records, and nothing else.
     use queue::fred::interfaces::HashesInterface;
-    let keys = q.client.keys("q").unwrap();
+    let keys = q.queue().keys().clone();
     let records: u64 = q.client.redis().hlen(&keys.all()[6]).await.unwrap();
     assert_eq!(records, 3 + 1, "three jobs and the hash's pin");
     // The running job still settles.
-    assert_eq!(
-        q.client
-            .complete("q", &[(&leased[3].id, &leased[3].token)])
-            .await
-            .unwrap(),
-        [true]
-    );
-    assert_eq!(q.client.drain("q").await.unwrap(), 0);
+    assert_eq!(q.queue().complete([&leased[3].lease]).await.unwrap(), [true]);
+    assert_eq!(q.queue().drain().await.unwrap(), 0);
 }
 
 #[tokio::test]

@@ -13,7 +13,12 @@ fn ids(page: &queue::JobPage) -> Vec<&str> {
 async fn all_pages(client: &QueueClient, state: JobState, limit: u64) -> (Vec<String>, Vec<u64>) {
     let (mut seen, mut totals) = (Vec::new(), Vec::new());
     loop {
-        let page = client.jobs("q", state, seen.len() as u64, limit).await.unwrap();
+        let page = client
+            .queue("q")
+            .unwrap()
+            .jobs(state, seen.len() as u64, limit)
+            .await
+            .unwrap();
         assert!(page.jobs.len() as u64 <= limit);
         assert!(page.jobs.iter().all(|job| job.state == state));
         totals.push(page.total);
@@ -37,8 +42,8 @@ async fn pending_jobs_are_listed_in_pop_order_across_pages() {
         ("d3", 0),
         ("l2", -1),
     ] {
-        q.client
-            .enqueue("q", NewJob::new("k", &id).id(id).priority(priority))
+        q.queue()
+            .enqueue(NewJob::new("k", &id).id(id).priority(priority))
             .await
             .unwrap();
     }
@@ -58,27 +63,18 @@ async fn each_state_lists_its_jobs_with_their_times_and_errors() {
     let never = Backoff::fixed(Duration::from_secs(3600));
     let job = |id: &str| NewJob::new("send", &id).id(id).backoff(never).max_attempts(3);
     for id in ["completed", "retrying", "dead", "active"] {
-        q.client.enqueue("q", job(id)).await.unwrap();
+        q.queue().enqueue(job(id)).await.unwrap();
     }
-    q.client
-        .enqueue("q", job("scheduled").delay(Duration::from_secs(60)))
+    q.queue()
+        .enqueue(job("scheduled").delay(Duration::from_secs(60)))
         .await
         .unwrap();
-    let leased = q.client.pop("q", 4, Duration::from_secs(30)).await.unwrap().jobs;
-    let lease = |id: &str| leased.iter().find(|job| job.id == id).unwrap().token.clone();
-    q.client
-        .complete("q", &[("completed", &lease("completed"))])
-        .await
-        .unwrap();
-    q.client
-        .fail("q", "retrying", &lease("retrying"), "smtp down", false)
-        .await
-        .unwrap();
-    q.client
-        .fail("q", "dead", &lease("dead"), "bad address", true)
-        .await
-        .unwrap();
-    q.client.enqueue("q", job("pending").priority(-3)).await.unwrap();
+    let leased = q.queue().pop(4, Duration::from_secs(30)).await.unwrap().jobs;
+    let lease = |id: &str| leased.iter().find(|job| job.id() == id).unwrap().lease.clone();
+    q.queue().complete([&lease("completed")]).await.unwrap();
+    q.queue().fail(&lease("retrying"), "smtp down", false).await.unwrap();
+    q.queue().fail(&lease("dead"), "bad address", true).await.unwrap();
+    q.queue().enqueue(job("pending").priority(-3)).await.unwrap();
 
     for state in [
         JobState::Pending,
@@ -88,10 +84,10 @@ async fn each_state_lists_its_jobs_with_their_times_and_errors() {
         JobState::Dead,
         JobState::Completed,
     ] {
-        let page = q.client.jobs("q", state, 0, 10).await.unwrap();
+        let page = q.queue().jobs(state, 0, 10).await.unwrap();
         assert_eq!((page.total, page.offset, page.limit), (1, 0, 10), "{state}");
         let listed = &page.jobs[0];
-        let shown = q.client.job("q", &listed.id).await.unwrap();
+        let shown = q.queue().job(&listed.id).await.unwrap();
         assert_eq!(listed.id, state.as_str(), "one job in each state, named after it");
         assert_eq!((listed.state, listed.kind.as_str()), (state, "send"));
         assert_eq!((listed.attempts, listed.max_attempts), (shown.attempts, 3), "{state}");
@@ -112,11 +108,11 @@ async fn each_state_lists_its_jobs_with_their_times_and_errors() {
             }
         }
     }
-    let pending = q.client.jobs("q", JobState::Pending, 0, 10).await.unwrap();
+    let pending = q.queue().jobs(JobState::Pending, 0, 10).await.unwrap();
     assert_eq!(pending.jobs[0].priority, -3);
-    let scheduled = &q.client.jobs("q", JobState::Scheduled, 0, 10).await.unwrap().jobs[0];
+    let scheduled = &q.queue().jobs(JobState::Scheduled, 0, 10).await.unwrap().jobs[0];
     assert_eq!(scheduled.run_at_ms.unwrap() - scheduled.created_at_ms, 60_000);
-    let retrying = &q.client.jobs("q", JobState::Retrying, 0, 10).await.unwrap().jobs[0];
+    let retrying = &q.queue().jobs(JobState::Retrying, 0, 10).await.unwrap().jobs[0];
     assert_eq!(retrying.error.as_deref(), Some("smtp down"));
     assert!(retrying.run_at_ms.unwrap() >= retrying.created_at_ms + 3_600_000);
 }
@@ -126,18 +122,15 @@ async fn active_jobs_are_found_through_their_leases_and_paged() {
     let q = start().await;
     q.enqueue_numbers(10).await;
     // Three leases (3, 3 and 4 jobs); one job of the first settles, so its lease holds two.
-    let first = q.client.pop("q", 3, Duration::from_secs(30)).await.unwrap().jobs;
-    let second = q.client.pop("q", 3, Duration::from_secs(40)).await.unwrap().jobs;
-    let third = q.client.pop("q", 4, Duration::from_secs(50)).await.unwrap().jobs;
-    q.client
-        .complete("q", &[(&first[1].id, &first[1].token)])
-        .await
-        .unwrap();
+    let first = q.queue().pop(3, Duration::from_secs(30)).await.unwrap().jobs;
+    let second = q.queue().pop(3, Duration::from_secs(40)).await.unwrap().jobs;
+    let third = q.queue().pop(4, Duration::from_secs(50)).await.unwrap().jobs;
+    q.queue().complete([&first[1].lease]).await.unwrap();
     let expected: Vec<String> = [&first[0], &first[2]]
         .into_iter()
         .chain(&second)
         .chain(&third)
-        .map(|job| job.id.clone())
+        .map(|job| job.id().to_owned())
         .collect();
     for limit in [1, 2, 4, 9, 50] {
         let (seen, totals) = all_pages(&q.client, JobState::Active, limit).await;
@@ -147,7 +140,7 @@ async fn active_jobs_are_found_through_their_leases_and_paged() {
         );
         assert!(totals.iter().all(|total| *total == 9));
     }
-    let page = q.client.jobs("q", JobState::Active, 2, 3).await.unwrap();
+    let page = q.queue().jobs(JobState::Active, 2, 3).await.unwrap();
     assert_eq!(ids(&page), &expected[2..5]);
     assert!(page
         .jobs
@@ -159,16 +152,16 @@ async fn active_jobs_are_found_through_their_leases_and_paged() {
 async fn finished_jobs_are_listed_most_recent_first() {
     let q = start().await;
     for id in ["a", "b", "c"] {
-        q.client.enqueue("q", NewJob::new("k", &id).id(id)).await.unwrap();
+        q.queue().enqueue(NewJob::new("k", &id).id(id)).await.unwrap();
         let leased = q.pop_one().await;
-        q.client.complete("q", &[(&leased.id, &leased.token)]).await.unwrap();
+        q.queue().complete([&leased.lease]).await.unwrap();
         // Each in a later millisecond: ties in time are listed by id, which would hide the order.
         tokio::time::sleep(Duration::from_millis(3)).await;
     }
-    let page = q.client.jobs("q", JobState::Completed, 1, 5).await.unwrap();
+    let page = q.queue().jobs(JobState::Completed, 1, 5).await.unwrap();
     assert_eq!((page.total, ids(&page)), (3, vec!["b", "a"]));
     assert_eq!(page.jobs[0].attempts, 1);
-    let past = q.client.jobs("q", JobState::Completed, 10, 5).await.unwrap();
+    let past = q.queue().jobs(JobState::Completed, 10, 5).await.unwrap();
     assert_eq!((past.total, past.jobs.len()), (3, 0), "a page past the end is empty");
 }
 
@@ -176,12 +169,12 @@ async fn finished_jobs_are_listed_most_recent_first() {
 async fn a_page_is_bounded_and_bad_input_is_refused() {
     let q = start().await;
     q.enqueue_numbers(1_100).await;
-    let page = q.client.jobs("q", JobState::Pending, 0, 5_000).await.unwrap();
+    let page = q.queue().jobs(JobState::Pending, 0, 5_000).await.unwrap();
     assert_eq!((page.limit, page.jobs.len(), page.total), (1_000, 1_000, 1_100));
-    let page = q.client.jobs("q", JobState::Pending, 0, 0).await.unwrap();
+    let page = q.queue().jobs(JobState::Pending, 0, 0).await.unwrap();
     assert_eq!((page.limit, page.jobs.len()), (1, 1), "a limit of 0 is taken as 1");
     assert!(matches!(
-        q.client.jobs("nope", JobState::Pending, 0, 10).await,
+        q.client.queue("nope").unwrap().jobs(JobState::Pending, 0, 10).await,
         Err(Error::UnknownQueue(name)) if name == "nope"
     ));
     // The script checks its arguments itself, for callers that bypass the client.
@@ -208,13 +201,10 @@ fn cli(url: &str, args: &[&str]) -> std::process::Output {
 async fn queue_cli_jobs_prints_a_table_or_the_page_as_json() {
     let q = start().await;
     let url = q.redis.url();
-    q.client.enqueue("q", NewJob::new("send", &1).id("one")).await.unwrap();
-    q.client.enqueue("q", NewJob::new("send", &2).id("two")).await.unwrap();
+    q.queue().enqueue(NewJob::new("send", &1).id("one")).await.unwrap();
+    q.queue().enqueue(NewJob::new("send", &2).id("two")).await.unwrap();
     let leased = q.pop_one().await;
-    q.client
-        .fail("q", &leased.id, &leased.token, "line one\nline two", true)
-        .await
-        .unwrap();
+    q.queue().fail(&leased.lease, "line one\nline two", true).await.unwrap();
 
     let out = cli(&url, &["jobs", "q", "--state", "dead"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -260,7 +250,7 @@ async fn queue_cli_jobs_prints_a_table_or_the_page_as_json() {
     }
     // The JSON is the client's own type.
     let typed: queue::JobPage = serde_json::from_value(page).unwrap();
-    assert_eq!(typed, q.client.jobs("q", JobState::Pending, 0, 5).await.unwrap());
+    assert_eq!(typed, q.queue().jobs(JobState::Pending, 0, 5).await.unwrap());
 
     let out = cli(&url, &["jobs", "q", "--state", "retrying"]);
     assert_eq!(

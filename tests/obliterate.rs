@@ -31,48 +31,50 @@ async fn a_large_queue_in_every_state_goes_whole_in_batches() {
     let q = start().await;
     let never = Backoff::fixed(Duration::from_secs(3600));
     q.enqueue_numbers(1_200).await;
-    q.client
-        .enqueue_bulk("q", (0..300).map(|i| NewJob::new("k", &i).priority(5)))
+    q.queue()
+        .enqueue_bulk((0..300).map(|i| NewJob::new("k", &i).priority(5)))
         .await
         .unwrap();
-    q.client
-        .enqueue_bulk(
-            "q",
-            (0..600).map(|i| NewJob::new("k", &i).delay(Duration::from_secs(600))),
-        )
+    q.queue()
+        .enqueue_bulk((0..600).map(|i| NewJob::new("k", &i).delay(Duration::from_secs(600))))
         .await
         .unwrap();
-    q.client
-        .enqueue("q", NewJob::new("k", &0).id("r").priority(9).backoff(never))
+    q.queue()
+        .enqueue(NewJob::new("k", &0).id("r").priority(9).backoff(never))
         .await
         .unwrap();
-    q.client
-        .enqueue("q", NewJob::new("k", &0).id("d").priority(9))
+    q.queue()
+        .enqueue(NewJob::new("k", &0).id("d").priority(9))
         .await
         .unwrap();
-    q.client
-        .enqueue("q", NewJob::new("k", &0).id("c").priority(9))
+    q.queue()
+        .enqueue(NewJob::new("k", &0).id("c").priority(9))
         .await
         .unwrap();
-    let leased = q.client.pop("q", 3, Duration::from_secs(30)).await.unwrap().jobs;
-    q.client.fail("q", "r", &leased[0].token, "later", false).await.unwrap();
-    q.client.fail("q", "d", &leased[1].token, "never", true).await.unwrap();
-    q.client.complete("q", &[("c", &leased[2].token)]).await.unwrap();
+    let leased = q.queue().pop(3, Duration::from_secs(30)).await.unwrap().jobs;
+    q.queue().fail(&leased[0].lease, "later", false).await.unwrap();
+    q.queue().fail(&leased[1].lease, "never", true).await.unwrap();
+    q.queue().complete([&leased[2].lease]).await.unwrap();
     // Leases of more than one batch's worth of running jobs.
-    let running = q.client.pop("q", 1_100, Duration::from_secs(30)).await.unwrap().jobs;
-    q.client.pause("q").await.unwrap();
-    q.client.enqueue("other", NewJob::new("k", &1)).await.unwrap();
+    let running = q.queue().pop(1_100, Duration::from_secs(30)).await.unwrap().jobs;
+    q.queue().pause().await.unwrap();
+    q.client
+        .queue("other")
+        .unwrap()
+        .enqueue(NewJob::new("k", &1))
+        .await
+        .unwrap();
     let other_keys: Vec<String> = all_keys(&q.client)
         .await
         .into_iter()
         .filter(|k| k.contains(":other}"))
         .collect();
 
-    assert_eq!(q.client.obliterate("q").await.unwrap(), 2_103);
+    assert_eq!(q.queue().obliterate().await.unwrap(), 2_103);
     let left = all_keys(&q.client).await;
     assert!(left.iter().all(|key| !key.starts_with("{queue:q}")), "{left:?}");
     assert_eq!(q.client.queues().await.unwrap(), ["other"]);
-    assert!(matches!(q.client.stats("q").await, Err(Error::UnknownQueue(_))));
+    assert!(matches!(q.queue().stats().await, Err(Error::UnknownQueue(_))));
     assert_eq!(
         left.iter()
             .filter(|k| k.contains(":other}"))
@@ -82,24 +84,17 @@ async fn a_large_queue_in_every_state_goes_whole_in_batches() {
         "other queues are untouched"
     );
     // The running jobs' settle calls are refused and write nothing.
-    let lost = q
-        .client
-        .complete("q", &[(&running[0].id, &running[0].token)])
-        .await
-        .unwrap();
+    let lost = q.queue().complete([&running[0].lease]).await.unwrap();
     assert_eq!(lost, [false]);
     assert!(matches!(
-        q.client.fail("q", &running[1].id, &running[1].token, "x", false).await,
+        q.queue().fail(&running[1].lease, "x", false).await,
         Err(Error::LeaseLost { .. })
     ));
-    let held = [(running[2].id.as_str(), running[2].token.as_str())];
+    let held = [&running[2].lease];
+    assert_eq!(q.queue().extend(Duration::from_secs(30), held).await.unwrap(), [false]);
+    assert_eq!(q.queue().release(held).await.unwrap(), [false]);
     assert_eq!(
-        q.client.extend("q", Duration::from_secs(30), &held).await.unwrap(),
-        [false]
-    );
-    assert_eq!(q.client.release("q", &held).await.unwrap(), [false]);
-    assert_eq!(
-        q.client.reap("q", Duration::from_secs(60), 100).await.unwrap(),
+        q.queue().reap(Duration::from_secs(60), 100).await.unwrap(),
         Some((0, 0))
     );
     let left = all_keys(&q.client).await;
@@ -109,8 +104,8 @@ async fn a_large_queue_in_every_state_goes_whole_in_batches() {
         "only the reaper's expiring lock: {left:?}"
     );
     // The name can be used again: a fresh queue, unpaused, counters from zero.
-    q.client.enqueue("q", NewJob::new("k", &1)).await.unwrap();
-    let stats = q.client.stats("q").await.unwrap();
+    q.queue().enqueue(NewJob::new("k", &1)).await.unwrap();
+    let stats = q.queue().stats().await.unwrap();
     assert_eq!((stats.pending, stats.enqueued_total, stats.paused), (1, 1, false));
 }
 
@@ -156,7 +151,7 @@ async fn a_worker_running_jobs_loses_them_cleanly_and_writes_nothing_back() {
         (started.load(Ordering::SeqCst) == 3).then_some(())
     })
     .await;
-    assert_eq!(q.client.obliterate("q").await.unwrap(), 3);
+    assert_eq!(q.queue().obliterate().await.unwrap(), 3);
     // Its next renewal finds the leases lost: the worker cancels the jobs, and their settle
     // calls are refused. Its fetches and sweeps went on against nothing meanwhile.
     eventually("the jobs to be cancelled", Duration::from_secs(10), || async {
@@ -178,12 +173,16 @@ async fn a_worker_running_jobs_loses_them_cleanly_and_writes_nothing_back() {
 #[tokio::test]
 async fn an_index_entry_lost_to_an_obliterate_is_restored_when_the_queue_is_named() {
     let q = start().await;
-    q.client.enqueue("q", NewJob::new("k", &1)).await.unwrap();
+    q.queue().enqueue(NewJob::new("k", &1)).await.unwrap();
     // Another client obliterates; this one had indexed "q" and does not index it again.
     let other = QueueClient::connect(&q.redis.url()).await.unwrap();
-    other.obliterate("q").await.unwrap();
-    q.client.enqueue("q", NewJob::new("k", &2)).await.unwrap();
-    assert_eq!(other.stats("q").await.unwrap().pending, 1, "found by its keys");
+    other.queue("q").unwrap().obliterate().await.unwrap();
+    q.queue().enqueue(NewJob::new("k", &2)).await.unwrap();
+    assert_eq!(
+        other.queue("q").unwrap().stats().await.unwrap().pending,
+        1,
+        "found by its keys"
+    );
     assert_eq!(other.queues().await.unwrap(), ["q"], "and indexed again");
 }
 
@@ -211,7 +210,7 @@ async fn queue_cli_obliterate_needs_yes() {
                 .into()
         )
     );
-    assert_eq!(q.client.stats("q").await.unwrap().pending, 5, "nothing removed");
+    assert_eq!(q.queue().stats().await.unwrap().pending, 5, "nothing removed");
     assert_eq!(
         cli(&["obliterate", "q", "--yes"]),
         (

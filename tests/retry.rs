@@ -13,39 +13,36 @@ use crate::support::{bin, eventually, run_with_deadline, spawn_worker, start};
 async fn a_scheduled_or_retrying_job_becomes_pending_with_its_attempts() {
     let q = start().await;
     let never = Backoff::fixed(Duration::from_secs(3600));
-    q.client
-        .enqueue("q", NewJob::new("k", &1).id("later").delay(Duration::from_secs(3600)))
+    q.queue()
+        .enqueue(NewJob::new("k", &1).id("later").delay(Duration::from_secs(3600)))
         .await
         .unwrap();
-    q.client
-        .enqueue("q", NewJob::new("k", &2).id("failed").backoff(never))
+    q.queue()
+        .enqueue(NewJob::new("k", &2).id("failed").backoff(never))
         .await
         .unwrap();
     let leased = q.pop_one().await;
-    q.client
-        .fail("q", "failed", &leased.token, "boom", false)
-        .await
-        .unwrap();
+    q.queue().fail(&leased.lease, "boom", false).await.unwrap();
 
-    let before = q.client.job("q", "later").await.unwrap();
-    assert_eq!(q.client.retry_job("q", "later").await.unwrap(), JobState::Scheduled);
-    let now = q.client.job("q", "later").await.unwrap();
+    let before = q.queue().job("later").await.unwrap();
+    assert_eq!(q.queue().retry_job("later").await.unwrap(), JobState::Scheduled);
+    let now = q.queue().job("later").await.unwrap();
     assert_eq!((now.state, now.attempts), (JobState::Pending, 0));
     assert!(
         now.run_at_ms.unwrap() < before.run_at_ms.unwrap(),
         "ready now, not in an hour"
     );
 
-    assert_eq!(q.client.retry_job("q", "failed").await.unwrap(), JobState::Retrying);
-    let job = q.client.job("q", "failed").await.unwrap();
+    assert_eq!(q.queue().retry_job("failed").await.unwrap(), JobState::Retrying);
+    let job = q.queue().job("failed").await.unwrap();
     assert_eq!(
         (job.state, job.attempts, job.last_error.as_deref()),
         (JobState::Pending, 1, Some("boom"))
     );
-    let stats = q.client.stats("q").await.unwrap();
+    let stats = q.queue().stats().await.unwrap();
     assert_eq!((stats.pending, stats.scheduled, stats.retrying), (2, 0, 0));
-    let popped = q.client.pop("q", 10, Duration::from_secs(30)).await.unwrap().jobs;
-    let attempts: Vec<(&str, u32)> = popped.iter().map(|j| (j.id.as_str(), j.attempt)).collect();
+    let popped = q.queue().pop(10, Duration::from_secs(30)).await.unwrap().jobs;
+    let attempts: Vec<(&str, u32)> = popped.iter().map(|j| (j.id(), j.attempt)).collect();
     assert_eq!(
         attempts,
         [("later", 1), ("failed", 2)],
@@ -56,31 +53,31 @@ async fn a_scheduled_or_retrying_job_becomes_pending_with_its_attempts() {
 #[tokio::test]
 async fn a_job_in_another_state_is_refused_and_unchanged() {
     let q = start().await;
-    q.client.enqueue("q", NewJob::new("k", &1).id("p")).await.unwrap();
-    let error = q.client.retry_job("q", "p").await.unwrap_err();
+    q.queue().enqueue(NewJob::new("k", &1).id("p")).await.unwrap();
+    let error = q.queue().retry_job("p").await.unwrap_err();
     assert_eq!(
         error.to_string(),
         "job \"p\" in queue \"q\" is pending, not scheduled or retrying"
     );
     q.pop_one().await;
     assert!(matches!(
-        q.client.retry_job("q", "p").await,
+        q.queue().retry_job("p").await,
         Err(Error::NotRetryable {
             state: JobState::Active,
             ..
         })
     ));
     assert!(matches!(
-        q.client.retry_job("q", "nope").await,
+        q.queue().retry_job("nope").await,
         Err(Error::JobNotFound { .. })
     ));
     assert!(matches!(
-        q.client.retry_job("other", "p").await,
+        q.client.queue("other").unwrap().retry_job("p").await,
         Err(Error::UnknownQueue(_))
     ));
     // A re-sent retry answers as the first delivery did.
-    q.client
-        .enqueue("q", NewJob::new("k", &1).id("s").delay(Duration::from_secs(60)))
+    q.queue()
+        .enqueue(NewJob::new("k", &1).id("s").delay(Duration::from_secs(60)))
         .await
         .unwrap();
     let first = q.run_script_as("queue.retry", "retry-1", &["s"]).await;
@@ -90,17 +87,14 @@ async fn a_job_in_another_state_is_refused_and_unchanged() {
         vec![Value::Integer(0), Value::from("scheduled"), Value::Integer(1)]
     );
     assert_eq!(again, first);
-    assert_eq!(q.client.stats("q").await.unwrap().pending, 1);
+    assert_eq!(q.queue().stats().await.unwrap().pending, 1);
 }
 
 #[tokio::test]
 async fn a_waiting_worker_runs_a_retried_job_promptly() {
     let q = start().await;
-    q.client
-        .enqueue(
-            "q",
-            NewJob::new("k", &1).id("tomorrow").delay(Duration::from_secs(86_400)),
-        )
+    q.queue()
+        .enqueue(NewJob::new("k", &1).id("tomorrow").delay(Duration::from_secs(86_400)))
         .await
         .unwrap();
     let ran = Arc::new(Mutex::new(None));
@@ -124,7 +118,7 @@ async fn a_waiting_worker_runs_a_retried_job_promptly() {
     })
     .await;
     let retried = Instant::now();
-    q.client.retry_job("q", "tomorrow").await.unwrap();
+    q.queue().retry_job("tomorrow").await.unwrap();
     let started = eventually("the retried job to run", Duration::from_secs(10), || async {
         *ran.lock().unwrap()
     })
@@ -139,8 +133,8 @@ async fn a_waiting_worker_runs_a_retried_job_promptly() {
 async fn queue_cli_retry_runs_a_job_now_or_says_why_not() {
     let q = start().await;
     let url = q.redis.url();
-    q.client
-        .enqueue("q", NewJob::new("k", &1).id("s").delay(Duration::from_secs(60)))
+    q.queue()
+        .enqueue(NewJob::new("k", &1).id("s").delay(Duration::from_secs(60)))
         .await
         .unwrap();
     let cli = |args: &[&str]| {
@@ -165,8 +159,8 @@ async fn queue_cli_retry_runs_a_job_now_or_says_why_not() {
             "error: job \"s\" in queue \"q\" is pending, not scheduled or retrying\n".into()
         )
     );
-    q.client
-        .enqueue("q", NewJob::new("k", &1).id("t").delay(Duration::from_secs(60)))
+    q.queue()
+        .enqueue(NewJob::new("k", &1).id("t").delay(Duration::from_secs(60)))
         .await
         .unwrap();
     let (code, stdout, _) = cli(&["retry", "q", "t", "--json"]);

@@ -47,7 +47,7 @@ impl From<State> for JobState {
 
 pub(crate) async fn run(client: &QueueClient, args: JobsArgs) -> anyhow::Result<()> {
     let state = JobState::from(args.state);
-    let page = client.jobs(&args.queue, state, args.offset, args.limit).await?;
+    let page = client.queue(&args.queue)?.jobs(state, args.offset, args.limit).await?;
     if args.json {
         return output::json(&page);
     }

@@ -5,7 +5,7 @@ use serde_json::json;
 use crate::output;
 
 pub(crate) async fn delete(client: &QueueClient, queue: &str, id: &str, as_json: bool) -> anyhow::Result<()> {
-    let state = client.delete_job(queue, id).await?;
+    let state = client.queue(queue)?.delete_job(id).await?;
     if as_json {
         return output::json(&json!({ "queue": queue, "id": id, "deleted_from": state }));
     }
@@ -13,7 +13,7 @@ pub(crate) async fn delete(client: &QueueClient, queue: &str, id: &str, as_json:
 }
 
 pub(crate) async fn retry(client: &QueueClient, queue: &str, id: &str, as_json: bool) -> anyhow::Result<()> {
-    let state = client.retry_job(queue, id).await?;
+    let state = client.queue(queue)?.retry_job(id).await?;
     if as_json {
         return output::json(&json!({ "queue": queue, "id": id, "moved_from": state }));
     }
@@ -21,7 +21,7 @@ pub(crate) async fn retry(client: &QueueClient, queue: &str, id: &str, as_json: 
 }
 
 pub(crate) async fn drain(client: &QueueClient, queue: &str, as_json: bool) -> anyhow::Result<()> {
-    let removed = client.drain(queue).await?;
+    let removed = client.queue(queue)?.drain().await?;
     if as_json {
         return output::json(&json!({ "queue": queue, "removed": removed }));
     }
@@ -34,7 +34,7 @@ pub(crate) fn refuse_obliterate(queue: &str) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn obliterate(client: &QueueClient, queue: &str, as_json: bool) -> anyhow::Result<()> {
-    let removed = client.obliterate(queue).await?;
+    let removed = client.queue(queue)?.obliterate().await?;
     if as_json {
         return output::json(&json!({ "queue": queue, "removed": removed }));
     }

@@ -3,10 +3,10 @@
 use fred::types::Value;
 use serde::{Deserialize, Serialize};
 
-use super::QueueClient;
+use super::Queue;
 use crate::{scripts::Command, JobState, Result};
 
-/// The most jobs one page holds ([`QueueClient::jobs`] takes a larger limit as this): one script
+/// The most jobs one page holds ([`Queue::jobs`] takes a larger limit as this): one script
 /// call reads every job of its page, so this bounds how long it blocks Redis.
 pub const MAX_JOBS_PAGE: u64 = 1_000;
 
@@ -61,13 +61,13 @@ pub struct JobPage {
     pub jobs: Vec<JobSummary>,
 }
 
-impl QueueClient {
-    /// A page of the jobs of `queue` in `state`: `limit` jobs (1 to [`MAX_JOBS_PAGE`]; others
-    /// are taken as the nearest) after the first `offset`. Payloads stay out; [`job`](Self::job)
-    /// shows one job whole. A job that changes state between two pages can be missed or shown
-    /// twice, as in any list of a queue that moves.
-    pub async fn jobs(&self, queue: &str, state: JobState, offset: u64, limit: u64) -> Result<JobPage> {
-        let keys = self.existing(queue).await?;
+impl Queue {
+    /// A page of the jobs of this queue in `state`: `limit` jobs (1 to [`MAX_JOBS_PAGE`];
+    /// others are taken as the nearest) after the first `offset`. Payloads stay out;
+    /// [`job`](Self::job) shows one job whole. A job that changes state between two pages can
+    /// be missed or shown twice, as in any list of a queue that moves.
+    pub async fn jobs(&self, state: JobState, offset: u64, limit: u64) -> Result<JobPage> {
+        self.existing().await?;
         let limit = limit.clamp(1, MAX_JOBS_PAGE);
         let offset = offset.min(i64::MAX as u64);
         let args = vec![
@@ -75,7 +75,7 @@ impl QueueClient {
             Value::from(offset as i64),
             Value::from(limit as i64),
         ];
-        let (_, mut r) = self.call(Command::Jobs, &keys, None, args).await?;
+        let (_, mut r) = self.call(Command::Jobs, None, args).await?;
         let total = r.int()?.max(0) as u64;
         let mut jobs = Vec::new();
         while r.has_more() {
@@ -112,7 +112,7 @@ impl QueueClient {
             });
         }
         Ok(JobPage {
-            queue: queue.to_owned(),
+            queue: self.name().to_owned(),
             state,
             total,
             offset,

@@ -1,28 +1,28 @@
 //! What an operator does to jobs in an incident: delete one, run one now, drain the waiting
 //! ones, obliterate the queue (`lua/delete.lua`, `retry.lua`, `drain.lua`, `obliterate.lua`).
-use fred::{interfaces::SetsInterface, types::Value};
+use fred::types::Value;
 
-use super::QueueClient;
+use super::Queue;
 use crate::{
-    keys::queue_index,
     request::RequestId,
     scripts::{status, Command, Reply},
-    Error, JobState, QueueKeys, Result,
+    Error, JobState, Result,
 };
 
 /// How many jobs one drain or obliterate call removes; the client repeats the call until done,
 /// so that no single call blocks Redis for long (about a millisecond per thousand jobs).
 const REMOVE_BATCH: i64 = 1_000;
 
-impl QueueClient {
+impl Queue {
     /// Deletes one job that is waiting (pending, scheduled, retrying) or finished (dead,
     /// completed), with everything kept about it, and returns the state it was in. A running
     /// job is refused ([`Error::JobActive`]); an unknown id is [`Error::JobNotFound`].
-    pub async fn delete_job(&self, queue: &str, id: &str) -> Result<JobState> {
-        let keys = self.existing(queue).await?;
+    pub async fn delete_job(&self, id: &str) -> Result<JobState> {
+        self.existing().await?;
         let (status, r) = self
-            .call(Command::Delete, &keys, Some(&RequestId::new()), vec![id.into()])
+            .call(Command::Delete, Some(&RequestId::new()), vec![id.into()])
             .await?;
+        let queue = self.name();
         match moved(Command::Delete, queue, id, status, r)? {
             (JobState::Active, false) => Err(Error::JobActive {
                 queue: queue.to_owned(),
@@ -35,11 +35,12 @@ impl QueueClient {
     /// Runs a scheduled or retrying job now: it becomes pending (its attempts as they were) and
     /// idle workers are woken. Returns the state it was in. A job in another state is refused
     /// ([`Error::NotRetryable`]; a dead one goes back with [`dead_replay`](Self::dead_replay)).
-    pub async fn retry_job(&self, queue: &str, id: &str) -> Result<JobState> {
-        let keys = self.existing(queue).await?;
+    pub async fn retry_job(&self, id: &str) -> Result<JobState> {
+        self.existing().await?;
         let (status, r) = self
-            .call(Command::Retry, &keys, Some(&RequestId::new()), vec![id.into()])
+            .call(Command::Retry, Some(&RequestId::new()), vec![id.into()])
             .await?;
+        let queue = self.name();
         match moved(Command::Retry, queue, id, status, r)? {
             (state, true) => Ok(state),
             (state, false) => Err(Error::NotRetryable {
@@ -50,15 +51,15 @@ impl QueueClient {
         }
     }
 
-    /// Removes every waiting job (pending, scheduled, retrying) of `queue`, a bounded batch per
-    /// call, and returns how many. Running and finished jobs stay; jobs enqueued meanwhile may
-    /// be removed too.
-    pub async fn drain(&self, queue: &str) -> Result<u64> {
-        let keys = self.existing(queue).await?;
+    /// Removes every waiting job (pending, scheduled, retrying) of this queue, a bounded batch
+    /// per call, and returns how many. Running and finished jobs stay; jobs enqueued meanwhile
+    /// may be removed too.
+    pub async fn drain(&self) -> Result<u64> {
+        self.existing().await?;
         let mut removed = 0;
         loop {
             let args = vec![Value::from(REMOVE_BATCH)];
-            let (_, mut r) = self.call(Command::Drain, &keys, Some(&RequestId::new()), args).await?;
+            let (_, mut r) = self.call(Command::Drain, Some(&RequestId::new()), args).await?;
             let batch = r.int()?;
             removed += batch.max(0) as u64;
             if batch < REMOVE_BATCH {
@@ -67,32 +68,27 @@ impl QueueClient {
         }
     }
 
-    /// Removes `queue` and everything in it: jobs in every state, its counters, its pause flag,
+    /// Removes this queue and everything in it: jobs in every state, its counters, its pause flag,
     /// its keys, and its name from the index of queues. Returns how many jobs it removed.
     ///
     /// Jobs running meanwhile lose their lease: their worker's next renewal or settle call is
     /// refused as [`Error::LeaseLost`] (the worker cancels them) and writes nothing. Jobs
     /// enqueued while it runs may be removed too, or start the queue afresh.
-    pub async fn obliterate(&self, queue: &str) -> Result<u64> {
-        let keys = self.existing(queue).await?;
-        let removed = self.obliterate_keys(&keys).await?;
-        let _: i64 = self.redis.srem(queue_index(&self.config.prefix), queue).await?;
-        self.indexed.lock().expect("index lock").remove(queue);
-        Ok(removed)
-    }
-
-    async fn obliterate_keys(&self, keys: &QueueKeys) -> Result<u64> {
+    pub async fn obliterate(&self) -> Result<u64> {
+        self.existing().await?;
         let mut removed = 0;
         loop {
             // No request id: a re-sent call removes what is left, as the first one did, and
             // remembering the answer would write a key of the queue.
             let args = vec![Value::from(REMOVE_BATCH)];
-            let (_, mut r) = self.call(Command::Obliterate, keys, None, args).await?;
+            let (_, mut r) = self.call(Command::Obliterate, None, args).await?;
             removed += r.int()?.max(0) as u64;
             if r.int()? == 1 {
-                return Ok(removed);
+                break;
             }
         }
+        self.client.unindex(self.name()).await?;
+        Ok(removed)
     }
 }
 
