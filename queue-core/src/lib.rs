@@ -39,7 +39,7 @@ pub use keys::{queue_index, validate_job_id, validate_name, validate_prefix, Que
 pub use limits::Limits;
 pub use lock::{register as register_lock_script, Lock, LockStatus, LOCK_SCRIPT};
 pub use new_job::{JobPayload, NewJob};
-pub use queue::{Lease, Queue, MAX_BULK_BYTES, MAX_BULK_JOBS};
+pub use queue::{JobPage, JobSummary, Lease, Queue, MAX_BULK_BYTES, MAX_BULK_JOBS, MAX_JOBS_PAGE};
 pub use rate_limiter::{register as register_rate_limit_script, Rate, RateDecision, RateLimiter, RATE_LIMIT_SCRIPT};
 pub use registry::{KeyCount, Script, ScriptPipeline, ScriptRegistry};
 pub use request::RequestId;

@@ -48,13 +48,23 @@ pub enum Command {
     DeadReplay,
     /// Forget dead jobs.
     DeadPurge,
+    /// A page of the jobs in one state.
+    Jobs,
+    /// Remove one waiting or finished job.
+    Delete,
+    /// Run a scheduled or retrying job now.
+    Retry,
+    /// Remove a batch of waiting jobs.
+    Drain,
+    /// Remove a batch of the queue's jobs and, once none is left, its keys.
+    Obliterate,
     /// Read or change the queue's rate and concurrency limits.
     Limits,
 }
 
 impl Command {
     /// All commands.
-    pub const ALL: [Command; 15] = [
+    pub const ALL: [Command; 20] = [
         Command::Push,
         Command::Pop,
         Command::Complete,
@@ -69,6 +79,11 @@ impl Command {
         Command::DeadList,
         Command::DeadReplay,
         Command::DeadPurge,
+        Command::Jobs,
+        Command::Delete,
+        Command::Retry,
+        Command::Drain,
+        Command::Obliterate,
         Command::Limits,
     ];
 
@@ -89,6 +104,11 @@ impl Command {
             Command::DeadList => "queue.dead_list",
             Command::DeadReplay => "queue.dead_replay",
             Command::DeadPurge => "queue.dead_purge",
+            Command::Jobs => "queue.jobs",
+            Command::Delete => "queue.delete",
+            Command::Retry => "queue.retry",
+            Command::Drain => "queue.drain",
+            Command::Obliterate => "queue.obliterate",
             Command::Limits => "queue.limits",
         }
     }
@@ -117,6 +137,11 @@ impl Command {
             Command::DeadList => script_source!("dead_list.lua"),
             Command::DeadReplay => script_source!("dead_replay.lua"),
             Command::DeadPurge => script_source!("dead_purge.lua"),
+            Command::Jobs => script_source!("jobs.lua"),
+            Command::Delete => script_source!("delete.lua"),
+            Command::Retry => script_source!("retry.lua"),
+            Command::Drain => script_source!("drain.lua"),
+            Command::Obliterate => script_source!("obliterate.lua"),
             Command::Limits => script_source!("limits.lua"),
         }
     }
