@@ -5,6 +5,8 @@ use tokio::time::sleep;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use crate::metrics::Operation;
+
 use super::{
     in_flight::{as_pairs, by_queue},
     Runtime,
@@ -33,12 +35,16 @@ impl Runtime {
                                 continue;
                             }
                             if let Some(job) = in_flight.remove(&queue, id, token) {
+                                self.metrics.lease_lost(&queue);
                                 warn!(queue, id, "lease lost (reaped after a stall?); cancelling the job");
                                 job.cancel.cancel();
                             }
                         }
                     }
-                    Err(error) => warn!(%error, queue, "cannot renew leases; will retry at the next beat"),
+                    Err(error) => {
+                        self.metrics.redis_error(Operation::extend, &error);
+                        warn!(%error, queue, "cannot renew leases; will retry at the next beat");
+                    }
                 }
             }
         }

@@ -1,7 +1,7 @@
 //! Recording each attempt's outcome in Redis with its lease token: completions in batches,
 //! failures one by one, and the hand-back of unfinished jobs at shutdown. Transient errors are
 //! retried until the give-up token fires.
-use std::{future::Future, sync::atomic::Ordering, sync::Arc};
+use std::{collections::HashMap, future::Future, sync::atomic::Ordering, sync::Arc};
 
 use queue_core::{Error, FailOutcome, Leased};
 use tokio::{sync::mpsc, time::sleep};
@@ -14,43 +14,69 @@ use super::{
     retry::RetryDelay,
     Runtime,
 };
-use crate::handler::JobError;
+use crate::{
+    handler::JobError,
+    metrics::{KindMetrics, Operation},
+};
 
 /// A completed attempt, for the acker to record.
 pub(super) struct Ack {
     queue: String,
     id: String,
     token: String,
+    metrics: Arc<KindMetrics>,
 }
 
 impl Runtime {
-    pub(super) async fn settle(&self, key: JobKey, leased: Leased, outcome: Outcome) {
+    pub(super) async fn settle(&self, key: JobKey, leased: Leased, outcome: Outcome, metrics: Arc<KindMetrics>) {
         match outcome {
-            Outcome::Abandoned => {}
+            Outcome::Abandoned => {
+                tracing::Span::current().record("outcome", "abandoned");
+            }
             Outcome::Completed => {
+                // Recorded in Redis by the acker, in a batch, after this span ends.
+                tracing::Span::current().record("outcome", "completed");
                 self.mark_finished(&key, &leased.token);
                 let (queue, id) = key;
                 let _ = self.acks.send(Ack {
                     queue,
                     id,
                     token: leased.token,
+                    metrics,
                 });
             }
             // Boxed: the failure path's future is large, and inlined it would be moved with every
             // job's task, while most jobs complete.
-            Outcome::Failed(error) => Box::pin(self.record_failure(key, leased, error)).await,
+            Outcome::Failed(error) => Box::pin(self.record_failure(key, leased, error, &metrics)).await,
         }
     }
 
-    async fn record_failure(&self, key: JobKey, leased: Leased, error: JobError) {
+    async fn record_failure(&self, key: JobKey, leased: Leased, error: JobError, metrics: &KindMetrics) {
         self.mark_finished(&key, &leased.token);
         let (queue, id) = &key;
         let recorded = self
-            .until_recorded("the failure", || {
+            .until_recorded(Operation::fail, || {
                 self.client
                     .fail(queue, id, &leased.token, error.message(), error.is_permanent())
             })
             .await;
+        let span = tracing::Span::current();
+        match &recorded {
+            Some(Ok(outcome)) => {
+                metrics.processed.inc();
+                metrics.failed.inc();
+                let retried = matches!(outcome, FailOutcome::Retry { .. });
+                (if retried { &metrics.retried } else { &metrics.dead }).inc();
+                span.record("outcome", if retried { "retried" } else { "dead" });
+            }
+            Some(Err(Error::LeaseLost { .. })) => {
+                self.metrics.lease_lost(queue);
+                span.record("outcome", "lease_lost");
+            }
+            _ => {
+                span.record("outcome", "unrecorded");
+            }
+        }
         match recorded {
             Some(Ok(FailOutcome::Retry { delay_ms, .. })) => {
                 self.counters.retried.fetch_add(1, Ordering::Relaxed);
@@ -97,25 +123,38 @@ impl Runtime {
                     Err(_) => return,
                 },
             };
-            let mut finished = vec![(first.queue, first.id, first.token)];
-            while finished.len() < MAX_BATCH {
+            // By queue, since every complete call is for one queue.
+            let mut finished: HashMap<String, Vec<Ack>> = HashMap::new();
+            let mut count = 1;
+            finished.entry(first.queue.clone()).or_default().push(first);
+            while count < MAX_BATCH {
                 let Ok(ack) = acks.try_recv() else { break };
-                finished.push((ack.queue, ack.id, ack.token));
+                count += 1;
+                match finished.get_mut(&ack.queue) {
+                    Some(batch) => batch.push(ack),
+                    None => {
+                        finished.insert(ack.queue.clone(), vec![ack]);
+                    }
+                }
             }
-            for (queue, batch) in by_queue(finished) {
-                let pairs = as_pairs(&batch);
+            for (queue, batch) in finished {
+                let pairs: Vec<(&str, &str)> = batch.iter().map(|ack| (ack.id.as_str(), ack.token.as_str())).collect();
                 // The call itself can wait on a Redis that is down: the shutdown window bounds it too.
                 let recorded = tokio::select! {
-                    recorded = self.until_recorded("completions", || self.client.complete(&queue, &pairs)) => recorded,
+                    recorded = self.until_recorded(Operation::complete, || self.client.complete(&queue, &pairs)) => recorded,
                     _ = self.give_up.cancelled() => None,
                 };
                 match recorded {
                     Some(Ok(held)) => {
-                        for ((id, _), held) in batch.iter().zip(held) {
+                        for (ack, held) in batch.iter().zip(held) {
+                            let id = &ack.id;
                             if held {
                                 self.counters.completed.fetch_add(1, Ordering::Relaxed);
+                                ack.metrics.processed.inc();
+                                ack.metrics.completed.inc();
                                 debug!(queue, id, "completed");
                             } else {
+                                self.metrics.lease_lost(&queue);
                                 warn!(
                                     queue,
                                     id, "lease lost before completion was recorded; the job may run again"
@@ -126,7 +165,7 @@ impl Runtime {
                     Some(Err(error)) => error!(%error, queue, "cannot record completions; the jobs will run again"),
                     None => warn!(
                         queue,
-                        ids = ?batch.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+                        ids = ?batch.iter().map(|ack| &ack.id).collect::<Vec<_>>(),
                         "could not record completions before the shutdown grace ended; the jobs run again once \
                          their leases expire"
                     ),
@@ -142,7 +181,7 @@ impl Runtime {
             let pairs = as_pairs(&batch);
             // The call itself can wait on a Redis that is down: the window bounds it too.
             let recorded = tokio::select! {
-                recorded = self.until_recorded("the hand-back", || self.client.release(&queue, &pairs)) => recorded,
+                recorded = self.until_recorded(Operation::release, || self.client.release(&queue, &pairs)) => recorded,
                 _ = self.give_up.cancelled() => None,
             };
             match recorded {
@@ -168,7 +207,7 @@ impl Runtime {
     /// second delivery with the first one's answer; any other answer, a script error included, is
     /// returned. `None` when the give-up token fired first: the job's lease then expires and the
     /// reaper puts it back, so nothing is lost.
-    async fn until_recorded<T, F, Fut>(&self, what: &str, mut call: F) -> Option<queue_core::Result<T>>
+    async fn until_recorded<T, F, Fut>(&self, operation: Operation, mut call: F) -> Option<queue_core::Result<T>>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = queue_core::Result<T>>,
@@ -177,14 +216,22 @@ impl Runtime {
         loop {
             match call().await {
                 Err(error) if error.is_transient() => {
+                    self.metrics.redis_error(operation, &error);
                     let delay = retry.next();
-                    warn!(%error, retry_in = ?delay, "cannot record {what}; retrying");
+                    warn!(%error, retry_in = ?delay, "cannot record {}; retrying", operation.what());
                     tokio::select! {
                         _ = sleep(delay) => {}
                         _ = self.give_up.cancelled() => return None,
                     }
                 }
-                answer => return Some(answer),
+                answer => {
+                    if let Err(error) = &answer {
+                        if !matches!(error, Error::LeaseLost { .. }) {
+                            self.metrics.redis_error(operation, error);
+                        }
+                    }
+                    return Some(answer);
+                }
             }
         }
     }
