@@ -12,14 +12,14 @@ use crate::support::{
 async fn a_worker_serves_what_it_did_by_queue_and_kind_and_its_queues_by_state() {
     let q = start().await;
     for i in 0..5u32 {
-        q.client.enqueue("q", NewJob::new("ok", &i)).await.unwrap();
+        q.queue().enqueue(NewJob::new("ok", &i)).await.unwrap();
     }
     let twice = NewJob::new("flaky", &())
         .max_attempts(2)
         .backoff(Backoff::fixed(Duration::ZERO));
-    q.client.enqueue("q", twice).await.unwrap();
+    q.queue().enqueue(twice).await.unwrap();
     // No handler for this kind: its label must not be the kind, which any producer chooses.
-    q.client.enqueue("q", NewJob::new("mystery-1234", &())).await.unwrap();
+    q.queue().enqueue(NewJob::new("mystery-1234", &())).await.unwrap();
 
     let addr = free_addr();
     let worker = Worker::builder(q.client.clone())
@@ -100,10 +100,10 @@ async fn the_queue_worker_binary_serves_metrics_and_logs_json_with_the_jobs_span
     let q = start().await;
     let dir = tempfile::tempdir().unwrap();
     for i in 0..3u32 {
-        q.client.enqueue("q", NewJob::new("ok", &i)).await.unwrap();
+        q.queue().enqueue(NewJob::new("ok", &i)).await.unwrap();
     }
-    q.client
-        .enqueue("q", NewJob::new("fail", &()).max_attempts(1))
+    q.queue()
+        .enqueue(NewJob::new("fail", &()).max_attempts(1))
         .await
         .unwrap();
     let addr = free_addr();
@@ -172,11 +172,16 @@ async fn the_queue_worker_binary_serves_metrics_and_logs_json_with_the_jobs_span
 async fn queue_cli_metrics_serves_every_queues_gauges_without_a_worker() {
     let q = start().await;
     for i in 0..2u32 {
-        q.client.enqueue("a", NewJob::new("k", &i)).await.unwrap();
+        q.client
+            .queue("a")
+            .unwrap()
+            .enqueue(NewJob::new("k", &i))
+            .await
+            .unwrap();
     }
     let later = NewJob::new("k", &()).delay(Duration::from_secs(3600));
-    q.client.enqueue("b", later).await.unwrap();
-    q.client.pause("b").await.unwrap();
+    q.client.queue("b").unwrap().enqueue(later).await.unwrap();
+    q.client.queue("b").unwrap().pause().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let addr = free_addr();
     let mut command = Command::new(bin("queue-cli"));
@@ -202,7 +207,12 @@ async fn queue_cli_metrics_serves_every_queues_gauges_without_a_worker() {
     assert!(!text.contains("queue_worker_"), "no worker runs here:\n{text}");
 
     // A reading is kept for a second at most: new work shows at a later scrape.
-    q.client.enqueue("a", NewJob::new("k", &3)).await.unwrap();
+    q.client
+        .queue("a")
+        .unwrap()
+        .enqueue(NewJob::new("k", &3))
+        .await
+        .unwrap();
     scrape_until(addr, &[(r#"queue_jobs{queue="a",state="pending"}"#, 3.0)]).await;
 
     let first: serde_json::Value = serde_json::from_str(cli.output().lines().next().unwrap()).unwrap();

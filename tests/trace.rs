@@ -13,11 +13,11 @@ const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-
 #[tokio::test]
 async fn a_jobs_traceparent_reaches_its_handler() {
     let q = start().await;
-    q.client
-        .enqueue("q", NewJob::new("traced", &1).trace_parent(TRACEPARENT))
+    q.queue()
+        .enqueue(NewJob::new("traced", &1).trace_parent(TRACEPARENT))
         .await
         .unwrap();
-    q.client.enqueue("q", NewJob::new("traced", &2)).await.unwrap();
+    q.queue().enqueue(NewJob::new("traced", &2)).await.unwrap();
     let (seen, mut handled) = mpsc::unbounded_channel();
     let worker = Worker::builder(q.client.clone())
         .queue("q")
@@ -49,8 +49,8 @@ async fn a_jobs_traceparent_reaches_its_handler() {
 async fn exec_commands_get_the_jobs_traceparent_in_their_environment() {
     let q = start().await;
     let dir = tempfile::tempdir().unwrap();
-    q.client
-        .enqueue("q", NewJob::new("traced", &()).id("t1").trace_parent(TRACEPARENT))
+    q.queue()
+        .enqueue(NewJob::new("traced", &()).id("t1").trace_parent(TRACEPARENT))
         .await
         .unwrap();
     let _worker = spawn_queue_worker(
@@ -139,8 +139,8 @@ async fn with_otel_the_jobs_span_continues_the_trace_of_the_span_that_enqueued_i
 
     let q = start().await;
     let request = tracing::info_span!("request");
-    q.client
-        .enqueue("q", NewJob::new("traced", &()))
+    q.queue()
+        .enqueue(NewJob::new("traced", &()))
         .instrument(request.clone())
         .await
         .unwrap();

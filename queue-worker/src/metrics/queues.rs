@@ -93,7 +93,11 @@ impl QueueGauges {
             complete: true,
         };
         for name in names {
-            match self.client.stats(&name).await {
+            let stats = match self.client.queue(&name) {
+                Ok(queue) => queue.stats().await,
+                Err(error) => Err(error),
+            };
+            match stats {
                 Ok(stats) => reading.stats.push(stats),
                 // A worker's queue that has not received a job yet holds none.
                 Err(Error::UnknownQueue(_)) => reading.stats.push(empty(name)),

@@ -11,7 +11,10 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{in_flight::InFlight, Runtime};
+use super::{
+    in_flight::{InFlight, QueueIndex},
+    Runtime,
+};
 use crate::handler::{ErasedHandler, JobContext, JobError};
 use crate::metrics::{KindMetrics, UNKNOWN_KIND};
 
@@ -28,29 +31,29 @@ impl Runtime {
     /// slot) until the handler returns.
     pub(super) fn start(
         self: &Arc<Self>,
-        queue: String,
+        queue: QueueIndex,
         leased: Leased,
         permit: OwnedSemaphorePermit,
     ) -> impl Future<Output = ()> + Send + 'static {
         let cancel = CancellationToken::new();
         let attempt = InFlight {
-            token: leased.token.clone(),
+            token: leased.lease.token.clone(),
             cancel: cancel.clone(),
             finished: false,
         };
-        if let Some(displaced) = self.lock_in_flight().insert(&queue, leased.id.clone(), attempt) {
+        if let Some(displaced) = self.lock_in_flight().insert(queue, leased.lease.id.clone(), attempt) {
             // This worker leased the job again after losing its lease: the old attempt must stop.
             displaced.cancel.cancel();
         }
-        let key = (queue, leased.id.clone());
         let runtime = self.clone();
         async move {
             let envelope = leased.envelope();
-            let metrics = runtime.job_metrics(&key.0, envelope.as_ref().ok().map(|e| e.kind.as_str()));
+            let name = runtime.queues[queue].name();
+            let metrics = runtime.job_metrics(name, envelope.as_ref().ok().map(|e| e.kind.as_str()));
             metrics.pickup.observe(leased.waited().as_secs_f64());
-            let span = job_span(&key.0, &leased, envelope.as_ref().ok());
+            let span = job_span(name, &leased, envelope.as_ref().ok());
             async move {
-                let outcome = match runtime.prepare(envelope, &leased, cancel.clone()) {
+                let outcome = match runtime.prepare(queue, envelope, &leased, cancel.clone()) {
                     Ok((handler, ctx)) => {
                         let _running = Running::start(&metrics);
                         runtime.run_handler(handler, ctx, &cancel).await
@@ -58,7 +61,7 @@ impl Runtime {
                     Err(error) => Outcome::Failed(error),
                 };
                 drop(permit);
-                runtime.settle(key, leased, outcome, metrics).await;
+                runtime.settle(queue, leased, outcome, metrics).await;
             }
             .instrument(span)
             .await
@@ -67,6 +70,7 @@ impl Runtime {
 
     fn prepare(
         &self,
+        queue: QueueIndex,
         envelope: queue_core::Result<Envelope>,
         leased: &Leased,
         cancel: CancellationToken,
@@ -77,17 +81,17 @@ impl Runtime {
             .for_kind(&envelope.kind)
             .ok_or_else(|| JobError::permanent(format!("no handler registered for kind {:?}", envelope.kind)))?;
         // Tokens are a counter of the queue (`pop` takes the next one), so always a number.
-        let fencing_token = leased
-            .token
+        let token = &leased.lease.token;
+        let fencing_token = token
             .parse()
-            .map_err(|_| JobError::retry(format!("lease token {:?} is not a number", leased.token)))?;
+            .map_err(|_| JobError::retry(format!("lease token {token:?} is not a number")))?;
         let ctx = JobContext {
             envelope: Arc::new(envelope),
             attempt: leased.attempt,
-            token: leased.token.clone(),
+            lease: leased.lease.clone(),
             fencing_token,
             cancel,
-            client: self.client.clone(),
+            queue: self.queues[queue].clone(),
             state: self.no_state.clone(),
         };
         Ok((handler, ctx))
@@ -133,7 +137,7 @@ fn job_span(queue: &str, leased: &Leased, envelope: Option<&Envelope>) -> tracin
         "job",
         queue,
         kind,
-        id = %leased.id,
+        id = leased.id(),
         attempt = leased.attempt,
         outcome = tracing::field::Empty
     );

@@ -1,15 +1,15 @@
 //! Recording each attempt's outcome in Redis with its lease token: completions in batches,
 //! failures one by one, and the hand-back of unfinished jobs at shutdown. Transient errors are
 //! retried until the give-up token fires.
-use std::{collections::HashMap, future::Future, sync::atomic::Ordering, sync::Arc};
+use std::{collections::BTreeMap, future::Future, sync::atomic::Ordering, sync::Arc};
 
-use queue_core::{Error, FailOutcome, Leased};
+use queue_core::{Error, FailOutcome, Lease, Leased};
 use tokio::{sync::mpsc, time::sleep};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::{
-    in_flight::{as_pairs, by_queue, JobKey},
+    in_flight::{by_queue, QueueIndex},
     job::Outcome,
     retry::RetryDelay,
     Runtime,
@@ -21,14 +21,13 @@ use crate::{
 
 /// A completed attempt, for the acker to record.
 pub(super) struct Ack {
-    queue: String,
-    id: String,
-    token: String,
+    queue: QueueIndex,
+    lease: Lease,
     metrics: Arc<KindMetrics>,
 }
 
 impl Runtime {
-    pub(super) async fn settle(&self, key: JobKey, leased: Leased, outcome: Outcome, metrics: Arc<KindMetrics>) {
+    pub(super) async fn settle(&self, queue: QueueIndex, leased: Leased, outcome: Outcome, metrics: Arc<KindMetrics>) {
         match outcome {
             Outcome::Abandoned => {
                 tracing::Span::current().record("outcome", "abandoned");
@@ -36,28 +35,24 @@ impl Runtime {
             Outcome::Completed => {
                 // Recorded in Redis by the acker, in a batch, after this span ends.
                 tracing::Span::current().record("outcome", "completed");
-                self.mark_finished(&key, &leased.token);
-                let (queue, id) = key;
+                self.mark_finished(queue, &leased.lease);
                 let _ = self.acks.send(Ack {
                     queue,
-                    id,
-                    token: leased.token,
+                    lease: leased.lease,
                     metrics,
                 });
             }
             // Boxed: the failure path's future is large, and inlined it would be moved with every
             // job's task, while most jobs complete.
-            Outcome::Failed(error) => Box::pin(self.record_failure(key, leased, error, &metrics)).await,
+            Outcome::Failed(error) => Box::pin(self.record_failure(queue, leased, error, &metrics)).await,
         }
     }
 
-    async fn record_failure(&self, key: JobKey, leased: Leased, error: JobError, metrics: &KindMetrics) {
-        self.mark_finished(&key, &leased.token);
-        let (queue, id) = &key;
+    async fn record_failure(&self, queue: QueueIndex, leased: Leased, error: JobError, metrics: &KindMetrics) {
+        self.mark_finished(queue, &leased.lease);
         let recorded = self
             .until_recorded(Operation::fail, || {
-                self.client
-                    .fail(queue, id, &leased.token, error.message(), error.is_permanent())
+                self.queues[queue].fail(&leased.lease, error.message(), error.is_permanent())
             })
             .await;
         let span = tracing::Span::current();
@@ -70,7 +65,7 @@ impl Runtime {
                 span.record("outcome", if retried { "retried" } else { "dead" });
             }
             Some(Err(Error::LeaseLost { .. })) => {
-                self.metrics.lease_lost(queue);
+                self.metrics.lease_lost(self.queues[queue].name());
                 span.record("outcome", "lease_lost");
             }
             _ => {
@@ -100,7 +95,7 @@ impl Runtime {
             Some(Err(other)) => error!(%other, "cannot record the failure; its lease will expire"),
             None => {}
         }
-        self.forget_leases(&key.0, [(key.1.as_str(), leased.token.as_str())]);
+        self.forget_leases(queue, [&leased.lease]);
     }
 
     /// Completes finished jobs in batches: one call per queue for everything that finished since
@@ -123,38 +118,33 @@ impl Runtime {
                     Err(_) => return,
                 },
             };
-            // By queue, since every complete call is for one queue.
-            let mut finished: HashMap<String, Vec<Ack>> = HashMap::new();
-            let mut count = 1;
-            finished.entry(first.queue.clone()).or_default().push(first);
-            while count < MAX_BATCH {
+            // Each queue's metrics in the order of its leases (by_queue keeps the order).
+            let mut metrics: BTreeMap<QueueIndex, Vec<Arc<KindMetrics>>> = BTreeMap::new();
+            metrics.entry(first.queue).or_default().push(first.metrics);
+            let mut finished = vec![(first.queue, first.lease)];
+            while finished.len() < MAX_BATCH {
                 let Ok(ack) = acks.try_recv() else { break };
-                count += 1;
-                match finished.get_mut(&ack.queue) {
-                    Some(batch) => batch.push(ack),
-                    None => {
-                        finished.insert(ack.queue.clone(), vec![ack]);
-                    }
-                }
+                metrics.entry(ack.queue).or_default().push(ack.metrics);
+                finished.push((ack.queue, ack.lease));
             }
-            for (queue, batch) in finished {
-                let pairs: Vec<(&str, &str)> = batch.iter().map(|ack| (ack.id.as_str(), ack.token.as_str())).collect();
+            for (index, batch) in by_queue(finished) {
+                let metrics = metrics.remove(&index).unwrap_or_default();
+                let queue = self.queues[index].name();
                 // The call itself can wait on a Redis that is down: the shutdown window bounds it too.
                 let recorded = tokio::select! {
-                    recorded = self.until_recorded(Operation::complete, || self.client.complete(&queue, &pairs)) => recorded,
+                    recorded = self.until_recorded(Operation::complete, || self.queues[index].complete(&batch)) => recorded,
                     _ = self.give_up.cancelled() => None,
                 };
                 match recorded {
                     Some(Ok(held)) => {
-                        for (ack, held) in batch.iter().zip(held) {
-                            let id = &ack.id;
+                        for ((Lease { id, .. }, held), metrics) in batch.iter().zip(held).zip(&metrics) {
                             if held {
                                 self.counters.completed.fetch_add(1, Ordering::Relaxed);
-                                ack.metrics.processed.inc();
-                                ack.metrics.completed.inc();
+                                metrics.processed.inc();
+                                metrics.completed.inc();
                                 debug!(queue, id, "completed");
                             } else {
-                                self.metrics.lease_lost(&queue);
+                                self.metrics.lease_lost(queue);
                                 warn!(
                                     queue,
                                     id, "lease lost before completion was recorded; the job may run again"
@@ -165,23 +155,23 @@ impl Runtime {
                     Some(Err(error)) => error!(%error, queue, "cannot record completions; the jobs will run again"),
                     None => warn!(
                         queue,
-                        ids = ?batch.iter().map(|ack| &ack.id).collect::<Vec<_>>(),
+                        ids = ?batch.iter().map(|lease| &lease.id).collect::<Vec<_>>(),
                         "could not record completions before the shutdown grace ended; the jobs run again once \
                          their leases expire"
                     ),
                 }
-                self.forget_leases(&queue, pairs);
+                self.forget_leases(index, &batch);
             }
         }
     }
 
     /// Hands unfinished attempts back to pending without counting the attempt.
-    pub(super) async fn release(&self, unfinished: Vec<(JobKey, String)>) {
-        for (queue, batch) in by_queue(unfinished.into_iter().map(|((queue, id), token)| (queue, id, token))) {
-            let pairs = as_pairs(&batch);
+    pub(super) async fn release(&self, unfinished: BTreeMap<QueueIndex, Vec<Lease>>) {
+        for (index, batch) in unfinished {
+            let queue = self.queues[index].name();
             // The call itself can wait on a Redis that is down: the window bounds it too.
             let recorded = tokio::select! {
-                recorded = self.until_recorded(Operation::release, || self.client.release(&queue, &pairs)) => recorded,
+                recorded = self.until_recorded(Operation::release, || self.queues[index].release(&batch)) => recorded,
                 _ = self.give_up.cancelled() => None,
             };
             match recorded {
@@ -193,12 +183,12 @@ impl Runtime {
                 Some(Err(error)) => error!(%error, queue, "cannot hand jobs back; their leases will expire instead"),
                 None => warn!(
                     queue,
-                    ids = ?batch.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+                    ids = ?batch.iter().map(|lease| &lease.id).collect::<Vec<_>>(),
                     "could not hand jobs back before the shutdown grace ended; the reaper returns them once their \
                      leases expire"
                 ),
             }
-            self.forget_leases(&queue, pairs);
+            self.forget_leases(index, &batch);
         }
     }
 
