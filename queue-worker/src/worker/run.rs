@@ -18,7 +18,7 @@ use crate::metrics::{
     QueueGauges, QueueSelection, WorkerMetrics,
 };
 
-use super::{report::Counters, settle::Ack, wake::wake_subscriber, Runtime, Worker, WorkerReport};
+use super::{ready::ReadyQueues, report::Counters, settle::Ack, wake::wake_subscriber, Runtime, Worker, WorkerReport};
 
 /// The longest a shutdown takes after the shutdown timeout: the window to hand unfinished jobs
 /// back and to record the last results (the lease, if shorter).
@@ -46,6 +46,7 @@ impl Worker {
     /// Redis errors never end it: they are logged and retried with backoff.
     pub async fn run(self, shutdown: CancellationToken) -> queue_core::Result<WorkerReport> {
         let queues = self.queue_handles()?;
+        let queues_len = queues.len();
         let metrics = Arc::new(WorkerMetrics::default());
         let metrics_server = match self.settings.metrics_addr {
             Some(addr) => Some(metrics_server(&self.client, &self.settings, addr, metrics.clone()).await?),
@@ -63,6 +64,7 @@ impl Worker {
             shutdown,
             give_up: CancellationToken::new(),
             wake: Notify::new(),
+            ready: ReadyQueues::new(queues_len),
             no_state: Arc::new(()),
             metrics,
         });
