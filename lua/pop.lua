@@ -5,7 +5,8 @@
 -- next one start (a concurrency limit wakes the workers when an attempt ends instead).
 -- ARGV: count, lease_ms, promote_limit
 -- Reply: {OK, now_ms, next_due_ms (-1 if none), paused (0/1), token, then per job: id,
--- record (properties then envelope, see K_JOBS), attempt}. The jobs share one lease (token),
+-- record (properties then envelope, see K_JOBS), attempt, runnable_at_ms ('' when the job has
+-- been runnable since it was created: the record's first property)}. The jobs share one lease (token),
 -- renewed and expired together; each job still settles on its own. A paused queue leases
 -- nothing. A re-sent call that leased jobs gets the same lease again: the jobs it still holds.
 local count, lease_ms, promote_limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -18,12 +19,15 @@ local function leased(reply, token, ids)
   reply[5] = token
   local failures = hmget(K_FAILURES, ids)
   local records = hmget(K_JOBS, ids)
+  -- For the worker's pickup latency; an empty hash (no job was ever delayed) costs one HLEN.
+  local runnable = hmget(K_RUNAT, ids)
   local at = 5
   for i = 1, #ids do
     reply[at + 1] = ids[i]
     reply[at + 2] = records[i] or ''
     reply[at + 3] = (tonumber(failures[i]) or 0) + 1
-    at = at + 3
+    reply[at + 4] = runnable[i] or ''
+    at = at + 4
   end
   return reply
 end

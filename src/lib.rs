@@ -16,6 +16,12 @@ pub use queue_worker::{
     QueueOrder, Worker, WorkerBuilder, WorkerReport,
 };
 
+/// Prometheus metrics: a worker's (see [`WorkerBuilder::metrics_addr`]) and the queues'.
+pub use queue_worker::metrics;
+
+/// The trace context kept with a job (W3C `traceparent`).
+pub use queue_core::trace;
+
 /// Below the client: the script registry, the queue's scripts and key layout, and INFO
 /// parsing. For tools and tests that call the scripts themselves; a service needs none of it.
 pub mod low_level {

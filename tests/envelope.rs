@@ -71,6 +71,7 @@ fn both_backoffs_round_trip_in_their_stored_form() {
             max_attempts: 3,
             backoff,
             timeout_ms: None,
+            trace_parent: None,
         };
         let bytes = envelope.to_msgpack();
         assert_eq!(Envelope::from_msgpack(&bytes).unwrap(), envelope);

@@ -648,3 +648,65 @@ pub async fn acl_user_client(redis: &TestRedis) -> QueueClient {
         .await
         .expect("connect as the ACL user")
 }
+
+/// A loopback address on a port that was free a moment ago (for servers given an address).
+pub fn free_addr() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local address")
+}
+
+/// `GET /metrics` from `addr`, the body as text; `None` while nothing answers there.
+pub async fn scrape(addr: std::net::SocketAddr) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let request = format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{head}"
+    );
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/openmetrics-text"),
+        "{head}"
+    );
+    Some(body.to_owned())
+}
+
+/// The value of the sample `series` (`name{label="value",...}` exactly as exposed) in `text`.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|value| value.parse().expect("a number"))
+}
+
+/// Scrapes `addr` until the samples `want` (series, value) all hold, and returns the last text.
+pub async fn scrape_until(addr: std::net::SocketAddr, want: &[(&str, f64)]) -> String {
+    let mut last = String::new();
+    let found = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Some(text) = scrape(addr).await {
+                if want.iter().all(|(series, value)| sample(&text, series) == Some(*value)) {
+                    return text;
+                }
+                last = text;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    match found {
+        Ok(text) => text,
+        Err(_) => {
+            let missing: Vec<_> = want
+                .iter()
+                .filter(|(series, value)| sample(&last, series) != Some(*value))
+                .map(|(series, value)| format!("{series} = {value} (is {:?})", sample(&last, series)))
+                .collect();
+            panic!("timed out waiting for {missing:?}; last scrape:\n{last}")
+        }
+    }
+}

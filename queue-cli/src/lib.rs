@@ -8,6 +8,8 @@ mod bench;
 mod enqueue;
 mod jobs;
 mod limit;
+mod logging;
+mod metrics;
 mod operations;
 mod output;
 mod stats;
@@ -17,12 +19,17 @@ use std::{process::ExitCode, time::Duration};
 use clap::{Args, Parser, Subcommand};
 use queue_core::{env, ConnectOptions, QueueClient, QueueConfig};
 
+pub use logging::{init_logging, LogFormat};
+
 /// Inspect and operate the queues.
 #[derive(Debug, Parser)]
 #[command(name = "queue-cli", version)]
 pub struct Cli {
     #[command(flatten)]
     connect: ConnectArgs,
+    /// How log lines (on stderr) are written.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -153,12 +160,16 @@ enum Command {
     /// Measure enqueue and processing throughput, pickup latency, memory and idle cost
     /// against this Redis's own ceiling (uses a temporary queue, removed afterwards).
     Bench(bench::BenchArgs),
+    /// Serve every queue's gauges (jobs by state, latency, paused, totals) as Prometheus
+    /// metrics at `http://<listen>/metrics`, read from Redis when scraped, until Ctrl-C.
+    Metrics(metrics::MetricsArgs),
 }
 
 /// Parses the command line, runs it, prints errors in one line, and returns the exit code:
 /// 0 on success, 1 when the command failed, 2 for a malformed command line.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => return output::fail(&anyhow::anyhow!("cannot start the async runtime: {error}")),
@@ -206,6 +217,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Scripts => admin::scripts(&connect(&cli.connect).await?).await,
         Command::Bench(args) => bench::run(&cli.connect, args).await,
+        Command::Metrics(args) => metrics::run(&cli.connect, args).await,
         Command::Acl { user } => output::line(format_args!(
             "ACL SETUSER {user} on >PASSWORD {}",
             queue_core::acl_rules(&cli.connect.prefix)

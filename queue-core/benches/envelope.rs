@@ -23,6 +23,7 @@ fn envelope(payload: Vec<u8>, backoff: Backoff) -> Envelope {
         max_attempts: 3,
         backoff,
         timeout_ms: None,
+        trace_parent: None,
     }
 }
 

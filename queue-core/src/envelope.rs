@@ -164,6 +164,12 @@ pub struct Envelope {
     /// Per-attempt time limit enforced by the worker, if any.
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// The W3C `traceparent` of the span that enqueued the job, if one was active (see
+    /// [`NewJob::trace_parent`](crate::NewJob::trace_parent)): the worker's span for the job
+    /// joins that trace. Left out of the stored form when absent, and absent from jobs
+    /// enqueued before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_parent: Option<String>,
 }
 
 impl Envelope {

@@ -154,6 +154,15 @@ pub enum Error {
     /// The Redis user lacks a permission; Redis's message names the command or key.
     #[error("the Redis user lacks a permission: {0}")]
     PermissionDenied(String),
+    /// The worker's metrics endpoint could not listen on its address.
+    #[error("cannot serve metrics on {addr}: {source}")]
+    MetricsListen {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// Why (in use, not permitted, ...).
+        #[source]
+        source: std::io::Error,
+    },
     /// A call did not finish in time.
     #[error("Redis did not answer within {0:?}")]
     Timeout(Duration),

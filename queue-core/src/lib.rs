@@ -28,6 +28,7 @@ mod registry;
 mod request;
 mod results;
 mod scripts;
+pub mod trace;
 
 pub use acl::{acl_rules, REQUIRED_COMMANDS};
 pub use client::{eviction_warning, info_field, QueueClient};

@@ -87,6 +87,7 @@ pub struct NewJob {
     pub(crate) backoff: Backoff,
     pub(crate) timeout: Option<Duration>,
     pub(crate) run_at: RunAt,
+    pub(crate) trace_parent: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -137,6 +138,7 @@ impl NewJob {
             backoff: Backoff::default(),
             timeout: None,
             run_at: RunAt::Now,
+            trace_parent: None,
         }
     }
 
@@ -179,6 +181,14 @@ impl NewJob {
     /// Run no earlier than `at`; a time in the past means now.
     pub fn run_at(mut self, at: SystemTime) -> Self {
         self.run_at = RunAt::At(at);
+        self
+    }
+
+    /// The W3C `traceparent` (`00-<trace id>-<span id>-<flags>`) of the trace the job belongs
+    /// to, e.g. from an incoming request's header; the worker's span for the job joins it.
+    /// Without it, enqueueing keeps the active span's context when the `otel` feature is on.
+    pub fn trace_parent(mut self, traceparent: impl Into<String>) -> Self {
+        self.trace_parent = Some(traceparent.into());
         self
     }
 
@@ -233,6 +243,7 @@ impl NewJob {
             max_attempts: self.max_attempts,
             backoff: self.backoff,
             timeout_ms: self.timeout.map(millis),
+            trace_parent: self.trace_parent.or_else(crate::trace::current_trace_parent),
         };
         let props = format!("{}|{}|{}", self.priority, self.max_attempts, self.backoff.script_spec());
         Ok(PushFields {

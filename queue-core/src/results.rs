@@ -22,6 +22,11 @@ pub struct Leased {
     pub attempt: u32,
     /// The raw envelope (see [`Leased::envelope`]).
     pub raw_envelope: Vec<u8>,
+    /// When the job became runnable (Unix ms, Redis's clock): created, due, or back from a
+    /// failed attempt or an expired lease.
+    pub runnable_at_ms: i64,
+    /// When this lease was taken (Unix ms, Redis's clock).
+    pub leased_at_ms: i64,
 }
 
 impl Leased {
@@ -33,6 +38,11 @@ impl Leased {
     /// Decodes the envelope; a record that does not decode belongs in the dead letter.
     pub fn envelope(&self) -> Result<Envelope> {
         Envelope::from_msgpack(&self.raw_envelope)
+    }
+
+    /// How long the job waited runnable before this lease took it (the pickup latency).
+    pub fn waited(&self) -> std::time::Duration {
+        std::time::Duration::from_millis((self.leased_at_ms - self.runnable_at_ms).max(0) as u64)
     }
 }
 
@@ -90,7 +100,7 @@ pub struct DeadPage {
 
 /// Counts for one queue, as `queue-cli stats` shows them: how many jobs are in each state now,
 /// and totals counted over the queue's whole life.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct QueueStats {
     /// Queue name.
     pub name: String,

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use queue_cli::ConnectArgs;
+use queue_cli::{ConnectArgs, LogFormat};
 use queue_worker::{connect_when_available, shutdown_on_signals, ExecHandler, QueueOrder, Worker};
 
 /// Runs jobs from Redis queues by executing a command per job.
@@ -42,21 +42,21 @@ pub struct Args {
     /// How often the fleet sweeps expired leases.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
     pub reap_interval: Duration,
+    /// Serve Prometheus metrics at `http://<ADDR>/metrics` (e.g. `127.0.0.1:9464`): what this
+    /// worker did by queue and kind, and its queues' jobs by state.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// How log lines (on stderr) are written.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// How to reach the queues.
     #[command(flatten)]
     pub connect: ConnectArgs,
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`), in colour only on a terminal.
-pub fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+/// Logs to stderr in `format`, filtered by `RUST_LOG` (default `info`).
+pub fn init_logging(format: LogFormat) {
+    queue_cli::init_logging(format);
 }
 
 /// Runs the worker described by `args` until SIGTERM or SIGINT.
@@ -89,6 +89,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         });
     if let Some(timeout) = args.timeout {
         builder = builder.job_timeout(timeout);
+    }
+    if let Some(addr) = args.metrics_addr {
+        builder = builder.metrics_addr(addr);
     }
     for (name, weight) in queues {
         builder = builder.queue_with_weight(name, weight);

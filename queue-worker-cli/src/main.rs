@@ -4,7 +4,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = queue_worker_cli::Args::parse();
-    queue_worker_cli::init_logging();
+    queue_worker_cli::init_logging(args.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -60,6 +60,12 @@ impl ExecHandler {
         for name in queue_core::env::ALL {
             command.env_remove(name);
         }
+        // The W3C name for a trace context carried in the environment, so that a command that
+        // traces joins the job's trace.
+        match ctx.trace_parent() {
+            Some(traceparent) => command.env("TRACEPARENT", traceparent),
+            None => command.env_remove("TRACEPARENT"),
+        };
         #[cfg(unix)]
         command.process_group(0);
         let mut child = command

@@ -177,6 +177,12 @@ impl<S> JobContext<S> {
         self.fencing_token
     }
 
+    /// The W3C `traceparent` of the request that enqueued the job, if it was traced (see
+    /// [`NewJob::trace_parent`](queue_core::NewJob::trace_parent)).
+    pub fn trace_parent(&self) -> Option<&str> {
+        self.envelope.trace_parent.as_deref()
+    }
+
     /// The whole envelope.
     pub fn envelope(&self) -> &Envelope {
         &self.envelope

@@ -6,6 +6,7 @@
 
 mod exec;
 mod handler;
+pub mod metrics;
 mod worker;
 
 pub use exec::ExecHandler;

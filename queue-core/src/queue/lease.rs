@@ -49,15 +49,23 @@ impl Queue {
         let mut jobs = Vec::new();
         while r.has_more() {
             let id = r.string()?;
-            let raw_envelope = JobRecord::new(r.bytes()?).into_envelope();
+            let record = JobRecord::new(r.bytes()?);
             let attempt = r.int()? as u32;
+            let runnable_at_ms = r
+                .string()?
+                .parse()
+                .ok()
+                .or_else(|| record.created_ms())
+                .unwrap_or(now_ms);
             jobs.push(Leased {
                 lease: Lease {
                     id,
                     token: token.clone(),
                 },
                 attempt,
-                raw_envelope,
+                raw_envelope: record.into_envelope(),
+                runnable_at_ms,
+                leased_at_ms: now_ms,
             });
         }
         Ok(Popped {

@@ -1,5 +1,5 @@
 //! What a worker is made of: its settings and handlers, as the builder collects them.
-use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
+use std::{collections::HashMap, fmt, net::SocketAddr, sync::Arc, time::Duration};
 
 use queue_core::{JobPayload, QueueClient};
 use serde::de::DeserializeOwned;
@@ -74,6 +74,7 @@ pub(super) struct Settings {
     pub(super) reap_interval: Duration,
     pub(super) job_timeout: Option<Duration>,
     pub(super) idle_recheck: Duration,
+    pub(super) metrics_addr: Option<SocketAddr>,
 }
 
 /// The handlers by job kind, and the one for kinds without their own.
@@ -83,6 +84,16 @@ pub(super) struct Handlers {
 }
 
 impl Handlers {
+    /// Whether `kind` has a handler of its own.
+    pub(super) fn has_own(&self, kind: &str) -> bool {
+        self.by_kind.contains_key(kind)
+    }
+
+    /// Whether a handler runs kinds without one of their own.
+    pub(super) fn has_fallback(&self) -> bool {
+        self.fallback.is_some()
+    }
+
     /// The handler that runs jobs of `kind`.
     pub(super) fn for_kind(&self, kind: &str) -> Option<ErasedHandler> {
         self.by_kind.get(kind).or(self.fallback.as_ref()).cloned()
@@ -116,6 +127,7 @@ impl Worker {
                     reap_interval: Duration::from_secs(5),
                     job_timeout: None,
                     idle_recheck: Duration::from_secs(30),
+                    metrics_addr: None,
                 },
                 handlers: Handlers {
                     by_kind: HashMap::new(),
@@ -197,6 +209,15 @@ impl<S: Send + Sync + 'static> WorkerBuilder<S> {
     /// Each recheck costs one fetch per queue.
     pub fn idle_recheck(mut self, interval: Duration) -> Self {
         self.worker.settings.idle_recheck = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Serves Prometheus metrics at `http://<addr>/metrics` while the worker runs: what this
+    /// worker did by queue and job kind, and its queues' jobs by state, read from Redis when
+    /// scraped (at most once a second). The names and labels are listed in the README.
+    /// [`Worker::run`] fails at once if it cannot listen there.
+    pub fn metrics_addr(mut self, addr: SocketAddr) -> Self {
+        self.worker.settings.metrics_addr = Some(addr);
         self
     }
 

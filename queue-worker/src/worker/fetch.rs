@@ -11,6 +11,8 @@ use tokio::{
 };
 use tracing::warn;
 
+use crate::metrics::Operation;
+
 use super::{builder::Settings, in_flight::QueueIndex, retry::RetryDelay, QueueOrder, Runtime};
 
 /// Fetch rounds in flight at once: while one round's jobs are being started, the next round is
@@ -140,6 +142,9 @@ impl Runtime {
                 answer = queue.pop_with_request(wanted, self.settings.lease, &request) => answer,
                 _ = &mut abandoned => Err(Error::Timeout(shutdown_timeout)),
             };
+            if let Err(error) = &answer {
+                self.metrics.redis_error(Operation::fetch, error);
+            }
             match answer {
                 Err(error) if error.is_transient() && !self.shutdown.is_cancelled() => {
                     let delay = retry.next();

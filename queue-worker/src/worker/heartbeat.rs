@@ -5,6 +5,8 @@ use tokio::time::sleep;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use crate::metrics::Operation;
+
 use super::Runtime;
 
 impl Runtime {
@@ -30,6 +32,7 @@ impl Runtime {
                                 continue;
                             }
                             if let Some(job) = in_flight.remove(index, lease) {
+                                self.metrics.lease_lost(queue);
                                 warn!(
                                     queue,
                                     id = lease.id,
@@ -39,7 +42,10 @@ impl Runtime {
                             }
                         }
                     }
-                    Err(error) => warn!(%error, queue, "cannot renew leases; will retry at the next beat"),
+                    Err(error) => {
+                        self.metrics.redis_error(Operation::extend, &error);
+                        warn!(%error, queue, "cannot renew leases; will retry at the next beat");
+                    }
                 }
             }
         }

@@ -4,7 +4,10 @@ use std::{future::Future, panic::AssertUnwindSafe, sync::Arc, time::Duration};
 
 use futures_util::FutureExt;
 use queue_core::{Envelope, Leased};
-use tokio::{sync::OwnedSemaphorePermit, time::sleep};
+use tokio::{
+    sync::OwnedSemaphorePermit,
+    time::{sleep, Instant},
+};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -13,6 +16,7 @@ use super::{
     Runtime,
 };
 use crate::handler::{ErasedHandler, JobContext, JobError};
+use crate::metrics::{KindMetrics, UNKNOWN_KIND};
 
 /// How an attempt ended.
 pub(super) enum Outcome {
@@ -41,31 +45,37 @@ impl Runtime {
             // This worker leased the job again after losing its lease: the old attempt must stop.
             displaced.cancel.cancel();
         }
-        let span = tracing::info_span!(
-            "job",
-            queue = self.queues[queue].name(),
-            id = leased.id(),
-            attempt = leased.attempt
-        );
         let runtime = self.clone();
         async move {
-            let outcome = match runtime.prepare(queue, &leased, cancel.clone()) {
-                Ok((handler, ctx)) => runtime.run_handler(handler, ctx, &cancel).await,
-                Err(error) => Outcome::Failed(error),
-            };
-            drop(permit);
-            runtime.settle(queue, leased, outcome).await;
+            let envelope = leased.envelope();
+            let name = runtime.queues[queue].name();
+            let metrics = runtime.job_metrics(name, envelope.as_ref().ok().map(|e| e.kind.as_str()));
+            metrics.pickup.observe(leased.waited().as_secs_f64());
+            let span = job_span(name, &leased, envelope.as_ref().ok());
+            async move {
+                let outcome = match runtime.prepare(queue, envelope, &leased, cancel.clone()) {
+                    Ok((handler, ctx)) => {
+                        let _running = Running::start(&metrics);
+                        runtime.run_handler(handler, ctx, &cancel).await
+                    }
+                    Err(error) => Outcome::Failed(error),
+                };
+                drop(permit);
+                runtime.settle(queue, leased, outcome, metrics).await;
+            }
+            .instrument(span)
+            .await
         }
-        .instrument(span)
     }
 
     fn prepare(
         &self,
         queue: QueueIndex,
+        envelope: queue_core::Result<Envelope>,
         leased: &Leased,
         cancel: CancellationToken,
     ) -> Result<(ErasedHandler, JobContext), JobError> {
-        let envelope: Envelope = leased.envelope().map_err(JobError::permanent)?;
+        let envelope = envelope.map_err(JobError::permanent)?;
         let handler = self
             .handlers
             .for_kind(&envelope.kind)
@@ -115,6 +125,52 @@ impl Runtime {
             }
             _ = cancel.cancelled() => Outcome::Abandoned,
         }
+    }
+}
+
+/// The span of one attempt: the job's queue, kind, id and attempt, and its outcome once settled
+/// (`settle.rs` records it). With the `otel` feature, it continues the trace whose
+/// `traceparent` the job carries.
+fn job_span(queue: &str, leased: &Leased, envelope: Option<&Envelope>) -> tracing::Span {
+    let kind = envelope.map_or(UNKNOWN_KIND, |e| e.kind.as_str());
+    let span = tracing::info_span!(
+        "job",
+        queue,
+        kind,
+        id = leased.id(),
+        attempt = leased.attempt,
+        outcome = tracing::field::Empty
+    );
+    #[cfg(feature = "otel")]
+    if let Some(traceparent) = envelope.and_then(|e| e.trace_parent.as_deref()) {
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        // Fails only without an OpenTelemetry layer, where there is no trace to join.
+        let _ = span.set_parent(queue_core::trace::context_of(traceparent));
+    }
+    span
+}
+
+/// A handler running: counted in flight and timed until dropped (also when the job's task is
+/// stopped).
+struct Running<'a> {
+    metrics: &'a KindMetrics,
+    started: Instant,
+}
+
+impl<'a> Running<'a> {
+    fn start(metrics: &'a KindMetrics) -> Self {
+        metrics.in_flight.inc();
+        Running {
+            metrics,
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.metrics.in_flight.dec();
+        self.metrics.duration.observe(self.started.elapsed().as_secs_f64());
     }
 }
 

@@ -33,6 +33,22 @@ use ready::ReadyQueues;
 use report::Counters;
 use settle::Ack;
 
+use crate::metrics::{KindMetrics, WorkerMetrics, UNKNOWN_KIND};
+
+impl Runtime {
+    /// The metrics of a job of `kind` (`None`: its record does not decode) from `queue`, under
+    /// a bounded label: a kind with a handler of its own by name, one that only the fallback
+    /// runs by name up to a limit, and one without a handler as `unknown`.
+    fn job_metrics(&self, queue: &str, kind: Option<&str>) -> std::sync::Arc<KindMetrics> {
+        let label = match kind {
+            Some(kind) if self.handlers.has_own(kind) => kind,
+            Some(kind) if self.handlers.has_fallback() => self.metrics.fallback_label(kind),
+            _ => UNKNOWN_KIND,
+        };
+        self.metrics.kind(queue, label)
+    }
+}
+
 /// A worker: runs handlers for jobs from its queues until its shutdown token is cancelled.
 pub struct Worker {
     client: QueueClient,
@@ -69,6 +85,8 @@ struct Runtime {
     wake: Notify,
     /// Which queues may have work (see `ready.rs`).
     ready: ReadyQueues,
+    /// What the worker counts, served at `/metrics` when the builder gave an address.
+    metrics: std::sync::Arc<WorkerMetrics>,
     /// The state every context starts with (handlers swap in the application's), shared so
     /// that starting a job allocates none.
     no_state: std::sync::Arc<()>,

@@ -6,6 +6,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::Runtime;
+use crate::metrics::Operation;
 
 impl Runtime {
     /// Sweeps expired leases; the script's lock makes it one sweep per interval for the fleet.
@@ -17,11 +18,15 @@ impl Runtime {
                 // 100 jobs per call: each reads its job's record, payload included.
                 match queue.reap(interval, 100).await {
                     Ok(Some((requeued, buried))) if requeued + buried > 0 => {
+                        self.metrics.reaped(name, requeued, buried);
                         warn!(queue = name, requeued, buried, "reaped jobs whose lease expired");
                     }
                     Ok(_) => {}
                     // Expired leases wait until a sweep succeeds: worth an operator's attention.
-                    Err(error) => warn!(%error, queue = name, retry_in = ?interval, "reap failed; next interval"),
+                    Err(error) => {
+                        self.metrics.redis_error(Operation::reap, &error);
+                        warn!(%error, queue = name, retry_in = ?interval, "reap failed; next interval");
+                    }
                 }
             }
             tokio::select! {

@@ -13,6 +13,11 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::metrics::{
+    server::{serve_exposition, Exposition},
+    QueueGauges, QueueSelection, WorkerMetrics,
+};
+
 use super::{ready::ReadyQueues, report::Counters, settle::Ack, wake::wake_subscriber, Runtime, Worker, WorkerReport};
 
 /// The longest a shutdown takes after the shutdown timeout: the window to hand unfinished jobs
@@ -42,6 +47,11 @@ impl Worker {
     pub async fn run(self, shutdown: CancellationToken) -> queue_core::Result<WorkerReport> {
         let queues = self.queue_handles()?;
         let queues_len = queues.len();
+        let metrics = Arc::new(WorkerMetrics::default());
+        let metrics_server = match self.settings.metrics_addr {
+            Some(addr) => Some(metrics_server(&self.client, &self.settings, addr, metrics.clone()).await?),
+            None => None,
+        };
         let (acks, completions) = mpsc::unbounded_channel();
         let runtime = Arc::new(Runtime {
             client: self.client,
@@ -56,8 +66,17 @@ impl Worker {
             wake: Notify::new(),
             ready: ReadyQueues::new(queues_len),
             no_state: Arc::new(()),
+            metrics,
         });
-        runtime.run(completions).await
+        let report = runtime.run(completions).await;
+        if let Some((stop, mut server)) = metrics_server {
+            // A scrape in progress gets a moment to finish; a scraper cannot hold the stop.
+            stop.cancel();
+            if tokio::time::timeout(Duration::from_secs(1), &mut server).await.is_err() {
+                server.abort();
+            }
+        }
+        report
     }
 
     /// The handles of the worker's queues, in its order.
@@ -158,6 +177,34 @@ impl Runtime {
         }
         deadline
     }
+}
+
+/// Listens on `addr` and serves the worker's metrics there until the returned token is
+/// cancelled.
+async fn metrics_server(
+    client: &queue_core::QueueClient,
+    settings: &super::builder::Settings,
+    addr: std::net::SocketAddr,
+    metrics: Arc<WorkerMetrics>,
+) -> queue_core::Result<(CancellationToken, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::MetricsListen { addr, source })?;
+    let local = listener.local_addr().unwrap_or(addr);
+    let queues = settings.queues.iter().map(|(name, _)| name.clone()).collect();
+    let exposition = Exposition {
+        worker: Some(metrics),
+        queues: QueueGauges::new(client.clone(), QueueSelection::Named(queues)),
+    };
+    let stop = CancellationToken::new();
+    let serving = serve_exposition(listener, exposition, stop.clone());
+    let server = tokio::spawn(async move {
+        if let Err(error) = serving.await {
+            warn!(%error, "the metrics server stopped");
+        }
+    });
+    info!(address = %local, "serving metrics at /metrics");
+    Ok((stop, server))
 }
 
 /// Cancels `drained` once every queue holds no job waiting, scheduled, retrying or running.

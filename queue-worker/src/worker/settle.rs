@@ -14,38 +14,64 @@ use super::{
     retry::RetryDelay,
     Runtime,
 };
-use crate::handler::JobError;
+use crate::{
+    handler::JobError,
+    metrics::{KindMetrics, Operation},
+};
 
 /// A completed attempt, for the acker to record.
 pub(super) struct Ack {
     queue: QueueIndex,
     lease: Lease,
+    metrics: Arc<KindMetrics>,
 }
 
 impl Runtime {
-    pub(super) async fn settle(&self, queue: QueueIndex, leased: Leased, outcome: Outcome) {
+    pub(super) async fn settle(&self, queue: QueueIndex, leased: Leased, outcome: Outcome, metrics: Arc<KindMetrics>) {
         match outcome {
-            Outcome::Abandoned => {}
+            Outcome::Abandoned => {
+                tracing::Span::current().record("outcome", "abandoned");
+            }
             Outcome::Completed => {
+                // Recorded in Redis by the acker, in a batch, after this span ends.
+                tracing::Span::current().record("outcome", "completed");
                 self.mark_finished(queue, &leased.lease);
                 let _ = self.acks.send(Ack {
                     queue,
                     lease: leased.lease,
+                    metrics,
                 });
             }
             // Boxed: the failure path's future is large, and inlined it would be moved with every
             // job's task, while most jobs complete.
-            Outcome::Failed(error) => Box::pin(self.record_failure(queue, leased, error)).await,
+            Outcome::Failed(error) => Box::pin(self.record_failure(queue, leased, error, &metrics)).await,
         }
     }
 
-    async fn record_failure(&self, queue: QueueIndex, leased: Leased, error: JobError) {
+    async fn record_failure(&self, queue: QueueIndex, leased: Leased, error: JobError, metrics: &KindMetrics) {
         self.mark_finished(queue, &leased.lease);
         let recorded = self
-            .until_recorded("the failure", || {
+            .until_recorded(Operation::fail, || {
                 self.queues[queue].fail(&leased.lease, error.message(), error.is_permanent())
             })
             .await;
+        let span = tracing::Span::current();
+        match &recorded {
+            Some(Ok(outcome)) => {
+                metrics.processed.inc();
+                metrics.failed.inc();
+                let retried = matches!(outcome, FailOutcome::Retry { .. });
+                (if retried { &metrics.retried } else { &metrics.dead }).inc();
+                span.record("outcome", if retried { "retried" } else { "dead" });
+            }
+            Some(Err(Error::LeaseLost { .. })) => {
+                self.metrics.lease_lost(self.queues[queue].name());
+                span.record("outcome", "lease_lost");
+            }
+            _ => {
+                span.record("outcome", "unrecorded");
+            }
+        }
         match recorded {
             Some(Ok(FailOutcome::Retry { delay_ms, .. })) => {
                 self.counters.retried.fetch_add(1, Ordering::Relaxed);
@@ -92,25 +118,33 @@ impl Runtime {
                     Err(_) => return,
                 },
             };
+            // Each queue's metrics in the order of its leases (by_queue keeps the order).
+            let mut metrics: BTreeMap<QueueIndex, Vec<Arc<KindMetrics>>> = BTreeMap::new();
+            metrics.entry(first.queue).or_default().push(first.metrics);
             let mut finished = vec![(first.queue, first.lease)];
             while finished.len() < MAX_BATCH {
                 let Ok(ack) = acks.try_recv() else { break };
+                metrics.entry(ack.queue).or_default().push(ack.metrics);
                 finished.push((ack.queue, ack.lease));
             }
             for (index, batch) in by_queue(finished) {
+                let metrics = metrics.remove(&index).unwrap_or_default();
                 let queue = self.queues[index].name();
                 // The call itself can wait on a Redis that is down: the shutdown window bounds it too.
                 let recorded = tokio::select! {
-                    recorded = self.until_recorded("completions", || self.queues[index].complete(&batch)) => recorded,
+                    recorded = self.until_recorded(Operation::complete, || self.queues[index].complete(&batch)) => recorded,
                     _ = self.give_up.cancelled() => None,
                 };
                 match recorded {
                     Some(Ok(held)) => {
-                        for (Lease { id, .. }, held) in batch.iter().zip(held) {
+                        for ((Lease { id, .. }, held), metrics) in batch.iter().zip(held).zip(&metrics) {
                             if held {
                                 self.counters.completed.fetch_add(1, Ordering::Relaxed);
+                                metrics.processed.inc();
+                                metrics.completed.inc();
                                 debug!(queue, id, "completed");
                             } else {
+                                self.metrics.lease_lost(queue);
                                 warn!(
                                     queue,
                                     id, "lease lost before completion was recorded; the job may run again"
@@ -137,7 +171,7 @@ impl Runtime {
             let queue = self.queues[index].name();
             // The call itself can wait on a Redis that is down: the window bounds it too.
             let recorded = tokio::select! {
-                recorded = self.until_recorded("the hand-back", || self.queues[index].release(&batch)) => recorded,
+                recorded = self.until_recorded(Operation::release, || self.queues[index].release(&batch)) => recorded,
                 _ = self.give_up.cancelled() => None,
             };
             match recorded {
@@ -163,7 +197,7 @@ impl Runtime {
     /// second delivery with the first one's answer; any other answer, a script error included, is
     /// returned. `None` when the give-up token fired first: the job's lease then expires and the
     /// reaper puts it back, so nothing is lost.
-    async fn until_recorded<T, F, Fut>(&self, what: &str, mut call: F) -> Option<queue_core::Result<T>>
+    async fn until_recorded<T, F, Fut>(&self, operation: Operation, mut call: F) -> Option<queue_core::Result<T>>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = queue_core::Result<T>>,
@@ -172,14 +206,22 @@ impl Runtime {
         loop {
             match call().await {
                 Err(error) if error.is_transient() => {
+                    self.metrics.redis_error(operation, &error);
                     let delay = retry.next();
-                    warn!(%error, retry_in = ?delay, "cannot record {what}; retrying");
+                    warn!(%error, retry_in = ?delay, "cannot record {}; retrying", operation.what());
                     tokio::select! {
                         _ = sleep(delay) => {}
                         _ = self.give_up.cancelled() => return None,
                     }
                 }
-                answer => return Some(answer),
+                answer => {
+                    if let Err(error) = &answer {
+                        if !matches!(error, Error::LeaseLost { .. }) {
+                            self.metrics.redis_error(operation, error);
+                        }
+                    }
+                    return Some(answer);
+                }
             }
         }
     }
