@@ -31,6 +31,9 @@ local K_PENDING_DEFAULT = KEYS[17] -- list of ids
 -- answer again. Bounded by count and age (REQUEST_LIMIT, REQUEST_WINDOW_MS).
 local K_REQUESTS  = KEYS[18] -- list of "<ms>:<request id>", oldest first
 local K_REPLIES   = KEYS[19] -- hash request id -> MessagePack of what to answer a re-send
+-- What handlers returned (JSON), for completed jobs only: kept and forgotten with the job, so
+-- results live exactly as long as the completed retention keeps their jobs.
+local K_RESULTS   = KEYS[20] -- hash id -> result
 
 -- Status codes: the first element of every reply. Mirrored by queue-core/src/scripts.rs.
 local OK           = 0
@@ -344,7 +347,7 @@ local function forget(ids)
   if #ids == 0 then
     return
   end
-  for _, hash in ipairs({K_JOBS, K_FAILURES, K_ERRORS, K_PRIORITIES, K_RUNAT}) do
+  for _, hash in ipairs({K_JOBS, K_FAILURES, K_ERRORS, K_PRIORITIES, K_RUNAT, K_RESULTS}) do
     if holds_jobs(hash) then
       variadic('HDEL', hash, ids)
     end

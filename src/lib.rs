@@ -12,7 +12,7 @@ pub use queue_core::{
 };
 pub use queue_worker::{
     connect_when_available, shutdown_on_signals, CancellationToken, ExecHandler, JobContext, JobError, JobResult,
-    QueueOrder, Worker, WorkerBuilder, WorkerReport,
+    QueueOrder, Worker, WorkerBuilder, WorkerReport, MAX_STDOUT_RESULT,
 };
 
 /// Below the client: the script registry, the queue's scripts and key layout, and INFO

@@ -24,6 +24,7 @@ mod readme;
 mod reap;
 mod redelivery;
 mod registry;
+mod results;
 mod sentinel;
 mod stats;
 mod worker;

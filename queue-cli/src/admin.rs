@@ -55,6 +55,7 @@ pub(crate) async fn job(client: &QueueClient, queue: &str, id: &str, as_json: bo
             "run_at_ms": job.run_at_ms,
             "last_error": job.last_error,
             "payload": payload,
+            "result": job.result,
         }));
     }
     let lines = [
@@ -68,6 +69,7 @@ pub(crate) async fn job(client: &QueueClient, queue: &str, id: &str, as_json: bo
         ("run at", job.run_at_ms.map_or("-".into(), output::timestamp)),
         ("last error", job.last_error.clone().unwrap_or_else(|| "-".into())),
         ("payload", payload.to_string()),
+        ("result", job.result.as_ref().map_or("-".into(), ToString::to_string)),
     ];
     for (name, value) in lines {
         output::line(format_args!("{name:<11} {value}"))?;

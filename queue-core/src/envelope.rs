@@ -260,6 +260,9 @@ pub struct Job {
     pub state_since_ms: Option<i64>,
     /// The error of the last failed attempt.
     pub last_error: Option<String>,
+    /// What the handler returned, for a completed job whose handler returned a value (kept
+    /// with the job under the completed retention).
+    pub result: Option<serde_json::Value>,
 }
 
 #[cfg(test)]

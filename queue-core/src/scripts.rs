@@ -3,9 +3,9 @@ use fred::types::Value;
 
 use crate::{registry::KeyCount, Error, Result, ScriptRegistry};
 
-/// Every queue script takes the 19 keys of [`QueueKeys`](crate::QueueKeys), and a request id
+/// Every queue script takes the 20 keys of [`QueueKeys`](crate::QueueKeys), and a request id
 /// as its first argument (see [`RequestId`](crate::RequestId)).
-pub const QUEUE_KEY_COUNT: usize = 19;
+pub const QUEUE_KEY_COUNT: usize = 20;
 
 macro_rules! script_source {
     ($file:literal) => {

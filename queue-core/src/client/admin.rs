@@ -17,6 +17,15 @@ use crate::{
 /// single script call blocks Redis for long.
 const DEAD_BATCH: u64 = 1_000;
 
+/// A stored JSON value (a result, a progress report), or `None` when there is none; bytes
+/// that are not JSON (written by hand) are shown as a string rather than hidden.
+pub(crate) fn json_value(bytes: &[u8]) -> Option<serde_json::Value> {
+    if bytes.is_empty() {
+        return None;
+    }
+    Some(serde_json::from_slice(bytes).unwrap_or_else(|_| String::from_utf8_lossy(bytes).into_owned().into()))
+}
+
 impl QueueClient {
     /// A job's state and record.
     pub async fn job(&self, queue: &str, id: &str) -> Result<Job> {
@@ -35,6 +44,7 @@ impl QueueClient {
         let last_error = Some(reply.string()?).filter(|e| !e.is_empty());
         let run_at = reply.string()?;
         let since = reply.string()?;
+        let result = reply.bytes()?;
         Ok(Job {
             envelope,
             state: JobState::parse(&state).ok_or_else(|| Error::UnexpectedReply {
@@ -46,6 +56,7 @@ impl QueueClient {
             run_at_ms: run_at.parse().ok(),
             state_since_ms: since.parse().ok(),
             last_error,
+            result: json_value(&result),
         })
     }
 

@@ -65,14 +65,33 @@ impl QueueClient {
     /// Completes leased jobs; for each, whether its token still held the lease (a stale token
     /// changes nothing).
     pub async fn complete(&self, queue: &str, leases: &[(&str, &str)]) -> Result<Vec<bool>> {
+        self.complete_with_results(queue, leases, &[]).await
+    }
+
+    /// [`complete`](Self::complete), keeping what handlers returned: `results` pairs a job id of
+    /// `leases` with its result as JSON (jobs without a result are left out). A result is kept
+    /// with its job, under the completed retention, and only if the job's lease still held.
+    pub async fn complete_with_results(
+        &self,
+        queue: &str,
+        leases: &[(&str, &str)],
+        results: &[(&str, &[u8])],
+    ) -> Result<Vec<bool>> {
         let keys = self.keys(queue)?;
         let retention = self.config.completed;
         let mut args = vec![
             Value::from(retention.max_count as i64),
             Value::from(millis(retention.max_age) as i64),
+            Value::from(results.len() as i64),
         ];
+        for (id, result) in results {
+            args.push(Value::from(*id));
+            args.push(Value::Bytes(result.to_vec().into()));
+        }
+        let first_lease = args.len();
         let sent = push_leases(&mut args, leases);
-        let request = settle_request("complete", &args[2..]);
+        // The leases make the call unique; the results ride along.
+        let request = settle_request("complete", &args[first_lease..]);
         let (_, mut r) = self.call(Command::Complete, &keys, Some(&request), args).await?;
         held_in_order(&sent, &mut r)
     }

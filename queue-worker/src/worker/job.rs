@@ -13,7 +13,8 @@ use crate::handler::{ErasedHandler, JobContext, JobError};
 
 /// How an attempt ended.
 pub(super) enum Outcome {
-    Completed,
+    /// With the handler's result, as JSON, if it returned one.
+    Completed(Option<Vec<u8>>),
     Failed(JobError),
     /// Cancelled from outside (lease lost, or shutdown past its deadline): someone else settles.
     Abandoned,
@@ -93,7 +94,7 @@ impl Runtime {
         // Leaving the select drops the handler's future, which stops it.
         tokio::select! {
             handled = handled => match handled {
-                Ok(Ok(())) => Outcome::Completed,
+                Ok(Ok(result)) => self.completed(result),
                 Ok(Err(error)) => Outcome::Failed(error),
                 Err(panic) => Outcome::Failed(JobError::retry(format!("handler panicked: {}", panic_message(panic)))),
             },
@@ -102,6 +103,21 @@ impl Runtime {
                 Outcome::Failed(JobError::retry(format!("timed out after {}", humantime::format_duration(timeout.unwrap_or_default()))))
             }
             _ = cancel.cancelled() => Outcome::Abandoned,
+        }
+    }
+}
+
+impl Runtime {
+    /// A result is kept in Redis with its job: one larger than a payload may be is refused, and
+    /// would be on every retry too.
+    fn completed(&self, result: Option<Vec<u8>>) -> Outcome {
+        let limit = self.client.config().max_payload_bytes;
+        match result {
+            Some(result) if result.len() > limit => Outcome::Failed(JobError::permanent(format!(
+                "the handler's result of {} bytes exceeds the limit of {limit} bytes",
+                result.len()
+            ))),
+            result => Outcome::Completed(result),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Recording each attempt's outcome in Redis with its lease token: completions in batches,
 //! failures one by one, and the hand-back of unfinished jobs at shutdown. Transient errors are
 //! retried until the give-up token fires.
-use std::{future::Future, sync::atomic::Ordering, sync::Arc};
+use std::{collections::HashMap, future::Future, sync::atomic::Ordering, sync::Arc};
 
 use queue_core::{Error, FailOutcome, Leased};
 use tokio::{sync::mpsc, time::sleep};
@@ -21,19 +21,22 @@ pub(super) struct Ack {
     queue: String,
     id: String,
     token: String,
+    /// What the handler returned, as JSON.
+    result: Option<Vec<u8>>,
 }
 
 impl Runtime {
     pub(super) async fn settle(&self, key: JobKey, leased: Leased, outcome: Outcome) {
         match outcome {
             Outcome::Abandoned => {}
-            Outcome::Completed => {
+            Outcome::Completed(result) => {
                 self.mark_finished(&key, &leased.token);
                 let (queue, id) = key;
                 let _ = self.acks.send(Ack {
                     queue,
                     id,
                     token: leased.token,
+                    result,
                 });
             }
             // Boxed: the failure path's future is large, and inlined it would be moved with every
@@ -97,16 +100,38 @@ impl Runtime {
                     Err(_) => return,
                 },
             };
-            let mut finished = vec![(first.queue, first.id, first.token)];
+            let mut finished = vec![first];
             while finished.len() < MAX_BATCH {
                 let Ok(ack) = acks.try_recv() else { break };
-                finished.push((ack.queue, ack.id, ack.token));
+                finished.push(ack);
             }
-            for (queue, batch) in by_queue(finished) {
+            let mut results: HashMap<(String, String), Vec<u8>> = HashMap::new();
+            let finished = finished.into_iter().map(|ack| {
+                if let Some(result) = ack.result {
+                    results.insert((ack.queue.clone(), ack.id.clone()), result);
+                }
+                (ack.queue, ack.id, ack.token)
+            });
+            for (queue, batch) in by_queue(finished.collect::<Vec<_>>()) {
                 let pairs = as_pairs(&batch);
+                // Most handlers return nothing: no lookup per job then.
+                let kept: Vec<(&str, &[u8])> = if results.is_empty() {
+                    Vec::new()
+                } else {
+                    batch
+                        .iter()
+                        .filter_map(|(id, _)| {
+                            let result = results.get(&(queue.clone(), id.clone()))?;
+                            Some((id.as_str(), result.as_slice()))
+                        })
+                        .collect()
+                };
                 // The call itself can wait on a Redis that is down: the shutdown window bounds it too.
                 let recorded = tokio::select! {
-                    recorded = self.until_recorded("completions", || self.client.complete(&queue, &pairs)) => recorded,
+                    recorded = self.until_recorded(
+                        "completions",
+                        || self.client.complete_with_results(&queue, &pairs, &kept),
+                    ) => recorded,
                     _ = self.give_up.cancelled() => None,
                 };
                 match recorded {
