@@ -32,6 +32,10 @@ if #finished > 0 then
     end
     set_by_id(K_RESULTS, results)
   end
+  tell_waiters(finished, 'completed')
+  if events_on() then
+    emit('completed', finished, attempts_of(finished))
+  end
   -- After the results, so that a retention that forgets a job at once forgets its result too.
   retain(K_COMPLETED, 'processed', finished, now_ms(), keep_count, keep_age_ms)
   return remember(status_reply(statuses))

@@ -1,8 +1,9 @@
 -- STATS: a consistent snapshot of one queue (read-only).
 -- Reply: {OK, pending, scheduled, retrying, active, dead, completed, enqueued, processed,
---         failed, dead_total, paused (0/1), latency_ms (age of the job next in line, 0 if none)}
+--         failed, dead_total, paused (0/1), latency_ms (age of the job next in line, 0 if none),
+--         cancelled, events (the event stream's cap, 0 when the queue keeps none)}
 local now = now_ms()
-local meta = redis.call('HMGET', K_META, 'enqueued', 'processed', 'failed', 'dead', 'paused')
+local meta = redis.call('HMGET', K_META, 'enqueued', 'processed', 'failed', 'dead', 'paused', 'cancelled', 'events')
 local latency = 0
 local head = next_in_line()
 if head then
@@ -22,4 +23,6 @@ return {
   tonumber(meta[4] or '0'),
   meta[5] == '1' and 1 or 0,
   int(latency),
+  tonumber(meta[6] or '0'),
+  tonumber(meta[7] or '0'),
 }

@@ -2,11 +2,13 @@
 mod support;
 
 mod bad_input;
+mod cancel;
 mod chaos;
 mod cluster;
 mod complete;
 mod dead;
 mod envelope;
+mod events;
 mod extend;
 mod fail;
 mod faults;
@@ -15,6 +17,7 @@ mod leases;
 mod locked_down;
 mod pause;
 mod pop;
+mod progress;
 mod proxy;
 mod push;
 mod queue_cli;
@@ -27,4 +30,5 @@ mod registry;
 mod results;
 mod sentinel;
 mod stats;
+mod wait;
 mod worker;

@@ -2,7 +2,9 @@
 
 /// Every command the client, the workers and the scripts run (scripts run with the caller's
 /// permissions). `client|id` and `client|unblock` let a stopping worker interrupt its own
-/// blocked wake-up connection; `info` gives stats and the eviction-policy check.
+/// blocked wake-up connection; `info` gives stats and the eviction-policy check; the stream
+/// commands carry waiting (`wait`), cancellations to workers and the event stream; `lrem`
+/// removes a cancelled pending job, `pexpire` lets the notice streams expire when idle.
 pub const REQUIRED_COMMANDS: &[&str] = &[
     "evalsha",
     "script|load",
@@ -29,8 +31,13 @@ pub const REQUIRED_COMMANDS: &[&str] = &[
     "lpop",
     "lindex",
     "lrange",
+    "lrem",
     "blpop",
     "set",
+    "pexpire",
+    "xadd",
+    "xread",
+    "xrevrange",
     "sadd",
     "smembers",
     "sismember",

@@ -21,7 +21,13 @@ use crate::{
 };
 
 mod admin;
+mod cancel;
+mod events;
 mod lease;
+mod wait;
+
+pub use cancel::Cancellation;
+pub use events::Event;
 
 /// The most jobs one [`QueueClient::enqueue_bulk`] takes: a bulk is one atomic script call, and
 /// this bounds how long it blocks Redis. Split larger bulks (each part is all-or-none).

@@ -263,6 +263,8 @@ pub struct Job {
     /// What the handler returned, for a completed job whose handler returned a value (kept
     /// with the job under the completed retention).
     pub result: Option<serde_json::Value>,
+    /// The last progress its handler reported ([`QueueClient::progress`](crate::QueueClient::progress)).
+    pub progress: Option<serde_json::Value>,
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ pub struct QueueKeys {
 
 /// The key suffixes, in KEYS order: `lua/prelude.lua` names `KEYS[i + 1]` `K_<SUFFIX>` (upper
 /// case, `:` as `_`), which a test checks.
-pub(crate) const SUFFIXES: [&str; 20] = [
+pub(crate) const SUFFIXES: [&str; 25] = [
     "pending",
     "scheduled",
     "retrying",
@@ -36,10 +36,19 @@ pub(crate) const SUFFIXES: [&str; 20] = [
     "requests",
     "replies",
     "results",
+    "progress",
+    "waiters",
+    "finished",
+    "cancels",
+    "events",
 ];
 
 /// Where the wake-up list stands in [`SUFFIXES`].
 const WAKE: usize = 13;
+/// Where the streams that callers block on stand in [`SUFFIXES`].
+const FINISHED: usize = 22;
+const CANCELS: usize = 23;
+const EVENTS: usize = 24;
 
 impl QueueKeys {
     /// The keys of `queue` under `prefix`; both must be valid names (see [`validate_name`]).
@@ -65,6 +74,21 @@ impl QueueKeys {
     /// The list idle workers block on to be woken when work arrives.
     pub fn wake(&self) -> &str {
         &self.keys[WAKE]
+    }
+
+    /// The stream that tells callers of `wait` that a job they wait for finished.
+    pub fn finished(&self) -> &str {
+        &self.keys[FINISHED]
+    }
+
+    /// The stream that tells workers which running jobs were cancelled.
+    pub fn cancels(&self) -> &str {
+        &self.keys[CANCELS]
+    }
+
+    /// The queue's event stream (see `queue-cli events`).
+    pub fn events(&self) -> &str {
+        &self.keys[EVENTS]
     }
 }
 
@@ -149,5 +173,10 @@ mod tests {
     fn wake_names_the_wake_up_list() {
         assert_eq!(super::SUFFIXES[super::WAKE], "wake");
         assert_eq!(super::QueueKeys::new("p", "q").wake(), "{p:q}:wake");
+        let keys = super::QueueKeys::new("p", "q");
+        assert_eq!(
+            (keys.finished(), keys.cancels(), keys.events()),
+            ("{p:q}:finished", "{p:q}:cancels", "{p:q}:events")
+        );
     }
 }

@@ -21,9 +21,10 @@ mod registry;
 mod request;
 mod results;
 mod scripts;
+mod streams;
 
 pub use acl::{acl_rules, REQUIRED_COMMANDS};
-pub use client::{eviction_warning, info_field, QueueClient, MAX_BULK_BYTES, MAX_BULK_JOBS};
+pub use client::{eviction_warning, info_field, Cancellation, Event, QueueClient, MAX_BULK_BYTES, MAX_BULK_JOBS};
 pub use config::{QueueConfig, Retention};
 pub use connection::{redact_url, ConnectOptions};
 pub use envelope::{Backoff, Envelope, Job, JobState, MAX_DELAY, PRIORITY_RANGE};
@@ -34,6 +35,7 @@ pub use registry::{KeyCount, Script, ScriptPipeline, ScriptRegistry};
 pub use request::RequestId;
 pub use results::{DeadJob, DeadPage, Enqueued, FailOutcome, Leased, Popped, QueueStats};
 pub use scripts::{register as register_queue_scripts, Command, QUEUE_KEY_COUNT};
+pub use streams::{StreamEntry, StreamReader, MAX_BLOCK};
 
 /// The Redis client library, re-exported so callers use the same version.
 pub use fred;

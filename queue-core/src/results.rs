@@ -114,4 +114,8 @@ pub struct QueueStats {
     pub enqueued_total: u64,
     /// All time: jobs sent to the dead letter.
     pub dead_total: u64,
+    /// All time: jobs cancelled (removed while waiting, or stopped while running).
+    pub cancelled_total: u64,
+    /// The length the queue's event stream is capped at; 0 when it keeps none.
+    pub events_max_len: u64,
 }

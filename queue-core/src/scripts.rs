@@ -3,9 +3,9 @@ use fred::types::Value;
 
 use crate::{registry::KeyCount, Error, Result, ScriptRegistry};
 
-/// Every queue script takes the 20 keys of [`QueueKeys`](crate::QueueKeys), and a request id
+/// Every queue script takes the 25 keys of [`QueueKeys`](crate::QueueKeys), and a request id
 /// as its first argument (see [`RequestId`](crate::RequestId)).
-pub const QUEUE_KEY_COUNT: usize = 20;
+pub const QUEUE_KEY_COUNT: usize = 25;
 
 macro_rules! script_source {
     ($file:literal) => {
@@ -48,11 +48,19 @@ pub enum Command {
     DeadReplay,
     /// Forget dead jobs.
     DeadPurge,
+    /// Whether a job finished; if not, mark it as waited for.
+    Wait,
+    /// Remove a waiting job, or stop a running one.
+    Cancel,
+    /// Record a running attempt's progress.
+    Progress,
+    /// Turn the queue's event stream on or off.
+    Events,
 }
 
 impl Command {
     /// All commands.
-    pub const ALL: [Command; 14] = [
+    pub const ALL: [Command; 18] = [
         Command::Push,
         Command::Pop,
         Command::Complete,
@@ -67,6 +75,10 @@ impl Command {
         Command::DeadList,
         Command::DeadReplay,
         Command::DeadPurge,
+        Command::Wait,
+        Command::Cancel,
+        Command::Progress,
+        Command::Events,
     ];
 
     /// The registry name.
@@ -86,6 +98,10 @@ impl Command {
             Command::DeadList => "queue.dead_list",
             Command::DeadReplay => "queue.dead_replay",
             Command::DeadPurge => "queue.dead_purge",
+            Command::Wait => "queue.wait",
+            Command::Cancel => "queue.cancel",
+            Command::Progress => "queue.progress",
+            Command::Events => "queue.events",
         }
     }
 
@@ -106,6 +122,10 @@ impl Command {
             Command::DeadList => script_source!("dead_list.lua"),
             Command::DeadReplay => script_source!("dead_replay.lua"),
             Command::DeadPurge => script_source!("dead_purge.lua"),
+            Command::Wait => script_source!("wait.lua"),
+            Command::Cancel => script_source!("cancel.lua"),
+            Command::Progress => script_source!("progress.lua"),
+            Command::Events => script_source!("events.lua"),
         }
     }
 }

@@ -198,6 +198,14 @@ impl<S> JobContext<S> {
         &self.cancel
     }
 
+    /// Records how far the job got (any `Serialize` value, kept as JSON): shown by
+    /// `queue-cli job` and, when the queue keeps events, as a `progress` event. Fails with
+    /// `LeaseLost` when this attempt no longer holds the job (a stale attempt cannot write).
+    pub async fn progress(&self, progress: impl Serialize) -> queue_core::Result<()> {
+        let value = serde_json::to_value(progress).map_err(|e| queue_core::Error::InvalidPayload(e.to_string()))?;
+        self.client.progress(self.queue(), self.id(), &self.token, &value).await
+    }
+
     /// Extends this job's lease to `lease` from now, beyond what the worker's heartbeat does
     /// (for a step known to take long). The jobs fetched in the same batch share the lease and
     /// are extended with it. Fails with `LeaseLost` if the lease is gone.

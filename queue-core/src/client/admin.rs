@@ -19,7 +19,7 @@ const DEAD_BATCH: u64 = 1_000;
 
 /// A stored JSON value (a result, a progress report), or `None` when there is none; bytes
 /// that are not JSON (written by hand) are shown as a string rather than hidden.
-pub(crate) fn json_value(bytes: &[u8]) -> Option<serde_json::Value> {
+pub(super) fn json_value(bytes: &[u8]) -> Option<serde_json::Value> {
     if bytes.is_empty() {
         return None;
     }
@@ -45,6 +45,7 @@ impl QueueClient {
         let run_at = reply.string()?;
         let since = reply.string()?;
         let result = reply.bytes()?;
+        let progress = reply.bytes()?;
         Ok(Job {
             envelope,
             state: JobState::parse(&state).ok_or_else(|| Error::UnexpectedReply {
@@ -57,6 +58,7 @@ impl QueueClient {
             state_since_ms: since.parse().ok(),
             last_error,
             result: json_value(&result),
+            progress: json_value(&progress),
         })
     }
 
@@ -91,6 +93,8 @@ impl QueueClient {
             dead_total: n()?,
             paused: n()? == 1,
             latency_ms: n()?,
+            cancelled_total: n()?,
+            events_max_len: n()?,
         })
     }
 

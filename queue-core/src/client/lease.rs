@@ -142,6 +142,31 @@ impl QueueClient {
         held_in_order(&sent, &mut r)
     }
 
+    /// Records how far a running attempt got (any JSON value), shown by `job` and as a
+    /// `progress` event. Only the attempt holding the lease `token` can write; a stale one gets
+    /// [`Error::LeaseLost`].
+    pub async fn progress(&self, queue: &str, id: &str, token: &str, progress: &serde_json::Value) -> Result<()> {
+        let keys = self.keys(queue)?;
+        let value = serde_json::to_vec(progress).map_err(|e| Error::InvalidPayload(e.to_string()))?;
+        if value.len() > self.config.max_payload_bytes {
+            return Err(Error::PayloadTooLarge {
+                size: value.len(),
+                limit: self.config.max_payload_bytes,
+            });
+        }
+        let args = vec![Value::from(id), Value::from(token), Value::Bytes(value.into())];
+        let (status, _) = self
+            .call(Command::Progress, &keys, Some(&RequestId::new()), args)
+            .await?;
+        if status == status::LEASE_LOST {
+            return Err(Error::LeaseLost {
+                queue: queue.to_owned(),
+                id: id.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     /// Hands leased jobs back to pending without counting the attempt; for each, whether it
     /// was still held.
     pub async fn release(&self, queue: &str, leases: &[(&str, &str)]) -> Result<Vec<bool>> {

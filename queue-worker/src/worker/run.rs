@@ -77,6 +77,8 @@ impl Runtime {
             let key = self.client.keys(queue)?.wake().to_owned();
             let blocking = wake_client(self.client.redis())?;
             tasks.spawn(self.clone().listen(blocking, key, listeners.clone()));
+            // Running until the jobs are drained: a job can be cancelled while it finishes.
+            tasks.spawn(self.clone().follow_cancels(queue.clone(), background.clone()));
         }
         let jobs_ended = CancellationToken::new();
         let acker = tokio::spawn(self.clone().record_completions(completions, jobs_ended.clone()));
