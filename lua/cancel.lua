@@ -1,6 +1,7 @@
 -- CANCEL: a waiting job (pending, scheduled, retrying) is removed; a running one ends now, as
--- cancelled, and its worker is told through the cancels stream (its late complete or fail is
--- refused by the token check). Either way the job is forgotten, counted as cancelled (never
+-- cancelled, and its worker is told on the queue's channel (its late complete or fail is
+-- refused by the token check; a worker that missed the message finds the lease gone at its
+-- next heartbeat). Either way the job is forgotten, counted as cancelled (never
 -- retried, never dead), and callers waiting for it are told. Removing a default-priority
 -- pending job searches that list (LREM, O(n)): an operator's call, not a hot path.
 -- ARGV: id
@@ -34,7 +35,7 @@ end
 -- Every check is done; the writes follow.
 if token then
   end_attempts({id}, {token})
-  notice(K_CANCELS, 'id', id, 'token', token)
+  redis.call('PUBLISH', K_WAKE, 'cancel:' .. token .. ':' .. id)
 else
   local removed = 0
   for _, zset in ipairs({K_PENDING, K_SCHEDULED, K_RETRYING}) do

@@ -19,7 +19,8 @@ local K_ERRORS    = KEYS[10] -- hash id -> last error text
 local K_PRIORITIES = KEYS[11] -- hash id -> priority, only for jobs whose priority is not 0
 local K_RUNAT     = KEYS[12] -- hash id -> ms at which the job became (or becomes) runnable
 local K_META      = KEYS[13] -- hash: paused, seq, token, enqueued, processed, failed, dead
-local K_WAKE      = KEYS[14] -- list: a marker that idle workers block on
+local K_WAKE      = KEYS[14] -- the name of the channel workers listen on (never a key): '1' wakes
+                             -- idle ones, 'cancel:<token>:<id>' stops a cancelled job
 local K_REAPER    = KEYS[15] -- string: the reaper's per-interval lock
 local K_LEASES    = KEYS[16] -- hash token -> MessagePack array of the lease's job ids,
                              --      '#' .. token -> how many of them are still held
@@ -36,15 +37,13 @@ local K_REPLIES   = KEYS[19] -- hash request id -> MessagePack of what to answer
 local K_RESULTS   = KEYS[20] -- hash id -> result
 local K_PROGRESS  = KEYS[21] -- hash id -> the last progress its handler reported (JSON)
 -- Waiting for a job (wait.lua) marks it in `waiters`; a script that finishes a marked job tells
--- the `finished` stream, which waiting callers block on (XREAD), and unmarks it. Cancelling a
--- running job tells the `cancels` stream, which workers block on. Both streams are short
--- (NOTICE_LIMIT entries) and expire when idle (NOTICE_TTL_MS): they carry news, not state.
+-- the `finished` stream, which waiting callers block on (XREAD), and unmarks it. The stream is
+-- short (NOTICE_LIMIT entries) and expires when idle (NOTICE_TTL_MS): it carries news, not state.
 local K_WAITERS   = KEYS[22] -- hash id -> '1'
 local K_FINISHED  = KEYS[23] -- stream of {id, state}: marked jobs that completed, died or were cancelled
-local K_CANCELS   = KEYS[24] -- stream of {id, token}: running jobs cancelled, for their workers
 -- The queue's event stream, written only when the queue keeps one (the meta field `events`
 -- holds its length; absent or 0: none), by the same scripts that change the state it records.
-local K_EVENTS    = KEYS[25] -- stream of {event, id, attempt[, detail]}
+local K_EVENTS    = KEYS[24] -- stream of {event, id, attempt[, detail]}
 
 -- Status codes: the first element of every reply. Mirrored by queue-core/src/scripts.rs.
 local OK           = 0
@@ -210,14 +209,13 @@ local function priorities_of(ids)
 end
 
 local woken = false
--- Signals idle workers once per script call: one marker means "there is work"; a worker that
--- pops and leaves work behind passes the marker on (see pop.lua).
+-- Tells the queue's idle workers there is work, once per script call: each worker listens to
+-- all of its queues' channels on one connection, so a worker's connections do not grow with its
+-- queues. A worker that pops and leaves work behind passes the word on (see pop.lua).
 local function wake()
   if not woken then
     woken = true
-    if redis.call('LLEN', K_WAKE) == 0 then
-      redis.call('RPUSH', K_WAKE, '1')
-    end
+    redis.call('PUBLISH', K_WAKE, '1')
   end
 end
 
@@ -554,7 +552,7 @@ end
 local NOTICE_LIMIT = 1000
 local NOTICE_TTL_MS = 600000
 
--- Adds one entry to a notice stream (finished, cancels): capped, and gone when idle.
+-- Adds one entry to a notice stream (finished): capped, and gone when idle.
 local function notice(stream, ...)
   redis.call('XADD', stream, 'MAXLEN', '~', NOTICE_LIMIT, '*', ...)
   redis.call('PEXPIRE', stream, NOTICE_TTL_MS)

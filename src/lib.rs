@@ -6,8 +6,8 @@
 
 pub use queue_core::{
     acl_rules, env, fred, redact_url, validate_job_id, validate_name, validate_prefix, Backoff, Cancellation,
-    ConnectOptions, DeadJob, DeadPage, Enqueued, Envelope, Error, Event, FailOutcome, Job, JobPayload, JobState,
-    Leased, NewJob, Popped, QueueClient, QueueConfig, QueueStats, RequestId, Result, Retention, StreamEntry,
+    ConnectOptions, DeadJob, DeadPage, Enqueued, Envelope, Error, Event, FailOutcome, Job, JobPayload, JobState, Lease,
+    Leased, NewJob, Popped, Queue, QueueClient, QueueConfig, QueueStats, RequestId, Result, Retention, StreamEntry,
     StreamReader, MAX_BLOCK, MAX_BULK_BYTES, MAX_BULK_JOBS, MAX_DELAY, MAX_NAME_LEN, PRIORITY_RANGE,
 };
 pub use queue_worker::{

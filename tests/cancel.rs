@@ -15,37 +15,34 @@ use crate::support::{eventually, file_appears, queue_cli, spawn_queue_worker, sp
 #[tokio::test]
 async fn cancelling_waiting_jobs_removes_them_from_every_waiting_state() {
     let q = start().await;
-    q.client.enqueue("q", NewJob::new("k", &1).id("pending")).await.unwrap();
-    q.client
-        .enqueue("q", NewJob::new("k", &1).id("urgent").priority(5))
+    q.queue().enqueue(NewJob::new("k", &1).id("pending")).await.unwrap();
+    q.queue()
+        .enqueue(NewJob::new("k", &1).id("urgent").priority(5))
         .await
         .unwrap();
-    q.client
-        .enqueue("q", NewJob::new("k", &1).id("later").delay(Duration::from_secs(600)))
+    q.queue()
+        .enqueue(NewJob::new("k", &1).id("later").delay(Duration::from_secs(600)))
         .await
         .unwrap();
-    q.client.enqueue("q", NewJob::new("k", &1).id("flaky")).await.unwrap();
-    q.client.enqueue("q", NewJob::new("k", &1).id("kept")).await.unwrap();
-    let flaky = q.client.pop("q", 10, Duration::from_secs(30)).await.unwrap().jobs;
+    q.queue().enqueue(NewJob::new("k", &1).id("flaky")).await.unwrap();
+    q.queue().enqueue(NewJob::new("k", &1).id("kept")).await.unwrap();
+    let flaky = q.queue().pop(10, Duration::from_secs(30)).await.unwrap().jobs;
     for job in &flaky {
-        if job.id != "flaky" {
-            q.client.release("q", &[(&job.id, &job.token)]).await.unwrap();
+        if job.id() != "flaky" {
+            q.queue().release(std::slice::from_ref(&job.lease)).await.unwrap();
         } else {
-            q.client
-                .fail("q", &job.id, &job.token, "try later", false)
-                .await
-                .unwrap();
+            q.queue().fail(&job.lease, "try later", false).await.unwrap();
         }
     }
-    assert_eq!(q.client.job("q", "flaky").await.unwrap().state, JobState::Retrying);
+    assert_eq!(q.queue().job("flaky").await.unwrap().state, JobState::Retrying);
     for id in ["pending", "urgent", "later", "flaky"] {
-        assert_eq!(q.client.cancel("q", id).await.unwrap(), Cancellation::Removed, "{id}");
+        assert_eq!(q.queue().cancel(id).await.unwrap(), Cancellation::Removed, "{id}");
         assert!(
-            matches!(q.client.job("q", id).await, Err(Error::JobNotFound { .. })),
+            matches!(q.queue().job(id).await, Err(Error::JobNotFound { .. })),
             "{id}"
         );
     }
-    let stats = q.client.stats("q").await.unwrap();
+    let stats = q.queue().stats().await.unwrap();
     assert_eq!(
         (stats.pending, stats.scheduled, stats.retrying, stats.cancelled_total),
         (1, 0, 0, 4)
@@ -55,16 +52,13 @@ async fn cancelling_waiting_jobs_removes_them_from_every_waiting_state() {
         ["kept"],
         "only the job not cancelled is left to run"
     );
-    assert!(matches!(
-        q.client.cancel("q", "nope").await,
-        Err(Error::JobNotFound { .. })
-    ));
+    assert!(matches!(q.queue().cancel("nope").await, Err(Error::JobNotFound { .. })));
 }
 
 #[tokio::test]
 async fn a_cancelled_running_job_has_its_token_fire_and_is_neither_retried_nor_dead() {
     let q = start().await;
-    q.client.enqueue("q", NewJob::new("long", &1).id("long")).await.unwrap();
+    q.queue().enqueue(NewJob::new("long", &1).id("long")).await.unwrap();
     let started = Arc::new(AtomicBool::new(false));
     let stopped = Arc::new(AtomicBool::new(false));
     let (on_start, on_stop) = (started.clone(), stopped.clone());
@@ -86,13 +80,21 @@ async fn a_cancelled_running_job_has_its_token_fire_and_is_neither_retried_nor_d
         started.load(Ordering::SeqCst).then_some(())
     })
     .await;
-    assert_eq!(q.client.cancel("q", "long").await.unwrap(), Cancellation::Stopped);
-    // The 30 s lease's heartbeat is 10 s away: only the cancels stream can stop it sooner.
+    // The worker hears of cancellations on its subscriber connection, which it opens as it starts.
+    let channel = q.queue().keys().wake().to_owned();
+    eventually("the worker to listen", Duration::from_secs(10), || async {
+        use queue::fred::interfaces::PubsubInterface;
+        let counts: Vec<(String, i64)> = q.client.redis().pubsub_numsub(channel.clone()).await.ok()?;
+        (counts.first()?.1 >= 1).then_some(())
+    })
+    .await;
+    assert_eq!(q.queue().cancel("long").await.unwrap(), Cancellation::Stopped);
+    // The 30 s lease's heartbeat is 10 s away: only the published cancellation stops it sooner.
     eventually("the handler to stop", Duration::from_secs(5), || async {
         stopped.load(Ordering::SeqCst).then_some(())
     })
     .await;
-    let stats = q.client.stats("q").await.unwrap();
+    let stats = q.queue().stats().await.unwrap();
     assert_eq!(
         (
             stats.active,
@@ -108,7 +110,7 @@ async fn a_cancelled_running_job_has_its_token_fire_and_is_neither_retried_nor_d
     let report = running.await.unwrap().unwrap();
     assert_eq!((report.cancelled, report.completed, report.retried), (1, 0, 0));
     assert_eq!(
-        q.client.cancel("q", "long").await.unwrap_err().to_string(),
+        q.queue().cancel("long").await.unwrap_err().to_string(),
         r#"job "long" not found in queue "q""#
     );
 }
@@ -126,7 +128,7 @@ async fn cancelling_an_exec_job_kills_its_process_group_and_the_cli_says_what_it
     let q = start().await;
     let dir = tempfile::tempdir().unwrap();
     let url = q.redis.url();
-    q.client.enqueue("q", NewJob::new("k", &1).id("run")).await.unwrap();
+    q.queue().enqueue(NewJob::new("k", &1).id("run")).await.unwrap();
     let script = r#"sleep 300 & echo $! > "$D/child"; touch "$D/started"; wait"#;
     let _worker = spawn_queue_worker(&url, dir.path(), "w", &["--queue", "q", "--exec", script]);
     file_appears(&dir.path().join("started")).await;
@@ -144,8 +146,8 @@ async fn cancelling_an_exec_job_kills_its_process_group_and_the_cli_says_what_it
     })
     .await;
 
-    q.client
-        .enqueue("q", NewJob::new("k", &1).id("wait").delay(Duration::from_secs(600)))
+    q.queue()
+        .enqueue(NewJob::new("k", &1).id("wait").delay(Duration::from_secs(600)))
         .await
         .unwrap();
     let run = queue_cli(&url, &["cancel", "q", "wait"]);
@@ -163,11 +165,11 @@ async fn cancelling_an_exec_job_kills_its_process_group_and_the_cli_says_what_it
 #[tokio::test]
 async fn a_finished_job_cannot_be_cancelled() {
     let q = start().await;
-    q.client.enqueue("q", NewJob::new("k", &1).id("done")).await.unwrap();
+    q.queue().enqueue(NewJob::new("k", &1).id("done")).await.unwrap();
     let leased = q.pop_one().await;
-    q.client.complete("q", &[(&leased.id, &leased.token)]).await.unwrap();
+    q.queue().complete(std::slice::from_ref(&leased.lease)).await.unwrap();
     assert_eq!(
-        q.client.cancel("q", "done").await.unwrap(),
+        q.queue().cancel("done").await.unwrap(),
         Cancellation::AlreadyFinished(JobState::Completed)
     );
     let run = queue_cli(&q.redis.url(), &["cancel", "q", "done"]);
@@ -178,5 +180,5 @@ async fn a_finished_job_cannot_be_cancelled() {
             "error: job \"done\" of queue \"q\" is completed already; nothing to cancel\n"
         )
     );
-    assert_eq!(q.client.stats("q").await.unwrap().cancelled_total, 0);
+    assert_eq!(q.queue().stats().await.unwrap().cancelled_total, 0);
 }

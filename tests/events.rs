@@ -16,14 +16,14 @@ fn summary(events: &[queue::Event], id: &str) -> Vec<(String, u32)> {
 #[tokio::test]
 async fn events_record_every_state_change_with_the_job_and_its_attempt() {
     let q = start().await;
-    q.client.enqueue("q", NewJob::new("k", &0).id("before")).await.unwrap();
-    q.client.set_events("q", 1_000).await.unwrap();
+    q.queue().enqueue(NewJob::new("k", &0).id("before")).await.unwrap();
+    q.queue().set_events(1_000).await.unwrap();
     let flaky = NewJob::new("flaky", &0)
         .id("flaky")
         .backoff(queue::Backoff::fixed(Duration::ZERO));
-    q.client.enqueue("q", flaky).await.unwrap();
-    q.client
-        .enqueue("q", NewJob::new("doomed", &0).id("doomed").max_attempts(1))
+    q.queue().enqueue(flaky).await.unwrap();
+    q.queue()
+        .enqueue(NewJob::new("doomed", &0).id("doomed").max_attempts(1))
         .await
         .unwrap();
     let worker = Worker::builder(q.client.clone())
@@ -42,16 +42,16 @@ async fn events_record_every_state_change_with_the_job_and_its_attempt() {
         .build();
     let (shutdown, running) = spawn_worker(worker);
     eventually("the jobs to settle", Duration::from_secs(10), || async {
-        let stats = q.client.stats("q").await.ok()?;
+        let stats = q.queue().stats().await.ok()?;
         (stats.completed_total == 2 && stats.dead == 1).then_some(())
     })
     .await;
     shutdown.cancel();
     running.await.unwrap().unwrap();
-    q.client.enqueue("q", NewJob::new("k", &0).id("dropped")).await.unwrap();
-    q.client.cancel("q", "dropped").await.unwrap();
+    q.queue().enqueue(NewJob::new("k", &0).id("dropped")).await.unwrap();
+    q.queue().cancel("dropped").await.unwrap();
 
-    let events = q.client.events("q", 100).await.unwrap();
+    let events = q.queue().events(100).await.unwrap();
     let own = |event: &str, attempt: u32| (event.to_owned(), attempt);
     assert_eq!(
         summary(&events, "flaky"),
@@ -83,28 +83,18 @@ async fn events_record_every_state_change_with_the_job_and_its_attempt() {
 async fn a_queue_keeps_no_events_until_told_and_then_a_capped_number() {
     let q = start().await;
     q.enqueue_numbers(10).await;
-    assert!(q.client.events("q", 100).await.unwrap().is_empty());
-    q.client.set_events("q", 10).await.unwrap();
-    assert_eq!(q.client.stats("q").await.unwrap().events_max_len, 10);
+    assert!(q.queue().events(100).await.unwrap().is_empty());
+    q.queue().set_events(10).await.unwrap();
+    assert_eq!(q.queue().stats().await.unwrap().events_max_len, 10);
     for _ in 0..10 {
         q.enqueue_numbers(100).await;
     }
-    let kept: u64 = q
-        .client
-        .redis()
-        .xlen(q.client.keys("q").unwrap().events())
-        .await
-        .unwrap();
+    let kept: u64 = q.client.redis().xlen(q.queue().keys().clone().events()).await.unwrap();
     // MAXLEN ~ trims whole nodes of the stream (100 entries each): about the cap, never all.
     assert!((10..=200).contains(&kept), "{kept}");
-    q.client.set_events("q", 0).await.unwrap();
+    q.queue().set_events(0).await.unwrap();
     q.enqueue_numbers(100).await;
-    let after: u64 = q
-        .client
-        .redis()
-        .xlen(q.client.keys("q").unwrap().events())
-        .await
-        .unwrap();
+    let after: u64 = q.client.redis().xlen(q.queue().keys().clone().events()).await.unwrap();
     assert_eq!(after, kept, "no events once turned off");
 }
 
@@ -112,10 +102,10 @@ async fn a_queue_keeps_no_events_until_told_and_then_a_capped_number() {
 async fn queue_cli_events_prints_follows_and_switches_the_stream() {
     let q = start().await;
     let url = q.redis.url();
-    q.client.enqueue("q", NewJob::new("k", &0).id("a")).await.unwrap();
+    q.queue().enqueue(NewJob::new("k", &0).id("a")).await.unwrap();
     let run = queue_cli(&url, &["events", "q", "--enable", "500"]);
     assert_eq!(run.stdout, "q keeps its latest 500 events\n", "{}", run.stderr);
-    q.client.enqueue("q", NewJob::new("k", &0).id("b")).await.unwrap();
+    q.queue().enqueue(NewJob::new("k", &0).id("b")).await.unwrap();
     let run = queue_cli(&url, &["events", "q", "--json"]);
     let event: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
     assert_eq!(
@@ -139,7 +129,7 @@ async fn queue_cli_events_prints_follows_and_switches_the_stream() {
         || async { follower.output().contains("\"id\":\"b\"").then_some(()) },
     )
     .await;
-    q.client.enqueue("q", NewJob::new("k", &0).id("c")).await.unwrap();
+    q.queue().enqueue(NewJob::new("k", &0).id("c")).await.unwrap();
     eventually(
         "the follower to print the new event",
         Duration::from_secs(10),

@@ -4,7 +4,7 @@ use std::time::Duration;
 use queue::{fred::interfaces::HashesInterface, JobContext, JobState, NewJob, QueueConfig, Retention, Worker};
 use serde_json::json;
 
-use crate::support::{eventually, job_in_state, queue_cli, spawn_queue_worker, spawn_worker, start, start_with};
+use crate::support::{eventually, job_in_state, lease, queue_cli, spawn_queue_worker, spawn_worker, start, start_with};
 
 #[derive(serde::Serialize)]
 struct Receipt {
@@ -15,11 +15,11 @@ struct Receipt {
 #[tokio::test]
 async fn a_handlers_value_is_kept_with_the_completed_job_and_unit_keeps_none() {
     let q = start().await;
-    q.client
-        .enqueue("q", NewJob::new("send", &"a@b.c").id("valued"))
+    q.queue()
+        .enqueue(NewJob::new("send", &"a@b.c").id("valued"))
         .await
         .unwrap();
-    q.client.enqueue("q", NewJob::new("noop", &1).id("unit")).await.unwrap();
+    q.queue().enqueue(NewJob::new("noop", &1).id("unit")).await.unwrap();
     let worker = Worker::builder(q.client.clone())
         .queue("q")
         .handle_kind("send", |to: String, _ctx: JobContext| async move {
@@ -54,20 +54,20 @@ async fn a_result_is_forgotten_with_its_job_by_the_completed_retention() {
     };
     let q = start_with(config).await;
     q.enqueue_numbers(3).await;
-    let jobs = q.client.pop("q", 3, Duration::from_secs(30)).await.unwrap().jobs;
+    let jobs = q.queue().pop(3, Duration::from_secs(30)).await.unwrap().jobs;
     for job in &jobs {
-        let result = format!("{{\"n\":\"{}\"}}", job.id);
+        let result = format!("{{\"n\":\"{}\"}}", job.id());
         let held = q
-            .client
-            .complete_with_results("q", &[(&job.id, &job.token)], &[(&job.id, result.as_bytes())])
+            .queue()
+            .complete_with_results(std::slice::from_ref(&job.lease), &[(job.id(), result.as_bytes())])
             .await
             .unwrap();
         assert_eq!(held, [true]);
     }
-    let last = q.client.job("q", &jobs[2].id).await.unwrap();
-    assert_eq!(last.result, Some(json!({"n": jobs[2].id})));
-    assert!(q.client.job("q", &jobs[0].id).await.is_err());
-    let results_hash = q.client.keys("q").unwrap().all()[19].clone();
+    let last = q.queue().job(jobs[2].id()).await.unwrap();
+    assert_eq!(last.result, Some(json!({"n": jobs[2].id()})));
+    assert!(q.queue().job(jobs[0].id()).await.is_err());
+    let results_hash = q.queue().keys().clone().all()[19].clone();
     assert!(results_hash.ends_with(":results"));
     let kept: i64 = q.client.redis().hlen(&results_hash).await.unwrap();
     assert_eq!(kept, 1 + 1, "one result and the hash's pin");
@@ -79,12 +79,12 @@ async fn a_stale_lease_keeps_no_result() {
     q.enqueue_numbers(1).await;
     let leased = q.pop_one().await;
     let held = q
-        .client
-        .complete_with_results("q", &[(&leased.id, "1")], &[(&leased.id, b"\"late\"")])
+        .queue()
+        .complete_with_results(&[lease(leased.id(), "1")], &[(leased.id(), b"\"late\"")])
         .await
         .unwrap();
     assert_eq!(held, [false]);
-    let job = q.client.job("q", &leased.id).await.unwrap();
+    let job = q.queue().job(leased.id()).await.unwrap();
     assert_eq!((job.state, job.result), (JobState::Active, None));
 }
 
@@ -95,7 +95,7 @@ async fn a_result_over_the_payload_limit_fails_the_job_for_good() {
         ..Default::default()
     };
     let q = start_with(config).await;
-    q.client.enqueue("q", NewJob::new("big", &1).id("big")).await.unwrap();
+    q.queue().enqueue(NewJob::new("big", &1).id("big")).await.unwrap();
     let worker = Worker::builder(q.client.clone())
         .queue("q")
         .handle_kind("big", |_: u32, _ctx: JobContext| async move { Ok("x".repeat(2_000)) })
@@ -116,7 +116,7 @@ async fn an_exec_commands_stdout_is_its_result() {
     let q = start().await;
     let dir = tempfile::tempdir().unwrap();
     for id in ["json", "text", "silent", "huge"] {
-        q.client.enqueue("q", NewJob::new("k", &1).id(id)).await.unwrap();
+        q.queue().enqueue(NewJob::new("k", &1).id(id)).await.unwrap();
     }
     // 70,000 bytes for "huge": above the 64 KiB kept.
     let script = r#"case "$QUEUE_JOB_ID" in

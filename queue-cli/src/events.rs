@@ -27,15 +27,16 @@ pub(crate) struct EventsArgs {
 }
 
 pub(crate) async fn run(client: &QueueClient, args: EventsArgs) -> anyhow::Result<()> {
+    let queue = client.queue(&args.queue)?;
     if let Some(max_len) = args.enable {
-        client.set_events(&args.queue, max_len).await?;
+        queue.set_events(max_len).await?;
         return output::line(format_args!("{} keeps its latest {max_len} events", args.queue));
     }
     if args.disable {
-        client.set_events(&args.queue, 0).await?;
+        queue.set_events(0).await?;
         return output::line(format_args!("{} keeps no events", args.queue));
     }
-    if client.stats(&args.queue).await?.events_max_len == 0 {
+    if queue.stats().await?.events_max_len == 0 {
         // Said on stderr, so that a pipe reading JSON lines gets only events.
         eprintln!(
             "note: {} keeps no events; `queue-cli events {} --enable 10000` turns them on",
@@ -43,7 +44,7 @@ pub(crate) async fn run(client: &QueueClient, args: EventsArgs) -> anyhow::Resul
         );
     }
     let mut after = "0-0".to_owned();
-    for event in client.events(&args.queue, args.limit).await? {
+    for event in queue.events(args.limit).await? {
         print(&event, args.json)?;
         after = event.stream_id;
     }
@@ -51,13 +52,13 @@ pub(crate) async fn run(client: &QueueClient, args: EventsArgs) -> anyhow::Resul
         return Ok(());
     }
     if after == "0-0" {
-        after = client.stream_last_id(client.keys(&args.queue)?.events()).await?;
+        after = client.stream_last_id(queue.keys().events()).await?;
     }
     let reader = client.stream_reader().await?;
     let stop = queue_worker::shutdown_on_signals();
     let followed = async {
         loop {
-            for event in client.events_after(&reader, &args.queue, &after, MAX_BLOCK).await? {
+            for event in queue.events_after(&reader, &after, MAX_BLOCK).await? {
                 print(&event, args.json)?;
                 after = event.stream_id;
             }

@@ -150,11 +150,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cancel { queue, id } => admin::cancel(&connect(&cli.connect).await?, &queue, &id).await,
         Command::Events(args) => events::run(&connect(&cli.connect).await?, args).await,
         Command::Pause { queue } => {
-            connect(&cli.connect).await?.pause(&queue).await?;
+            connect(&cli.connect).await?.queue(&queue)?.pause().await?;
             output::line(format_args!("paused {queue}"))
         }
         Command::Resume { queue } => {
-            connect(&cli.connect).await?.resume(&queue).await?;
+            connect(&cli.connect).await?.queue(&queue)?.resume().await?;
             output::line(format_args!("resumed {queue}"))
         }
         Command::Queues => {

@@ -19,7 +19,7 @@ pub(crate) struct WaitArgs {
 /// Prints the result as JSON (nothing when the handler returned none) and succeeds; a job that
 /// died, was cancelled or did not finish in time is an error (one line, exit 1).
 pub(crate) async fn run(client: &QueueClient, args: WaitArgs) -> anyhow::Result<()> {
-    match client.wait(&args.queue, &args.id, args.timeout).await? {
+    match client.queue(&args.queue)?.wait(&args.id, args.timeout).await? {
         Some(result) => output::line(format_args!("{result}")),
         None => Ok(()),
     }

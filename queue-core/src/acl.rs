@@ -1,8 +1,9 @@
 //! What a Redis ACL user needs to run the queue: the exact rules, from one place.
 
 /// Every command the client, the workers and the scripts run (scripts run with the caller's
-/// permissions). `client|id` and `client|unblock` let a stopping worker interrupt its own
-/// blocked wake-up connection; `info` gives stats and the eviction-policy check; the stream
+/// permissions). Scripts publish wake-ups that workers subscribe to (on the queues' channels
+/// only, see [`acl_rules`]); the Redis client asks each new connection its `client|id`; `info`
+/// gives stats and the eviction-policy check; the stream
 /// commands carry waiting (`wait`), cancellations to workers and the event stream; `lrem`
 /// removes a cancelled pending job, `pexpire` lets the notice streams expire when idle.
 pub const REQUIRED_COMMANDS: &[&str] = &[
@@ -32,7 +33,6 @@ pub const REQUIRED_COMMANDS: &[&str] = &[
     "lindex",
     "lrange",
     "lrem",
-    "blpop",
     "set",
     "pexpire",
     "xadd",
@@ -44,7 +44,9 @@ pub const REQUIRED_COMMANDS: &[&str] = &[
     "info",
     "ping",
     "client|id",
-    "client|unblock",
+    "publish",
+    "subscribe",
+    "unsubscribe",
 ];
 
 /// The ACL rules for a user limited to the queues under `prefix` and to the commands the queue
@@ -52,12 +54,12 @@ pub const REQUIRED_COMMANDS: &[&str] = &[
 ///
 /// ```
 /// let rules = queue_core::acl_rules("queue");
-/// assert!(rules.starts_with("resetkeys ~{queue:* ~{queue}:* resetchannels -@all +evalsha"));
+/// assert!(rules.starts_with("resetkeys ~{queue:* ~{queue}:* resetchannels &{queue:* -@all +evalsha"));
 /// ```
 pub fn acl_rules(prefix: &str) -> String {
     let commands: Vec<String> = REQUIRED_COMMANDS.iter().map(|c| format!("+{c}")).collect();
     format!(
-        "resetkeys ~{{{prefix}:* ~{{{prefix}}}:* resetchannels -@all {}",
+        "resetkeys ~{{{prefix}:* ~{{{prefix}}}:* resetchannels &{{{prefix}:* -@all {}",
         commands.join(" ")
     )
 }

@@ -15,7 +15,7 @@ pub struct QueueKeys {
 
 /// The key suffixes, in KEYS order: `lua/prelude.lua` names `KEYS[i + 1]` `K_<SUFFIX>` (upper
 /// case, `:` as `_`), which a test checks.
-pub(crate) const SUFFIXES: [&str; 25] = [
+pub(crate) const SUFFIXES: [&str; 24] = [
     "pending",
     "scheduled",
     "retrying",
@@ -39,7 +39,6 @@ pub(crate) const SUFFIXES: [&str; 25] = [
     "progress",
     "waiters",
     "finished",
-    "cancels",
     "events",
 ];
 
@@ -47,8 +46,7 @@ pub(crate) const SUFFIXES: [&str; 25] = [
 const WAKE: usize = 13;
 /// Where the streams that callers block on stand in [`SUFFIXES`].
 const FINISHED: usize = 22;
-const CANCELS: usize = 23;
-const EVENTS: usize = 24;
+const EVENTS: usize = 23;
 
 impl QueueKeys {
     /// The keys of `queue` under `prefix`; both must be valid names (see [`validate_name`]).
@@ -71,7 +69,8 @@ impl QueueKeys {
         &self.keys
     }
 
-    /// The list idle workers block on to be woken when work arrives.
+    /// The channel idle workers listen on to be woken when work arrives, and running ones to
+    /// learn that a job of theirs was cancelled.
     pub fn wake(&self) -> &str {
         &self.keys[WAKE]
     }
@@ -79,11 +78,6 @@ impl QueueKeys {
     /// The stream that tells callers of `wait` that a job they wait for finished.
     pub fn finished(&self) -> &str {
         &self.keys[FINISHED]
-    }
-
-    /// The stream that tells workers which running jobs were cancelled.
-    pub fn cancels(&self) -> &str {
-        &self.keys[CANCELS]
     }
 
     /// The queue's event stream (see `queue-cli events`).
@@ -174,9 +168,6 @@ mod tests {
         assert_eq!(super::SUFFIXES[super::WAKE], "wake");
         assert_eq!(super::QueueKeys::new("p", "q").wake(), "{p:q}:wake");
         let keys = super::QueueKeys::new("p", "q");
-        assert_eq!(
-            (keys.finished(), keys.cancels(), keys.events()),
-            ("{p:q}:finished", "{p:q}:cancels", "{p:q}:events")
-        );
+        assert_eq!((keys.finished(), keys.events()), ("{p:q}:finished", "{p:q}:events"));
     }
 }

@@ -1,7 +1,7 @@
 //! What a handler receives and returns.
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
-use queue_core::{Envelope, QueueClient};
+use queue_core::{Envelope, Lease, Queue};
 use serde::{de::DeserializeOwned, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -103,10 +103,10 @@ pub(crate) fn encode_result<T: Serialize>(value: &T) -> Result<Option<Vec<u8>>, 
 pub struct JobContext<S = ()> {
     pub(crate) envelope: Arc<Envelope>,
     pub(crate) attempt: u32,
-    pub(crate) token: String,
+    pub(crate) lease: Lease,
     pub(crate) fencing_token: u64,
     pub(crate) cancel: CancellationToken,
-    pub(crate) client: QueueClient,
+    pub(crate) queue: Queue,
     pub(crate) state: Arc<S>,
 }
 
@@ -115,17 +115,17 @@ impl<S> Clone for JobContext<S> {
         JobContext {
             envelope: self.envelope.clone(),
             attempt: self.attempt,
-            token: self.token.clone(),
+            lease: self.lease.clone(),
             fencing_token: self.fencing_token,
             cancel: self.cancel.clone(),
-            client: self.client.clone(),
+            queue: self.queue.clone(),
             state: self.state.clone(),
         }
     }
 }
 
-// Leaves out the client (the worker's, the same for every job), the state (the application's) and the lease
-// token (the fencing token is the same number).
+// Leaves out the queue's client (the worker's, the same for every job), the state (the application's) and
+// the lease token (the fencing token is the same number).
 impl<S> std::fmt::Debug for JobContext<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JobContext")
@@ -149,22 +149,22 @@ impl<S> JobContext<S> {
         JobContext {
             envelope: self.envelope,
             attempt: self.attempt,
-            token: self.token,
+            lease: self.lease,
             fencing_token: self.fencing_token,
             cancel: self.cancel,
-            client: self.client,
+            queue: self.queue,
             state,
         }
     }
 
     /// The job id.
     pub fn id(&self) -> &str {
-        &self.envelope.id
+        &self.lease.id
     }
 
     /// The queue it came from.
     pub fn queue(&self) -> &str {
-        &self.envelope.queue
+        self.queue.name()
     }
 
     /// Its kind.
@@ -203,17 +203,14 @@ impl<S> JobContext<S> {
     /// `LeaseLost` when this attempt no longer holds the job (a stale attempt cannot write).
     pub async fn progress(&self, progress: impl Serialize) -> queue_core::Result<()> {
         let value = serde_json::to_value(progress).map_err(|e| queue_core::Error::InvalidPayload(e.to_string()))?;
-        self.client.progress(self.queue(), self.id(), &self.token, &value).await
+        self.queue.progress(&self.lease, &value).await
     }
 
     /// Extends this job's lease to `lease` from now, beyond what the worker's heartbeat does
     /// (for a step known to take long). The jobs fetched in the same batch share the lease and
     /// are extended with it. Fails with `LeaseLost` if the lease is gone.
     pub async fn extend_lease(&self, lease: Duration) -> queue_core::Result<()> {
-        let held = self
-            .client
-            .extend(self.queue(), lease, &[(self.id(), &self.token)])
-            .await?;
+        let held = self.queue.extend(lease, [&self.lease]).await?;
         if held.first() == Some(&true) {
             Ok(())
         } else {

@@ -29,9 +29,8 @@ pub(super) async fn enqueue(
     let next = Arc::new(AtomicU64::new(0));
     let mut streams = tokio::task::JoinSet::new();
     for _ in 0..ENQUEUE_STREAMS {
-        let (client, queue, payload, next, bar) = (
-            client.clone(),
-            queue.to_owned(),
+        let (queue, payload, next, bar) = (
+            client.queue(queue)?,
             payload.clone(),
             next.clone(),
             progress.bar.clone(),
@@ -44,7 +43,7 @@ pub(super) async fn enqueue(
                 }
                 let size = (count - start).min(ENQUEUE_BATCH as u64);
                 let jobs = (0..size).map(|_| NewJob::new("noop", &payload).priority(priority));
-                client.enqueue_bulk(&queue, jobs).await?;
+                queue.enqueue_bulk(jobs).await?;
                 bar.inc(size);
             }
         });
@@ -66,7 +65,8 @@ pub(super) async fn process(
     args: &BenchArgs,
     progress: &Progress,
 ) -> anyhow::Result<f64> {
-    let before = client.stats(queue).await?.completed_total;
+    let handle = client.queue(queue)?;
+    let before = handle.stats().await?.completed_total;
     let target = before + args.jobs;
     let worker = Worker::builder(client.clone())
         .queue(queue)
@@ -77,7 +77,7 @@ pub(super) async fn process(
     let started = Instant::now();
     let running = tokio::spawn(worker.run(shutdown.clone()));
     loop {
-        let completed = client.stats(queue).await?.completed_total;
+        let completed = handle.stats().await?.completed_total;
         progress.bar.set_position(completed - before);
         if completed >= target {
             break;
@@ -91,14 +91,21 @@ pub(super) async fn process(
 }
 
 /// Enqueue-to-handler-start latency of single jobs enqueued into an idle worker, p50 and p99 (ms).
-pub(super) async fn pickup_latency(client: &QueueClient, queue: &str, samples: usize) -> anyhow::Result<(f64, f64)> {
+/// The worker serves every queue of `queues`; the jobs go to each in turn.
+pub(super) async fn pickup_latency(
+    client: &QueueClient,
+    queues: &[String],
+    samples: usize,
+) -> anyhow::Result<(f64, f64)> {
     let samples = samples.max(1);
     let sent: Arc<Mutex<Option<Instant>>> = Arc::default();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let seen = sent.clone();
-    let worker = Worker::builder(client.clone())
-        .queue(queue)
-        .concurrency(10)
+    let mut builder = Worker::builder(client.clone()).concurrency(10);
+    for queue in queues {
+        builder = builder.queue(queue);
+    }
+    let worker = builder
         .handle_kind("pickup", move |_: (), _ctx: JobContext| {
             let latency = seen.lock().expect("lock").map(|at| at.elapsed());
             let _ = tx.send(latency);
@@ -110,9 +117,15 @@ pub(super) async fn pickup_latency(client: &QueueClient, queue: &str, samples: u
     let mut latencies = Vec::with_capacity(samples);
     // Let the worker drain anything left and go idle first.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    for _ in 0..samples {
+    let handles = queues
+        .iter()
+        .map(|name| client.queue(name))
+        .collect::<queue_core::Result<Vec<_>>>()?;
+    for sample in 0..samples {
         *sent.lock().expect("lock") = Some(Instant::now());
-        client.enqueue(queue, NewJob::new("pickup", &())).await?;
+        // Spread over the queues: the last one, then the first, then every queue in between.
+        let queue = &handles[(handles.len() - 1 + sample * 7919) % handles.len()];
+        queue.enqueue(NewJob::new("pickup", &())).await?;
         let latency = tokio::time::timeout(Duration::from_secs(10), rx.recv())
             .await
             .context("a job enqueued into an idle worker did not start within 10 s")?
@@ -129,13 +142,22 @@ pub(super) async fn pickup_latency(client: &QueueClient, queue: &str, samples: u
     Ok((at(0.50), at(0.99)))
 }
 
-/// Redis's CPU use (% of one core) while `workers` idle workers are attached to an empty queue.
-pub(super) async fn idle_cpu(client: &QueueClient, queue: &str, workers: usize, time: Duration) -> anyhow::Result<f64> {
+/// Redis's CPU use (% of one core) while `workers` idle workers are attached to empty queues,
+/// each worker serving all of `queues`.
+pub(super) async fn idle_cpu(
+    client: &QueueClient,
+    queues: &[String],
+    workers: usize,
+    time: Duration,
+) -> anyhow::Result<f64> {
     let shutdown = CancellationToken::new();
     let mut running = Vec::new();
     for _ in 0..workers {
-        let worker = Worker::builder(client.clone())
-            .queue(queue)
+        let mut builder = Worker::builder(client.clone());
+        for queue in queues {
+            builder = builder.queue(queue);
+        }
+        let worker = builder
             .handle_kind("noop", |_: serde_json::Value, _ctx: JobContext| async { Ok(()) })
             .build();
         running.push(tokio::spawn(worker.run(shutdown.clone())));

@@ -3,9 +3,8 @@ use std::time::{Duration, Instant};
 
 use fred::types::Value;
 
-use super::{admin::json_value, QueueClient};
+use super::{admin::json_value, Queue};
 use crate::{
-    keys::QueueKeys,
     scripts::{status, Command},
     streams::StreamReader,
     Error, Result,
@@ -19,18 +18,18 @@ enum Check {
     Waiting(String),
 }
 
-impl QueueClient {
-    /// Waits up to `timeout` for job `id` of `queue` to finish, and returns its result (`None`
+impl Queue {
+    /// Waits up to `timeout` for job `id` to finish, and returns its result (`None`
     /// when its handler returned none); at once if it has finished already. A job that died
     /// is [`Error::JobDied`] with its last error, a cancelled one [`Error::JobCancelled`]; a
     /// job still unfinished at the timeout is [`Error::WaitTimedOut`]. A job retried after a
     /// failed attempt has not finished. No polling: the call blocks on a stream that the
     /// script finishing the job writes to, on a connection of its own for the time it waits.
-    pub async fn wait(&self, queue: &str, id: &str, timeout: Duration) -> Result<Option<serde_json::Value>> {
-        let keys = self.existing(queue).await?;
+    pub async fn wait(&self, id: &str, timeout: Duration) -> Result<Option<serde_json::Value>> {
+        self.existing().await?;
         let deadline = Instant::now() + timeout;
         let mut reader: Option<StreamReader> = None;
-        let outcome = self.wait_until(&keys, id, timeout, deadline, &mut reader).await;
+        let outcome = self.wait_until(id, timeout, deadline, &mut reader).await;
         if let Some(reader) = reader {
             reader.close().await;
         }
@@ -39,13 +38,12 @@ impl QueueClient {
 
     async fn wait_until(
         &self,
-        keys: &QueueKeys,
         id: &str,
         timeout: Duration,
         deadline: Instant,
         reader: &mut Option<StreamReader>,
     ) -> Result<Option<serde_json::Value>> {
-        let queue = keys.queue();
+        let queue = self.name();
         let died = |error: String| Error::JobDied {
             queue: queue.to_owned(),
             id: id.to_owned(),
@@ -54,7 +52,7 @@ impl QueueClient {
         // What the last notice said, for a job forgotten (by retention) before the check after it.
         let mut told: Option<String> = None;
         loop {
-            let check = match self.check_finished(keys, id).await {
+            let check = match self.check_finished(id).await {
                 Err(Error::JobNotFound { .. }) if told.as_deref() == Some("completed") => return Ok(None),
                 Err(Error::JobNotFound { .. }) if told.as_deref() == Some("dead") => return Err(died(String::new())),
                 other => other?,
@@ -66,7 +64,7 @@ impl QueueClient {
             };
             let reader = match reader {
                 Some(reader) => reader,
-                None => reader.insert(self.stream_reader().await?),
+                None => reader.insert(self.client.stream_reader().await?),
             };
             told = loop {
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -77,7 +75,7 @@ impl QueueClient {
                         timeout,
                     });
                 }
-                let entries = reader.read(keys.finished(), &after, left).await?;
+                let entries = reader.read(self.keys.finished(), &after, left).await?;
                 let mut state = None;
                 for entry in entries {
                     if entry.get("id") == Some(id) {
@@ -100,11 +98,11 @@ impl QueueClient {
         }
     }
 
-    async fn check_finished(&self, keys: &QueueKeys, id: &str) -> Result<Check> {
-        let (status, mut reply) = self.call(Command::Wait, keys, None, vec![Value::from(id)]).await?;
+    async fn check_finished(&self, id: &str) -> Result<Check> {
+        let (status, mut reply) = self.call(Command::Wait, None, vec![Value::from(id)]).await?;
         if status == status::NOT_FOUND {
             return Err(Error::JobNotFound {
-                queue: keys.queue().to_owned(),
+                queue: self.name().to_owned(),
                 id: id.to_owned(),
             });
         }

@@ -1,14 +1,14 @@
 //! Cancelling a job (`lua/cancel.lua`).
 use fred::types::Value;
 
-use super::QueueClient;
+use super::Queue;
 use crate::{
     request::RequestId,
     scripts::{status, Command},
     Error, JobState, Result,
 };
 
-/// What [`QueueClient::cancel`] did.
+/// What [`Queue::cancel`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cancellation {
     /// The job was waiting (pending, scheduled or retrying) and is gone.
@@ -20,19 +20,19 @@ pub enum Cancellation {
     AlreadyFinished(JobState),
 }
 
-impl QueueClient {
-    /// Cancels job `id` of `queue`: a waiting job is removed, a running one ends now and its
+impl Queue {
+    /// Cancels job `id`: a waiting job is removed, a running one ends now and its
     /// worker stops its handler. Either way it is forgotten, never retried nor dead, counted
     /// in [`QueueStats::cancelled_total`](crate::QueueStats::cancelled_total), and callers
     /// waiting for it get [`Error::JobCancelled`].
-    pub async fn cancel(&self, queue: &str, id: &str) -> Result<Cancellation> {
-        let keys = self.existing(queue).await?;
+    pub async fn cancel(&self, id: &str) -> Result<Cancellation> {
+        self.existing().await?;
         let (status, mut reply) = self
-            .call(Command::Cancel, &keys, Some(&RequestId::new()), vec![Value::from(id)])
+            .call(Command::Cancel, Some(&RequestId::new()), vec![Value::from(id)])
             .await?;
         if status == status::NOT_FOUND {
             return Err(Error::JobNotFound {
-                queue: queue.to_owned(),
+                queue: self.name().to_owned(),
                 id: id.to_owned(),
             });
         }

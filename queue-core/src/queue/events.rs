@@ -4,7 +4,7 @@ use std::time::Duration;
 use fred::{interfaces::StreamsInterface, types::Value};
 use serde::Serialize;
 
-use super::QueueClient;
+use super::Queue;
 use crate::{
     scripts::Command,
     streams::{parse_entries, StreamEntry, StreamReader},
@@ -14,7 +14,7 @@ use crate::{
 /// One event of a queue's event stream.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
-    /// Its stream id: read on after it with [`QueueClient::events_after`].
+    /// Its stream id: read on after it with [`Queue::events_after`].
     pub stream_id: String,
     /// When it happened (Unix ms, Redis's clock).
     pub time_ms: i64,
@@ -43,39 +43,33 @@ impl From<StreamEntry> for Event {
     }
 }
 
-impl QueueClient {
-    /// Makes `queue` keep an event stream of at most about `max_len` events (the oldest are
+impl Queue {
+    /// Makes the queue keep an event stream of at most about `max_len` events (the oldest are
     /// trimmed), or none with 0 (the default). Each state change then costs an entry.
-    pub async fn set_events(&self, queue: &str, max_len: u64) -> Result<()> {
-        let keys = self.existing(queue).await?;
-        self.call(Command::Events, &keys, None, vec![Value::from(max_len as i64)])
+    pub async fn set_events(&self, max_len: u64) -> Result<()> {
+        self.existing().await?;
+        self.call(Command::Events, None, vec![Value::from(max_len as i64)])
             .await
             .map(drop)
     }
 
-    /// The latest `count` events of `queue`, oldest first.
-    pub async fn events(&self, queue: &str, count: u64) -> Result<Vec<Event>> {
-        let keys = self.existing(queue).await?;
+    /// The latest `count` events of the queue, oldest first.
+    pub async fn events(&self, count: u64) -> Result<Vec<Event>> {
+        self.existing().await?;
         let reply: Value = self
-            .redis
-            .xrevrange(keys.events(), "+", "-", Some(count.max(1)))
+            .client
+            .redis()
+            .xrevrange(self.keys.events(), "+", "-", Some(count.max(1)))
             .await?;
         let mut events: Vec<Event> = parse_entries(reply).into_iter().map(Event::from).collect();
         events.reverse();
         Ok(events)
     }
 
-    /// The events of `queue` after stream id `after` (`"0-0"`: from the oldest kept), waiting
+    /// The events of the queue after stream id `after` (`"0-0"`: from the oldest kept), waiting
     /// up to `block` (at most [`MAX_BLOCK`](crate::MAX_BLOCK)) on `reader` for one to arrive.
-    pub async fn events_after(
-        &self,
-        reader: &StreamReader,
-        queue: &str,
-        after: &str,
-        block: Duration,
-    ) -> Result<Vec<Event>> {
-        let keys = self.keys(queue)?;
-        let entries = reader.read(keys.events(), after, block).await?;
+    pub async fn events_after(&self, reader: &StreamReader, after: &str, block: Duration) -> Result<Vec<Event>> {
+        let entries = reader.read(self.keys.events(), after, block).await?;
         Ok(entries.into_iter().map(Event::from).collect())
     }
 }
