@@ -55,6 +55,10 @@ pub(crate) struct BenchArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    /// Make the bench queue keep an event stream of this length (see `queue-cli events`), to
+    /// measure what events cost.
+    #[arg(long, value_name = "MAX_LEN")]
+    events: Option<u64>,
 }
 
 pub(crate) async fn run(connect_args: &ConnectArgs, args: BenchArgs) -> anyhow::Result<()> {
@@ -96,6 +100,9 @@ async fn measure(
     progress.say("measuring the Redis ceiling (pipelined EVALSHA of a trivial script)");
     let (ceiling, ceiling_source) = evalsha_ceiling(client, connect_args).await?;
 
+    if let Some(max_len) = args.events {
+        client.queue(queue)?.set_events(max_len).await?;
+    }
     if args.backlog > 0 {
         progress.say(&format!("queueing a backlog of {} jobs", args.backlog));
         enqueue(client, queue, args.backlog, args.payload_bytes, -1_000, &progress).await?;

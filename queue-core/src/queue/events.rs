@@ -45,9 +45,10 @@ impl From<StreamEntry> for Event {
 
 impl Queue {
     /// Makes the queue keep an event stream of at most about `max_len` events (the oldest are
-    /// trimmed), or none with 0 (the default). Each state change then costs an entry.
+    /// trimmed), or none with 0 (the default). Each state change then costs an entry. A queue
+    /// may be told before its first job (it is then listed, as one that received a job is).
     pub async fn set_events(&self, max_len: u64) -> Result<()> {
-        self.existing().await?;
+        self.client.index(self.name()).await?;
         self.call(Command::Events, None, vec![Value::from(max_len as i64)])
             .await
             .map(drop)
