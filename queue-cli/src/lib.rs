@@ -7,6 +7,8 @@ mod admin;
 mod bench;
 mod enqueue;
 mod events;
+mod jobs;
+mod operations;
 mod output;
 mod stats;
 mod wait;
@@ -81,6 +83,47 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A page of the jobs in one state: id, kind, priority, attempts, times, last error.
+    Jobs(jobs::JobsArgs),
+    /// Delete one waiting or finished job (a running one is refused).
+    Delete {
+        /// The queue.
+        queue: String,
+        /// The job id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a scheduled or retrying job now.
+    Retry {
+        /// The queue.
+        queue: String,
+        /// The job id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove every waiting job (pending, scheduled, retrying); running and finished ones stay.
+    Drain {
+        /// The queue.
+        queue: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a queue and everything in it; running jobs lose their lease.
+    Obliterate {
+        /// The queue.
+        queue: String,
+        /// Confirm: without it nothing is removed.
+        #[arg(long)]
+        yes: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Wait for a job to finish: prints its result (exit 0), or the error of a job that died,
     /// was cancelled or did not finish in time (exit 1).
     Wait(wait::WaitArgs),
@@ -145,6 +188,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats(args) => stats::run(&cli.connect, args).await,
         Command::Enqueue(args) => enqueue::run(&connect(&cli.connect).await?, args).await,
         Command::Job { queue, id, json } => admin::job(&connect(&cli.connect).await?, &queue, &id, json).await,
+        Command::Jobs(args) => jobs::run(&connect(&cli.connect).await?, args).await,
+        Command::Delete { queue, id, json } => {
+            operations::delete(&connect(&cli.connect).await?, &queue, &id, json).await
+        }
+        Command::Retry { queue, id, json } => operations::retry(&connect(&cli.connect).await?, &queue, &id, json).await,
+        Command::Drain { queue, json } => operations::drain(&connect(&cli.connect).await?, &queue, json).await,
+        Command::Obliterate { queue, yes, json } => {
+            if !yes {
+                return operations::refuse_obliterate(&queue);
+            }
+            operations::obliterate(&connect(&cli.connect).await?, &queue, json).await
+        }
         Command::Dead(command) => admin::dead(&connect(&cli.connect).await?, command).await,
         Command::Wait(args) => wait::run(&connect(&cli.connect).await?, args).await,
         Command::Cancel { queue, id } => admin::cancel(&connect(&cli.connect).await?, &queue, &id).await,

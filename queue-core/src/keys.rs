@@ -47,6 +47,8 @@ const WAKE: usize = 13;
 /// Where the streams that callers block on stand in [`SUFFIXES`].
 const FINISHED: usize = 22;
 const EVENTS: usize = 23;
+/// Where the queue's meta hash (counters, pause flag) stands in [`SUFFIXES`].
+pub(crate) const META: usize = 12;
 
 impl QueueKeys {
     /// The keys of `queue` under `prefix`; both must be valid names (see [`validate_name`]).
@@ -169,5 +171,6 @@ mod tests {
         assert_eq!(super::QueueKeys::new("p", "q").wake(), "{p:q}:wake");
         let keys = super::QueueKeys::new("p", "q");
         assert_eq!((keys.finished(), keys.events()), ("{p:q}:finished", "{p:q}:events"));
+        assert_eq!(super::SUFFIXES[super::META], "meta");
     }
 }

@@ -56,11 +56,21 @@ pub enum Command {
     Progress,
     /// Turn the queue's event stream on or off.
     Events,
+    /// A page of the jobs in one state.
+    Jobs,
+    /// Remove one waiting or finished job.
+    Delete,
+    /// Run a scheduled or retrying job now.
+    Retry,
+    /// Remove a batch of waiting jobs.
+    Drain,
+    /// Remove a batch of the queue's jobs and, once none is left, its keys.
+    Obliterate,
 }
 
 impl Command {
     /// All commands.
-    pub const ALL: [Command; 18] = [
+    pub const ALL: [Command; 23] = [
         Command::Push,
         Command::Pop,
         Command::Complete,
@@ -79,6 +89,11 @@ impl Command {
         Command::Cancel,
         Command::Progress,
         Command::Events,
+        Command::Jobs,
+        Command::Delete,
+        Command::Retry,
+        Command::Drain,
+        Command::Obliterate,
     ];
 
     /// The registry name.
@@ -102,6 +117,11 @@ impl Command {
             Command::Cancel => "queue.cancel",
             Command::Progress => "queue.progress",
             Command::Events => "queue.events",
+            Command::Jobs => "queue.jobs",
+            Command::Delete => "queue.delete",
+            Command::Retry => "queue.retry",
+            Command::Drain => "queue.drain",
+            Command::Obliterate => "queue.obliterate",
         }
     }
 
@@ -126,6 +146,11 @@ impl Command {
             Command::Cancel => script_source!("cancel.lua"),
             Command::Progress => script_source!("progress.lua"),
             Command::Events => script_source!("events.lua"),
+            Command::Jobs => script_source!("jobs.lua"),
+            Command::Delete => script_source!("delete.lua"),
+            Command::Retry => script_source!("retry.lua"),
+            Command::Drain => script_source!("drain.lua"),
+            Command::Obliterate => script_source!("obliterate.lua"),
         }
     }
 }
