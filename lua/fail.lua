@@ -29,8 +29,11 @@ local attempt = redis.call('HINCRBY', K_FAILURES, id, 1)
 end_attempts({id}, {token})
 set_by_id(K_ERRORS, {id, message})
 redis.call('HINCRBY', K_META, 'failed', 1)
+emit('failed', {id}, attempt, message)
 
 if not props or permanent == '1' or attempt >= props.max_attempts then
+  tell_waiters({id}, 'dead')
+  emit('dead', {id}, attempt)
   bury({id}, now, keep_count, keep_age_ms)
   return remember({OK, 'dead', int(now)})
 end
@@ -45,6 +48,7 @@ if props.jitter and delay > 1 then
   local half = math.floor(delay / 2)
   delay = half + entropy % (delay - half + 1)
 end
+emit('retried', {id}, attempt, int(now + math.max(delay, 0)))
 if delay <= 0 then
   make_available({id}, {props.priority}, now)
   return remember({OK, 'retry', int(now), 0})

@@ -1,7 +1,8 @@
 -- JOB: one job's state and record (read-only).
 -- ARGV: id
 -- Reply: {OK, state, record (properties then envelope, see K_JOBS), attempts,
---         last_error ('' if none), run_at_ms ('' if none), state_since_ms} | {NOT_FOUND}
+--         last_error ('' if none), run_at_ms ('' if none), state_since_ms,
+--         result (JSON, '' if none), progress (JSON, '' if none)} | {NOT_FOUND}
 -- state_since_ms is the lease deadline for an active job, the run-at time for a waiting one,
 -- and the time it finished for a completed or dead one.
 local id = ARGV[1]
@@ -48,4 +49,6 @@ return {
   redis.call('HGET', K_ERRORS, id) or '',
   since and int(since) or '',
   score or '',
+  redis.call('HGET', K_RESULTS, id) or '',
+  redis.call('HGET', K_PROGRESS, id) or '',
 }

@@ -113,6 +113,9 @@ if #ids > 0 then
   end
   set_by_id(K_TOKENS, tokens)
   leased(reply, token, ids)
+  if events_on() then
+    emit('started', ids, attempts_of(ids))
+  end
 end
 
 -- Work left behind goes to the next idle worker, unless a limit holds it back.

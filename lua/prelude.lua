@@ -19,7 +19,8 @@ local K_ERRORS    = KEYS[10] -- hash id -> last error text
 local K_PRIORITIES = KEYS[11] -- hash id -> priority, only for jobs whose priority is not 0
 local K_RUNAT     = KEYS[12] -- hash id -> ms at which the job became (or becomes) runnable
 local K_META      = KEYS[13] -- hash: paused, seq, token, enqueued, processed, failed, dead
-local K_WAKE      = KEYS[14] -- the name of the channel idle workers listen on (never a key)
+local K_WAKE      = KEYS[14] -- the name of the channel workers listen on (never a key): '1' wakes
+                             -- idle ones, 'cancel:<token>:<id>' stops a cancelled job
 local K_REAPER    = KEYS[15] -- string: the reaper's per-interval lock
 local K_LEASES    = KEYS[16] -- hash token -> MessagePack array of the lease's job ids,
                              --      '#' .. token -> how many of them are still held
@@ -34,6 +35,18 @@ local K_REPLIES   = KEYS[19] -- hash request id -> MessagePack of what to answer
 -- The queue's flow control: its limits are the meta fields `rate` ("N/window_ms") and
 -- `concurrency` (N); the jobs started in the last window are here (see lib/sliding_window.lua).
 local K_RATE      = KEYS[20] -- zset "<ms>:<n>" -> ms a job was leased at
+-- What handlers returned (JSON), for completed jobs only: kept and forgotten with the job, so
+-- results live exactly as long as the completed retention keeps their jobs.
+local K_RESULTS   = KEYS[21] -- hash id -> result
+local K_PROGRESS  = KEYS[22] -- hash id -> the last progress its handler reported (JSON)
+-- Waiting for a job (wait.lua) marks it in `waiters`; a script that finishes a marked job tells
+-- the `finished` stream, which waiting callers block on (XREAD), and unmarks it. The stream is
+-- short (NOTICE_LIMIT entries) and expires when idle (NOTICE_TTL_MS): it carries news, not state.
+local K_WAITERS   = KEYS[23] -- hash id -> '1'
+local K_FINISHED  = KEYS[24] -- stream of {id, state}: marked jobs that completed, died or were cancelled
+-- The queue's event stream, written only when the queue keeps one (the meta field `events`
+-- holds its length; absent or 0: none), by the same scripts that change the state it records.
+local K_EVENTS    = KEYS[25] -- stream of {event, id, attempt[, detail]}
 
 -- Status codes: the first element of every reply. Mirrored by queue-core/src/scripts.rs.
 local OK           = 0
@@ -346,7 +359,7 @@ local function forget(ids)
   if #ids == 0 then
     return
   end
-  for _, hash in ipairs({K_JOBS, K_FAILURES, K_ERRORS, K_PRIORITIES, K_RUNAT}) do
+  for _, hash in ipairs({K_JOBS, K_FAILURES, K_ERRORS, K_PRIORITIES, K_RUNAT, K_RESULTS, K_PROGRESS, K_WAITERS}) do
     if holds_jobs(hash) then
       variadic('HDEL', hash, ids)
     end
@@ -544,4 +557,70 @@ local function remember(reply, memo)
     redis.call('HDEL', K_REPLIES, unpack(dropped))
   end
   return reply
+end
+
+local NOTICE_LIMIT = 1000
+local NOTICE_TTL_MS = 600000
+
+-- Adds one entry to a notice stream (finished): capped, and gone when idle.
+local function notice(stream, ...)
+  redis.call('XADD', stream, 'MAXLEN', '~', NOTICE_LIMIT, '*', ...)
+  redis.call('PEXPIRE', stream, NOTICE_TTL_MS)
+end
+
+-- Tells the callers waiting for any of `ids` that it finished as `state` (completed, dead,
+-- cancelled). Costs one HLEN when nobody waits.
+local function tell_waiters(ids, state)
+  if #ids == 0 or not holds_jobs(K_WAITERS) then
+    return
+  end
+  local marked = hmget(K_WAITERS, ids)
+  local told = {}
+  for i, id in ipairs(ids) do
+    if marked[i] then
+      notice(K_FINISHED, 'id', id, 'state', state)
+      told[#told + 1] = id
+    end
+  end
+  if #told > 0 then
+    variadic('HDEL', K_WAITERS, told)
+  end
+end
+
+-- The length the queue's event stream is capped at, 0 when it keeps none (read once per call).
+local events_limit = nil
+local function events_on()
+  if events_limit == nil then
+    events_limit = tonumber(redis.call('HGET', K_META, 'events') or '0') or 0
+  end
+  return events_limit > 0
+end
+
+-- Records `event` for each of `ids` in the event stream, if the queue keeps one. `attempts[i]`
+-- is the attempt of ids[i] (a number: the same for all); `detail`, if given, goes with every
+-- entry (an error, a run-at time, a progress value).
+local function emit(event, ids, attempts, detail)
+  if #ids == 0 or not events_on() then
+    return
+  end
+  for i, id in ipairs(ids) do
+    local attempt = type(attempts) == 'table' and attempts[i] or attempts
+    if detail then
+      redis.call('XADD', K_EVENTS, 'MAXLEN', '~', events_limit, '*', 'event', event, 'id', id, 'attempt', attempt,
+        'detail', detail)
+    else
+      redis.call('XADD', K_EVENTS, 'MAXLEN', '~', events_limit, '*', 'event', event, 'id', id, 'attempt', attempt)
+    end
+  end
+end
+
+-- Attempts started so far by each of `ids` that is running or just ended: the failed ones and
+-- the current one.
+local function attempts_of(ids)
+  local failures = hmget(K_FAILURES, ids)
+  local attempts = {}
+  for i = 1, #ids do
+    attempts[i] = (tonumber(failures[i]) or 0) + 1
+  end
+  return attempts
 end

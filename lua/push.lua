@@ -97,6 +97,13 @@ if #records > 0 then
   make_available(ready, ready_priorities, nil)
   schedule(K_SCHEDULED, later, later_dues)
   redis.call('HINCRBY', K_META, 'enqueued', #records / 2)
+  if events_on() then
+    local created = {}
+    for j = 1, #records, 2 do
+      created[#created + 1] = records[j]
+    end
+    emit('enqueued', created, 0)
+  end
   return remember(reply)
 end
 return reply

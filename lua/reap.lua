@@ -63,6 +63,7 @@ end
 
 local failures = hmget(K_FAILURES, expired)
 local requeue, priorities, buried, errors, counted = {}, {}, {}, {}, {}
+local attempts_all, attempts_requeued, attempts_buried = {}, {}, {}
 for i, id in ipairs(expired) do
   local p = props_of(id)
   local attempts = (tonumber(failures[i]) or 0) + 1
@@ -73,10 +74,13 @@ for i, id in ipairs(expired) do
     errors[2 * i] = 'lease expired (and the job record does not parse: sent to the dead letter)'
   elseif attempts >= p.max_attempts then
     buried[#buried + 1] = id
+    attempts_buried[#buried] = attempts
   else
     requeue[#requeue + 1] = id
     priorities[#priorities + 1] = p.priority
+    attempts_requeued[#requeue] = attempts
   end
+  attempts_all[i] = attempts
   counted[2 * i - 1] = id
   counted[2 * i] = attempts
 end
@@ -99,6 +103,10 @@ if #expired > 0 then
   set_by_id(K_ERRORS, errors)
   set_by_id(K_FAILURES, counted)
   redis.call('HINCRBY', K_META, 'failed', #expired)
+  emit('failed', expired, attempts_all, 'lease expired')
+  emit('dead', buried, attempts_buried)
+  emit('retried', requeue, attempts_requeued, int(now))
+  tell_waiters(buried, 'dead')
   bury(buried, now, keep_dead_count, keep_dead_age_ms)
   make_available(requeue, priorities, now)
 end

@@ -1,9 +1,11 @@
 -- STATS: a consistent snapshot of one queue (read-only).
 -- Reply: {OK, pending, scheduled, retrying, active, dead, completed, enqueued, processed,
 --         failed, dead_total, paused (0/1), latency_ms (age of the job next in line, 0 if none),
---         rate limit ("N/window_ms", '' if none), concurrency limit ('' if none)}
+--         rate limit ("N/window_ms", '' if none), concurrency limit ('' if none), cancelled,
+--         events (the event stream's cap, 0 when the queue keeps none)}
 local now = now_ms()
-local meta = redis.call('HMGET', K_META, 'enqueued', 'processed', 'failed', 'dead', 'paused', 'rate', 'concurrency')
+local meta = redis.call('HMGET', K_META, 'enqueued', 'processed', 'failed', 'dead', 'paused', 'rate', 'concurrency',
+  'cancelled', 'events')
 local latency = 0
 local head = next_in_line()
 if head then
@@ -25,4 +27,6 @@ return {
   int(latency),
   meta[6] or '',
   meta[7] or '',
+  tonumber(meta[8] or '0'),
+  tonumber(meta[9] or '0'),
 }

@@ -5,15 +5,15 @@
 #![deny(missing_docs)]
 
 pub use queue_core::{
-    acl_rules, env, fred, redact_url, validate_job_id, validate_name, validate_prefix, Backoff, ConnectOptions,
-    DeadJob, DeadPage, Enqueued, Envelope, Error, FailOutcome, Job, JobPage, JobPayload, JobState, JobSummary, Lease,
-    Leased, Limits, Lock, LockStatus, NewJob, Popped, Queue, QueueClient, QueueConfig, QueueStats, Rate, RateDecision,
-    RateLimiter, RequestId, Result, Retention, MAX_BULK_BYTES, MAX_BULK_JOBS, MAX_DELAY, MAX_JOBS_PAGE, MAX_NAME_LEN,
-    PRIORITY_RANGE,
+    acl_rules, env, fred, redact_url, validate_job_id, validate_name, validate_prefix, Backoff, Cancellation,
+    ConnectOptions, DeadJob, DeadPage, Enqueued, Envelope, Error, Event, FailOutcome, Job, JobPage, JobPayload,
+    JobState, JobSummary, Lease, Leased, Limits, Lock, LockStatus, NewJob, Popped, Queue, QueueClient, QueueConfig,
+    QueueStats, Rate, RateDecision, RateLimiter, RequestId, Result, Retention, StreamEntry, StreamReader, MAX_BLOCK,
+    MAX_BULK_BYTES, MAX_BULK_JOBS, MAX_DELAY, MAX_JOBS_PAGE, MAX_NAME_LEN, PRIORITY_RANGE,
 };
 pub use queue_worker::{
     connect_when_available, shutdown_on_signals, CancellationToken, ExecHandler, JobContext, JobError, JobResult,
-    QueueOrder, Worker, WorkerBuilder, WorkerReport,
+    QueueOrder, Worker, WorkerBuilder, WorkerReport, MAX_STDOUT_RESULT,
 };
 
 /// Prometheus metrics: a worker's (see [`WorkerBuilder::metrics_addr`]) and the queues'.

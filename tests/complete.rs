@@ -141,9 +141,10 @@ async fn jobs_of_several_leases_settle_in_one_call_with_answers_in_order() {
 async fn the_script_refuses_malformed_leases() {
     let q = start().await;
     for args in [
-        &["10", "0", "7"][..],
-        &["10", "0", "7", "2", "only-one-id"],
-        &["10", "0", "7", "x", "id"],
+        &["10", "0", "0", "7"][..],
+        &["10", "0", "0", "7", "2", "only-one-id"],
+        &["10", "0", "0", "7", "x", "id"],
+        &["10", "0", "1", "only-an-id"],
     ] {
         let reply = q.run_script("queue.complete", args).await;
         assert_eq!(reply[0].as_i64(), Some(1), "BAD_ARGUMENT");

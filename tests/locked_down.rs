@@ -513,3 +513,53 @@ fn the_readme_shows_the_acl_line_the_code_grants() {
     let line = format!("ACL SETUSER queue on >PASSWORD {}", queue::acl_rules("queue"));
     assert!(readme.contains(&line), "README.md should show:\n{line}");
 }
+
+#[tokio::test]
+async fn waiting_cancelling_progress_and_events_run_as_the_acl_user() {
+    let redis = RedisServer::start().unwrap();
+    acl_setuser(&redis, "queue", &queue::acl_rules("queue")).await;
+    let url = user_url(&redis, "queue");
+    let client = QueueClient::connect(&url).await.unwrap();
+    let q = client.queue("q").unwrap();
+    q.set_events(100).await.unwrap();
+    q.enqueue(NewJob::new("k", &1).id("done")).await.unwrap();
+    q.enqueue(NewJob::new("k", &2).id("stopped")).await.unwrap();
+    q.enqueue(NewJob::new("k", &3).id("removed").delay(Duration::from_secs(600)))
+        .await
+        .unwrap();
+    let worker = Worker::builder(client.clone())
+        .queue("q")
+        .handle_kind("k", |n: u32, ctx: JobContext| async move {
+            ctx.progress(n).await?;
+            if n == 2 {
+                ctx.cancellation().cancelled().await;
+            }
+            Ok(n * 10)
+        })
+        .build();
+    let (shutdown, running) = spawn_worker(worker);
+    assert_eq!(
+        q.wait("done", Duration::from_secs(20)).await.unwrap(),
+        Some(serde_json::json!(10))
+    );
+    eventually("the second job to run", Duration::from_secs(10), || async {
+        let job = q.job("stopped").await.ok()?;
+        (job.state == JobState::Active && job.progress.is_some()).then_some(())
+    })
+    .await;
+    q.cancel("stopped").await.unwrap();
+    q.cancel("removed").await.unwrap();
+    let run = run_with_deadline(
+        Command::new(bin("queue-cli"))
+            .args(["events", "q", "--json"])
+            .env("QUEUE_REDIS_URL", &url),
+        "",
+        Duration::from_secs(60),
+    );
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(String::from_utf8_lossy(&run.stdout).contains("\"cancelled\""));
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+    let log: Vec<queue::fred::types::Value> = admin(&redis).await.redis().custom(acl_log(), vec!["10"]).await.unwrap();
+    assert!(log.is_empty(), "ACL refusals: {log:?}");
+}

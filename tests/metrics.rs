@@ -26,7 +26,7 @@ async fn a_worker_serves_what_it_did_by_queue_and_kind_and_its_queues_by_state()
         .queue("q")
         .metrics_addr(addr)
         .handle_kind("ok", |_: u32, _| async { Ok(()) })
-        .handle_kind("flaky", |_: (), _| async { Err(JobError::retry("boom")) })
+        .handle_kind("flaky", |_: (), _| async { Err::<(), _>(JobError::retry("boom")) })
         .build();
     let (stop, handle) = spawn_worker(worker);
 

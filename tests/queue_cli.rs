@@ -130,13 +130,13 @@ async fn stats_table_for_a_known_state() {
     known_state(&q.client).await;
     let table = ok(cli(&q.redis.url(), &["stats"]));
     let expected = "\
-+--------+---------+-----------+----------+--------+------+-----------+-----------+------------+---------------+-------+--------+---------+
-| QUEUE  | PENDING | SCHEDULED | RETRYING | ACTIVE | DEAD | COMPLETED | ENQUEUED* | COMPLETED* | FAILED TRIES* | DIED* | PAUSED | LATENCY |
-+=========================================================================================================================================+
-| emails |       1 |         1 |        1 |      1 |    1 |         1 |         6 |          1 |             2 |     1 |     no |       * |
-| images |       1 |         0 |        0 |      0 |    0 |         0 |         1 |          0 |             0 |     0 |    yes |       * |
-| TOTAL  |       2 |         1 |        1 |      1 |    1 |         1 |         7 |          1 |             2 |     1 |        |       * |
-+--------+---------+-----------+----------+--------+------+-----------+-----------+------------+---------------+-------+--------+---------+
++--------+---------+-----------+----------+--------+------+-----------+-----------+------------+---------------+-------+------------+--------+---------+
+| QUEUE  | PENDING | SCHEDULED | RETRYING | ACTIVE | DEAD | COMPLETED | ENQUEUED* | COMPLETED* | FAILED TRIES* | DIED* | CANCELLED* | PAUSED | LATENCY |
++======================================================================================================================================================+
+| emails |       1 |         1 |        1 |      1 |    1 |         1 |         6 |          1 |             2 |     1 |          0 |     no |       * |
+| images |       1 |         0 |        0 |      0 |    0 |         0 |         1 |          0 |             0 |     0 |          0 |    yes |       * |
+| TOTAL  |       2 |         1 |        1 |      1 |    1 |         1 |         7 |          1 |             2 |     1 |          0 |        |       * |
++--------+---------+-----------+----------+--------+------+-----------+-----------+------------+---------------+-------+------------+--------+---------+
 * all time; the other counts are jobs in each state now
 2 queues · Redis <version> · memory used <memory>";
     assert_eq!(normalise_table(&table), expected, "\n{table}");
@@ -165,10 +165,11 @@ async fn stats_json_for_a_known_state() {
     let row = |name: &str, counts: [u64; 10], paused: bool| {
         let [pending, scheduled, retrying, active, dead, completed, enqueued_total, completed_total, failed_attempts_total, dead_total] =
             counts;
+        let cancelled_total = 0;
         json!({"name": name, "pending": pending, "scheduled": scheduled, "retrying": retrying, "active": active,
                "dead": dead, "completed": completed, "enqueued_total": enqueued_total,
                "completed_total": completed_total, "failed_attempts_total": failed_attempts_total,
-               "dead_total": dead_total, "paused": paused, "latency_ms": 0,
+               "dead_total": dead_total, "cancelled_total": cancelled_total, "paused": paused, "latency_ms": 0,
                "limits": {"rate": null, "concurrency": null}})
     };
     assert_eq!(
@@ -180,7 +181,7 @@ async fn stats_json_for_a_known_state() {
             ],
             "totals": {"pending": 2, "scheduled": 1, "retrying": 1, "active": 1, "dead": 1, "completed": 1,
                        "enqueued_total": 7, "completed_total": 1, "failed_attempts_total": 2, "dead_total": 1,
-                       "latency_ms": 0},
+                       "cancelled_total": 0, "latency_ms": 0},
             "redis": null,
         })
     );

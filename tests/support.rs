@@ -710,3 +710,25 @@ pub async fn scrape_until(addr: std::net::SocketAddr, want: &[(&str, f64)]) -> S
         }
     }
 }
+
+/// What a `queue-cli` run printed, and its exit code.
+pub struct CliRun {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `queue-cli args` against `url` (default prefix) to its end, within two minutes.
+pub fn queue_cli(url: &str, args: &[&str]) -> CliRun {
+    let mut command = std::process::Command::new(bin("queue-cli"));
+    command
+        .args(args)
+        .env("QUEUE_REDIS_URL", url)
+        .env_remove("QUEUE_PREFIX");
+    let output = run_with_deadline(&mut command, "", Duration::from_secs(120));
+    CliRun {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}

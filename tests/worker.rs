@@ -131,7 +131,7 @@ async fn a_job_error_retries_and_a_permanent_one_does_not() {
             Ok(())
         })
         .handle_kind("bad", |_: (), _ctx: JobContext| async {
-            Err(JobError::permanent("invalid data"))
+            Err::<(), _>(JobError::permanent("invalid data"))
         })
         .build();
     let (shutdown, handle) = spawn_worker(worker);

@@ -1,5 +1,5 @@
 //! `queue-cli job`, `dead …` and `scripts`.
-use queue_core::QueueClient;
+use queue_core::{Cancellation, QueueClient};
 use serde_json::json;
 
 use crate::output;
@@ -55,6 +55,8 @@ pub(crate) async fn job(client: &QueueClient, queue: &str, id: &str, as_json: bo
             "run_at_ms": job.run_at_ms,
             "last_error": job.last_error,
             "payload": payload,
+            "progress": job.progress,
+            "result": job.result,
         }));
     }
     let lines = [
@@ -68,11 +70,26 @@ pub(crate) async fn job(client: &QueueClient, queue: &str, id: &str, as_json: bo
         ("run at", job.run_at_ms.map_or("-".into(), output::timestamp)),
         ("last error", job.last_error.clone().unwrap_or_else(|| "-".into())),
         ("payload", payload.to_string()),
+        (
+            "progress",
+            job.progress.as_ref().map_or("-".into(), ToString::to_string),
+        ),
+        ("result", job.result.as_ref().map_or("-".into(), ToString::to_string)),
     ];
     for (name, value) in lines {
         output::line(format_args!("{name:<11} {value}"))?;
     }
     Ok(())
+}
+
+pub(crate) async fn cancel(client: &QueueClient, queue: &str, id: &str) -> anyhow::Result<()> {
+    match client.queue(queue)?.cancel(id).await? {
+        Cancellation::Removed => output::line(format_args!("cancelled {id}: it was waiting, and is removed")),
+        Cancellation::Stopped => output::line(format_args!("cancelled {id}: it was running; its worker stops it")),
+        Cancellation::AlreadyFinished(state) => {
+            anyhow::bail!("job {id:?} of queue {queue:?} is {state} already; nothing to cancel")
+        }
+    }
 }
 
 pub(crate) async fn dead(client: &QueueClient, command: DeadCommand) -> anyhow::Result<()> {

@@ -62,6 +62,10 @@ pub(crate) struct BenchArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    /// Make the bench queue keep an event stream of this length (see `queue-cli events`), to
+    /// measure what events cost.
+    #[arg(long, value_name = "MAX_LEN")]
+    events: Option<u64>,
 }
 
 fn parse_rate(text: &str) -> Result<queue_core::Rate, String> {
@@ -107,6 +111,9 @@ async fn measure(
     progress.say("measuring the Redis ceiling (pipelined EVALSHA of a trivial script)");
     let (ceiling, ceiling_source) = evalsha_ceiling(client, connect_args).await?;
 
+    if let Some(max_len) = args.events {
+        client.queue(queue)?.set_events(max_len).await?;
+    }
     if args.backlog > 0 {
         progress.say(&format!("queueing a backlog of {} jobs", args.backlog));
         enqueue(client, queue, args.backlog, args.payload_bytes, -1_000, &progress).await?;

@@ -6,6 +6,7 @@
 mod admin;
 mod bench;
 mod enqueue;
+mod events;
 mod jobs;
 mod limit;
 mod logging;
@@ -13,6 +14,7 @@ mod metrics;
 mod operations;
 mod output;
 mod stats;
+mod wait;
 
 use std::{process::ExitCode, time::Duration};
 
@@ -130,6 +132,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Wait for a job to finish: prints its result (exit 0), or the error of a job that died,
+    /// was cancelled or did not finish in time (exit 1).
+    Wait(wait::WaitArgs),
+    /// Cancel a job: a waiting one is removed, a running one is stopped (its worker's handler
+    /// is cancelled; an `--exec` command is killed). Never retried, never dead; counted.
+    Cancel {
+        /// The queue.
+        queue: String,
+        /// The job id.
+        id: String,
+    },
+    /// A queue's events (enqueued, started, completed, failed, retried, dead, cancelled,
+    /// progress), oldest first; `--enable N` makes the queue keep them.
+    Events(events::EventsArgs),
     /// The dead letter: list, retry, purge.
     #[command(subcommand)]
     Dead(admin::DeadCommand),
@@ -200,6 +216,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             operations::obliterate(&connect(&cli.connect).await?, &queue, json).await
         }
         Command::Dead(command) => admin::dead(&connect(&cli.connect).await?, command).await,
+        Command::Wait(args) => wait::run(&connect(&cli.connect).await?, args).await,
+        Command::Cancel { queue, id } => admin::cancel(&connect(&cli.connect).await?, &queue, &id).await,
+        Command::Events(args) => events::run(&connect(&cli.connect).await?, args).await,
         Command::Pause { queue } => {
             connect(&cli.connect).await?.queue(&queue)?.pause().await?;
             output::line(format_args!("paused {queue}"))

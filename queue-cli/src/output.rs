@@ -79,6 +79,14 @@ pub(crate) fn duration_ms(ms: u64) -> String {
     }
 }
 
+/// A Unix-ms timestamp as RFC 3339 (UTC, milliseconds), for events.
+pub(crate) fn timestamp_ms(ms: i64) -> String {
+    match jiff::Timestamp::from_millisecond(ms) {
+        Ok(time) => time.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        Err(_) => format!("{ms} ms"),
+    }
+}
+
 /// A Unix-ms timestamp as RFC 3339 (UTC, seconds).
 pub(crate) fn timestamp(ms: i64) -> String {
     if ms <= 0 {

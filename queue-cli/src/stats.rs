@@ -48,7 +48,7 @@ struct Totals {
 }
 
 /// The counts a row shows, in column order; the totals row sums them. The first six are jobs
-/// in each state now, the last four count all time.
+/// in each state now, the last five count all time.
 #[derive(Debug, Default, Clone, Copy, Serialize)]
 struct Counts {
     pending: u64,
@@ -61,10 +61,11 @@ struct Counts {
     completed_total: u64,
     failed_attempts_total: u64,
     dead_total: u64,
+    cancelled_total: u64,
 }
 
 /// The column headers of [`Counts::columns`]; `*` marks the all-time totals.
-const COUNT_HEADERS: [&str; 10] = [
+const COUNT_HEADERS: [&str; 11] = [
     "PENDING",
     "SCHEDULED",
     "RETRYING",
@@ -75,10 +76,11 @@ const COUNT_HEADERS: [&str; 10] = [
     "COMPLETED*",
     "FAILED TRIES*",
     "DIED*",
+    "CANCELLED*",
 ];
 
 impl Counts {
-    fn columns(&self) -> [u64; 10] {
+    fn columns(&self) -> [u64; 11] {
         [
             self.pending,
             self.scheduled,
@@ -90,6 +92,7 @@ impl Counts {
             self.completed_total,
             self.failed_attempts_total,
             self.dead_total,
+            self.cancelled_total,
         ]
     }
 
@@ -104,6 +107,7 @@ impl Counts {
         self.completed_total += other.completed_total;
         self.failed_attempts_total += other.failed_attempts_total;
         self.dead_total += other.dead_total;
+        self.cancelled_total += other.cancelled_total;
     }
 }
 
@@ -178,6 +182,7 @@ impl From<QueueStats> for QueueRow {
                 completed_total: s.completed_total,
                 failed_attempts_total: s.failed_attempts_total,
                 dead_total: s.dead_total,
+                cancelled_total: s.cancelled_total,
             },
             paused: s.paused,
             latency_ms: s.latency_ms,
@@ -198,7 +203,7 @@ fn render(report: &Report) -> String {
     headers.extend(COUNT_HEADERS);
     headers.extend(["PAUSED", "LATENCY"]);
     let mut table = output::table(headers);
-    let row = |name: &str, counts: [u64; 10], paused: &str, latency_ms: u64| {
+    let row = |name: &str, counts: [u64; 11], paused: &str, latency_ms: u64| {
         let mut cells = vec![name.to_owned()];
         cells.extend(counts.iter().map(u64::to_string));
         cells.push(paused.to_owned());

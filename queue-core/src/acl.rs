@@ -3,7 +3,9 @@
 /// Every command the client, the workers and the scripts run (scripts run with the caller's
 /// permissions). Scripts publish wake-ups that workers subscribe to (on the queues' channels
 /// only, see [`acl_rules`]); the Redis client asks each new connection its `client|id`; `info`
-/// gives stats and the eviction-policy check.
+/// gives stats and the eviction-policy check; the stream
+/// commands carry waiting (`wait`), cancellations to workers and the event stream; `lrem`
+/// removes a cancelled pending job, `pexpire` lets the notice streams expire when idle.
 pub const REQUIRED_COMMANDS: &[&str] = &[
     "evalsha",
     "script|load",
@@ -36,6 +38,10 @@ pub const REQUIRED_COMMANDS: &[&str] = &[
     "lrem",
     "set",
     "get",
+    "pexpire",
+    "xadd",
+    "xread",
+    "xrevrange",
     "del",
     "pexpire",
     "pttl",

@@ -266,6 +266,11 @@ pub struct Job {
     pub state_since_ms: Option<i64>,
     /// The error of the last failed attempt.
     pub last_error: Option<String>,
+    /// What the handler returned, for a completed job whose handler returned a value (kept
+    /// with the job under the completed retention).
+    pub result: Option<serde_json::Value>,
+    /// The last progress its handler reported ([`QueueClient::progress`](crate::QueueClient::progress)).
+    pub progress: Option<serde_json::Value>,
 }
 
 #[cfg(test)]

@@ -169,6 +169,34 @@ pub enum Error {
     /// A rate, concurrency or lock setting that cannot work (`100/0s`, a concurrency of 0, ...).
     #[error("invalid limit: {0}")]
     InvalidLimit(String),
+    /// The job waited for went to the dead letter.
+    #[error("job {id:?} of queue {queue:?} died: {error}")]
+    JobDied {
+        /// The queue.
+        queue: String,
+        /// The job id.
+        id: String,
+        /// The error of its last attempt.
+        error: String,
+    },
+    /// The job waited for was cancelled.
+    #[error("job {id:?} of queue {queue:?} was cancelled")]
+    JobCancelled {
+        /// The queue.
+        queue: String,
+        /// The job id.
+        id: String,
+    },
+    /// The job waited for had not finished when the wait ended.
+    #[error("job {id:?} of queue {queue:?} did not finish within {timeout:?}")]
+    WaitTimedOut {
+        /// The queue.
+        queue: String,
+        /// The job id.
+        id: String,
+        /// How long the caller waited.
+        timeout: Duration,
+    },
     /// A bulk larger than one script call takes; nothing was written.
     #[error("a bulk takes at most {jobs_limit} jobs and {bytes_limit} bytes; split it (each part is all-or-none)")]
     BulkTooLarge {

@@ -15,7 +15,7 @@ pub struct QueueKeys {
 
 /// The key suffixes, in KEYS order: `lua/prelude.lua` names `KEYS[i + 1]` `K_<SUFFIX>` (upper
 /// case, `:` as `_`), which a test checks.
-pub(crate) const SUFFIXES: [&str; 20] = [
+pub(crate) const SUFFIXES: [&str; 25] = [
     "pending",
     "scheduled",
     "retrying",
@@ -36,12 +36,47 @@ pub(crate) const SUFFIXES: [&str; 20] = [
     "requests",
     "replies",
     "rate",
+    "results",
+    "progress",
+    "waiters",
+    "finished",
+    "events",
 ];
 
-/// Where the wake-up list stands in [`SUFFIXES`].
-const WAKE: usize = 13;
+/// Where the wake-up channel's name stands in [`SUFFIXES`].
+const WAKE: usize = index_of("wake");
+/// Where the streams that callers block on stand in [`SUFFIXES`].
+const FINISHED: usize = index_of("finished");
+const EVENTS: usize = index_of("events");
 /// Where the queue's meta hash (counters, pause flag) stands in [`SUFFIXES`].
-pub(crate) const META: usize = 12;
+pub(crate) const META: usize = index_of("meta");
+
+/// Where `suffix` stands in [`SUFFIXES`], found when the crate is built (a suffix that is not
+/// there fails the build), so that adding a key cannot shift these positions by mistake.
+const fn index_of(suffix: &str) -> usize {
+    let mut at = 0;
+    while at < SUFFIXES.len() {
+        if same_bytes(SUFFIXES[at].as_bytes(), suffix.as_bytes()) {
+            return at;
+        }
+        at += 1;
+    }
+    panic!("not a key suffix")
+}
+
+const fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
 
 impl QueueKeys {
     /// The keys of `queue` under `prefix`; both must be valid names (see [`validate_name`]).
@@ -64,9 +99,20 @@ impl QueueKeys {
         &self.keys
     }
 
-    /// The list idle workers block on to be woken when work arrives.
+    /// The channel idle workers listen on to be woken when work arrives, and running ones to
+    /// learn that a job of theirs was cancelled.
     pub fn wake(&self) -> &str {
         &self.keys[WAKE]
+    }
+
+    /// The stream that tells callers of `wait` that a job they wait for finished.
+    pub fn finished(&self) -> &str {
+        &self.keys[FINISHED]
+    }
+
+    /// The queue's event stream (see `queue-cli events`).
+    pub fn events(&self) -> &str {
+        &self.keys[EVENTS]
     }
 }
 
@@ -151,6 +197,8 @@ mod tests {
     fn wake_names_the_wake_up_list() {
         assert_eq!(super::SUFFIXES[super::WAKE], "wake");
         assert_eq!(super::QueueKeys::new("p", "q").wake(), "{p:q}:wake");
+        let keys = super::QueueKeys::new("p", "q");
+        assert_eq!((keys.finished(), keys.events()), ("{p:q}:finished", "{p:q}:events"));
         assert_eq!(super::SUFFIXES[super::META], "meta");
     }
 }

@@ -28,6 +28,7 @@ mod registry;
 mod request;
 mod results;
 mod scripts;
+mod streams;
 pub mod trace;
 
 pub use acl::{acl_rules, REQUIRED_COMMANDS};
@@ -40,12 +41,13 @@ pub use keys::{queue_index, validate_job_id, validate_name, validate_prefix, Que
 pub use limits::Limits;
 pub use lock::{register as register_lock_script, Lock, LockStatus, LOCK_SCRIPT};
 pub use new_job::{JobPayload, NewJob};
-pub use queue::{JobPage, JobSummary, Lease, Queue, MAX_BULK_BYTES, MAX_BULK_JOBS, MAX_JOBS_PAGE};
+pub use queue::{Cancellation, Event, JobPage, JobSummary, Lease, Queue, MAX_BULK_BYTES, MAX_BULK_JOBS, MAX_JOBS_PAGE};
 pub use rate_limiter::{register as register_rate_limit_script, Rate, RateDecision, RateLimiter, RATE_LIMIT_SCRIPT};
 pub use registry::{KeyCount, Script, ScriptPipeline, ScriptRegistry};
 pub use request::RequestId;
 pub use results::{DeadJob, DeadPage, Enqueued, FailOutcome, Leased, Popped, QueueStats};
 pub use scripts::{register as register_queue_scripts, Command, QUEUE_KEY_COUNT};
+pub use streams::{StreamEntry, StreamReader, MAX_BLOCK};
 
 /// The Redis client library, re-exported so callers use the same version.
 pub use fred;

@@ -14,11 +14,16 @@ use crate::{
 };
 
 mod admin;
+mod cancel;
+mod events;
 mod jobs;
 mod lease;
 mod limits;
 mod operations;
+mod wait;
 
+pub use cancel::Cancellation;
+pub use events::Event;
 pub use jobs::{JobPage, JobSummary, MAX_JOBS_PAGE};
 pub use lease::Lease;
 

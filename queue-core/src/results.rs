@@ -130,4 +130,8 @@ pub struct QueueStats {
     pub dead_total: u64,
     /// Now: the queue's rate and concurrency limits.
     pub limits: crate::Limits,
+    /// All time: jobs cancelled (removed while waiting, or stopped while running).
+    pub cancelled_total: u64,
+    /// The length the queue's event stream is capped at; 0 when it keeps none.
+    pub events_max_len: u64,
 }

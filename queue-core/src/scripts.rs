@@ -3,9 +3,9 @@ use fred::types::Value;
 
 use crate::{registry::KeyCount, Error, Result, ScriptRegistry};
 
-/// Every queue script takes the 20 keys of [`QueueKeys`](crate::QueueKeys), and a request id
+/// Every queue script takes the 25 keys of [`QueueKeys`](crate::QueueKeys), and a request id
 /// as its first argument (see [`RequestId`](crate::RequestId)).
-pub const QUEUE_KEY_COUNT: usize = 20;
+pub const QUEUE_KEY_COUNT: usize = 25;
 
 macro_rules! script_source {
     ($file:literal) => {
@@ -48,6 +48,14 @@ pub enum Command {
     DeadReplay,
     /// Forget dead jobs.
     DeadPurge,
+    /// Whether a job finished; if not, mark it as waited for.
+    Wait,
+    /// Remove a waiting job, or stop a running one.
+    Cancel,
+    /// Record a running attempt's progress.
+    Progress,
+    /// Turn the queue's event stream on or off.
+    Events,
     /// A page of the jobs in one state.
     Jobs,
     /// Remove one waiting or finished job.
@@ -64,7 +72,7 @@ pub enum Command {
 
 impl Command {
     /// All commands.
-    pub const ALL: [Command; 20] = [
+    pub const ALL: [Command; 24] = [
         Command::Push,
         Command::Pop,
         Command::Complete,
@@ -79,6 +87,10 @@ impl Command {
         Command::DeadList,
         Command::DeadReplay,
         Command::DeadPurge,
+        Command::Wait,
+        Command::Cancel,
+        Command::Progress,
+        Command::Events,
         Command::Jobs,
         Command::Delete,
         Command::Retry,
@@ -104,6 +116,10 @@ impl Command {
             Command::DeadList => "queue.dead_list",
             Command::DeadReplay => "queue.dead_replay",
             Command::DeadPurge => "queue.dead_purge",
+            Command::Wait => "queue.wait",
+            Command::Cancel => "queue.cancel",
+            Command::Progress => "queue.progress",
+            Command::Events => "queue.events",
             Command::Jobs => "queue.jobs",
             Command::Delete => "queue.delete",
             Command::Retry => "queue.retry",
@@ -137,6 +153,10 @@ impl Command {
             Command::DeadList => script_source!("dead_list.lua"),
             Command::DeadReplay => script_source!("dead_replay.lua"),
             Command::DeadPurge => script_source!("dead_purge.lua"),
+            Command::Wait => script_source!("wait.lua"),
+            Command::Cancel => script_source!("cancel.lua"),
+            Command::Progress => script_source!("progress.lua"),
+            Command::Events => script_source!("events.lua"),
             Command::Jobs => script_source!("jobs.lua"),
             Command::Delete => script_source!("delete.lua"),
             Command::Retry => script_source!("retry.lua"),

@@ -2,7 +2,7 @@
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use queue_core::{Envelope, Lease, Queue};
-use serde::de::DeserializeOwned;
+use serde::{de::DeserializeOwned, Serialize};
 use tokio_util::sync::CancellationToken;
 
 /// The failure of one attempt. A plain error retries (with the job's backoff, then the dead
@@ -85,8 +85,18 @@ impl<E: Into<Box<dyn std::error::Error + Send + Sync>>> From<E> for JobError {
     }
 }
 
-/// The result of a handler.
-pub type JobResult = Result<(), JobError>;
+/// The result of a handler: `Ok(value)` completes the job and keeps `value` (any
+/// [`Serialize`] type, as JSON) as its result, shown by `queue-cli job` and returned by
+/// `wait`; `Ok(())` (or any value that serializes to JSON `null`) keeps none.
+pub type JobResult<T = ()> = Result<T, JobError>;
+
+/// A handler's result as the queue keeps it: JSON, or `None` for a value that serializes to
+/// `null` (`()`, `None`), which costs nothing to keep.
+pub(crate) fn encode_result<T: Serialize>(value: &T) -> Result<Option<Vec<u8>>, JobError> {
+    let json = serde_json::to_vec(value)
+        .map_err(|e| JobError::permanent(format!("the handler's result does not serialize as JSON: {e}")))?;
+    Ok((json != b"null").then_some(json))
+}
 
 /// What a handler knows about the job it runs, and the application state `S` the worker was
 /// given ([`WorkerBuilder::state`](crate::WorkerBuilder::state); `()` without one).
@@ -194,6 +204,14 @@ impl<S> JobContext<S> {
         &self.cancel
     }
 
+    /// Records how far the job got (any `Serialize` value, kept as JSON): shown by
+    /// `queue-cli job` and, when the queue keeps events, as a `progress` event. Fails with
+    /// `LeaseLost` when this attempt no longer holds the job (a stale attempt cannot write).
+    pub async fn progress(&self, progress: impl Serialize) -> queue_core::Result<()> {
+        let value = serde_json::to_value(progress).map_err(|e| queue_core::Error::InvalidPayload(e.to_string()))?;
+        self.queue.progress(&self.lease, &value).await
+    }
+
     /// Extends this job's lease to `lease` from now, beyond what the worker's heartbeat does
     /// (for a step known to take long). The jobs fetched in the same batch share the lease and
     /// are extended with it. Fails with `LeaseLost` if the lease is gone.
@@ -210,17 +228,19 @@ impl<S> JobContext<S> {
     }
 }
 
-pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = JobResult> + Send>>;
+/// What an erased handler returns: its result encoded (see [`encode_result`]).
+pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = JobResult<Option<Vec<u8>>>> + Send>>;
 
 /// A handler with its payload and state types erased: decodes, then runs.
 pub(crate) type ErasedHandler = Arc<dyn Fn(JobContext) -> BoxFuture + Send + Sync>;
 
-pub(crate) fn typed<T, S, F, Fut>(handler: F, state: Arc<S>) -> ErasedHandler
+pub(crate) fn typed<T, S, F, Fut, R>(handler: F, state: Arc<S>) -> ErasedHandler
 where
     T: DeserializeOwned + Send + 'static,
     S: Send + Sync + 'static,
     F: Fn(T, JobContext<S>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = JobResult> + Send + 'static,
+    Fut: Future<Output = JobResult<R>> + Send + 'static,
+    R: Serialize + 'static,
 {
     let handler = Arc::new(handler);
     Arc::new(move |ctx: JobContext| {
@@ -229,19 +249,23 @@ where
         Box::pin(async move {
             // A payload that does not fit the handler's type will not fit on a retry either.
             let payload: T = ctx.envelope.decode().map_err(JobError::permanent)?;
-            handler(payload, ctx.with_state(state)).await
+            encode_result(&handler(payload, ctx.with_state(state)).await?)
         })
     })
 }
 
-pub(crate) fn raw<S, F, Fut>(handler: F, state: Arc<S>) -> ErasedHandler
+pub(crate) fn raw<S, F, Fut, R>(handler: F, state: Arc<S>) -> ErasedHandler
 where
     S: Send + Sync + 'static,
     F: Fn(JobContext<S>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = JobResult> + Send + 'static,
+    Fut: Future<Output = JobResult<R>> + Send + 'static,
+    R: Serialize + 'static,
 {
     let handler = Arc::new(handler);
-    Arc::new(move |ctx: JobContext| Box::pin(handler(ctx.with_state(state.clone()))))
+    Arc::new(move |ctx: JobContext| {
+        let handled = handler(ctx.with_state(state.clone()));
+        Box::pin(async move { encode_result(&handled.await?) })
+    })
 }
 
 #[cfg(test)]

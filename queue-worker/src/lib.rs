@@ -9,7 +9,7 @@ mod handler;
 pub mod metrics;
 mod worker;
 
-pub use exec::ExecHandler;
+pub use exec::{ExecHandler, MAX_STDOUT_RESULT};
 pub use handler::{JobContext, JobError, JobResult};
 pub use tokio_util::sync::CancellationToken;
 pub use worker::{QueueOrder, Worker, WorkerBuilder, WorkerReport};

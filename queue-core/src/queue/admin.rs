@@ -14,6 +14,15 @@ use crate::{
 /// single script call blocks Redis for long.
 const DEAD_BATCH: u64 = 1_000;
 
+/// A stored JSON value (a result, a progress report), or `None` when there is none; bytes
+/// that are not JSON (written by hand) are shown as a string rather than hidden.
+pub(super) fn json_value(bytes: &[u8]) -> Option<serde_json::Value> {
+    if bytes.is_empty() {
+        return None;
+    }
+    Some(serde_json::from_slice(bytes).unwrap_or_else(|_| String::from_utf8_lossy(bytes).into_owned().into()))
+}
+
 impl Queue {
     /// A job's state and record.
     pub async fn job(&self, id: &str) -> Result<Job> {
@@ -32,6 +41,8 @@ impl Queue {
         let last_error = Some(reply.string()?).filter(|e| !e.is_empty());
         let run_at = reply.string()?;
         let since = reply.string()?;
+        let result = reply.bytes()?;
+        let progress = reply.bytes()?;
         Ok(Job {
             envelope,
             state: JobState::parse(&state).ok_or_else(|| Error::UnexpectedReply {
@@ -43,6 +54,8 @@ impl Queue {
             run_at_ms: run_at.parse().ok(),
             state_since_ms: since.parse().ok(),
             last_error,
+            result: json_value(&result),
+            progress: json_value(&progress),
         })
     }
 
@@ -81,22 +94,30 @@ impl Queue {
     pub async fn stats(&self) -> Result<QueueStats> {
         self.existing().await?;
         let (_, mut r) = self.call(Command::Stats, None, vec![]).await?;
-        let mut n = || r.int().map(|v| v.max(0) as u64);
+        let mut counts = [0u64; 12];
+        for count in &mut counts {
+            *count = r.int()?.max(0) as u64;
+        }
+        let [pending, scheduled, retrying, active, dead, completed, enqueued_total, completed_total, failed_attempts_total, dead_total, paused, latency_ms] =
+            counts;
+        let limits = crate::Limits::parse(&r.string()?, &r.string()?)?;
         Ok(QueueStats {
             name: self.name().to_owned(),
-            pending: n()?,
-            scheduled: n()?,
-            retrying: n()?,
-            active: n()?,
-            dead: n()?,
-            completed: n()?,
-            enqueued_total: n()?,
-            completed_total: n()?,
-            failed_attempts_total: n()?,
-            dead_total: n()?,
-            paused: n()? == 1,
-            latency_ms: n()?,
-            limits: crate::Limits::parse(&r.string()?, &r.string()?)?,
+            pending,
+            scheduled,
+            retrying,
+            active,
+            dead,
+            completed,
+            enqueued_total,
+            completed_total,
+            failed_attempts_total,
+            dead_total,
+            paused: paused == 1,
+            latency_ms,
+            limits,
+            cancelled_total: r.int()?.max(0) as u64,
+            events_max_len: r.int()?.max(0) as u64,
         })
     }
 

@@ -79,13 +79,31 @@ impl Queue {
     /// Completes leased jobs; for each, in order, whether its token still held the lease (a stale
     /// token changes nothing).
     pub async fn complete<'a>(&self, leases: impl IntoIterator<Item = &'a Lease>) -> Result<Vec<bool>> {
+        self.complete_with_results(leases, &[]).await
+    }
+
+    /// [`complete`](Self::complete), keeping what handlers returned: `results` pairs a job id of
+    /// `leases` with its result as JSON (jobs without a result are left out). A result is kept
+    /// with its job, under the completed retention, and only if the job's lease still held.
+    pub async fn complete_with_results<'a>(
+        &self,
+        leases: impl IntoIterator<Item = &'a Lease>,
+        results: &[(&str, &[u8])],
+    ) -> Result<Vec<bool>> {
         let retention = self.client.config().completed;
         let mut args = vec![
             Value::from(retention.max_count as i64),
             Value::from(millis(retention.max_age) as i64),
+            Value::from(results.len() as i64),
         ];
+        for (id, result) in results {
+            args.push(Value::from(*id));
+            args.push(Value::Bytes(result.to_vec().into()));
+        }
+        let first_lease = args.len();
         let sent = push_leases(&mut args, leases);
-        let request = settle_request("complete", &args[2..]);
+        // The leases make the call unique; the results ride along.
+        let request = settle_request("complete", &args[first_lease..]);
         let (_, mut r) = self.call(Command::Complete, Some(&request), args).await?;
         held_in_order(&sent, &mut r)
     }
@@ -133,6 +151,33 @@ impl Queue {
         let (_, mut r) = self.call(Command::Extend, None, args).await?;
         let _deadline = r.int()?;
         held_in_order(&sent, &mut r)
+    }
+
+    /// Records how far a running attempt got (any JSON value), shown by `job` and as a
+    /// `progress` event. Only the attempt holding `lease` can write; a stale one gets
+    /// [`Error::LeaseLost`].
+    pub async fn progress(&self, lease: &Lease, progress: &serde_json::Value) -> Result<()> {
+        let value = serde_json::to_vec(progress).map_err(|e| Error::InvalidPayload(e.to_string()))?;
+        let limit = self.client.config().max_payload_bytes;
+        if value.len() > limit {
+            return Err(Error::PayloadTooLarge {
+                size: value.len(),
+                limit,
+            });
+        }
+        let args = vec![
+            Value::from(lease.id.as_str()),
+            Value::from(lease.token.as_str()),
+            Value::Bytes(value.into()),
+        ];
+        let (status, _) = self.call(Command::Progress, Some(&RequestId::new()), args).await?;
+        if status == status::LEASE_LOST {
+            return Err(Error::LeaseLost {
+                queue: self.name().to_owned(),
+                id: lease.id.clone(),
+            });
+        }
+        Ok(())
     }
 
     /// Hands leased jobs back to pending without counting the attempt; for each, whether it

@@ -224,23 +224,26 @@ impl<S: Send + Sync + 'static> WorkerBuilder<S> {
     /// Runs the jobs of `T`'s kind (see [`JobPayload`]). In the handler, `?` takes any error a
     /// service uses (see [`JobError`](crate::JobError)): it fails the attempt, to be retried with the job's
     /// backoff, unless it is [`JobError::permanent`](crate::JobError::permanent). A payload that does not decode into `T`
-    /// goes to the dead letter with the decode error.
-    pub fn handle<T, F, Fut>(self, handler: F) -> Self
+    /// goes to the dead letter with the decode error. What the handler returns in `Ok` (any
+    /// `Serialize` type; `()` for none) is kept as the job's result (see [`JobResult`]).
+    pub fn handle<T, F, Fut, R>(self, handler: F) -> Self
     where
         T: JobPayload,
         F: Fn(T, JobContext<S>) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = JobResult> + Send + 'static,
+        Fut: std::future::Future<Output = JobResult<R>> + Send + 'static,
+        R: serde::Serialize + 'static,
     {
         self.handle_kind(T::KIND, handler)
     }
 
     /// Runs jobs of `kind`, a name, with a payload decoded into `T`: for kinds written by other
     /// languages, or payload types that do not name their kind.
-    pub fn handle_kind<T, F, Fut>(mut self, kind: impl Into<String>, handler: F) -> Self
+    pub fn handle_kind<T, F, Fut, R>(mut self, kind: impl Into<String>, handler: F) -> Self
     where
         T: DeserializeOwned + Send + 'static,
         F: Fn(T, JobContext<S>) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = JobResult> + Send + 'static,
+        Fut: std::future::Future<Output = JobResult<R>> + Send + 'static,
+        R: serde::Serialize + 'static,
     {
         let handler = handler::typed(handler, self.state.clone());
         self.worker.handlers.by_kind.insert(kind.into(), handler);
@@ -249,10 +252,11 @@ impl<S: Send + Sync + 'static> WorkerBuilder<S> {
 
     /// Runs every job whose kind has no handler of its own (the payload is left to the handler:
     /// see [`JobContext::envelope`]). Without it, such jobs go to the dead letter.
-    pub fn fallback<F, Fut>(mut self, handler: F) -> Self
+    pub fn fallback<F, Fut, R>(mut self, handler: F) -> Self
     where
         F: Fn(JobContext<S>) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = JobResult> + Send + 'static,
+        Fut: std::future::Future<Output = JobResult<R>> + Send + 'static,
+        R: serde::Serialize + 'static,
     {
         self.worker.handlers.fallback = Some(handler::raw(handler, self.state.clone()));
         self

@@ -20,7 +20,8 @@ use crate::metrics::{KindMetrics, UNKNOWN_KIND};
 
 /// How an attempt ended.
 pub(super) enum Outcome {
-    Completed,
+    /// With the handler's result, as JSON, if it returned one.
+    Completed(Option<Vec<u8>>),
     Failed(JobError),
     /// Cancelled from outside (lease lost, or shutdown past its deadline): someone else settles.
     Abandoned,
@@ -115,7 +116,7 @@ impl Runtime {
         // Leaving the select drops the handler's future, which stops it.
         tokio::select! {
             handled = handled => match handled {
-                Ok(Ok(())) => Outcome::Completed,
+                Ok(Ok(result)) => self.completed(result),
                 Ok(Err(error)) => Outcome::Failed(error),
                 Err(panic) => Outcome::Failed(JobError::retry(format!("handler panicked: {}", panic_message(panic)))),
             },
@@ -171,6 +172,21 @@ impl Drop for Running<'_> {
     fn drop(&mut self) {
         self.metrics.in_flight.dec();
         self.metrics.duration.observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+impl Runtime {
+    /// A result is kept in Redis with its job: one larger than a payload may be is refused, and
+    /// would be on every retry too.
+    fn completed(&self, result: Option<Vec<u8>>) -> Outcome {
+        let limit = self.client.config().max_payload_bytes;
+        match result {
+            Some(result) if result.len() > limit => Outcome::Failed(JobError::permanent(format!(
+                "the handler's result of {} bytes exceeds the limit of {limit} bytes",
+                result.len()
+            ))),
+            result => Outcome::Completed(result),
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 mod builder;
+mod cancels;
 mod fetch;
 mod heartbeat;
 mod in_flight;

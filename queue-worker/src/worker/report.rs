@@ -12,6 +12,8 @@ pub struct WorkerReport {
     pub dead: u64,
     /// Jobs handed back at shutdown without counting the attempt.
     pub released: u64,
+    /// Running jobs whose handler this worker stopped because they were cancelled.
+    pub cancelled: u64,
 }
 
 /// The report's figures while the worker runs: the job tasks and the acker add to them.
@@ -21,6 +23,7 @@ pub(super) struct Counters {
     pub(super) retried: AtomicU64,
     pub(super) dead: AtomicU64,
     pub(super) released: AtomicU64,
+    pub(super) cancelled: AtomicU64,
 }
 
 impl Counters {
@@ -30,6 +33,7 @@ impl Counters {
             retried: self.retried.load(Ordering::Relaxed),
             dead: self.dead.load(Ordering::Relaxed),
             released: self.released.load(Ordering::Relaxed),
+            cancelled: self.cancelled.load(Ordering::Relaxed),
         }
     }
 }

@@ -1,7 +1,12 @@
 //! Recording each attempt's outcome in Redis with its lease token: completions in batches,
 //! failures one by one, and the hand-back of unfinished jobs at shutdown. Transient errors are
 //! retried until the give-up token fires.
-use std::{collections::BTreeMap, future::Future, sync::atomic::Ordering, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    future::Future,
+    sync::atomic::Ordering,
+    sync::Arc,
+};
 
 use queue_core::{Error, FailOutcome, Lease, Leased};
 use tokio::{sync::mpsc, time::sleep};
@@ -24,6 +29,8 @@ pub(super) struct Ack {
     queue: QueueIndex,
     lease: Lease,
     metrics: Arc<KindMetrics>,
+    /// What the handler returned, as JSON.
+    result: Option<Vec<u8>>,
 }
 
 impl Runtime {
@@ -32,7 +39,7 @@ impl Runtime {
             Outcome::Abandoned => {
                 tracing::Span::current().record("outcome", "abandoned");
             }
-            Outcome::Completed => {
+            Outcome::Completed(result) => {
                 // Recorded in Redis by the acker, in a batch, after this span ends.
                 tracing::Span::current().record("outcome", "completed");
                 self.mark_finished(queue, &leased.lease);
@@ -40,6 +47,7 @@ impl Runtime {
                     queue,
                     lease: leased.lease,
                     metrics,
+                    result,
                 });
             }
             // Boxed: the failure path's future is large, and inlined it would be moved with every
@@ -120,19 +128,43 @@ impl Runtime {
             };
             // Each queue's metrics in the order of its leases (by_queue keeps the order).
             let mut metrics: BTreeMap<QueueIndex, Vec<Arc<KindMetrics>>> = BTreeMap::new();
-            metrics.entry(first.queue).or_default().push(first.metrics);
-            let mut finished = vec![(first.queue, first.lease)];
+            let mut finished = vec![first];
             while finished.len() < MAX_BATCH {
                 let Ok(ack) = acks.try_recv() else { break };
-                metrics.entry(ack.queue).or_default().push(ack.metrics);
-                finished.push((ack.queue, ack.lease));
+                finished.push(ack);
             }
+            let mut results: HashMap<(QueueIndex, String), Vec<u8>> = HashMap::new();
+            let finished: Vec<(QueueIndex, Lease)> = finished
+                .into_iter()
+                .map(|ack| {
+                    metrics.entry(ack.queue).or_default().push(ack.metrics);
+                    if let Some(result) = ack.result {
+                        results.insert((ack.queue, ack.lease.id.clone()), result);
+                    }
+                    (ack.queue, ack.lease)
+                })
+                .collect();
             for (index, batch) in by_queue(finished) {
                 let metrics = metrics.remove(&index).unwrap_or_default();
                 let queue = self.queues[index].name();
+                // Most handlers return nothing: no lookup per job then.
+                let kept: Vec<(&str, &[u8])> = if results.is_empty() {
+                    Vec::new()
+                } else {
+                    batch
+                        .iter()
+                        .filter_map(|lease| {
+                            let result = results.get(&(index, lease.id.clone()))?;
+                            Some((lease.id.as_str(), result.as_slice()))
+                        })
+                        .collect()
+                };
                 // The call itself can wait on a Redis that is down: the shutdown window bounds it too.
                 let recorded = tokio::select! {
-                    recorded = self.until_recorded(Operation::complete, || self.queues[index].complete(&batch)) => recorded,
+                    recorded = self.until_recorded(
+                        Operation::complete,
+                        || self.queues[index].complete_with_results(&batch, &kept),
+                    ) => recorded,
                     _ = self.give_up.cancelled() => None,
                 };
                 match recorded {

@@ -65,10 +65,16 @@ impl Runtime {
             tokio::select! {
                 message = messages.recv() => {
                     match message {
-                        Ok(message) => match by_channel.get(&*message.channel) {
-                            Some(&queue) => self.ready.mark(queue),
-                            None => continue,
-                        },
+                        Ok(message) => {
+                            let text = message.value.as_str().unwrap_or_default();
+                            if self.on_cancel_message(&message.channel, &text) {
+                                continue;
+                            }
+                            match by_channel.get(&*message.channel) {
+                                Some(&queue) => self.ready.mark(queue),
+                                None => continue,
+                            }
+                        }
                         Err(RecvError::Lagged(_)) => self.ready.mark_all(),
                         Err(RecvError::Closed) => break,
                     }

@@ -1,0 +1,184 @@
+//! Cancelling jobs (`lua/cancel.lua`): waiting ones are removed, running ones stopped in their
+//! worker; never retried nor dead, counted.
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use queue::{Cancellation, Error, JobContext, JobState, NewJob, Worker};
+
+use crate::support::{eventually, file_appears, queue_cli, spawn_queue_worker, spawn_worker, start};
+
+#[tokio::test]
+async fn cancelling_waiting_jobs_removes_them_from_every_waiting_state() {
+    let q = start().await;
+    q.queue().enqueue(NewJob::new("k", &1).id("pending")).await.unwrap();
+    q.queue()
+        .enqueue(NewJob::new("k", &1).id("urgent").priority(5))
+        .await
+        .unwrap();
+    q.queue()
+        .enqueue(NewJob::new("k", &1).id("later").delay(Duration::from_secs(600)))
+        .await
+        .unwrap();
+    q.queue().enqueue(NewJob::new("k", &1).id("flaky")).await.unwrap();
+    q.queue().enqueue(NewJob::new("k", &1).id("kept")).await.unwrap();
+    let flaky = q.queue().pop(10, Duration::from_secs(30)).await.unwrap().jobs;
+    for job in &flaky {
+        if job.id() != "flaky" {
+            q.queue().release(std::slice::from_ref(&job.lease)).await.unwrap();
+        } else {
+            q.queue().fail(&job.lease, "try later", false).await.unwrap();
+        }
+    }
+    assert_eq!(q.queue().job("flaky").await.unwrap().state, JobState::Retrying);
+    for id in ["pending", "urgent", "later", "flaky"] {
+        assert_eq!(q.queue().cancel(id).await.unwrap(), Cancellation::Removed, "{id}");
+        assert!(
+            matches!(q.queue().job(id).await, Err(Error::JobNotFound { .. })),
+            "{id}"
+        );
+    }
+    let stats = q.queue().stats().await.unwrap();
+    assert_eq!(
+        (stats.pending, stats.scheduled, stats.retrying, stats.cancelled_total),
+        (1, 0, 0, 4)
+    );
+    assert_eq!(
+        q.pop_ids(10).await,
+        ["kept"],
+        "only the job not cancelled is left to run"
+    );
+    assert!(matches!(q.queue().cancel("nope").await, Err(Error::JobNotFound { .. })));
+}
+
+#[tokio::test]
+async fn a_cancelled_running_job_has_its_token_fire_and_is_neither_retried_nor_dead() {
+    let q = start().await;
+    q.queue().enqueue(NewJob::new("long", &1).id("long")).await.unwrap();
+    let started = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::new(AtomicBool::new(false));
+    let (on_start, on_stop) = (started.clone(), stopped.clone());
+    let worker = Worker::builder(q.client.clone())
+        .queue("q")
+        .handle_kind("long", move |_: u32, ctx: JobContext| {
+            let (started, stopped) = (on_start.clone(), on_stop.clone());
+            async move {
+                started.store(true, Ordering::SeqCst);
+                // Dropping the handler's future also stops it; the token lets it clean up first.
+                let _seen = SetOnDrop(stopped);
+                ctx.cancellation().cancelled().await;
+                Ok(())
+            }
+        })
+        .build();
+    let (shutdown, running) = spawn_worker(worker);
+    eventually("the handler to start", Duration::from_secs(10), || async {
+        started.load(Ordering::SeqCst).then_some(())
+    })
+    .await;
+    // The worker hears of cancellations on its subscriber connection, which it opens as it starts.
+    let channel = q.queue().keys().wake().to_owned();
+    eventually("the worker to listen", Duration::from_secs(10), || async {
+        use queue::fred::interfaces::PubsubInterface;
+        let counts: Vec<(String, i64)> = q.client.redis().pubsub_numsub(channel.clone()).await.ok()?;
+        (counts.first()?.1 >= 1).then_some(())
+    })
+    .await;
+    assert_eq!(q.queue().cancel("long").await.unwrap(), Cancellation::Stopped);
+    // The 30 s lease's heartbeat is 10 s away: only the published cancellation stops it sooner.
+    eventually("the handler to stop", Duration::from_secs(5), || async {
+        stopped.load(Ordering::SeqCst).then_some(())
+    })
+    .await;
+    let stats = q.queue().stats().await.unwrap();
+    assert_eq!(
+        (
+            stats.active,
+            stats.pending,
+            stats.retrying,
+            stats.dead,
+            stats.completed_total
+        ),
+        (0, 0, 0, 0, 0)
+    );
+    assert_eq!((stats.cancelled_total, stats.failed_attempts_total), (1, 0));
+    shutdown.cancel();
+    let report = running.await.unwrap().unwrap();
+    assert_eq!((report.cancelled, report.completed, report.retried), (1, 0, 0));
+    assert_eq!(
+        q.queue().cancel("long").await.unwrap_err().to_string(),
+        r#"job "long" not found in queue "q""#
+    );
+}
+
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn cancelling_an_exec_job_kills_its_process_group_and_the_cli_says_what_it_did() {
+    let q = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = q.redis.url();
+    q.queue().enqueue(NewJob::new("k", &1).id("run")).await.unwrap();
+    let script = r#"sleep 300 & echo $! > "$D/child"; touch "$D/started"; wait"#;
+    let _worker = spawn_queue_worker(&url, dir.path(), "w", &["--queue", "q", "--exec", script]);
+    file_appears(&dir.path().join("started")).await;
+    let child: i32 = std::fs::read_to_string(dir.path().join("child"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let run = queue_cli(&url, &["cancel", "q", "run"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.stdout, "cancelled run: it was running; its worker stops it\n");
+    eventually("the command's child to be killed", Duration::from_secs(10), || async {
+        // SAFETY: signal 0 only asks whether the process exists.
+        (unsafe { libc::kill(child, 0) } != 0).then_some(())
+    })
+    .await;
+
+    q.queue()
+        .enqueue(NewJob::new("k", &1).id("wait").delay(Duration::from_secs(600)))
+        .await
+        .unwrap();
+    let run = queue_cli(&url, &["cancel", "q", "wait"]);
+    assert_eq!(run.stdout, "cancelled wait: it was waiting, and is removed\n");
+    let run = queue_cli(&url, &["cancel", "q", "wait"]);
+    assert_eq!(
+        (run.code, run.stderr.as_str()),
+        (Some(1), "error: job \"wait\" not found in queue \"q\"\n")
+    );
+    let stats = queue_cli(&url, &["stats", "q", "--json"]).stdout;
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(stats["queues"][0]["cancelled_total"], 2);
+}
+
+#[tokio::test]
+async fn a_finished_job_cannot_be_cancelled() {
+    let q = start().await;
+    q.queue().enqueue(NewJob::new("k", &1).id("done")).await.unwrap();
+    let leased = q.pop_one().await;
+    q.queue().complete(std::slice::from_ref(&leased.lease)).await.unwrap();
+    assert_eq!(
+        q.queue().cancel("done").await.unwrap(),
+        Cancellation::AlreadyFinished(JobState::Completed)
+    );
+    let run = queue_cli(&q.redis.url(), &["cancel", "q", "done"]);
+    assert_eq!(
+        (run.code, run.stderr.as_str()),
+        (
+            Some(1),
+            "error: job \"done\" of queue \"q\" is completed already; nothing to cancel\n"
+        )
+    );
+    assert_eq!(q.queue().stats().await.unwrap().cancelled_total, 0);
+}
