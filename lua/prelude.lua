@@ -31,6 +31,13 @@ local K_PENDING_DEFAULT = KEYS[17] -- list of ids
 -- answer again. Bounded by count and age (REQUEST_LIMIT, REQUEST_WINDOW_MS).
 local K_REQUESTS  = KEYS[18] -- list of "<ms>:<request id>", oldest first
 local K_REPLIES   = KEYS[19] -- hash request id -> MessagePack of what to answer a re-send
+-- Named schedules (see cron_*.lua): name -> definition (MessagePack, written by the client and
+-- compared, never parsed, here), '#' .. name -> when it is next due (Unix ms).
+local K_SCHEDULES = KEYS[20]
+-- Unique keys of jobs (see push.lua): 'k:' .. key -> "mode|until ms|job id", and, for keys held
+-- until their job finishes, 'i:' .. job id -> key, so that forget() releases them.
+local K_UNIQUE    = KEYS[21]
+local K_UNIQUE_EXPIRY = KEYS[22] -- zset key -> until ms, for keys held for a time
 
 -- Status codes: the first element of every reply. Mirrored by queue-core/src/scripts.rs.
 local OK           = 0
@@ -339,11 +346,37 @@ local function schedule(zset, ids, dues)
   end
 end
 
+-- Releases the unique keys that `ids` hold until they finish (see K_UNIQUE and push.lua).
+local function release_unique(ids)
+  if redis.call('HLEN', K_UNIQUE) == 0 then
+    return
+  end
+  local fields = {}
+  for i, id in ipairs(ids) do
+    fields[i] = 'i:' .. id
+  end
+  for i = 1, #fields, CHUNK do
+    local chunk = {unpack(fields, i, math.min(i + CHUNK - 1, #fields))}
+    local keys = redis.call('HMGET', K_UNIQUE, unpack(chunk))
+    for j, key in ipairs(keys) do
+      if key then
+        local field = 'k:' .. key
+        local held = redis.call('HGET', K_UNIQUE, field)
+        if held and string.match(held, '^%a|%d+|(.*)$') == ids[i + j - 1] then
+          redis.call('HDEL', K_UNIQUE, field)
+        end
+        redis.call('HDEL', K_UNIQUE, chunk[j])
+      end
+    end
+  end
+end
+
 -- Removes every trace of finished jobs (their lease token went when their last attempt ended).
 local function forget(ids)
   if #ids == 0 then
     return
   end
+  release_unique(ids)
   for _, hash in ipairs({K_JOBS, K_FAILURES, K_ERRORS, K_PRIORITIES, K_RUNAT}) do
     if holds_jobs(hash) then
       variadic('HDEL', hash, ids)

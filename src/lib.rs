@@ -7,8 +7,8 @@
 pub use queue_core::{
     acl_rules, env, fred, redact_url, validate_job_id, validate_name, validate_prefix, Backoff, ConnectOptions,
     DeadJob, DeadPage, Enqueued, Envelope, Error, FailOutcome, Job, JobPayload, JobState, Leased, NewJob, Popped,
-    QueueClient, QueueConfig, QueueStats, RequestId, Result, Retention, MAX_BULK_BYTES, MAX_BULK_JOBS, MAX_DELAY,
-    MAX_NAME_LEN, PRIORITY_RANGE,
+    QueueClient, QueueConfig, QueueStats, RequestId, Result, Retention, Schedule, ScheduleInfo, ScheduleSpec, Unique,
+    MAX_BULK_BYTES, MAX_BULK_JOBS, MAX_DELAY, MAX_NAME_LEN, PRIORITY_RANGE,
 };
 pub use queue_worker::{
     connect_when_available, shutdown_on_signals, CancellationToken, ExecHandler, JobContext, JobError, JobResult,
@@ -19,8 +19,8 @@ pub use queue_worker::{
 /// parsing. For tools and tests that call the scripts themselves; a service needs none of it.
 pub mod low_level {
     pub use queue_core::{
-        info_field, queue_index, register_queue_scripts, Command, KeyCount, QueueKeys, Script, ScriptPipeline,
-        ScriptRegistry, QUEUE_KEY_COUNT, REQUIRED_COMMANDS,
+        info_field, queue_index, register_queue_scripts, Command, FiredSchedules, KeyCount, QueueKeys, Script,
+        ScriptPipeline, ScriptRegistry, QUEUE_KEY_COUNT, REQUIRED_COMMANDS,
     };
 }
 

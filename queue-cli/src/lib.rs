@@ -5,6 +5,7 @@
 
 mod admin;
 mod bench;
+mod cron;
 mod enqueue;
 mod output;
 mod stats;
@@ -82,6 +83,9 @@ enum Command {
     /// The dead letter: list, retry, purge.
     #[command(subcommand)]
     Dead(admin::DeadCommand),
+    /// Named schedules (cron expressions or intervals) that enqueue a job at every tick.
+    #[command(subcommand)]
+    Cron(cron::CronCommand),
     /// Stop workers from taking jobs from a queue (enqueueing still works).
     Pause {
         /// The queue.
@@ -130,6 +134,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Enqueue(args) => enqueue::run(&connect(&cli.connect).await?, args).await,
         Command::Job { queue, id, json } => admin::job(&connect(&cli.connect).await?, &queue, &id, json).await,
         Command::Dead(command) => admin::dead(&connect(&cli.connect).await?, command).await,
+        Command::Cron(command) => cron::run(&connect(&cli.connect).await?, command).await,
         Command::Pause { queue } => {
             connect(&cli.connect).await?.pause(&queue).await?;
             output::line(format_args!("paused {queue}"))

@@ -21,7 +21,10 @@ use crate::{
 };
 
 mod admin;
+mod cron;
 mod lease;
+
+pub use cron::FiredSchedules;
 
 /// The most jobs one [`QueueClient::enqueue_bulk`] takes: a bulk is one atomic script call, and
 /// this bounds how long it blocks Redis. Split larger bulks (each part is all-or-none).
@@ -231,9 +234,11 @@ impl QueueClient {
                     bytes_limit: MAX_BULK_BYTES,
                 });
             }
-            let same_run = run
-                .as_ref()
-                .is_some_and(|(_, props, when)| *props == fields.props && *when == fields.when);
+            // A job with a unique key is a run of its own (the script takes its key from the run).
+            let same_run = !fields.unique
+                && run
+                    .as_ref()
+                    .is_some_and(|(_, props, when)| *props == fields.props && *when == fields.when);
             if !same_run {
                 if let Some((at, _, _)) = run.take() {
                     args[at] = Value::from(run_len);
@@ -258,9 +263,17 @@ impl QueueClient {
         let (_, mut reply) = self.call(Command::Push, &keys, Some(&RequestId::new()), args).await?;
         ids.into_iter()
             .map(|id| {
-                Ok(Enqueued {
-                    id,
-                    created: reply.int()? == 1,
+                Ok(match reply.int_or_string()? {
+                    Ok(created) => Enqueued {
+                        id,
+                        created: created == 1,
+                        duplicate: false,
+                    },
+                    Err(holder) => Enqueued {
+                        id: holder,
+                        created: false,
+                        duplicate: true,
+                    },
                 })
             })
             .collect()

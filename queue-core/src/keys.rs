@@ -15,7 +15,7 @@ pub struct QueueKeys {
 
 /// The key suffixes, in KEYS order: `lua/prelude.lua` names `KEYS[i + 1]` `K_<SUFFIX>` (upper
 /// case, `:` as `_`), which a test checks.
-pub(crate) const SUFFIXES: [&str; 19] = [
+pub(crate) const SUFFIXES: [&str; 22] = [
     "pending",
     "scheduled",
     "retrying",
@@ -35,6 +35,9 @@ pub(crate) const SUFFIXES: [&str; 19] = [
     "pending:default",
     "requests",
     "replies",
+    "schedules",
+    "unique",
+    "unique:expiry",
 ];
 
 /// Where the wake-up list stands in [`SUFFIXES`].

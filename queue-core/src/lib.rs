@@ -20,19 +20,21 @@ mod new_job;
 mod registry;
 mod request;
 mod results;
+mod schedule;
 mod scripts;
 
 pub use acl::{acl_rules, REQUIRED_COMMANDS};
-pub use client::{eviction_warning, info_field, QueueClient, MAX_BULK_BYTES, MAX_BULK_JOBS};
+pub use client::{eviction_warning, info_field, FiredSchedules, QueueClient, MAX_BULK_BYTES, MAX_BULK_JOBS};
 pub use config::{QueueConfig, Retention};
 pub use connection::{redact_url, ConnectOptions};
 pub use envelope::{Backoff, Envelope, Job, JobState, MAX_DELAY, PRIORITY_RANGE};
 pub use error::{Error, Result};
 pub use keys::{queue_index, validate_job_id, validate_name, validate_prefix, QueueKeys, MAX_NAME_LEN};
-pub use new_job::{JobPayload, NewJob};
+pub use new_job::{JobPayload, NewJob, Unique, MAX_UNIQUE_KEY_LEN};
 pub use registry::{KeyCount, Script, ScriptPipeline, ScriptRegistry};
 pub use request::RequestId;
 pub use results::{DeadJob, DeadPage, Enqueued, FailOutcome, Leased, Popped, QueueStats};
+pub use schedule::{validate_schedule_name, Schedule, ScheduleInfo, ScheduleSpec, MAX_SCHEDULE_NAME_LEN, MIN_INTERVAL};
 pub use scripts::{register as register_queue_scripts, Command, QUEUE_KEY_COUNT};
 
 /// The Redis client library, re-exported so callers use the same version.

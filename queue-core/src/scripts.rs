@@ -3,9 +3,9 @@ use fred::types::Value;
 
 use crate::{registry::KeyCount, Error, Result, ScriptRegistry};
 
-/// Every queue script takes the 19 keys of [`QueueKeys`](crate::QueueKeys), and a request id
+/// Every queue script takes the 22 keys of [`QueueKeys`](crate::QueueKeys), and a request id
 /// as its first argument (see [`RequestId`](crate::RequestId)).
-pub const QUEUE_KEY_COUNT: usize = 19;
+pub const QUEUE_KEY_COUNT: usize = 22;
 
 macro_rules! script_source {
     ($file:literal) => {
@@ -48,11 +48,19 @@ pub enum Command {
     DeadReplay,
     /// Forget dead jobs.
     DeadPurge,
+    /// Add or replace a named schedule.
+    CronAdd,
+    /// Remove a named schedule.
+    CronRemove,
+    /// List the schedules, with the server's time.
+    CronList,
+    /// Enqueue a schedule's due tick, once.
+    CronFire,
 }
 
 impl Command {
     /// All commands.
-    pub const ALL: [Command; 14] = [
+    pub const ALL: [Command; 18] = [
         Command::Push,
         Command::Pop,
         Command::Complete,
@@ -67,6 +75,10 @@ impl Command {
         Command::DeadList,
         Command::DeadReplay,
         Command::DeadPurge,
+        Command::CronAdd,
+        Command::CronRemove,
+        Command::CronList,
+        Command::CronFire,
     ];
 
     /// The registry name.
@@ -86,6 +98,10 @@ impl Command {
             Command::DeadList => "queue.dead_list",
             Command::DeadReplay => "queue.dead_replay",
             Command::DeadPurge => "queue.dead_purge",
+            Command::CronAdd => "queue.cron_add",
+            Command::CronRemove => "queue.cron_remove",
+            Command::CronList => "queue.cron_list",
+            Command::CronFire => "queue.cron_fire",
         }
     }
 
@@ -106,6 +122,10 @@ impl Command {
             Command::DeadList => script_source!("dead_list.lua"),
             Command::DeadReplay => script_source!("dead_replay.lua"),
             Command::DeadPurge => script_source!("dead_purge.lua"),
+            Command::CronAdd => script_source!("cron_add.lua"),
+            Command::CronRemove => script_source!("cron_remove.lua"),
+            Command::CronList => script_source!("cron_list.lua"),
+            Command::CronFire => script_source!("cron_fire.lua"),
         }
     }
 }
@@ -181,6 +201,17 @@ impl Reply {
                 .as_str()
                 .and_then(|s| s.parse().ok())
                 .ok_or_else(|| self.unexpected(format!("expected an integer, got {other:?}"))),
+        }
+    }
+
+    /// An integer, or else a string (a reply whose element is one or the other).
+    pub(crate) fn int_or_string(&mut self) -> Result<std::result::Result<i64, String>> {
+        match self.next()? {
+            Value::Integer(i) => Ok(Ok(i)),
+            other => match other.as_str() {
+                Some(text) => Ok(Err(text.into_owned())),
+                None => Err(self.unexpected(format!("expected an integer or a string, got {other:?}"))),
+            },
         }
     }
 

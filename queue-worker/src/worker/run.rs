@@ -73,6 +73,8 @@ impl Runtime {
         tasks.spawn(self.clone().heartbeat(background.clone()));
         tasks.spawn(self.clone().reaper(background.clone()));
         let listeners = background.child_token();
+        // Schedules stop firing with the fetching: a stopping worker enqueues nothing new.
+        tasks.spawn(self.clone().schedules(listeners.clone()));
         for (queue, _) in &self.settings.queues {
             let key = self.client.keys(queue)?.wake().to_owned();
             let blocking = wake_client(self.client.redis())?;
