@@ -61,7 +61,7 @@ fn unix_ms() -> i64 {
 async fn three_workers_enqueue_each_tick_once() {
     let q = start().await;
     let every_second = Schedule::new("* * * * * *", NewJob::new("tick", &json!({"n": 1})));
-    q.client.cron_add("q", "every-second", every_second).await.unwrap();
+    q.queue().cron_add("every-second", every_second).await.unwrap();
     let ran = Arc::new(Mutex::new(Vec::new()));
     let mut workers = Vec::new();
     for _ in 0..3 {
@@ -78,7 +78,7 @@ async fn three_workers_enqueue_each_tick_once() {
     ticks.sort();
     // Every second in a row, none twice, none skipped.
     assert!(ticks.windows(2).all(|pair| pair[1] - pair[0] == 1000), "{ticks:?}");
-    let stats = q.client.stats("q").await.unwrap();
+    let stats = q.queue().stats().await.unwrap();
     assert_eq!(
         stats.enqueued_total,
         ran.len() as u64 + stats.pending,
@@ -92,7 +92,9 @@ async fn a_tick_is_fired_once_even_by_calls_that_read_it_at_the_same_time() {
     // call enqueues, whatever job id each computed.
     let q = start().await;
     q.client
-        .cron_add("q", "s", Schedule::new("@every 1h", NewJob::new("tick", &1)))
+        .queue("q")
+        .unwrap()
+        .cron_add("s", Schedule::new("@every 1h", NewJob::new("tick", &1)))
         .await
         .unwrap();
     let listed = q.run_script("queue.cron_list", &[]).await;
@@ -109,7 +111,7 @@ async fn a_tick_is_fired_once_even_by_calls_that_read_it_at_the_same_time() {
     };
     assert_eq!(fire("first").await[0], Value::Integer(0));
     assert_eq!(fire("second").await[0], Value::Integer(4), "SKIPPED");
-    let stats = q.client.stats("q").await.unwrap();
+    let stats = q.queue().stats().await.unwrap();
     assert_eq!((stats.enqueued_total, stats.pending), (1, 1));
     assert_eq!(q.pop_ids(10).await, ["first"]);
 }
@@ -122,7 +124,9 @@ fn sha1_hex(bytes: &[u8]) -> String {
 async fn ticks_missed_while_no_worker_ran_make_one_job() {
     let q = start().await;
     q.client
-        .cron_add("q", "s", Schedule::new("@every 1s", NewJob::new("tick", &1)))
+        .queue("q")
+        .unwrap()
+        .cron_add("s", Schedule::new("@every 1s", NewJob::new("tick", &1)))
         .await
         .unwrap();
     // An outage of ten ticks: the schedule was due ten seconds ago and nobody fired it.
@@ -163,32 +167,35 @@ async fn adding_a_schedule_again_replaces_it_and_removing_it_stops_it() {
     let q = start().await;
     let first = q
         .client
-        .cron_add("q", "s", Schedule::new("@every 1h", NewJob::new("a", &1)))
+        .queue("q")
+        .unwrap()
+        .cron_add("s", Schedule::new("@every 1h", NewJob::new("a", &1)))
         .await
         .unwrap();
     assert!(first.next_run_ms > unix_ms() + 3_500_000, "{first:?}");
-    q.client
+    q.queue()
         .cron_add(
-            "q",
             "s",
             Schedule::new("0 9 * * 1-5", NewJob::new("b", &json!({"to": "team"}))).time_zone("Europe/Paris"),
         )
         .await
         .unwrap();
-    let listed = q.client.cron_list("q").await.unwrap();
+    let listed = q.queue().cron_list().await.unwrap();
     assert_eq!(listed.len(), 1);
     let s = &listed[0];
     assert_eq!(
         (s.expression.as_str(), s.time_zone.as_str(), s.kind.as_str(), &s.payload),
         ("0 9 * * 1-5", "Europe/Paris", "b", &json!({"to": "team"}))
     );
-    q.client.cron_remove("q", "s").await.unwrap();
-    assert!(q.client.cron_list("q").await.unwrap().is_empty());
-    let again = q.client.cron_remove("q", "s").await.unwrap_err();
+    q.queue().cron_remove("s").await.unwrap();
+    assert!(q.queue().cron_list().await.unwrap().is_empty());
+    let again = q.queue().cron_remove("s").await.unwrap_err();
     assert!(matches!(again, queue::Error::ScheduleNotFound { .. }), "{again}");
     let error = q
         .client
-        .cron_add("q", "bad name", Schedule::new("@hourly", NewJob::new("a", &1)))
+        .queue("q")
+        .unwrap()
+        .cron_add("bad name", Schedule::new("@hourly", NewJob::new("a", &1)))
         .await
         .unwrap_err();
     assert!(
@@ -294,7 +301,9 @@ async fn schedules_fire_as_the_acl_user() {
     let url = user_url(&redis, "queue");
     let client = QueueClient::connect(&url).await.unwrap();
     client
-        .cron_add("q", "s", Schedule::new("@every 1s", NewJob::new("tick", &1)))
+        .queue("q")
+        .unwrap()
+        .cron_add("s", Schedule::new("@every 1s", NewJob::new("tick", &1)))
         .await
         .unwrap();
     ok(cli(&url, &["cron", "list", "--json"]));
@@ -320,7 +329,9 @@ async fn schedules_fire_on_a_cluster() {
     .await;
     for queue in ["emails", "images", "reports"] {
         client
-            .cron_add(queue, "s", Schedule::new("@every 1s", NewJob::new("tick", &1)))
+            .queue(queue)
+            .unwrap()
+            .cron_add("s", Schedule::new("@every 1s", NewJob::new("tick", &1)))
             .await
             .unwrap();
     }
@@ -331,7 +342,13 @@ async fn schedules_fire_on_a_cluster() {
     let running = spawn_worker(builder.build());
     for queue in ["emails", "images", "reports"] {
         eventually(&format!("a tick of {queue} ran"), Duration::from_secs(20), || async {
-            client.stats(queue).await.ok().filter(|s| s.completed_total >= 1)
+            client
+                .queue(queue)
+                .unwrap()
+                .stats()
+                .await
+                .ok()
+                .filter(|s| s.completed_total >= 1)
         })
         .await;
     }

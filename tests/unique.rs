@@ -11,28 +11,28 @@ use crate::support::{bin, eventually, run_with_deadline, start};
 async fn a_key_held_for_a_time_refuses_duplicates_until_then_whatever_the_job_does() {
     let q = start().await;
     let unique = |n: i32| NewJob::new("k", &n).unique("sync:1", Unique::For(Duration::from_millis(300)));
-    let first = q.client.enqueue("q", unique(1)).await.unwrap();
+    let first = q.queue().enqueue(unique(1)).await.unwrap();
     assert!(first.created && !first.duplicate);
-    let second = q.client.enqueue("q", unique(2)).await.unwrap();
+    let second = q.queue().enqueue(unique(2)).await.unwrap();
     assert_eq!(
         (second.id.as_str(), second.created, second.duplicate),
         (first.id.as_str(), false, true)
     );
     // The job finishing does not release the key: it is held for its time.
     let leased = q.pop_one().await;
-    q.client.complete("q", &[(&leased.id, &leased.token)]).await.unwrap();
-    assert!(q.client.enqueue("q", unique(3)).await.unwrap().duplicate);
-    let stats = q.client.stats("q").await.unwrap();
+    q.queue().complete(std::slice::from_ref(&leased.lease)).await.unwrap();
+    assert!(q.queue().enqueue(unique(3)).await.unwrap().duplicate);
+    let stats = q.queue().stats().await.unwrap();
     assert_eq!(stats.enqueued_total, 1);
     // Each refused enqueue writes nothing, so polling with them is harmless.
     let third = eventually("the key's time to pass", Duration::from_secs(5), || async {
-        Some(q.client.enqueue("q", unique(4)).await.unwrap()).filter(|e| e.created)
+        Some(q.queue().enqueue(unique(4)).await.unwrap()).filter(|e| e.created)
     })
     .await;
     assert!(third.id != first.id);
     // Another key is independent, and so is the job id.
     let other = NewJob::new("k", &5).unique("sync:2", Unique::For(Duration::from_secs(60)));
-    assert!(!q.client.enqueue("q", other.id(first.id.clone())).await.unwrap().created);
+    assert!(!q.queue().enqueue(other.id(first.id.clone())).await.unwrap().created);
 }
 
 #[tokio::test]
@@ -43,22 +43,19 @@ async fn a_key_held_until_the_job_finishes_is_released_by_completion_and_by_deat
             .max_attempts(1)
             .unique("import:7", Unique::UntilFinished)
     };
-    let first = q.client.enqueue("q", unique(1)).await.unwrap();
-    assert!(q.client.enqueue("q", unique(2)).await.unwrap().duplicate);
+    let first = q.queue().enqueue(unique(1)).await.unwrap();
+    assert!(q.queue().enqueue(unique(2)).await.unwrap().duplicate);
     // Running still holds it.
     let leased = q.pop_one().await;
-    assert_eq!(q.client.enqueue("q", unique(3)).await.unwrap().id, first.id);
-    q.client.complete("q", &[(&leased.id, &leased.token)]).await.unwrap();
-    let second = q.client.enqueue("q", unique(4)).await.unwrap();
+    assert_eq!(q.queue().enqueue(unique(3)).await.unwrap().id, first.id);
+    q.queue().complete(std::slice::from_ref(&leased.lease)).await.unwrap();
+    let second = q.queue().enqueue(unique(4)).await.unwrap();
     assert!(second.created, "completion released the key");
     let leased = q.pop_one().await;
-    q.client
-        .fail("q", &leased.id, &leased.token, "boom", false)
-        .await
-        .unwrap();
+    q.queue().fail(&leased.lease, "boom", false).await.unwrap();
     q.job_in_state(&second.id, JobState::Dead).await;
     assert!(
-        q.client.enqueue("q", unique(5)).await.unwrap().created,
+        q.queue().enqueue(unique(5)).await.unwrap().created,
         "death released the key"
     );
 }
@@ -71,10 +68,10 @@ async fn a_bulk_takes_the_first_job_of_a_key_and_answers_its_id_for_the_others()
         NewJob::new("k", &2),
         NewJob::new("k", &3).unique("a", Unique::UntilFinished),
     ];
-    let added = q.client.enqueue_bulk("q", jobs).await.unwrap();
+    let added = q.queue().enqueue_bulk(jobs).await.unwrap();
     assert!(added[0].created && added[1].created);
     assert_eq!((added[2].id.as_str(), added[2].duplicate), (added[0].id.as_str(), true));
-    assert_eq!(q.client.stats("q").await.unwrap().pending, 2);
+    assert_eq!(q.queue().stats().await.unwrap().pending, 2);
 }
 
 #[tokio::test]
@@ -101,24 +98,24 @@ async fn a_re_sent_push_of_a_unique_job_answers_the_same() {
 async fn a_debounce_replaces_the_waiting_job_and_pushes_its_run_time_back() {
     let q = start().await;
     let debounced = |n: i32| NewJob::new("k", &json!({"n": n})).debounce("user:9", Duration::from_secs(60));
-    let first = q.client.enqueue("q", debounced(1)).await.unwrap();
-    let before = q.client.job("q", &first.id).await.unwrap();
-    let second = q.client.enqueue("q", debounced(2)).await.unwrap();
+    let first = q.queue().enqueue(debounced(1)).await.unwrap();
+    let before = q.queue().job(&first.id).await.unwrap();
+    let second = q.queue().enqueue(debounced(2)).await.unwrap();
     assert!(second.created && !second.duplicate);
     assert!(matches!(
-        q.client.job("q", &first.id).await,
+        q.queue().job(&first.id).await,
         Err(queue::Error::JobNotFound { .. })
     ));
-    let after = q.client.job("q", &second.id).await.unwrap();
+    let after = q.queue().job(&second.id).await.unwrap();
     assert_eq!(after.state, JobState::Scheduled);
     assert_eq!(after.envelope.payload_json().unwrap(), json!({"n": 2}));
     assert!(after.run_at_ms >= before.run_at_ms, "{after:?} {before:?}");
-    let stats = q.client.stats("q").await.unwrap();
+    let stats = q.queue().stats().await.unwrap();
     assert_eq!((stats.scheduled, stats.enqueued_total), (1, 1));
 
     // Once the job has started, the next enqueue of the key makes a new job.
     let short = NewJob::new("k", &json!({"n": 3})).debounce("user:8", Duration::from_millis(1));
-    let running = q.client.enqueue("q", short).await.unwrap();
+    let running = q.queue().enqueue(short).await.unwrap();
     // Pop promotes the job once its millisecond has passed.
     let leased = eventually("the debounced job to start", Duration::from_secs(5), || async {
         q.pop_ids(1).await.pop()
@@ -126,9 +123,9 @@ async fn a_debounce_replaces_the_waiting_job_and_pushes_its_run_time_back() {
     .await;
     assert_eq!(leased, running.id);
     let next = NewJob::new("k", &json!({"n": 4})).debounce("user:8", Duration::from_secs(60));
-    let next = q.client.enqueue("q", next).await.unwrap();
+    let next = q.queue().enqueue(next).await.unwrap();
     assert!(next.created && next.id != running.id);
-    assert_eq!(q.client.job("q", &running.id).await.unwrap().state, JobState::Active);
+    assert_eq!(q.queue().job(&running.id).await.unwrap().state, JobState::Active);
 }
 
 fn cli(url: &str, args: &[&str]) -> std::process::Output {
@@ -161,7 +158,7 @@ async fn the_cli_prints_the_holders_id_for_a_duplicate_and_says_so_in_json() {
     let json: serde_json::Value =
         serde_json::from_slice(&enqueue("{}", &["--unique-for", "10m", "--json"]).stdout).unwrap();
     assert_eq!(json, json!({"id": id, "created": false, "duplicate": true}));
-    assert_eq!(q.client.stats("q").await.unwrap().enqueued_total, 1);
+    assert_eq!(q.queue().stats().await.unwrap().enqueued_total, 1);
 
     let debounce = cli(
         &url,

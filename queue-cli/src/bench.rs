@@ -98,12 +98,14 @@ async fn measure(
     progress.say(&format!("enqueueing {} jobs", args.jobs));
     let script_time = script_usec(client).await?;
     let cpu = redis_cpu_seconds(client).await?;
+    let memory = used_memory(client).await?;
     let started = Instant::now();
     enqueue(client, queue, args.jobs, args.payload_bytes, 0, &progress).await?;
     let elapsed = started.elapsed().as_secs_f64();
     let enqueue_rate = args.jobs as f64 / elapsed;
-    let enqueue_cpu = (redis_cpu_seconds(client).await? - cpu) / elapsed * 100.0;
+    let enqueue_cpu_seconds = redis_cpu_seconds(client).await? - cpu;
     let enqueue_us = (script_usec(client).await? - script_time) / args.jobs as f64;
+    let bytes_per_job = (used_memory(client).await? - memory) / args.jobs as f64;
 
     progress.say(&format!(
         "processing {} jobs at concurrency {}",
@@ -113,7 +115,8 @@ async fn measure(
     let cpu = redis_cpu_seconds(client).await?;
     let started = Instant::now();
     let process_rate = process(client, queue, args, &progress).await?;
-    let process_cpu = (redis_cpu_seconds(client).await? - cpu) / started.elapsed().as_secs_f64() * 100.0;
+    let process_cpu_seconds = redis_cpu_seconds(client).await? - cpu;
+    let process_cpu = process_cpu_seconds / started.elapsed().as_secs_f64() * 100.0;
     let process_us = (script_usec(client).await? - script_time) / args.jobs as f64;
 
     progress.say("measuring pickup latency into an idle worker");
@@ -141,11 +144,14 @@ async fn measure(
         enqueue_jobs_per_s: enqueue_rate.round(),
         enqueue_ratio: round2(enqueue_rate / ceiling),
         enqueue_script_us_per_job: round2(enqueue_us),
-        enqueue_redis_cpu_percent: enqueue_cpu.round(),
+        enqueue_redis_cpu_percent: (enqueue_cpu_seconds / elapsed * 100.0).round(),
+        redis_us_per_job_enqueue: round2(enqueue_cpu_seconds * 1e6 / args.jobs as f64),
         process_jobs_per_s: process_rate.round(),
         process_ratio: round2(process_rate / ceiling),
         process_script_us_per_job: round2(process_us),
         process_redis_cpu_percent: process_cpu.round(),
+        redis_us_per_job_process: round2(process_cpu_seconds * 1e6 / args.jobs as f64),
+        redis_bytes_per_job: bytes_per_job.round(),
         pickup_p50_ms: round2(p50),
         pickup_p99_ms: round2(p99),
         pickup_samples: args.pickup_samples,
@@ -164,6 +170,12 @@ async fn script_usec(client: &QueueClient) -> anyhow::Result<f64> {
         .and_then(|stats| stats.split(',').find_map(|kv| kv.strip_prefix("usec=")))
         .and_then(|usec| usec.parse().ok())
         .unwrap_or(0.0))
+}
+
+/// The bytes Redis holds for data (INFO `used_memory`).
+async fn used_memory(client: &QueueClient) -> anyhow::Result<f64> {
+    let info: String = client.redis().info(Some(InfoKind::Memory)).await?;
+    Ok(info_field(&info, "used_memory").parse().unwrap_or(0.0))
 }
 
 async fn redis_cpu_seconds(client: &QueueClient) -> anyhow::Result<f64> {
@@ -186,8 +198,8 @@ fn peak_rss() -> u64 {
 }
 
 async fn cleanup(client: &QueueClient, queue: &str) -> anyhow::Result<()> {
-    let keys = client.keys(queue)?;
-    let _: i64 = client.redis().del(keys.all().to_vec()).await?;
+    let handle = client.queue(queue)?;
+    let _: i64 = client.redis().del(handle.keys().all().to_vec()).await?;
     let _: i64 = client.redis().del("bench:noop").await?;
     let _: i64 = client
         .redis()

@@ -53,7 +53,8 @@ pub(crate) async fn run(client: &QueueClient, command: CronCommand) -> anyhow::R
         } => {
             let job = NewJob::from_json(kind, &payload)?;
             let added = client
-                .cron_add(&queue, &name, Schedule::new(expression, job).time_zone(tz))
+                .queue(&queue)?
+                .cron_add(&name, Schedule::new(expression, job).time_zone(tz))
                 .await?;
             output::line(format_args!(
                 "schedule {name} of {queue}: next run {}",
@@ -67,7 +68,7 @@ pub(crate) async fn run(client: &QueueClient, command: CronCommand) -> anyhow::R
             };
             let mut schedules: Vec<ScheduleInfo> = Vec::new();
             for queue in &queues {
-                schedules.extend(client.cron_list(queue).await?);
+                schedules.extend(client.queue(queue)?.cron_list().await?);
             }
             if json {
                 return output::json(&serde_json::json!({ "schedules": schedules }));
@@ -87,7 +88,7 @@ pub(crate) async fn run(client: &QueueClient, command: CronCommand) -> anyhow::R
             output::line(format_args!("{table}"))
         }
         CronCommand::Remove { queue, name } => {
-            client.cron_remove(&queue, &name).await?;
+            client.queue(&queue)?.cron_remove(&name).await?;
             output::line(format_args!("removed schedule {name} of {queue}"))
         }
     }

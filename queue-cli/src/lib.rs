@@ -136,11 +136,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dead(command) => admin::dead(&connect(&cli.connect).await?, command).await,
         Command::Cron(command) => cron::run(&connect(&cli.connect).await?, command).await,
         Command::Pause { queue } => {
-            connect(&cli.connect).await?.pause(&queue).await?;
+            connect(&cli.connect).await?.queue(&queue)?.pause().await?;
             output::line(format_args!("paused {queue}"))
         }
         Command::Resume { queue } => {
-            connect(&cli.connect).await?.resume(&queue).await?;
+            connect(&cli.connect).await?.queue(&queue)?.resume().await?;
             output::line(format_args!("resumed {queue}"))
         }
         Command::Queues => {

@@ -1,6 +1,6 @@
 //! Schedules: when a named schedule of a queue is due ([`ScheduleSpec`]), and what it enqueues
 //! each time ([`Schedule`]). The workers fire due ticks through `lua/cron_fire.lua`, which
-//! enqueues one job per tick however many workers try (see `client/cron.rs`).
+//! enqueues one job per tick however many workers try (see `queue/cron.rs`).
 use std::{str::FromStr, time::Duration};
 
 use croner::{parser::CronParser, parser::Seconds, parser::Year, Cron};
@@ -213,7 +213,7 @@ impl ScheduleRecord {
     }
 }
 
-/// A schedule as [`QueueClient::cron_list`](crate::QueueClient::cron_list) returns it.
+/// A schedule as [`Queue::cron_list`](crate::Queue::cron_list) returns it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScheduleInfo {
     /// The queue its jobs go to.

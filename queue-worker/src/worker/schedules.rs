@@ -1,5 +1,5 @@
 //! Fires the queues' named schedules: every worker takes part, and the script enqueues each
-//! tick once (see `QueueClient::fire_due_schedules`), so no leader and no extra process.
+//! tick once (see `Queue::fire_due_schedules`), so no leader and no extra process.
 use std::{sync::Arc, time::Duration};
 
 use tokio::time::sleep;
@@ -19,12 +19,13 @@ impl Runtime {
         let mut retry = RetryDelay::default();
         loop {
             let mut wait = REREAD_EVERY;
-            for (queue, _) in &self.settings.queues {
-                match self.client.fire_due_schedules(queue).await {
+            for queue in &self.queues {
+                let queue_name = queue.name();
+                match queue.fire_due_schedules().await {
                     Ok(outcome) => {
                         retry.reset();
                         if !outcome.fired.is_empty() {
-                            debug!(queue, schedules = ?outcome.fired, "enqueued the due ticks of schedules");
+                            debug!(queue = queue_name, schedules = ?outcome.fired, "enqueued the due ticks of schedules");
                         }
                         if let Some(next) = outcome.next_due_in {
                             wait = wait.min(next);
@@ -32,7 +33,7 @@ impl Runtime {
                     }
                     Err(error) => {
                         let delay = retry.next();
-                        warn!(%error, queue, retry_in = ?delay, "cannot fire schedules");
+                        warn!(%error, queue = queue_name, retry_in = ?delay, "cannot fire schedules");
                         wait = wait.min(delay);
                     }
                 }

@@ -4,16 +4,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fred::types::Value;
 
-use super::QueueClient;
+use super::Queue;
 use crate::{
-    keys::QueueKeys,
     request::RequestId,
     schedule::{validate_schedule_name, Schedule, ScheduleInfo, ScheduleRecord, ScheduleSpec},
     scripts::{status, Command, Reply},
     Error, Result,
 };
 
-/// What [`QueueClient::fire_due_schedules`] did.
+/// What [`Queue::fire_due_schedules`] did.
 #[derive(Debug, Clone, Default)]
 pub struct FiredSchedules {
     /// The schedules whose due tick this call enqueued (other workers' calls enqueue the rest).
@@ -29,8 +28,8 @@ struct Stored {
     next_ms: i64,
 }
 
-impl QueueClient {
-    /// Adds a named schedule to `queue`, or replaces the one of that name; returns it with its
+impl Queue {
+    /// Adds a named schedule to this queue, or replaces the one of that name; returns it with its
     /// first run time. Workers serving the queue enqueue its job at every tick, once per tick
     /// however many of them run.
     ///
@@ -38,69 +37,67 @@ impl QueueClient {
     /// use queue_core::{NewJob, QueueClient, Schedule};
     /// # async fn demo(client: QueueClient) -> queue_core::Result<()> {
     /// let report = NewJob::new("report", &serde_json::json!({"kind": "daily"}));
-    /// client.cron_add("reports", "daily", Schedule::new("0 6 * * *", report).time_zone("Europe/Paris")).await?;
+    /// let reports = client.queue("reports")?;
+    /// reports.cron_add("daily", Schedule::new("0 6 * * *", report).time_zone("Europe/Paris")).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn cron_add(&self, queue: &str, name: &str, schedule: Schedule) -> Result<ScheduleInfo> {
-        let keys = self.keys(queue)?;
+    pub async fn cron_add(&self, name: &str, schedule: Schedule) -> Result<ScheduleInfo> {
         validate_schedule_name(name)?;
-        let (spec, definition) = schedule.record(self.config.max_payload_bytes)?;
+        let (spec, definition) = schedule.record(self.client.config().max_payload_bytes)?;
         let now = unix_ms(SystemTime::now());
         let next_ms = spec.next_after(now, now)?;
-        self.index(queue).await?;
+        self.client.index(self.name()).await?;
         let args = vec![
             Value::from(name),
             Value::Bytes(definition.clone().into()),
             Value::from(next_ms),
         ];
-        self.call(Command::CronAdd, &keys, Some(&RequestId::new()), args)
-            .await?;
-        info(queue, name, &definition, next_ms)
+        self.call(Command::CronAdd, Some(&RequestId::new()), args).await?;
+        info(self.name(), name, &definition, next_ms)
     }
 
     /// Removes a named schedule ([`Error::ScheduleNotFound`] if it does not exist). Jobs it
     /// already enqueued stay.
-    pub async fn cron_remove(&self, queue: &str, name: &str) -> Result<()> {
-        let keys = self.existing(queue).await?;
+    pub async fn cron_remove(&self, name: &str) -> Result<()> {
+        self.existing().await?;
         let (status, _) = self
-            .call(Command::CronRemove, &keys, Some(&RequestId::new()), vec![name.into()])
+            .call(Command::CronRemove, Some(&RequestId::new()), vec![name.into()])
             .await?;
         if status == status::NOT_FOUND {
             return Err(Error::ScheduleNotFound {
-                queue: queue.to_owned(),
+                queue: self.name().to_owned(),
                 name: name.to_owned(),
             });
         }
         Ok(())
     }
 
-    /// The schedules of `queue`, by name, with their next run times.
-    pub async fn cron_list(&self, queue: &str) -> Result<Vec<ScheduleInfo>> {
-        let keys = self.existing(queue).await?;
-        let (_, stored) = self.stored_schedules(&keys).await?;
+    /// The schedules of this queue, by name, with their next run times.
+    pub async fn cron_list(&self) -> Result<Vec<ScheduleInfo>> {
+        self.existing().await?;
+        let (_, stored) = self.stored_schedules().await?;
         stored
             .iter()
-            .map(|s| info(queue, &s.name, &s.definition, s.next_ms))
+            .map(|s| info(self.name(), &s.name, &s.definition, s.next_ms))
             .collect()
     }
 
-    /// Enqueues the job of every schedule of `queue` that is due, and says how long until the
+    /// Enqueues the job of every schedule of this queue that is due, and says how long until the
     /// next is due: what a worker calls, then sleeps for. A tick is enqueued once however many
     /// workers call this at once (the script compares the schedule with what the caller read);
     /// ticks missed while no worker ran are one job, after which the schedule goes on from
     /// now. A schedule that does not parse here (a time zone this host lacks) is skipped with
     /// a warning.
-    pub async fn fire_due_schedules(&self, queue: &str) -> Result<FiredSchedules> {
-        let keys = self.keys(queue)?;
-        let (now_ms, stored) = self.stored_schedules(&keys).await?;
+    pub async fn fire_due_schedules(&self) -> Result<FiredSchedules> {
+        let (now_ms, stored) = self.stored_schedules().await?;
         let mut outcome = FiredSchedules::default();
         let mut next_due: Option<i64> = None;
         for schedule in stored {
-            let fired = match self.fire(&keys, &schedule, now_ms).await {
+            let fired = match self.fire(&schedule, now_ms).await {
                 Ok(fired) => fired,
                 Err(error) if error.is_transient() => return Err(error),
                 Err(error) => {
-                    tracing::warn!(%error, queue, schedule = schedule.name, "cannot fire the schedule; skipping it");
+                    tracing::warn!(%error, queue = self.name(), schedule = schedule.name, "cannot fire the schedule; skipping it");
                     continue;
                 }
             };
@@ -120,7 +117,7 @@ impl QueueClient {
     /// Fires `schedule` if it is due: `Some(next due ms)` when this call enqueued its tick.
     /// A tick another worker fired first leaves the next due time as it was read, so the
     /// caller looks again at once and then sees the new one.
-    async fn fire(&self, keys: &QueueKeys, schedule: &Stored, now_ms: i64) -> Result<Option<i64>> {
+    async fn fire(&self, schedule: &Stored, now_ms: i64) -> Result<Option<i64>> {
         if schedule.next_ms > now_ms {
             return Ok(None);
         }
@@ -129,7 +126,7 @@ impl QueueClient {
         let next_ms = spec.next_after(schedule.next_ms, now_ms)?;
         let fields = record
             .job(&schedule.name, schedule.next_ms)
-            .into_push_fields(keys.queue(), self.config.max_payload_bytes)?;
+            .into_push_fields(self.name(), self.client.config().max_payload_bytes)?;
         let args = vec![
             Value::from(schedule.name.as_str()),
             Value::from(schedule.next_ms.to_string()),
@@ -139,15 +136,13 @@ impl QueueClient {
             Value::from(fields.id),
             Value::Bytes(fields.envelope.into()),
         ];
-        let (status, _) = self
-            .call(Command::CronFire, keys, Some(&RequestId::new()), args)
-            .await?;
+        let (status, _) = self.call(Command::CronFire, Some(&RequestId::new()), args).await?;
         Ok((status == status::OK).then_some(next_ms))
     }
 
     /// The server's time and the stored schedules, by name.
-    async fn stored_schedules(&self, keys: &QueueKeys) -> Result<(i64, Vec<Stored>)> {
-        let (_, mut reply) = self.call(Command::CronList, keys, None, vec![]).await?;
+    async fn stored_schedules(&self) -> Result<(i64, Vec<Stored>)> {
+        let (_, mut reply) = self.call(Command::CronList, None, vec![]).await?;
         let now_ms = reply.int()?;
         let mut stored = Vec::new();
         while reply.has_more() {
