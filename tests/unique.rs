@@ -2,10 +2,10 @@
 //! holder's id; a debounce replaces the waiting job.
 use std::{process::Command, time::Duration};
 
-use queue::{JobState, NewJob, Unique};
+use queue::{JobState, NewJob, QueueConfig, Retention, Unique};
 use serde_json::json;
 
-use crate::support::{bin, eventually, run_with_deadline, start};
+use crate::support::{bin, eventually, run_with_deadline, start, start_with};
 
 #[tokio::test]
 async fn a_key_held_for_a_time_refuses_duplicates_until_then_whatever_the_job_does() {
@@ -168,4 +168,44 @@ async fn the_cli_prints_the_holders_id_for_a_duplicate_and_says_so_in_json() {
     assert_eq!(json["created"], true);
     let without_key = cli(&url, &["enqueue", "q", "{}", "--debounce", "30s"]);
     assert_eq!(without_key.status.code(), Some(2), "a debounce needs a unique key");
+}
+
+#[tokio::test]
+async fn keys_are_forgotten_with_their_jobs_and_once_their_time_is_up() {
+    use queue::fred::interfaces::{HashesInterface, SortedSetsInterface};
+    // Completed jobs are not retained: a job's key goes with the job.
+    let q = start_with(QueueConfig {
+        completed: Retention {
+            max_count: 0,
+            max_age: Duration::ZERO,
+        },
+        ..QueueConfig::default()
+    })
+    .await;
+    let until_done = NewJob::new("k", &1).unique("a", Unique::UntilFinished);
+    q.queue().enqueue(until_done).await.unwrap();
+    let leased = q.pop_one().await;
+    q.queue().complete(std::slice::from_ref(&leased.lease)).await.unwrap();
+    let unique: u64 = q.client.redis().hlen("{queue:q}:unique").await.unwrap();
+    assert_eq!(unique, 0, "the completed job's key is forgotten with it");
+
+    // A key held for a time is forgotten by a later unique push once its time is up.
+    let briefly = NewJob::new("k", &2).unique("b", Unique::For(Duration::from_millis(1)));
+    q.queue().enqueue(briefly).await.unwrap();
+    let pushes = std::sync::atomic::AtomicU32::new(0);
+    eventually(
+        "b's time to pass, as a later push sees it",
+        Duration::from_secs(5),
+        || async {
+            // A new key each time: only a push that takes a key forgets expired ones.
+            let n = pushes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let later = NewJob::new("k", &3).unique(format!("c{n}"), Unique::For(Duration::from_secs(60)));
+            q.queue().enqueue(later).await.unwrap();
+            let b: Option<String> = q.client.redis().hget("{queue:q}:unique", "k:b").await.unwrap();
+            b.is_none().then_some(())
+        },
+    )
+    .await;
+    let b: Option<f64> = q.client.redis().zscore("{queue:q}:unique:expiry", "b").await.unwrap();
+    assert_eq!(b, None, "b's time is forgotten too");
 }
