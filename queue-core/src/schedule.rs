@@ -71,12 +71,13 @@ impl ScheduleSpec {
                     "expected 5 fields (minute hour day month weekday) or 6 (seconds first), got {fields}"
                 )));
             }
-            let cron = CronParser::builder()
+            let parser = CronParser::builder()
                 .seconds(Seconds::Optional)
                 .year(Year::Disallowed)
-                .build()
+                .build();
+            let cron = parser
                 .parse(trimmed)
-                .map_err(|error| invalid(error.to_string()))?;
+                .map_err(|error| invalid(naming_the_field(&parser, trimmed, error)))?;
             When::Cron(Box::new(cron), time_zone)
         };
         Ok(ScheduleSpec {
@@ -120,6 +121,24 @@ impl ScheduleSpec {
             }
         }
     }
+}
+
+/// The parser's error, after the name and text of the first field that does not parse alone
+/// (croner's messages do not say which field they are about).
+fn naming_the_field(parser: &CronParser, expression: &str, error: croner::errors::CronError) -> String {
+    const FIVE: [&str; 5] = ["minute", "hour", "day of month", "month", "day of week"];
+    const SIX: [&str; 6] = ["second", "minute", "hour", "day of month", "month", "day of week"];
+    let fields: Vec<&str> = expression.split_whitespace().collect();
+    let names: &[&str] = if fields.len() == 6 { &SIX } else { &FIVE };
+    if fields.len() == names.len() {
+        for (at, field) in fields.iter().enumerate() {
+            let alone: Vec<&str> = (0..fields.len()).map(|i| if i == at { *field } else { "*" }).collect();
+            if parser.parse(&alone.join(" ")).is_err() {
+                return format!("{} field {field:?}: {error}", names[at]);
+            }
+        }
+    }
+    error.to_string()
 }
 
 /// A named schedule's definition: when, and the job each tick enqueues.
@@ -282,7 +301,9 @@ mod tests {
         let seven = ScheduleSpec::parse("0 0 0 1 1 * 2030", None).unwrap_err().to_string();
         assert!(seven.contains("got 7"), "{seven}");
         let range = ScheduleSpec::parse("61 * * * *", None).unwrap_err().to_string();
-        assert!(range.contains("\"61 * * * *\""), "{range}");
+        assert!(range.contains("\"61 * * * *\": minute field \"61\""), "{range}");
+        let weekday = ScheduleSpec::parse("0 0 * * * MONDAY", None).unwrap_err().to_string();
+        assert!(weekday.contains("day of week field \"MONDAY\""), "{weekday}");
         let every = ScheduleSpec::parse("@every soon", None).unwrap_err().to_string();
         assert!(every.contains("@every 10s"), "{every}");
         let zone = ScheduleSpec::parse("@hourly", Some("Mars/Olympus"))
