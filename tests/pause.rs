@@ -31,13 +31,20 @@ async fn pausing_an_unknown_queue_says_so() {
 
 #[tokio::test]
 async fn resume_wakes_idle_workers() {
-    use queue::fred::interfaces::ListInterface;
+    use queue::fred::{
+        interfaces::{ClientLike, EventInterface, PubsubInterface},
+        prelude::{Builder, Config},
+    };
     let q = start().await;
     q.queue().enqueue(NewJob::new("k", &1)).await.unwrap();
-    let wake = q.queue().keys().wake().to_owned();
     q.queue().pause().await.unwrap();
-    let _: Option<Vec<String>> = q.client.redis().lpop(&wake, Some(10)).await.unwrap(); // an idle worker took the marker
+    let listener = Builder::from_config(Config::from_url(&q.redis.url()).unwrap())
+        .build_subscriber_client()
+        .unwrap();
+    listener.init().await.unwrap();
+    let mut wake_ups = listener.message_rx();
+    listener.subscribe(q.queue().keys().wake()).await.unwrap();
     q.queue().resume().await.unwrap();
-    let marker: i64 = q.client.redis().llen(&wake).await.unwrap();
-    assert_eq!(marker, 1, "resume left a wake-up marker");
+    let woken = tokio::time::timeout(Duration::from_secs(5), wake_ups.recv()).await;
+    assert!(matches!(woken, Ok(Ok(_))), "resume published no wake-up: {woken:?}");
 }

@@ -37,6 +37,9 @@ pub(crate) struct BenchArgs {
     /// Jobs already waiting in the queue (at a lower priority) while the measured ones run.
     #[arg(long, default_value_t = 0)]
     backlog: u64,
+    /// Queues the pickup and idle phases' workers serve (jobs go to each in turn).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    queues: u64,
     /// Idle workers to attach while measuring Redis's CPU use at idle (0 to skip).
     #[arg(long, default_value_t = 10)]
     idle_workers: usize,
@@ -72,7 +75,9 @@ pub(crate) async fn run(connect_args: &ConnectArgs, args: BenchArgs) -> anyhow::
     let client = connect(&connect_args).await?;
     let queue = format!("bench-{}", std::process::id());
     let result = measure(&client, &connect_args, &queue, &args).await;
-    cleanup(&client, &queue).await?;
+    for name in queue_names(&queue, args.queues) {
+        cleanup(&client, &name).await?;
+    }
     let report = result?;
     if args.json {
         output::json(&report)
@@ -119,15 +124,19 @@ async fn measure(
     let process_cpu = process_cpu_seconds / started.elapsed().as_secs_f64() * 100.0;
     let process_us = (script_usec(client).await? - script_time) / args.jobs as f64;
 
-    progress.say("measuring pickup latency into an idle worker");
-    let (p50, p99) = pickup_latency(client, queue, args.pickup_samples).await?;
+    let queues = queue_names(queue, args.queues);
+    progress.say(&format!(
+        "measuring pickup latency into an idle worker on {} queues",
+        queues.len()
+    ));
+    let (p50, p99) = pickup_latency(client, &queues, args.pickup_samples).await?;
 
     let idle_cpu = if args.idle_workers > 0 {
         progress.say(&format!(
             "measuring Redis CPU with {} idle workers for {:?}",
             args.idle_workers, args.idle_time
         ));
-        Some(idle_cpu(client, queue, args.idle_workers, args.idle_time).await?)
+        Some(idle_cpu(client, &queues, args.idle_workers, args.idle_time).await?)
     } else {
         None
     };
@@ -157,8 +166,16 @@ async fn measure(
         pickup_samples: args.pickup_samples,
         peak_rss_bytes: peak_rss(),
         idle_workers: args.idle_workers,
+        queues: args.queues,
         redis_idle_cpu_percent: idle_cpu.map(round2),
     })
+}
+
+/// The bench's queues: its own, and `queues - 1` more named after it.
+fn queue_names(queue: &str, queues: u64) -> Vec<String> {
+    std::iter::once(queue.to_owned())
+        .chain((1..queues).map(|i| format!("{queue}-{i}")))
+        .collect()
 }
 
 /// Total microseconds Redis has spent in EVALSHA calls (INFO commandstats).

@@ -1,8 +1,9 @@
 //! What a Redis ACL user needs to run the queue: the exact rules, from one place.
 
 /// Every command the client, the workers and the scripts run (scripts run with the caller's
-/// permissions). `client|id` and `client|unblock` let a stopping worker interrupt its own
-/// blocked wake-up connection; `info` gives stats and the eviction-policy check.
+/// permissions). Scripts publish wake-ups that workers subscribe to (on the queues' channels
+/// only, see [`acl_rules`]); the Redis client asks each new connection its `client|id`; `info`
+/// gives stats and the eviction-policy check.
 pub const REQUIRED_COMMANDS: &[&str] = &[
     "evalsha",
     "script|load",
@@ -30,7 +31,6 @@ pub const REQUIRED_COMMANDS: &[&str] = &[
     "lpop",
     "lindex",
     "lrange",
-    "blpop",
     "set",
     "sadd",
     "smembers",
@@ -38,7 +38,9 @@ pub const REQUIRED_COMMANDS: &[&str] = &[
     "info",
     "ping",
     "client|id",
-    "client|unblock",
+    "publish",
+    "subscribe",
+    "unsubscribe",
 ];
 
 /// The ACL rules for a user limited to the queues under `prefix` and to the commands the queue
@@ -46,12 +48,12 @@ pub const REQUIRED_COMMANDS: &[&str] = &[
 ///
 /// ```
 /// let rules = queue_core::acl_rules("queue");
-/// assert!(rules.starts_with("resetkeys ~{queue:* ~{queue}:* resetchannels -@all +evalsha"));
+/// assert!(rules.starts_with("resetkeys ~{queue:* ~{queue}:* resetchannels &{queue:* -@all +evalsha"));
 /// ```
 pub fn acl_rules(prefix: &str) -> String {
     let commands: Vec<String> = REQUIRED_COMMANDS.iter().map(|c| format!("+{c}")).collect();
     format!(
-        "resetkeys ~{{{prefix}:* ~{{{prefix}}}:* resetchannels -@all {}",
+        "resetkeys ~{{{prefix}:* ~{{{prefix}}}:* resetchannels &{{{prefix}:* -@all {}",
         commands.join(" ")
     )
 }

@@ -38,6 +38,8 @@ pub(super) struct Report {
     pub(super) pickup_samples: usize,
     pub(super) peak_rss_bytes: u64,
     pub(super) idle_workers: usize,
+    /// Queues the pickup and idle phases' workers served.
+    pub(super) queues: u64,
     pub(super) redis_idle_cpu_percent: Option<f64>,
 }
 
@@ -52,9 +54,9 @@ pub(super) fn render(r: &Report) -> String {
          \x20 process         {proc:>10.0} jobs/s  ({pr:.2}x the ceiling; scripts {pu:.1} us/job in Redis; Redis CPU {pc:.0}%, {pcu:.1} us/job)\n\
          \x20 Redis CPU       {total_us:.1} us per job, enqueue to completion\n\
          \x20 Redis memory    {bytes:.0} bytes per pending job (payload included)\n\
-         \x20 pickup latency  p50 {p50:.2} ms, p99 {p99:.2} ms  ({samples} jobs into an idle worker)\n\
+         \x20 pickup latency  p50 {p50:.2} ms, p99 {p99:.2} ms  ({samples} jobs into an idle worker on {queues} queues)\n\
          \x20 peak RSS        {rss:.1} MB\n\
-         \x20 Redis CPU idle  {idle} with {workers} idle workers\n",
+         \x20 Redis CPU idle  {idle} with {workers} idle workers on {queues} queues each\n",
         jobs = r.jobs,
         c = r.concurrency,
         p = r.payload_bytes,
@@ -79,6 +81,7 @@ pub(super) fn render(r: &Report) -> String {
         samples = r.pickup_samples,
         rss = r.peak_rss_bytes as f64 / 1e6,
         workers = r.idle_workers,
+        queues = r.queues,
     )
 }
 
