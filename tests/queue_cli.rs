@@ -531,8 +531,8 @@ async fn errors_are_one_clear_line_with_a_non_zero_exit() {
         "error: unknown queue \"nope\""
     );
     assert_eq!(
-        error_line(cli(&url, &["pause", "nope"])),
-        "error: unknown queue \"nope\""
+        error_line(cli(&url, &["resume", "a{b}"])),
+        "error: invalid queue name \"a{b}\": braces are reserved for the hash tag"
     );
     assert_eq!(
         error_line(cli(&url, &["job", "q", "nope"])),

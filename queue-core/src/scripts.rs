@@ -48,6 +48,16 @@ pub enum Command {
     DeadReplay,
     /// Forget dead jobs.
     DeadPurge,
+    /// A page of the jobs in one state.
+    Jobs,
+    /// Remove one waiting or finished job.
+    Delete,
+    /// Run a scheduled or retrying job now.
+    Retry,
+    /// Remove a batch of waiting jobs.
+    Drain,
+    /// Remove a batch of the queue's jobs and, once none is left, its keys.
+    Obliterate,
     /// Add or replace a named schedule.
     CronAdd,
     /// Remove a named schedule.
@@ -60,7 +70,7 @@ pub enum Command {
 
 impl Command {
     /// All commands.
-    pub const ALL: [Command; 18] = [
+    pub const ALL: [Command; 23] = [
         Command::Push,
         Command::Pop,
         Command::Complete,
@@ -75,6 +85,11 @@ impl Command {
         Command::DeadList,
         Command::DeadReplay,
         Command::DeadPurge,
+        Command::Jobs,
+        Command::Delete,
+        Command::Retry,
+        Command::Drain,
+        Command::Obliterate,
         Command::CronAdd,
         Command::CronRemove,
         Command::CronList,
@@ -98,6 +113,11 @@ impl Command {
             Command::DeadList => "queue.dead_list",
             Command::DeadReplay => "queue.dead_replay",
             Command::DeadPurge => "queue.dead_purge",
+            Command::Jobs => "queue.jobs",
+            Command::Delete => "queue.delete",
+            Command::Retry => "queue.retry",
+            Command::Drain => "queue.drain",
+            Command::Obliterate => "queue.obliterate",
             Command::CronAdd => "queue.cron_add",
             Command::CronRemove => "queue.cron_remove",
             Command::CronList => "queue.cron_list",
@@ -122,6 +142,11 @@ impl Command {
             Command::DeadList => script_source!("dead_list.lua"),
             Command::DeadReplay => script_source!("dead_replay.lua"),
             Command::DeadPurge => script_source!("dead_purge.lua"),
+            Command::Jobs => script_source!("jobs.lua"),
+            Command::Delete => script_source!("delete.lua"),
+            Command::Retry => script_source!("retry.lua"),
+            Command::Drain => script_source!("drain.lua"),
+            Command::Obliterate => script_source!("obliterate.lua"),
             Command::CronAdd => script_source!("cron_add.lua"),
             Command::CronRemove => script_source!("cron_remove.lua"),
             Command::CronList => script_source!("cron_list.lua"),

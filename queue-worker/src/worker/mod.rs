@@ -16,6 +16,7 @@ mod fetch;
 mod heartbeat;
 mod in_flight;
 mod job;
+mod ready;
 mod reaper;
 mod report;
 mod retry;
@@ -30,6 +31,7 @@ pub(crate) use retry::RetryDelay;
 
 use builder::{Handlers, Settings};
 use in_flight::InFlightJobs;
+use ready::ReadyQueues;
 use report::Counters;
 use settle::Ack;
 
@@ -67,6 +69,8 @@ struct Runtime {
     give_up: CancellationToken,
     /// Wakes the idle fetch loop.
     wake: Notify,
+    /// Which queues may have work (see `ready.rs`).
+    ready: ReadyQueues,
     /// The state every context starts with (handlers swap in the application's), shared so
     /// that starting a job allocates none.
     no_state: std::sync::Arc<()>,
