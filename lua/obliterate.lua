@@ -63,7 +63,8 @@ end
 -- hold only their pins now (or strays no state named), the request memory up to REQUEST_LIMIT
 -- answers: large ones shrink by `limit` entries per call.
 local budget = limit - removed
-for _, hash in ipairs({K_JOBS, K_FAILURES, K_TOKENS, K_ERRORS, K_PRIORITIES, K_RUNAT, K_LEASES}) do
+for _, hash in ipairs({K_JOBS, K_FAILURES, K_TOKENS, K_ERRORS, K_PRIORITIES, K_RUNAT, K_LEASES, K_UNIQUE,
+    K_SCHEDULES}) do
   local size = redis.call('HLEN', hash)
   if size > budget then
     local scan = redis.call('HSCAN', hash, 0, 'COUNT', budget)
@@ -98,5 +99,5 @@ while true do
     return {OK, removed, 0}
   end
 end
-redis.call('DEL', K_REPLIES, K_META, K_WAKE, K_REAPER, K_RATE)
+redis.call('DEL', K_REPLIES, K_META, K_WAKE, K_REAPER, K_RATE, K_UNIQUE_EXPIRY)
 return {OK, removed, 1}

@@ -47,6 +47,13 @@ local K_FINISHED  = KEYS[24] -- stream of {id, state}: marked jobs that complete
 -- The queue's event stream, written only when the queue keeps one (the meta field `events`
 -- holds its length; absent or 0: none), by the same scripts that change the state it records.
 local K_EVENTS    = KEYS[25] -- stream of {event, id, attempt[, detail]}
+-- Named schedules (see cron_*.lua): name -> definition (MessagePack, written by the client and
+-- compared, never parsed, here), '#' .. name -> when it is next due (Unix ms).
+local K_SCHEDULES = KEYS[26]
+-- Unique keys of jobs (see push.lua): 'k:' .. key -> "mode|until ms|job id", and, for keys held
+-- until their job finishes, 'i:' .. job id -> key, so that forget() releases them.
+local K_UNIQUE    = KEYS[27]
+local K_UNIQUE_EXPIRY = KEYS[28] -- zset key -> until ms, for keys held for a time
 
 -- Status codes: the first element of every reply. Mirrored by queue-core/src/scripts.rs.
 local OK           = 0
@@ -354,11 +361,37 @@ local function schedule(zset, ids, dues)
   end
 end
 
+-- Releases the unique keys that `ids` hold until they finish (see K_UNIQUE and push.lua).
+local function release_unique(ids)
+  if redis.call('HLEN', K_UNIQUE) == 0 then
+    return
+  end
+  local fields = {}
+  for i, id in ipairs(ids) do
+    fields[i] = 'i:' .. id
+  end
+  for i = 1, #fields, CHUNK do
+    local chunk = {unpack(fields, i, math.min(i + CHUNK - 1, #fields))}
+    local keys = redis.call('HMGET', K_UNIQUE, unpack(chunk))
+    for j, key in ipairs(keys) do
+      if key then
+        local field = 'k:' .. key
+        local held = redis.call('HGET', K_UNIQUE, field)
+        if held and string.match(held, '^%a|%d+|(.*)$') == ids[i + j - 1] then
+          redis.call('HDEL', K_UNIQUE, field)
+        end
+        redis.call('HDEL', K_UNIQUE, chunk[j])
+      end
+    end
+  end
+end
+
 -- Removes every trace of finished jobs (their lease token went when their last attempt ended).
 local function forget(ids)
   if #ids == 0 then
     return
   end
+  release_unique(ids)
   for _, hash in ipairs({K_JOBS, K_FAILURES, K_ERRORS, K_PRIORITIES, K_RUNAT, K_RESULTS, K_PROGRESS, K_WAITERS}) do
     if holds_jobs(hash) then
       variadic('HDEL', hash, ids)

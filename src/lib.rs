@@ -8,8 +8,9 @@ pub use queue_core::{
     acl_rules, env, fred, redact_url, validate_job_id, validate_name, validate_prefix, Backoff, Cancellation,
     ConnectOptions, DeadJob, DeadPage, Enqueued, Envelope, Error, Event, FailOutcome, Job, JobPage, JobPayload,
     JobState, JobSummary, Lease, Leased, Limits, Lock, LockStatus, NewJob, Popped, Queue, QueueClient, QueueConfig,
-    QueueStats, Rate, RateDecision, RateLimiter, RequestId, Result, Retention, StreamEntry, StreamReader, MAX_BLOCK,
-    MAX_BULK_BYTES, MAX_BULK_JOBS, MAX_DELAY, MAX_JOBS_PAGE, MAX_NAME_LEN, PRIORITY_RANGE,
+    QueueStats, Rate, RateDecision, RateLimiter, RequestId, Result, Retention, Schedule, ScheduleInfo, ScheduleSpec,
+    StreamEntry, StreamReader, Unique, MAX_BLOCK, MAX_BULK_BYTES, MAX_BULK_JOBS, MAX_DELAY, MAX_JOBS_PAGE,
+    MAX_NAME_LEN, PRIORITY_RANGE,
 };
 pub use queue_worker::{
     connect_when_available, shutdown_on_signals, CancellationToken, ExecHandler, JobContext, JobError, JobResult,
@@ -26,8 +27,8 @@ pub use queue_core::trace;
 /// parsing. For tools and tests that call the scripts themselves; a service needs none of it.
 pub mod low_level {
     pub use queue_core::{
-        info_field, queue_index, register_queue_scripts, Command, KeyCount, QueueKeys, Script, ScriptPipeline,
-        ScriptRegistry, QUEUE_KEY_COUNT, REQUIRED_COMMANDS,
+        info_field, queue_index, register_queue_scripts, Command, FiredSchedules, KeyCount, QueueKeys, Script,
+        ScriptPipeline, ScriptRegistry, QUEUE_KEY_COUNT, REQUIRED_COMMANDS,
     };
 }
 

@@ -14,7 +14,7 @@ async fn admin(redis: &RedisServer) -> QueueClient {
     QueueClient::connect(&redis.url()).await.unwrap()
 }
 
-async fn acl_setuser(redis: &RedisServer, user: &str, rules: &str) {
+pub(crate) async fn acl_setuser(redis: &RedisServer, user: &str, rules: &str) {
     let mut args = vec![user.to_owned(), "on".into(), ">s3cret-pw".into()];
     args.extend(rules.split(' ').map(str::to_owned));
     let admin = admin(redis).await;
@@ -32,7 +32,7 @@ async fn acl_setuser(redis: &RedisServer, user: &str, rules: &str) {
         .unwrap();
 }
 
-fn user_url(redis: &RedisServer, user: &str) -> String {
+pub(crate) fn user_url(redis: &RedisServer, user: &str) -> String {
     format!("redis://{user}:s3cret-pw@127.0.0.1:{}", redis.port())
 }
 

@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::{bail, Context};
 use futures_util::future::poll_immediate;
-use queue_core::{Backoff, NewJob, Queue, QueueClient};
+use queue_core::{Backoff, NewJob, Queue, QueueClient, Unique};
 
 use crate::output;
 
@@ -49,6 +49,22 @@ pub(crate) struct EnqueueArgs {
     /// An explicit job id: enqueueing an id that exists prints it and writes nothing.
     #[arg(long)]
     id: Option<String>,
+    /// A unique key: while a job holds it, enqueueing another job with it prints the holder's
+    /// id and writes nothing. Held until the job finishes (completes or dies), or for
+    /// `--unique-for`.
+    #[arg(long, value_name = "KEY", conflicts_with = "file")]
+    unique_key: Option<String>,
+    /// Hold the unique key for this long after enqueue (e.g. `10m`), whatever the job does.
+    #[arg(long, value_name = "DURATION", value_parser = parse_delay, requires = "unique_key")]
+    unique_for: Option<Duration>,
+    /// Run this long after enqueue; another enqueue with the same `--unique-key` while the job
+    /// still waits replaces it (payload and options) and pushes its run time back.
+    #[arg(long, value_name = "DURATION", value_parser = parse_delay, requires = "unique_key",
+          conflicts_with_all = ["unique_for", "delay", "at"])]
+    debounce: Option<Duration>,
+    /// Print JSON: `{"id", "created", "duplicate"}`.
+    #[arg(long, conflicts_with = "file")]
+    json: bool,
 }
 
 impl EnqueueArgs {
@@ -68,6 +84,13 @@ impl EnqueueArgs {
         if let Some(id) = &self.id {
             job = job.id(id);
         }
+        if let Some(key) = &self.unique_key {
+            job = match (self.debounce, self.unique_for) {
+                (Some(delay), _) => job.debounce(key, delay),
+                (None, Some(duration)) => job.unique(key, Unique::For(duration)),
+                (None, None) => job.unique(key, Unique::UntilFinished),
+            };
+        }
         Ok(job)
     }
 }
@@ -78,7 +101,21 @@ pub(crate) async fn run(client: &QueueClient, args: EnqueueArgs) -> anyhow::Resu
     }
     let payload = args.payload.as_deref().expect("clap requires a payload or --file");
     let enqueued = client.queue(&args.queue)?.enqueue(args.job(payload)?).await?;
-    if !enqueued.created {
+    if args.json {
+        return output::json(&serde_json::json!({
+            "id": enqueued.id,
+            "created": enqueued.created,
+            "duplicate": enqueued.duplicate,
+        }));
+    }
+    if enqueued.duplicate {
+        eprintln!(
+            "job {} holds unique key {:?} in {}; nothing written",
+            enqueued.id,
+            args.unique_key.as_deref().unwrap_or_default(),
+            args.queue
+        );
+    } else if !enqueued.created {
         eprintln!("job {} already exists in {}; nothing written", enqueued.id, args.queue);
     }
     output::line(format_args!("{}", enqueued.id))

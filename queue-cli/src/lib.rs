@@ -5,6 +5,7 @@
 
 mod admin;
 mod bench;
+mod cron;
 mod enqueue;
 mod events;
 mod jobs;
@@ -149,6 +150,9 @@ enum Command {
     /// The dead letter: list, retry, purge.
     #[command(subcommand)]
     Dead(admin::DeadCommand),
+    /// Named schedules (cron expressions or intervals) that enqueue a job at every tick.
+    #[command(subcommand)]
+    Cron(cron::CronCommand),
     /// Stop workers from taking jobs from a queue (enqueueing still works).
     Pause {
         /// The queue.
@@ -219,6 +223,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Wait(args) => wait::run(&connect(&cli.connect).await?, args).await,
         Command::Cancel { queue, id } => admin::cancel(&connect(&cli.connect).await?, &queue, &id).await,
         Command::Events(args) => events::run(&connect(&cli.connect).await?, args).await,
+        Command::Cron(command) => cron::run(&connect(&cli.connect).await?, command).await,
         Command::Pause { queue } => {
             connect(&cli.connect).await?.queue(&queue)?.pause().await?;
             output::line(format_args!("paused {queue}"))

@@ -12,6 +12,7 @@ pub const REQUIRED_COMMANDS: &[&str] = &[
     "script|exists",
     "time",
     "hget",
+    "hgetall",
     "hmget",
     "hset",
     "hdel",

@@ -40,6 +40,46 @@ pub enum Error {
         /// Which rule it breaks.
         reason: &'static str,
     },
+    /// A schedule name that the queue cannot use.
+    #[error("invalid schedule name {name:?}: {reason}")]
+    InvalidScheduleName {
+        /// The name as given.
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// A cron expression or `@every` interval that does not parse.
+    #[error("invalid schedule {expression:?}: {reason}")]
+    InvalidSchedule {
+        /// The expression as given.
+        expression: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A time zone name that the system's time zone database does not know.
+    #[error("unknown time zone {zone:?}: {reason}")]
+    InvalidTimeZone {
+        /// The name as given.
+        zone: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// No schedule of this name exists in the queue.
+    #[error("no schedule {name:?} in queue {queue:?}")]
+    ScheduleNotFound {
+        /// The queue.
+        queue: String,
+        /// The schedule name.
+        name: String,
+    },
+    /// A unique key that the queue cannot use, or a debounce without one.
+    #[error("invalid unique key {key:?}: {reason}")]
+    InvalidUniqueKey {
+        /// The key as given.
+        key: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
     /// The encoded payload is larger than the configured limit.
     #[error("payload of {size} bytes exceeds the limit of {limit} bytes")]
     PayloadTooLarge {

@@ -15,7 +15,7 @@ pub struct QueueKeys {
 
 /// The key suffixes, in KEYS order: `lua/prelude.lua` names `KEYS[i + 1]` `K_<SUFFIX>` (upper
 /// case, `:` as `_`), which a test checks.
-pub(crate) const SUFFIXES: [&str; 25] = [
+pub(crate) const SUFFIXES: [&str; 28] = [
     "pending",
     "scheduled",
     "retrying",
@@ -41,6 +41,9 @@ pub(crate) const SUFFIXES: [&str; 25] = [
     "waiters",
     "finished",
     "events",
+    "schedules",
+    "unique",
+    "unique:expiry",
 ];
 
 /// Where the wake-up channel's name stands in [`SUFFIXES`].

@@ -27,6 +27,7 @@ mod rate_limiter;
 mod registry;
 mod request;
 mod results;
+mod schedule;
 mod scripts;
 mod streams;
 pub mod trace;
@@ -40,12 +41,16 @@ pub use error::{Error, Result};
 pub use keys::{queue_index, validate_job_id, validate_name, validate_prefix, QueueKeys, MAX_NAME_LEN};
 pub use limits::Limits;
 pub use lock::{register as register_lock_script, Lock, LockStatus, LOCK_SCRIPT};
-pub use new_job::{JobPayload, NewJob};
-pub use queue::{Cancellation, Event, JobPage, JobSummary, Lease, Queue, MAX_BULK_BYTES, MAX_BULK_JOBS, MAX_JOBS_PAGE};
+pub use new_job::{JobPayload, NewJob, Unique, MAX_UNIQUE_KEY_LEN};
+pub use queue::{
+    Cancellation, Event, FiredSchedules, JobPage, JobSummary, Lease, Queue, MAX_BULK_BYTES, MAX_BULK_JOBS,
+    MAX_JOBS_PAGE,
+};
 pub use rate_limiter::{register as register_rate_limit_script, Rate, RateDecision, RateLimiter, RATE_LIMIT_SCRIPT};
 pub use registry::{KeyCount, Script, ScriptPipeline, ScriptRegistry};
 pub use request::RequestId;
 pub use results::{DeadJob, DeadPage, Enqueued, FailOutcome, Leased, Popped, QueueStats};
+pub use schedule::{validate_schedule_name, Schedule, ScheduleInfo, ScheduleSpec, MAX_SCHEDULE_NAME_LEN, MIN_INTERVAL};
 pub use scripts::{register as register_queue_scripts, Command, QUEUE_KEY_COUNT};
 pub use streams::{StreamEntry, StreamReader, MAX_BLOCK};
 

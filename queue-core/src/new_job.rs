@@ -55,6 +55,26 @@ pub(crate) struct PushFields {
     pub(crate) props: Vec<u8>,
     /// "" (now), "+ms" or "@unix_ms".
     pub(crate) when: Vec<u8>,
+    /// Whether `props` carries a unique key (such a job is a run of its own).
+    pub(crate) unique: bool,
+}
+
+/// How long a job's unique key keeps other jobs with the same key out (see [`NewJob::unique`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unique {
+    /// For this long after the job was enqueued, whatever happens to the job meanwhile.
+    For(Duration),
+    /// Until the job finishes: completes, or goes to the dead letter.
+    UntilFinished,
+}
+
+/// The longest unique key, in bytes.
+pub const MAX_UNIQUE_KEY_LEN: usize = 512;
+
+#[derive(Debug, Clone)]
+pub(crate) enum UniqueKey {
+    Held(String, Unique),
+    Debounce(String, Duration),
 }
 
 /// A job to enqueue: kind, payload and options. Build it, then pass it to
@@ -88,6 +108,7 @@ pub struct NewJob {
     pub(crate) timeout: Option<Duration>,
     pub(crate) run_at: RunAt,
     pub(crate) trace_parent: Option<String>,
+    pub(crate) unique: Option<UniqueKey>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -127,7 +148,7 @@ impl NewJob {
         &self.kind
     }
 
-    fn from_encoded(kind: String, payload: Vec<u8>) -> Self {
+    pub(crate) fn from_encoded(kind: String, payload: Vec<u8>) -> Self {
         NewJob {
             id: None,
             kind,
@@ -139,6 +160,7 @@ impl NewJob {
             timeout: None,
             run_at: RunAt::Now,
             trace_parent: None,
+            unique: None,
         }
     }
 
@@ -192,6 +214,32 @@ impl NewJob {
         self
     }
 
+    /// A unique key, independent of the job id: while another job holds `key` (for the time
+    /// `unique` says), enqueueing this job writes nothing and returns the holder's id with
+    /// [`Enqueued::duplicate`](crate::Enqueued::duplicate) set.
+    ///
+    /// ```
+    /// use queue_core::{NewJob, Unique};
+    /// use std::time::Duration;
+    /// let sync = NewJob::new("sync", &42).unique("sync:42", Unique::For(Duration::from_secs(60)));
+    /// let import = NewJob::new("import", &7).unique("import:7", Unique::UntilFinished);
+    /// ```
+    pub fn unique(mut self, key: impl Into<String>, unique: Unique) -> Self {
+        self.unique = Some(UniqueKey::Held(key.into(), unique));
+        self
+    }
+
+    /// Debounces by `key`: the job runs `delay` after it is enqueued, and enqueueing another
+    /// job with the same key while this one still waits replaces it (its payload and options,
+    /// under the new job's id) and pushes the run time back to `delay` from then. Once the job
+    /// has started, the next enqueue of the key makes a new job. Sets the run time (replaces
+    /// any [`delay`](Self::delay) or [`run_at`](Self::run_at)).
+    pub fn debounce(mut self, key: impl Into<String>, delay: Duration) -> Self {
+        self.unique = Some(UniqueKey::Debounce(key.into(), delay));
+        self.run_at = RunAt::After(delay);
+        self
+    }
+
     /// Checks the job against the queue's rules without writing anything.
     pub(crate) fn check(&self, max_payload: usize) -> Result<()> {
         if let Some(error) = &self.unencodable {
@@ -222,6 +270,32 @@ impl NewJob {
         if let Some(id) = &self.id {
             validate_job_id(id)?;
         }
+        if let Some(UniqueKey::Held(key, _) | UniqueKey::Debounce(key, _)) = &self.unique {
+            let reason = if key.is_empty() {
+                Some("it is empty")
+            } else if key.len() > MAX_UNIQUE_KEY_LEN {
+                Some("it is longer than 512 bytes")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                return Err(Error::InvalidUniqueKey {
+                    key: key.clone(),
+                    reason,
+                });
+            }
+        }
+        match &self.unique {
+            Some(UniqueKey::Held(_, Unique::For(duration))) if duration.is_zero() || *duration > MAX_DELAY => {
+                return Err(Error::InvalidDelay(format!(
+                    "unique for {duration:?}: from 1ms to 10 years"
+                )))
+            }
+            Some(UniqueKey::Debounce(_, delay)) if delay.is_zero() => {
+                return Err(Error::InvalidDelay("a debounce needs a delay above 0".into()))
+            }
+            _ => {}
+        }
         Ok(())
     }
 
@@ -245,12 +319,20 @@ impl NewJob {
             timeout_ms: self.timeout.map(millis),
             trace_parent: self.trace_parent.or_else(crate::trace::current_trace_parent),
         };
-        let props = format!("{}|{}|{}", self.priority, self.max_attempts, self.backoff.script_spec());
+        let mut props = format!("{}|{}|{}", self.priority, self.max_attempts, self.backoff.script_spec());
+        // See lua/push.lua: "|<mode><ms>|<key>".
+        match &self.unique {
+            None => {}
+            Some(UniqueKey::Held(key, Unique::For(duration))) => props += &format!("|f{}|{key}", millis(*duration)),
+            Some(UniqueKey::Held(key, Unique::UntilFinished)) => props += &format!("|c0|{key}"),
+            Some(UniqueKey::Debounce(key, delay)) => props += &format!("|d{}|{key}", millis(*delay)),
+        }
         Ok(PushFields {
             envelope: envelope.to_msgpack(),
             id,
             props: props.into_bytes(),
             when: when.into_bytes(),
+            unique: self.unique.is_some(),
         })
     }
 }

@@ -15,6 +15,7 @@ use crate::{
 
 mod admin;
 mod cancel;
+mod cron;
 mod events;
 mod jobs;
 mod lease;
@@ -23,6 +24,7 @@ mod operations;
 mod wait;
 
 pub use cancel::Cancellation;
+pub use cron::FiredSchedules;
 pub use events::Event;
 pub use jobs::{JobPage, JobSummary, MAX_JOBS_PAGE};
 pub use lease::Lease;
@@ -115,9 +117,11 @@ impl Queue {
                     bytes_limit: MAX_BULK_BYTES,
                 });
             }
-            let same_run = run
-                .as_ref()
-                .is_some_and(|(_, props, when)| *props == fields.props && *when == fields.when);
+            // A job with a unique key is a run of its own (the script takes its key from the run).
+            let same_run = !fields.unique
+                && run
+                    .as_ref()
+                    .is_some_and(|(_, props, when)| *props == fields.props && *when == fields.when);
             if !same_run {
                 if let Some((at, _, _)) = run.take() {
                     args[at] = Value::from(run_len);
@@ -142,9 +146,17 @@ impl Queue {
         let (_, mut reply) = self.call(Command::Push, Some(&RequestId::new()), args).await?;
         ids.into_iter()
             .map(|id| {
-                Ok(Enqueued {
-                    id,
-                    created: reply.int()? == 1,
+                Ok(match reply.int_or_string()? {
+                    Ok(created) => Enqueued {
+                        id,
+                        created: created == 1,
+                        duplicate: false,
+                    },
+                    Err(holder) => Enqueued {
+                        id: holder,
+                        created: false,
+                        duplicate: true,
+                    },
                 })
             })
             .collect()

@@ -8,8 +8,12 @@ use crate::{Envelope, Lease, Result};
 pub struct Enqueued {
     /// The job id (generated, or the explicit one).
     pub id: String,
-    /// False when the explicit id already existed and nothing was written.
+    /// False when the explicit id already existed, or the job's unique key was held, and
+    /// nothing was written.
     pub created: bool,
+    /// True when the job's unique key was held by another job (see
+    /// [`NewJob::unique`](crate::NewJob::unique)): `id` is that job's, and nothing was written.
+    pub duplicate: bool,
 }
 
 /// A job leased by [`Queue::pop`](crate::Queue::pop): run it, then complete or fail it with its

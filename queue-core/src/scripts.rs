@@ -3,9 +3,9 @@ use fred::types::Value;
 
 use crate::{registry::KeyCount, Error, Result, ScriptRegistry};
 
-/// Every queue script takes the 25 keys of [`QueueKeys`](crate::QueueKeys), and a request id
+/// Every queue script takes the 28 keys of [`QueueKeys`](crate::QueueKeys), and a request id
 /// as its first argument (see [`RequestId`](crate::RequestId)).
-pub const QUEUE_KEY_COUNT: usize = 25;
+pub const QUEUE_KEY_COUNT: usize = 28;
 
 macro_rules! script_source {
     ($file:literal) => {
@@ -68,11 +68,19 @@ pub enum Command {
     Obliterate,
     /// Read or change the queue's rate and concurrency limits.
     Limits,
+    /// Add or replace a named schedule.
+    CronAdd,
+    /// Remove a named schedule.
+    CronRemove,
+    /// List the schedules, with the server's time.
+    CronList,
+    /// Enqueue a schedule's due tick, once.
+    CronFire,
 }
 
 impl Command {
     /// All commands.
-    pub const ALL: [Command; 24] = [
+    pub const ALL: [Command; 28] = [
         Command::Push,
         Command::Pop,
         Command::Complete,
@@ -97,6 +105,10 @@ impl Command {
         Command::Drain,
         Command::Obliterate,
         Command::Limits,
+        Command::CronAdd,
+        Command::CronRemove,
+        Command::CronList,
+        Command::CronFire,
     ];
 
     /// The registry name.
@@ -126,6 +138,10 @@ impl Command {
             Command::Drain => "queue.drain",
             Command::Obliterate => "queue.obliterate",
             Command::Limits => "queue.limits",
+            Command::CronAdd => "queue.cron_add",
+            Command::CronRemove => "queue.cron_remove",
+            Command::CronList => "queue.cron_list",
+            Command::CronFire => "queue.cron_fire",
         }
     }
 
@@ -163,6 +179,10 @@ impl Command {
             Command::Drain => script_source!("drain.lua"),
             Command::Obliterate => script_source!("obliterate.lua"),
             Command::Limits => script_source!("limits.lua"),
+            Command::CronAdd => script_source!("cron_add.lua"),
+            Command::CronRemove => script_source!("cron_remove.lua"),
+            Command::CronList => script_source!("cron_list.lua"),
+            Command::CronFire => script_source!("cron_fire.lua"),
         }
     }
 }
@@ -238,6 +258,17 @@ impl Reply {
                 .as_str()
                 .and_then(|s| s.parse().ok())
                 .ok_or_else(|| self.unexpected(format!("expected an integer, got {other:?}"))),
+        }
+    }
+
+    /// An integer, or else a string (a reply whose element is one or the other).
+    pub(crate) fn int_or_string(&mut self) -> Result<std::result::Result<i64, String>> {
+        match self.next()? {
+            Value::Integer(i) => Ok(Ok(i)),
+            other => match other.as_str() {
+                Some(text) => Ok(Err(text.into_owned())),
+                None => Err(self.unexpected(format!("expected an integer or a string, got {other:?}"))),
+            },
         }
     }
 

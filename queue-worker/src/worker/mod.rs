@@ -2,8 +2,9 @@
 //! with its lease token, renew leases, reap, shut down gracefully.
 //!
 //! A running worker is one [`Runtime`] that its tasks share: the fetch loop (`fetch.rs`), one
-//! task per job (`job.rs`) whose outcome `settle.rs` records, the heartbeat, the reaper, and a
-//! wake-up listener for all its queues (`wake.rs`). `run.rs` starts them and stops them in order.
+//! task per job (`job.rs`) whose outcome `settle.rs` records, the heartbeat, the reaper, the
+//! schedules (`schedules.rs`), and a wake-up listener for all its queues (`wake.rs`). `run.rs`
+//! starts them and stops them in order.
 use std::sync::Mutex;
 
 use queue_core::{Queue, QueueClient};
@@ -21,6 +22,7 @@ mod reaper;
 mod report;
 mod retry;
 mod run;
+mod schedules;
 mod settle;
 mod wake;
 

@@ -100,6 +100,8 @@ impl Runtime {
         tasks.spawn(self.clone().heartbeat(background.clone()));
         tasks.spawn(self.clone().reaper(background.clone()));
         let listeners = background.child_token();
+        // Schedules stop firing with the fetching: a stopping worker enqueues nothing new.
+        tasks.spawn(self.clone().schedules(listeners.clone()));
         let subscriber = wake_subscriber(self.client.redis())?;
         tasks.spawn(self.clone().listen(subscriber, listeners.clone()));
         let jobs_ended = CancellationToken::new();
