@@ -71,7 +71,8 @@ async fn main() -> anyhow::Result<()> {
         });
         images.push(job.priority(if width > 1000 { 10 } else { 0 }));
     }
-    let enqueued = client.enqueue_bulk("images", images).await?;
+    let (images_queue, emails_queue) = (client.queue("images")?, client.queue("emails")?);
+    let enqueued = images_queue.enqueue_bulk(images).await?;
     println!("enqueued {} resize jobs in one atomic call", enqueued.len());
     for (to, subject, delay) in [
         ("ada@example.com", "welcome", Duration::ZERO),
@@ -82,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
             to: to.into(),
             subject: subject.into(),
         });
-        client.enqueue("emails", email.delay(delay)).await?;
+        emails_queue.enqueue(email.delay(delay)).await?;
     }
     println!("enqueued 3 emails (one flaky, one delayed by 500ms)");
 
@@ -98,13 +99,13 @@ async fn main() -> anyhow::Result<()> {
     println!("worker stopped gracefully: {report:?}");
 
     for queue in client.queues().await? {
-        let s = client.stats(&queue).await?;
+        let s = client.queue(&queue)?.stats().await?;
         println!(
             "{queue:>7}: completed_total={} failed_attempts_total={} dead={} pending={} active={}",
             s.completed_total, s.failed_attempts_total, s.dead, s.pending, s.active
         );
     }
-    for dead in client.dead_list("images", 0, 10).await?.jobs {
+    for dead in images_queue.dead_list(0, 10).await?.jobs {
         println!(
             "dead letter: {} after {} attempt(s): {}",
             dead.id, dead.attempts, dead.error

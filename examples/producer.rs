@@ -10,21 +10,18 @@ use queue::{NewJob, QueueClient};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let client = QueueClient::connect_from_env().await?;
+    let orders = client.queue(QUEUE)?;
     // One order, as a value of its type: its kind and options come with it.
-    let one = client
-        .enqueue(
-            QUEUE,
-            ChargeOrder {
-                order_id: 1,
-                cents: 1999,
-            },
-        )
+    let one = orders
+        .enqueue(ChargeOrder {
+            order_id: 1,
+            cents: 1999,
+        })
         .await?;
     println!("enqueued order 1 as job {}", one.id);
     // An explicit id: enqueueing order 1 again while its job is in Redis writes nothing.
-    let again = client
+    let again = orders
         .enqueue(
-            QUEUE,
             NewJob::of(&ChargeOrder {
                 order_id: 1,
                 cents: 1999,
@@ -35,7 +32,7 @@ async fn main() -> anyhow::Result<()> {
     println!("charge-1 created: {}", again.created);
     // A bulk: all or none, in one call.
     let bulk = (2..=100).map(|order_id| ChargeOrder { order_id, cents: 500 });
-    let jobs = client.enqueue_bulk(QUEUE, bulk).await?;
+    let jobs = orders.enqueue_bulk(bulk).await?;
     println!("enqueued {} more orders", jobs.len());
     Ok(())
 }

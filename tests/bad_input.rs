@@ -14,11 +14,13 @@ use crate::support::{bin, eventually, run_with_deadline, spawn_worker, start, Pr
 async fn a_job_record_that_does_not_decode_goes_to_the_dead_letter_and_the_worker_goes_on() {
     let q = start().await;
     q.client
-        .enqueue("q", NewJob::new("task", &1).id("corrupt").max_attempts(5))
+        .queue("q")
+        .unwrap()
+        .enqueue(NewJob::new("task", &1).id("corrupt").max_attempts(5))
         .await
         .unwrap();
-    q.client.enqueue("q", NewJob::new("task", &2).id("fine")).await.unwrap();
-    let jobs_hash = q.client.keys("q").unwrap().all()[6].clone();
+    q.queue().enqueue(NewJob::new("task", &2).id("fine")).await.unwrap();
+    let jobs_hash = q.queue().keys().all()[6].clone();
     let _: i64 = q
         .client
         .redis()
@@ -40,7 +42,9 @@ async fn a_job_record_that_does_not_decode_goes_to_the_dead_letter_and_the_worke
     );
     eventually("the next job done", Duration::from_secs(10), || async {
         q.client
-            .job("q", "fine")
+            .queue("q")
+            .unwrap()
+            .job("fine")
             .await
             .ok()
             .filter(|j| j.state == JobState::Completed)
@@ -66,7 +70,7 @@ async fn redis_out_of_memory_during_enqueue_is_a_clear_error_with_nothing_half_w
     let mut written = 0u64;
     let error = loop {
         let jobs = (0..200).map(|_| NewJob::new("k", &payload));
-        match client.enqueue_bulk("q", jobs).await {
+        match client.queue("q").unwrap().enqueue_bulk(jobs).await {
             Ok(added) => written += added.len() as u64,
             Err(error) => break error,
         }
@@ -77,8 +81,9 @@ async fn redis_out_of_memory_during_enqueue_is_a_clear_error_with_nothing_half_w
         .to_string()
         .starts_with("Redis is out of memory (maxmemory reached); nothing of this call was written: OOM"));
     // All or none: exactly the bulks that succeeded are there, in every structure.
-    let keys = client.keys("q").unwrap();
-    let stats = client.stats("q").await.unwrap();
+    let queue = client.queue("q").unwrap();
+    let keys = queue.keys();
+    let stats = client.queue("q").unwrap().stats().await.unwrap();
     assert_eq!((stats.enqueued_total, stats.pending), (written, written));
     let key = |suffix: &str| keys.all().iter().find(|k| k.ends_with(suffix)).unwrap().clone();
     let records: u64 = client.redis().hlen(key(":jobs")).await.unwrap();
@@ -86,9 +91,14 @@ async fn redis_out_of_memory_during_enqueue_is_a_clear_error_with_nothing_half_w
     // The jobs hash holds one more field: the pin of its encoding (prelude.lua).
     assert_eq!((records - 1, pending), (written, written));
     // Workers can still drain a full Redis: leasing and completing free memory first.
-    let popped = client.pop("q", 10, Duration::from_secs(30)).await.unwrap();
-    let leases: Vec<(&str, &str)> = popped.jobs.iter().map(|j| (j.id.as_str(), j.token.as_str())).collect();
-    assert_eq!(client.complete("q", &leases).await.unwrap(), [true; 10]);
+    let popped = client
+        .queue("q")
+        .unwrap()
+        .pop(10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let leases = popped.jobs.iter().map(|j| &j.lease);
+    assert_eq!(client.queue("q").unwrap().complete(leases).await.unwrap(), [true; 10]);
 }
 
 #[tokio::test]

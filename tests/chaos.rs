@@ -93,7 +93,7 @@ async fn held_by(client: &QueueClient, dir: &Path, generation: usize) -> Vec<Str
     if started.is_empty() {
         return started;
     }
-    let tokens = client.keys("chaos").unwrap().all()[8].clone();
+    let tokens = client.queue("chaos").unwrap().keys().all()[8].clone();
     let held: Vec<Option<String>> = eventually("the lease tokens", Duration::from_secs(20), || async {
         client.redis().hmget(&tokens, started.clone()).await.ok()
     })
@@ -148,7 +148,7 @@ async fn no_job_is_lost_through_kills_restarts_and_a_script_flush() {
         let jobs = chunk
             .iter()
             .map(|id| NewJob::new("chaos", &()).id(id).max_attempts(100));
-        client.enqueue_bulk("chaos", jobs).await.unwrap();
+        client.queue("chaos").unwrap().enqueue_bulk(jobs).await.unwrap();
     }
 
     // (process, generation) per worker slot.
@@ -187,7 +187,7 @@ async fn no_job_is_lost_through_kills_restarts_and_a_script_flush() {
             spent_on_kills += kill_started.elapsed();
         }
         if flushes == 0 && progress >= FLUSH_AT {
-            let stats = client.stats("chaos").await.unwrap();
+            let stats = client.queue("chaos").unwrap().stats().await.unwrap();
             assert!(
                 stats.pending > 0 && stats.active > 0,
                 "the flush lands mid-run: {stats:?}"
@@ -197,7 +197,7 @@ async fn no_job_is_lost_through_kills_restarts_and_a_script_flush() {
             flushes += 1;
         }
         if redis_restarts == 0 && progress >= RESTART_AT {
-            let stats = client.stats("chaos").await.unwrap();
+            let stats = client.queue("chaos").unwrap().stats().await.unwrap();
             assert!(
                 stats.pending > 0 && stats.active > 0,
                 "the restart lands mid-run: {stats:?}"
@@ -217,7 +217,9 @@ async fn no_job_is_lost_through_kills_restarts_and_a_script_flush() {
     // The queue drains to nothing: every job completed, nothing left leased or waiting.
     let stats = eventually("the queue to settle", Duration::from_secs(60), || async {
         client
-            .stats("chaos")
+            .queue("chaos")
+            .unwrap()
+            .stats()
             .await
             .ok()
             .filter(|s| s.active == 0 && s.pending == 0 && s.retrying == 0)

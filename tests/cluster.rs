@@ -14,7 +14,7 @@ use throwaway_redis::Cluster;
 use crate::support::{bin, eventually, expect_drained, run_numbers, Failure};
 
 fn slot_of(client: &QueueClient, queue: &str) -> u16 {
-    queue::fred::util::redis_keyslot(client.keys(queue).unwrap().all()[0].as_bytes())
+    queue::fred::util::redis_keyslot(client.queue(queue).unwrap().keys().all()[0].as_bytes())
 }
 
 #[tokio::test]
@@ -35,9 +35,11 @@ async fn queues_spread_over_a_cluster_and_run_unchanged() {
 
     for queue in queues {
         let jobs = (0..50).map(|i| NewJob::new("task", &i));
-        client.enqueue_bulk(queue, jobs).await.unwrap();
+        client.queue(queue).unwrap().enqueue_bulk(jobs).await.unwrap();
         client
-            .enqueue(queue, NewJob::new("task", &-1).delay(Duration::from_millis(200)))
+            .queue(queue)
+            .unwrap()
+            .enqueue(NewJob::new("task", &-1).delay(Duration::from_millis(200)))
             .await
             .unwrap();
     }
@@ -55,7 +57,9 @@ async fn queues_spread_over_a_cluster_and_run_unchanged() {
     for queue in queues {
         eventually(&format!("{queue} drained"), Duration::from_secs(30), || async {
             client
-                .stats(queue)
+                .queue(queue)
+                .unwrap()
+                .stats()
                 .await
                 .ok()
                 .filter(|s| s.completed_total == 51 && s.active == 0)

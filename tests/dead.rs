@@ -2,22 +2,28 @@ use std::time::Duration;
 
 use queue::{Error, JobState, NewJob, QueueClient, QueueConfig, Retention};
 
-use crate::support::{start, start_with};
+use crate::support::{lease, start, start_with};
 
 async fn bury(client: &QueueClient, ids: &[&str]) {
     for id in ids {
         client
-            .enqueue("q", NewJob::new("k", id).id(*id).max_attempts(1))
+            .queue("q")
+            .unwrap()
+            .enqueue(NewJob::new("k", id).id(*id).max_attempts(1))
             .await
             .unwrap();
         let leased = client
-            .pop("q", 1, Duration::from_secs(30))
+            .queue("q")
+            .unwrap()
+            .pop(1, Duration::from_secs(30))
             .await
             .unwrap()
             .jobs
             .remove(0);
         client
-            .fail("q", id, &leased.token, &format!("{id} failed"), false)
+            .queue("q")
+            .unwrap()
+            .fail(&lease(id, &leased.lease.token), &format!("{id} failed"), false)
             .await
             .unwrap();
     }
@@ -32,7 +38,7 @@ async fn list_shows_the_most_recent_first_with_errors() {
         bury(&q.client, &[id]).await;
         tokio::time::sleep(Duration::from_millis(3)).await;
     }
-    let page = q.client.dead_list("q", 0, 2).await.unwrap();
+    let page = q.queue().dead_list(0, 2).await.unwrap();
     assert_eq!(page.total, 3);
     let ids: Vec<_> = page.jobs.iter().map(|j| j.id.as_str()).collect();
     assert_eq!(ids, ["b", "a"], "the most recent first");
@@ -49,35 +55,35 @@ async fn list_shows_the_most_recent_first_with_errors() {
 async fn replay_one_resets_attempts_and_runs_again() {
     let q = start().await;
     bury(&q.client, &["a", "b"]).await;
-    assert_eq!(q.client.dead_replay("q", &["a"]).await.unwrap(), 1);
-    let job = q.client.job("q", "a").await.unwrap();
+    assert_eq!(q.queue().dead_replay(&["a"]).await.unwrap(), 1);
+    let job = q.queue().job("a").await.unwrap();
     assert_eq!((job.state, job.attempts), (JobState::Pending, 0));
-    let leased = q.client.pop("q", 10, Duration::from_secs(30)).await.unwrap();
+    let leased = q.queue().pop(10, Duration::from_secs(30)).await.unwrap();
     assert_eq!(leased.jobs.len(), 1);
     assert_eq!(leased.jobs[0].attempt, 1);
     assert!(matches!(
-        q.client.dead_replay("q", &["a"]).await,
+        q.queue().dead_replay(&["a"]).await,
         Err(Error::NotInDeadLetter { .. })
     ));
-    assert_eq!(q.client.stats("q").await.unwrap().dead, 1);
+    assert_eq!(q.queue().stats().await.unwrap().dead, 1);
 }
 
 #[tokio::test]
 async fn replay_all_and_purge() {
     let q = start().await;
     bury(&q.client, &["a", "b", "c"]).await;
-    assert_eq!(q.client.dead_replay_all("q").await.unwrap(), 3);
-    let stats = q.client.stats("q").await.unwrap();
+    assert_eq!(q.queue().dead_replay_all().await.unwrap(), 3);
+    let stats = q.queue().stats().await.unwrap();
     assert_eq!((stats.dead, stats.pending), (0, 3));
 
-    let jobs = q.client.pop("q", 3, Duration::from_secs(30)).await.unwrap().jobs;
+    let jobs = q.queue().pop(3, Duration::from_secs(30)).await.unwrap().jobs;
     for job in &jobs {
-        q.client.fail("q", &job.id, &job.token, "again", true).await.unwrap();
+        q.queue().fail(&job.lease, "again", true).await.unwrap();
     }
-    assert_eq!(q.client.dead_purge("q").await.unwrap(), 3);
-    assert_eq!(q.client.stats("q").await.unwrap().dead, 0);
+    assert_eq!(q.queue().dead_purge().await.unwrap(), 3);
+    assert_eq!(q.queue().stats().await.unwrap().dead, 0);
     assert!(
-        matches!(q.client.job("q", "a").await, Err(Error::JobNotFound { .. })),
+        matches!(q.queue().job("a").await, Err(Error::JobNotFound { .. })),
         "purged jobs are forgotten"
     );
 }
@@ -93,7 +99,7 @@ async fn the_dead_letter_is_bounded_by_count() {
     };
     let q = start_with(config).await;
     bury(&q.client, &["a", "b", "c", "d"]).await;
-    let stats = q.client.stats("q").await.unwrap();
+    let stats = q.queue().stats().await.unwrap();
     assert_eq!((stats.dead, stats.dead_total), (2, 4));
 }
 
@@ -110,7 +116,7 @@ async fn the_dead_letter_is_bounded_by_age() {
     bury(&q.client, &["old"]).await;
     tokio::time::sleep(Duration::from_millis(100)).await; // let "old" age past the 50ms limit
     bury(&q.client, &["new"]).await;
-    let page = q.client.dead_list("q", 0, 10).await.unwrap();
+    let page = q.queue().dead_list(0, 10).await.unwrap();
     assert_eq!(page.jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["new"]);
 }
 
@@ -118,14 +124,13 @@ async fn the_dead_letter_is_bounded_by_age() {
 async fn an_id_named_twice_is_replayed_once_and_the_counters_balance() {
     let q = start().await;
     bury(&q.client, &["x"]).await;
-    assert_eq!(q.client.dead_replay("q", &["x", "x"]).await.unwrap(), 1);
-    let stats = q.client.stats("q").await.unwrap();
+    assert_eq!(q.queue().dead_replay(&["x", "x"]).await.unwrap(), 1);
+    let stats = q.queue().stats().await.unwrap();
     assert_eq!((stats.pending, stats.dead), (1, 0), "one pending job, not two");
     let leased = q.pop_one().await;
-    assert_eq!(q.client.complete("q", &[("x", &leased.token)]).await.unwrap(), [true]);
     assert_eq!(
-        q.client.stats("q").await.unwrap().pending,
-        0,
-        "nothing left to run again"
+        q.queue().complete(&[lease("x", &leased.lease.token)]).await.unwrap(),
+        [true]
     );
+    assert_eq!(q.queue().stats().await.unwrap().pending, 0, "nothing left to run again");
 }

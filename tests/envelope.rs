@@ -14,14 +14,18 @@ async fn typed_payloads_round_trip_and_read_as_json() {
         to: "a@b.c".into(),
         cc: vec!["d@e.f".into()],
     };
-    q.client.enqueue("q", NewJob::new("send", &email)).await.unwrap();
+    q.queue().enqueue(NewJob::new("send", &email)).await.unwrap();
     q.client
-        .enqueue("q", NewJob::from_json("send", r#"{"to": "x@y.z", "cc": []}"#).unwrap())
+        .queue("q")
+        .unwrap()
+        .enqueue(NewJob::from_json("send", r#"{"to": "x@y.z", "cc": []}"#).unwrap())
         .await
         .unwrap();
     let jobs = q
         .client
-        .pop("q", 2, std::time::Duration::from_secs(5))
+        .queue("q")
+        .unwrap()
+        .pop(2, std::time::Duration::from_secs(5))
         .await
         .unwrap()
         .jobs;

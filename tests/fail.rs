@@ -2,13 +2,13 @@ use std::time::Duration;
 
 use queue::{Backoff, FailOutcome, JobState, Leased, NewJob, QueueClient};
 
-use crate::support::{eventually, start};
+use crate::support::{eventually, lease, start};
 
 const LEASE: Duration = Duration::from_secs(30);
 
 async fn lease_next(client: &QueueClient) -> (Leased, i64) {
     eventually("a job to lease", Duration::from_secs(10), || async {
-        let mut popped = client.pop("q", 1, LEASE).await.unwrap();
+        let mut popped = client.queue("q").unwrap().pop(1, LEASE).await.unwrap();
         (!popped.jobs.is_empty()).then(|| (popped.jobs.remove(0), popped.now_ms))
     })
     .await
@@ -18,12 +18,14 @@ async fn lease_next(client: &QueueClient) -> (Leased, i64) {
 async fn fail_and_measure(client: &QueueClient) -> i64 {
     let (leased, _) = lease_next(client).await;
     match client
-        .fail("q", &leased.id, &leased.token, "boom", false)
+        .queue("q")
+        .unwrap()
+        .fail(&leased.lease, "boom", false)
         .await
         .unwrap()
     {
         FailOutcome::Retry { at_ms, delay_ms } => {
-            let job = client.job("q", &leased.id).await.unwrap();
+            let job = client.queue("q").unwrap().job(&leased.lease.id).await.unwrap();
             assert_eq!(job.run_at_ms, Some(at_ms), "parked until then");
             delay_ms
         }
@@ -37,7 +39,7 @@ async fn fixed_backoff_waits_the_same_each_time() {
     let job = NewJob::new("k", &1)
         .max_attempts(3)
         .backoff(Backoff::fixed(Duration::from_millis(150)));
-    q.client.enqueue("q", job).await.unwrap();
+    q.queue().enqueue(job).await.unwrap();
     for _ in 0..2 {
         let delay = fail_and_measure(&q.client).await;
         assert_eq!(delay, 150);
@@ -53,7 +55,9 @@ async fn exponential_backoff_doubles_up_to_its_cap() {
         jitter: false,
     };
     q.client
-        .enqueue("q", NewJob::new("k", &1).max_attempts(5).backoff(backoff))
+        .queue("q")
+        .unwrap()
+        .enqueue(NewJob::new("k", &1).max_attempts(5).backoff(backoff))
         .await
         .unwrap();
     for expected in [100, 200, 300, 300] {
@@ -71,7 +75,7 @@ async fn jitter_keeps_at_least_half_the_delay() {
         jitter: true,
     };
     let jobs: Vec<NewJob> = (0..20).map(|i| NewJob::new("k", &i).backoff(backoff)).collect();
-    q.client.enqueue_bulk("q", jobs).await.unwrap();
+    q.queue().enqueue_bulk(jobs).await.unwrap();
     let mut delays = Vec::new();
     for _ in 0..20 {
         delays.push(fail_and_measure(&q.client).await);
@@ -89,11 +93,13 @@ async fn the_dead_letter_takes_a_job_when_attempts_run_out() {
         .id("j")
         .max_attempts(2)
         .backoff(Backoff::fixed(Duration::ZERO));
-    q.client.enqueue("q", job).await.unwrap();
+    q.queue().enqueue(job).await.unwrap();
     let (first, _) = lease_next(&q.client).await;
     let outcome = q
         .client
-        .fail("q", "j", &first.token, "first failure", false)
+        .queue("q")
+        .unwrap()
+        .fail(&lease("j", &first.lease.token), "first failure", false)
         .await
         .unwrap();
     assert!(matches!(outcome, FailOutcome::Retry { delay_ms: 0, .. }), "{outcome:?}");
@@ -101,15 +107,17 @@ async fn the_dead_letter_takes_a_job_when_attempts_run_out() {
     assert_eq!(second.attempt, 2);
     assert_eq!(
         q.client
-            .fail("q", "j", &second.token, "second failure", false)
+            .queue("q")
+            .unwrap()
+            .fail(&lease("j", &second.lease.token), "second failure", false)
             .await
             .unwrap(),
         FailOutcome::Dead
     );
-    let job = q.client.job("q", "j").await.unwrap();
+    let job = q.queue().job("j").await.unwrap();
     assert_eq!((job.state, job.attempts), (JobState::Dead, 2));
     assert_eq!(job.last_error.as_deref(), Some("second failure"));
-    let stats = q.client.stats("q").await.unwrap();
+    let stats = q.queue().stats().await.unwrap();
     assert_eq!(
         (stats.dead, stats.failed_attempts_total, stats.pending, stats.active),
         (1, 2, 0, 0)
@@ -120,15 +128,20 @@ async fn the_dead_letter_takes_a_job_when_attempts_run_out() {
 async fn a_permanent_failure_goes_to_the_dead_letter_at_once() {
     let q = start().await;
     q.client
-        .enqueue("q", NewJob::new("k", &1).id("j").max_attempts(10))
+        .queue("q")
+        .unwrap()
+        .enqueue(NewJob::new("k", &1).id("j").max_attempts(10))
         .await
         .unwrap();
     let (leased, _) = lease_next(&q.client).await;
     assert_eq!(
-        q.client.fail("q", "j", &leased.token, "bad data", true).await.unwrap(),
+        q.queue()
+            .fail(&lease("j", &leased.lease.token), "bad data", true)
+            .await
+            .unwrap(),
         FailOutcome::Dead
     );
-    let page = q.client.dead_list("q", 0, 10).await.unwrap();
+    let page = q.queue().dead_list(0, 10).await.unwrap();
     assert_eq!(page.total, 1);
     assert_eq!(
         (
@@ -144,12 +157,18 @@ async fn a_permanent_failure_goes_to_the_dead_letter_at_once() {
 async fn a_retryable_failure_of_a_job_whose_record_does_not_parse_buries_it_with_the_reason() {
     let q = start().await;
     q.client
-        .enqueue("q", NewJob::new("k", &1).id("j").max_attempts(5))
+        .queue("q")
+        .unwrap()
+        .enqueue(NewJob::new("k", &1).id("j").max_attempts(5))
         .await
         .unwrap();
     let leased = q.pop_one().await;
     q.hset("jobs", "j", "garbage").await;
-    let outcome = q.client.fail("q", "j", &leased.token, "boom", false).await.unwrap();
+    let outcome = q
+        .queue()
+        .fail(&lease("j", &leased.lease.token), "boom", false)
+        .await
+        .unwrap();
     assert_eq!(outcome, FailOutcome::Dead);
     let job = q.first_dead("the job in the dead letter").await;
     assert!(
@@ -157,7 +176,7 @@ async fn a_retryable_failure_of_a_job_whose_record_does_not_parse_buries_it_with
         "{}",
         job.error
     );
-    let stats = q.client.stats("q").await.unwrap();
+    let stats = q.queue().stats().await.unwrap();
     assert_eq!(
         (stats.active, stats.pending, stats.dead, stats.failed_attempts_total),
         (0, 0, 1, 1)

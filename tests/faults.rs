@@ -37,7 +37,9 @@ async fn a_worker_through_cuts_stalls_and_late_replies_runs_every_job_exactly_on
     .unwrap();
     let admin = QueueClient::connect(&redis.url()).await.unwrap();
     admin
-        .enqueue_bulk("q", (0..JOBS).map(|i| NewJob::new("k", &i)))
+        .queue("q")
+        .unwrap()
+        .enqueue_bulk((0..JOBS).map(|i| NewJob::new("k", &i)))
         .await
         .unwrap();
     let proxy = throwaway_redis::proxy::FaultProxy::start(redis.port()).unwrap();
@@ -70,7 +72,7 @@ async fn a_worker_through_cuts_stalls_and_late_replies_runs_every_job_exactly_on
         let admin = admin.clone();
         async move {
             eventually("progress", Duration::from_secs(30), || async {
-                (admin.stats("q").await.ok()?.completed_total >= n).then_some(())
+                (admin.queue("q").unwrap().stats().await.ok()?.completed_total >= n).then_some(())
             })
             .await
         }
@@ -94,7 +96,7 @@ async fn a_worker_through_cuts_stalls_and_late_replies_runs_every_job_exactly_on
     shutdown.cancel();
     running.await.unwrap().unwrap();
     assert_eq!((late.fired(), lost.fired()), (1, 1), "every fault landed");
-    let stats = admin.stats("q").await.unwrap();
+    let stats = admin.queue("q").unwrap().stats().await.unwrap();
     assert_eq!(
         (
             stats.completed_total,
@@ -132,7 +134,7 @@ async fn a_stop_does_not_wait_for_a_fetch_stuck_on_a_silent_connection() {
     .await;
     // From now on the worker's connection answers nothing, like one to a host that vanished.
     let silent = proxy.inject(evalsha(&pop), Fault::SwallowReply, usize::MAX);
-    admin.enqueue("q", NewJob::new("k", &1)).await.unwrap();
+    admin.queue("q").unwrap().enqueue(NewJob::new("k", &1)).await.unwrap();
     eventually("a fetch that never returns", Duration::from_secs(10), || async {
         (silent.fired() > 0).then_some(())
     })

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use queue::{Backoff, Error, JobState, NewJob};
 
-use crate::support::start;
+use crate::support::{lease, start};
 
 #[tokio::test]
 async fn job_shows_state_envelope_and_times() {
@@ -13,8 +13,8 @@ async fn job_shows_state_envelope_and_times() {
         .max_attempts(4)
         .backoff(Backoff::fixed(Duration::from_secs(5)))
         .delay(Duration::from_secs(60));
-    q.client.enqueue("q", job).await.unwrap();
-    let job = q.client.job("q", "j").await.unwrap();
+    q.queue().enqueue(job).await.unwrap();
+    let job = q.queue().job("j").await.unwrap();
     assert_eq!(job.state, JobState::Scheduled);
     assert_eq!(
         (
@@ -29,10 +29,7 @@ async fn job_shows_state_envelope_and_times() {
     assert_eq!(job.envelope.payload_json().unwrap(), serde_json::json!({"to": "x"}));
     assert_eq!(job.attempts, 0);
     assert_eq!(job.last_error, None);
-    assert!(matches!(
-        q.client.job("q", "other").await,
-        Err(Error::JobNotFound { .. })
-    ));
+    assert!(matches!(q.queue().job("other").await, Err(Error::JobNotFound { .. })));
 }
 
 #[tokio::test]
@@ -40,10 +37,13 @@ async fn an_empty_id_names_no_job() {
     let q = start().await;
     q.enqueue_numbers(1).await;
     // The field '' of every hash keyed by id holds its encoding pin, not a job.
-    assert!(matches!(q.client.job("q", "").await, Err(Error::JobNotFound { .. })));
+    assert!(matches!(q.queue().job("").await, Err(Error::JobNotFound { .. })));
     let leased = q.pop_one().await;
-    assert_eq!(q.client.complete("q", &[("", &leased.token)]).await.unwrap(), [false]);
-    assert_eq!(q.client.stats("q").await.unwrap().completed_total, 0);
+    assert_eq!(
+        q.queue().complete(&[lease("", &leased.lease.token)]).await.unwrap(),
+        [false]
+    );
+    assert_eq!(q.queue().stats().await.unwrap().completed_total, 0);
 }
 
 #[tokio::test]
@@ -54,10 +54,10 @@ async fn looking_a_pending_job_up_does_not_search_the_pending_list() {
     };
     let q = start().await;
     q.enqueue_numbers(1_000).await;
-    q.client.enqueue("q", NewJob::new("k", &1).id("last")).await.unwrap();
+    q.queue().enqueue(NewJob::new("k", &1).id("last")).await.unwrap();
     let reset = CustomCommand::new_static("CONFIG RESETSTAT", ClusterHash::Random, false);
     let () = q.client.redis().custom(reset, Vec::<String>::new()).await.unwrap();
-    assert_eq!(q.client.job("q", "last").await.unwrap().state, JobState::Pending);
+    assert_eq!(q.queue().job("last").await.unwrap().state, JobState::Pending);
     // Only O(1) and O(log n) commands: no search (LPOS) or range read of the pending list.
     let stats: String = q.client.redis().info(Some(InfoKind::CommandStats)).await.unwrap();
     let called: Vec<&str> = stats

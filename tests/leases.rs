@@ -27,7 +27,7 @@ fn keep_reaping(client: QueueClient) -> (CancellationToken, tokio::task::JoinHan
     let handle = tokio::spawn(async move {
         let mut sweeps = 0;
         while !stopped.is_cancelled() {
-            if let Ok(Some(_)) = client.reap("q", Duration::from_millis(10), 100).await {
+            if let Ok(Some(_)) = client.queue("q").unwrap().reap(Duration::from_millis(10), 100).await {
                 sweeps += 1;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -41,7 +41,9 @@ fn keep_reaping(client: QueueClient) -> (CancellationToken, tokio::task::JoinHan
 async fn a_handler_running_several_leases_is_renewed_every_third_and_never_reaped() {
     let q = start().await;
     q.client
-        .enqueue("q", NewJob::new("long", &()).id("j").max_attempts(3))
+        .queue("q")
+        .unwrap()
+        .enqueue(NewJob::new("long", &()).id("j").max_attempts(3))
         .await
         .unwrap();
     let runs = Arc::new(AtomicUsize::new(0));
@@ -68,7 +70,7 @@ async fn a_handler_running_several_leases_is_renewed_every_third_and_never_reape
     // The lease deadline as `job` reports it, sampled while the handler runs.
     let mut samples: Vec<(i64, i64)> = Vec::new(); // (local time, deadline), both Unix ms
     let finished = loop {
-        let job = q.client.job("q", "j").await.unwrap();
+        let job = q.queue().job("j").await.unwrap();
         match job.state {
             JobState::Active => {
                 let at = now_ms();
@@ -94,7 +96,7 @@ async fn a_handler_running_several_leases_is_renewed_every_third_and_never_reape
     );
     assert_eq!(runs.load(Ordering::SeqCst), 1, "the handler ran once");
     assert_eq!(report.completed, 1);
-    let stats = q.client.stats("q").await.unwrap();
+    let stats = q.queue().stats().await.unwrap();
     assert_eq!((stats.completed_total, stats.failed_attempts_total), (1, 0));
     assert!(sweeps > 10, "the second reaper swept ({sweeps} sweeps)");
 
@@ -127,7 +129,9 @@ async fn a_handler_running_several_leases_is_renewed_every_third_and_never_reape
 async fn extend_lease_takes_a_lease_past_the_heartbeat() {
     let q = start().await;
     q.client
-        .enqueue("q", NewJob::new("long", &()).id("j").max_attempts(3))
+        .queue("q")
+        .unwrap()
+        .enqueue(NewJob::new("long", &()).id("j").max_attempts(3))
         .await
         .unwrap();
     const EXTENDED: Duration = Duration::from_secs(6);
@@ -163,7 +167,7 @@ async fn extend_lease_takes_a_lease_past_the_heartbeat() {
     // The heartbeat alone puts the deadline at most one lease (600 ms) from now; the handler's
     // extension put it 6 s from the call (Redis runs on this machine's clock), and the
     // heartbeat's renewals do not shorten it.
-    let job = q.client.job("q", "j").await.unwrap();
+    let job = q.queue().job("j").await.unwrap();
     assert_eq!(job.state, JobState::Active);
     let deadline = job.state_since_ms.unwrap();
     assert!(
@@ -173,7 +177,9 @@ async fn extend_lease_takes_a_lease_past_the_heartbeat() {
     );
     let done = eventually("the job completed", Duration::from_secs(20), || async {
         q.client
-            .job("q", "j")
+            .queue("q")
+            .unwrap()
+            .job("j")
             .await
             .ok()
             .filter(|j| j.state != JobState::Active)
@@ -193,7 +199,7 @@ async fn extend_lease_takes_a_lease_past_the_heartbeat() {
 #[tokio::test]
 async fn extend_lease_on_a_lost_lease_says_so() {
     let q = start().await;
-    q.client.enqueue("q", NewJob::new("k", &()).id("j")).await.unwrap();
+    q.queue().enqueue(NewJob::new("k", &()).id("j")).await.unwrap();
     let (go_tx, go_rx) = tokio::sync::watch::channel(false);
     let answer = Arc::new(Mutex::new(None));
     let seen = answer.clone();

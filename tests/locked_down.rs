@@ -3,7 +3,8 @@
 use std::{path::Path, process::Command, time::Duration};
 
 use queue::{
-    fred::interfaces::ClientLike, ConnectOptions, Error, JobContext, JobState, NewJob, QueueClient, QueueConfig, Worker,
+    fred::interfaces::ClientLike, ConnectOptions, Error, JobContext, JobState, Lease, NewJob, QueueClient, QueueConfig,
+    Worker,
 };
 use throwaway_redis::{Options, RedisServer};
 
@@ -42,15 +43,21 @@ async fn the_documented_acl_rules_are_enough_for_clients_workers_and_the_cli() {
     let url = user_url(&redis, "queue");
     let client = QueueClient::connect(&url).await.unwrap();
     client
-        .enqueue_bulk("emails", (0..20).map(|i| NewJob::new("send", &i)))
+        .queue("emails")
+        .unwrap()
+        .enqueue_bulk((0..20).map(|i| NewJob::new("send", &i)))
         .await
         .unwrap();
     client
-        .enqueue("emails", NewJob::new("send", &-1).id("bad").max_attempts(1))
+        .queue("emails")
+        .unwrap()
+        .enqueue(NewJob::new("send", &-1).id("bad").max_attempts(1))
         .await
         .unwrap();
     client
-        .enqueue("emails", NewJob::new("send", &99).delay(Duration::from_millis(100)))
+        .queue("emails")
+        .unwrap()
+        .enqueue(NewJob::new("send", &99).delay(Duration::from_millis(100)))
         .await
         .unwrap();
 
@@ -67,7 +74,9 @@ async fn the_documented_acl_rules_are_enough_for_clients_workers_and_the_cli() {
     let (shutdown, running) = spawn_worker(worker);
     eventually("all jobs settled", Duration::from_secs(10), || async {
         client
-            .stats("emails")
+            .queue("emails")
+            .unwrap()
+            .stats()
             .await
             .ok()
             .filter(|s| s.completed_total == 21 && s.dead == 1)
@@ -114,8 +123,13 @@ async fn a_missing_permission_is_named() {
     let rules = queue::acl_rules("queue").replace(" +lpop", "");
     acl_setuser(&redis, "limited", &rules).await;
     let client = QueueClient::connect(&user_url(&redis, "limited")).await.unwrap();
-    client.enqueue("q", NewJob::new("k", &1)).await.unwrap();
-    let error = client.pop("q", 1, Duration::from_secs(30)).await.unwrap_err();
+    client.queue("q").unwrap().enqueue(NewJob::new("k", &1)).await.unwrap();
+    let error = client
+        .queue("q")
+        .unwrap()
+        .pop(1, Duration::from_secs(30))
+        .await
+        .unwrap_err();
     assert!(matches!(error, Error::PermissionDenied(_)), "{error:?}");
     let message = error.to_string();
     assert!(message.starts_with("the Redis user lacks a permission: "), "{message}");
@@ -128,7 +142,13 @@ async fn a_missing_permission_is_named() {
     let rules = queue::acl_rules("queue").replace(" +rpush", "");
     acl_setuser(&redis, "no-rpush", &rules).await;
     let client = QueueClient::connect(&user_url(&redis, "no-rpush")).await.unwrap();
-    let message = client.enqueue("q", NewJob::new("k", &1)).await.unwrap_err().to_string();
+    let message = client
+        .queue("q")
+        .unwrap()
+        .enqueue(NewJob::new("k", &1))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         message.contains("(RPUSH)") && message.contains("script queue.push"),
         "{message}"
@@ -137,7 +157,12 @@ async fn a_missing_permission_is_named() {
     // A user confined to another prefix is told it cannot touch these keys.
     acl_setuser(&redis, "elsewhere", &queue::acl_rules("other")).await;
     let client = QueueClient::connect(&user_url(&redis, "elsewhere")).await.unwrap();
-    let error = client.enqueue("q", NewJob::new("k", &1)).await.unwrap_err();
+    let error = client
+        .queue("q")
+        .unwrap()
+        .enqueue(NewJob::new("k", &1))
+        .await
+        .unwrap_err();
     assert!(error.to_string().contains("no permissions to access"), "{error}");
 }
 
@@ -249,7 +274,12 @@ async fn works_over_tls_with_a_private_ca() {
     let client = QueueClient::connect_with(&options, QueueConfig::default())
         .await
         .unwrap();
-    client.enqueue("q", NewJob::new("k", &1).id("over-tls")).await.unwrap();
+    client
+        .queue("q")
+        .unwrap()
+        .enqueue(NewJob::new("k", &1).id("over-tls"))
+        .await
+        .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let mut command = Command::new(bin("queue-worker"));
@@ -260,7 +290,9 @@ async fn works_over_tls_with_a_private_ca() {
     let mut worker = Process::spawn(command, dir.path().join("worker.log"));
     eventually("the job done over TLS", Duration::from_secs(20), || async {
         client
-            .job("q", "over-tls")
+            .queue("q")
+            .unwrap()
+            .job("over-tls")
             .await
             .ok()
             .filter(|j| j.state == JobState::Completed)
@@ -345,53 +377,88 @@ async fn every_path_runs_as_the_acl_user_big_sweeps_replays_and_purges_included(
 
     // A sweep of more than one call's worth of expired jobs (the reaper takes 100 per call).
     client
-        .enqueue_bulk("q", (0..250).map(|i| NewJob::new("k", &i).max_attempts(2)))
+        .queue("q")
+        .unwrap()
+        .enqueue_bulk((0..250).map(|i| NewJob::new("k", &i).max_attempts(2)))
         .await
         .unwrap();
-    client.pop("q", 250, Duration::from_millis(30)).await.unwrap();
+    client
+        .queue("q")
+        .unwrap()
+        .pop(250, Duration::from_millis(30))
+        .await
+        .unwrap();
     let swept = eventually("the big sweep", Duration::from_secs(5), || async {
-        let swept = client.reap("q", Duration::from_millis(1), 100).await.unwrap();
+        let swept = client
+            .queue("q")
+            .unwrap()
+            .reap(Duration::from_millis(1), 100)
+            .await
+            .unwrap();
         swept.filter(|swept| *swept != (0, 0))
     })
     .await;
     assert_eq!(swept, (250, 0));
 
     // Every settle call, and the retention trims they and the reaper do.
-    let jobs = client.pop("q", 250, lease).await.unwrap().jobs;
-    let lease_of = |i: usize| (jobs[i].id.as_str(), jobs[i].token.as_str());
+    let jobs = client.queue("q").unwrap().pop(250, lease).await.unwrap().jobs;
+    let lease_of = |i: usize| jobs[i].lease.clone();
     let held = |i: usize| [lease_of(i)];
-    assert_eq!(client.extend("q", lease, &held(0)).await.unwrap(), [true]);
-    let finished: Vec<(&str, &str)> = (0..100).map(lease_of).collect();
-    assert_eq!(client.complete("q", &finished).await.unwrap(), vec![true; 100]);
-    assert_eq!(client.release("q", &held(100)).await.unwrap(), [true]);
+    assert_eq!(
+        client.queue("q").unwrap().extend(lease, &held(0)).await.unwrap(),
+        [true]
+    );
+    let finished: Vec<Lease> = (0..100).map(lease_of).collect();
+    assert_eq!(
+        client.queue("q").unwrap().complete(&finished).await.unwrap(),
+        vec![true; 100]
+    );
+    assert_eq!(client.queue("q").unwrap().release(&held(100)).await.unwrap(), [true]);
     for i in 101..111 {
-        let (id, token) = lease_of(i);
-        client.fail("q", id, token, "boom", i % 2 == 0).await.unwrap();
+        client
+            .queue("q")
+            .unwrap()
+            .fail(&lease_of(i), "boom", i % 2 == 0)
+            .await
+            .unwrap();
     }
-    let stats = client.stats("q").await.unwrap();
+    let stats = client.queue("q").unwrap().stats().await.unwrap();
     // Their second attempt (the reaper counted the first): every failure is the last one.
     assert_eq!((stats.completed, stats.dead, stats.pending), (5, 10, 1));
     eventually("completed jobs forgotten by age", Duration::from_secs(5), || async {
-        client.reap("q", Duration::from_millis(1), 100).await.unwrap();
-        (client.stats("q").await.unwrap().completed == 0).then_some(())
+        client
+            .queue("q")
+            .unwrap()
+            .reap(Duration::from_millis(1), 100)
+            .await
+            .unwrap();
+        (client.queue("q").unwrap().stats().await.unwrap().completed == 0).then_some(())
     })
     .await;
 
     // The dead letter and the admin calls.
-    let dead = client.dead_list("q", 0, 10).await.unwrap();
+    let dead = client.queue("q").unwrap().dead_list(0, 10).await.unwrap();
     let one = dead.jobs[0].id.clone();
-    assert_eq!(client.dead_replay("q", &[one.as_str()]).await.unwrap(), 1);
-    assert_eq!(client.dead_replay_all("q").await.unwrap(), 9);
-    client.job("q", &one).await.unwrap();
-    client.pause("q").await.unwrap();
-    client.resume("q").await.unwrap();
+    assert_eq!(
+        client.queue("q").unwrap().dead_replay(&[one.as_str()]).await.unwrap(),
+        1
+    );
+    assert_eq!(client.queue("q").unwrap().dead_replay_all().await.unwrap(), 9);
+    client.queue("q").unwrap().job(&one).await.unwrap();
+    client.queue("q").unwrap().pause().await.unwrap();
+    client.queue("q").unwrap().resume().await.unwrap();
     client.queues().await.unwrap();
-    let jobs = client.pop("q", 250, lease).await.unwrap().jobs;
+    let jobs = client.queue("q").unwrap().pop(250, lease).await.unwrap().jobs;
     for job in &jobs {
-        client.fail("q", &job.id, &job.token, "again", true).await.unwrap();
+        client
+            .queue("q")
+            .unwrap()
+            .fail(&job.lease, "again", true)
+            .await
+            .unwrap();
     }
     assert_eq!(jobs.len(), 11);
-    assert_eq!(client.dead_purge("q").await.unwrap(), 11);
+    assert_eq!(client.queue("q").unwrap().dead_purge().await.unwrap(), 11);
 
     let log: Vec<queue::fred::types::Value> = admin(&redis).await.redis().custom(acl_log(), vec!["10"]).await.unwrap();
     assert!(log.is_empty(), "ACL refusals: {log:?}");

@@ -2,7 +2,8 @@ use std::time::Duration;
 
 use queue::NewJob;
 
-use crate::support::{eventually, start};
+use crate::support::{eventually, lease, start};
+use queue::Lease;
 
 const LEASE: Duration = Duration::from_secs(30);
 
@@ -20,7 +21,9 @@ async fn highest_priority_first_and_fifo_within_a_priority() {
     ];
     for (id, priority) in jobs {
         q.client
-            .enqueue("q", NewJob::new("k", &id).id(id).priority(priority))
+            .queue("q")
+            .unwrap()
+            .enqueue(NewJob::new("k", &id).id(id).priority(priority))
             .await
             .unwrap();
     }
@@ -35,43 +38,48 @@ async fn highest_priority_first_and_fifo_within_a_priority() {
 #[tokio::test]
 async fn each_pop_counts_an_attempt_and_issues_a_fresh_token() {
     let q = start().await;
-    q.client.enqueue("q", NewJob::new("k", &1).id("j")).await.unwrap();
-    let first = q.client.pop("q", 10, LEASE).await.unwrap();
+    q.queue().enqueue(NewJob::new("k", &1).id("j")).await.unwrap();
+    let first = q.queue().pop(10, LEASE).await.unwrap();
     assert_eq!(first.jobs.len(), 1);
     let leased = &first.jobs[0];
     assert_eq!(leased.attempt, 1);
     assert_eq!(leased.envelope().unwrap().decode::<i32>().unwrap(), 1);
-    q.client.release("q", &[("j", &leased.token)]).await.unwrap();
-    let second = q.client.pop("q", 10, LEASE).await.unwrap();
+    q.queue().release(&[lease("j", &leased.lease.token)]).await.unwrap();
+    let second = q.queue().pop(10, LEASE).await.unwrap();
     assert_eq!(second.jobs[0].attempt, 1, "a released attempt is not counted");
-    assert_ne!(second.jobs[0].token, leased.token);
-    assert_eq!(q.client.stats("q").await.unwrap().active, 1);
+    assert_ne!(second.jobs[0].lease.token, leased.lease.token);
+    assert_eq!(q.queue().stats().await.unwrap().active, 1);
 }
 
 #[tokio::test]
 async fn a_delayed_job_is_promoted_when_due() {
     let q = start().await;
     q.client
-        .enqueue("q", NewJob::new("k", &1).id("later").delay(Duration::from_millis(300)))
+        .queue("q")
+        .unwrap()
+        .enqueue(NewJob::new("k", &1).id("later").delay(Duration::from_millis(300)))
         .await
         .unwrap();
-    q.client.enqueue("q", NewJob::new("k", &2).id("now")).await.unwrap();
-    let popped = q.client.pop("q", 10, LEASE).await.unwrap();
-    assert_eq!(popped.jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["now"]);
+    q.queue().enqueue(NewJob::new("k", &2).id("now")).await.unwrap();
+    let popped = q.queue().pop(10, LEASE).await.unwrap();
+    assert_eq!(
+        popped.jobs.iter().map(|j| j.lease.id.as_str()).collect::<Vec<_>>(),
+        ["now"]
+    );
     let due = popped.next_due_ms.expect("the delayed job's due time");
     assert!(
         (due - popped.now_ms) > 0 && (due - popped.now_ms) <= 300,
         "due within 300ms: {}",
         due - popped.now_ms
     );
-    assert_eq!(q.client.stats("q").await.unwrap().scheduled, 1);
+    assert_eq!(q.queue().stats().await.unwrap().scheduled, 1);
 
     let popped = eventually("the delayed job", Duration::from_secs(5), || async {
-        let p = q.client.pop("q", 10, LEASE).await.unwrap();
+        let p = q.queue().pop(10, LEASE).await.unwrap();
         (!p.jobs.is_empty()).then_some(p)
     })
     .await;
-    assert_eq!(popped.jobs[0].id, "later");
+    assert_eq!(popped.jobs[0].lease.id, "later");
     assert!(popped.now_ms >= due, "not before its time");
 }
 
@@ -79,8 +87,8 @@ async fn a_delayed_job_is_promoted_when_due() {
 async fn a_run_at_time_in_the_past_runs_now() {
     let q = start().await;
     let past = std::time::SystemTime::now() - Duration::from_secs(60);
-    q.client.enqueue("q", NewJob::new("k", &1).run_at(past)).await.unwrap();
-    assert_eq!(q.client.pop("q", 1, LEASE).await.unwrap().jobs.len(), 1);
+    q.queue().enqueue(NewJob::new("k", &1).run_at(past)).await.unwrap();
+    assert_eq!(q.queue().pop(1, LEASE).await.unwrap().jobs.len(), 1);
 }
 
 #[tokio::test]
@@ -89,14 +97,14 @@ async fn a_backlog_larger_than_lua_unpack_limits_drains() {
     let q = start().await;
     let jobs: Vec<NewJob> = (0..10_000).map(|i| NewJob::new("k", &i)).collect();
     for chunk in jobs.chunks(2_500) {
-        q.client.enqueue_bulk("q", chunk.to_vec()).await.unwrap();
+        q.queue().enqueue_bulk(chunk.to_vec()).await.unwrap();
     }
-    let popped = q.client.pop("q", 9_000, LEASE).await.unwrap();
+    let popped = q.queue().pop(9_000, LEASE).await.unwrap();
     assert_eq!(popped.jobs.len(), 9_000);
     assert_eq!(popped.jobs[0].envelope().unwrap().decode::<i32>().unwrap(), 0, "FIFO");
-    let leases: Vec<(&str, &str)> = popped.jobs.iter().map(|j| (j.id.as_str(), j.token.as_str())).collect();
-    assert_eq!(q.client.complete("q", &leases).await.unwrap(), vec![true; 9_000]);
-    assert_eq!(q.client.stats("q").await.unwrap().pending, 1_000);
+    let leases: Vec<Lease> = popped.jobs.iter().map(|j| j.lease.clone()).collect();
+    assert_eq!(q.queue().complete(&leases).await.unwrap(), vec![true; 9_000]);
+    assert_eq!(q.queue().stats().await.unwrap().pending, 1_000);
 }
 
 #[tokio::test]
@@ -104,11 +112,15 @@ async fn a_job_keeps_its_priority_through_delay_and_release() {
     let q = start().await;
     let job = |id: &str, priority: i32| NewJob::new("k", &1).id(id).priority(priority);
     q.client
-        .enqueue("q", job("urgent", 5).delay(Duration::from_millis(100)))
+        .queue("q")
+        .unwrap()
+        .enqueue(job("urgent", 5).delay(Duration::from_millis(100)))
         .await
         .unwrap();
     q.client
-        .enqueue_bulk("q", [job("normal", 0), job("low", -3)])
+        .queue("q")
+        .unwrap()
+        .enqueue_bulk([job("normal", 0), job("low", -3)])
         .await
         .unwrap();
     // Once due, the delayed job goes ahead of the ones that waited at lower priorities.
@@ -117,17 +129,20 @@ async fn a_job_keeps_its_priority_through_delay_and_release() {
         Duration::from_secs(5),
         || async {
             let job = q.pop_one().await;
-            if job.id == "urgent" {
+            if job.lease.id == "urgent" {
                 return Some(job);
             }
-            q.client.release("q", &[(&job.id, &job.token)]).await.unwrap();
+            q.queue().release([&job.lease]).await.unwrap();
             None
         },
     )
     .await;
     // Handed back, it is still ahead.
     assert_eq!(
-        q.client.release("q", &[("urgent", &popped.token)]).await.unwrap(),
+        q.queue()
+            .release(&[lease("urgent", &popped.lease.token)])
+            .await
+            .unwrap(),
         [true]
     );
     assert_eq!(q.pop_ids(3).await, ["urgent", "normal", "low"]);
@@ -142,6 +157,6 @@ async fn lease_tokens_keep_increasing_when_redis_loses_its_last_writes() {
     // where it was long before.
     q.hset("meta", "token", "1").await;
     let second = q.pop_one().await;
-    let (first, second): (u64, u64) = (first.token.parse().unwrap(), second.token.parse().unwrap());
+    let (first, second): (u64, u64) = (first.lease.token.parse().unwrap(), second.lease.token.parse().unwrap());
     assert!(second > first, "token {second} after {first}");
 }

@@ -108,10 +108,10 @@ async fn cut_after_a_script_ran_leaves_its_write_in_redis() {
     let through = QueueClient::connect_with(&options, QueueConfig::default())
         .await
         .unwrap();
-    let enqueued = through.enqueue("q", NewJob::new("k", &1).id("j")).await;
+    let enqueued = through.queue("q").unwrap().enqueue(NewJob::new("k", &1).id("j")).await;
     assert!(enqueued.is_err(), "the caller saw no reply: {enqueued:?}");
     assert_eq!((cut.fired(), pushes.get()), (1, 1));
-    assert_eq!(q.client.stats("q").await.unwrap().pending, 1, "the push ran");
+    assert_eq!(q.queue().stats().await.unwrap().pending, 1, "the push ran");
 }
 
 #[tokio::test]

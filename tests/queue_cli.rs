@@ -7,7 +7,7 @@ use std::{
 use queue::{Backoff, NewJob, QueueClient};
 use serde_json::json;
 
-use crate::support::{bin, run_with_deadline, start, RefusingPort};
+use crate::support::{bin, lease, run_with_deadline, start, RefusingPort};
 
 struct Run {
     code: Option<i32>,
@@ -57,26 +57,45 @@ fn error_line(run: Run) -> String {
 async fn known_state(client: &QueueClient) {
     let never = Backoff::fixed(Duration::from_secs(3600));
     let jobs = (0..5).map(|i| NewJob::new("k", &i).backoff(never));
-    client.enqueue_bulk("emails", jobs).await.unwrap();
+    client.queue("emails").unwrap().enqueue_bulk(jobs).await.unwrap();
     client
-        .enqueue("emails", NewJob::new("k", &"later").delay(Duration::from_secs(3600)))
+        .queue("emails")
+        .unwrap()
+        .enqueue(NewJob::new("k", &"later").delay(Duration::from_secs(3600)))
         .await
         .unwrap();
-    let jobs = client.pop("emails", 4, Duration::from_secs(600)).await.unwrap().jobs;
+    let jobs = client
+        .queue("emails")
+        .unwrap()
+        .pop(4, Duration::from_secs(600))
+        .await
+        .unwrap()
+        .jobs;
     client
-        .complete("emails", &[(&jobs[0].id, &jobs[0].token)])
+        .queue("emails")
+        .unwrap()
+        .complete([&jobs[0].lease])
         .await
         .unwrap();
     client
-        .fail("emails", &jobs[1].id, &jobs[1].token, "smtp down", false)
+        .queue("emails")
+        .unwrap()
+        .fail(&jobs[1].lease, "smtp down", false)
         .await
         .unwrap();
     client
-        .fail("emails", &jobs[2].id, &jobs[2].token, "bad address", true)
+        .queue("emails")
+        .unwrap()
+        .fail(&jobs[2].lease, "bad address", true)
         .await
         .unwrap();
-    client.enqueue("images", NewJob::new("k", &1)).await.unwrap();
-    client.pause("images").await.unwrap();
+    client
+        .queue("images")
+        .unwrap()
+        .enqueue(NewJob::new("k", &1))
+        .await
+        .unwrap();
+    client.queue("images").unwrap().pause().await.unwrap();
 }
 
 /// Latency and the Redis line change from run to run.
@@ -240,7 +259,7 @@ async fn enqueue_prints_the_id_and_applies_the_options() {
         ],
     ));
     let id = id.trim();
-    let job = q.client.job("emails", id).await.unwrap();
+    let job = q.client.queue("emails").unwrap().job(id).await.unwrap();
     assert_eq!(job.envelope.payload_json().unwrap(), json!({"to": "a@b.c"}));
     assert_eq!(
         (
@@ -274,7 +293,13 @@ async fn enqueue_prints_the_id_and_applies_the_options() {
     ));
     assert_eq!(at, "new-year\n");
     assert_eq!(
-        q.client.job("emails", "new-year").await.unwrap().run_at_ms,
+        q.client
+            .queue("emails")
+            .unwrap()
+            .job("new-year")
+            .await
+            .unwrap()
+            .run_at_ms,
         Some(1_893_484_800_000)
     );
 
@@ -292,7 +317,7 @@ async fn enqueue_from_a_file_in_all_or_none_batches() {
         ok(cli_with_stdin(&url, &["enqueue", "bulk", "--file", "-"], &lines)),
         "added 2500 jobs to bulk\n"
     );
-    assert_eq!(q.client.stats("bulk").await.unwrap().pending, 2_500);
+    assert_eq!(q.client.queue("bulk").unwrap().stats().await.unwrap().pending, 2_500);
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("jobs.jsonl");
@@ -306,7 +331,7 @@ async fn enqueue_from_a_file_in_all_or_none_batches() {
          (nothing of its batch was written; 1000 jobs from earlier lines were)"
     );
     assert_eq!(
-        q.client.stats("partial").await.unwrap().pending,
+        q.client.queue("partial").unwrap().stats().await.unwrap().pending,
         1_000,
         "the first batch only"
     );
@@ -325,16 +350,20 @@ async fn job_shows_a_job_as_text_and_json() {
         .id("j1")
         .priority(4)
         .max_attempts(2);
-    q.client.enqueue("emails", job).await.unwrap();
+    q.client.queue("emails").unwrap().enqueue(job).await.unwrap();
     let leased = q
         .client
-        .pop("emails", 1, Duration::from_secs(60))
+        .queue("emails")
+        .unwrap()
+        .pop(1, Duration::from_secs(60))
         .await
         .unwrap()
         .jobs
         .remove(0);
     q.client
-        .fail("emails", "j1", &leased.token, "smtp down", false)
+        .queue("emails")
+        .unwrap()
+        .fail(&lease("j1", &leased.lease.token), "smtp down", false)
         .await
         .unwrap();
     let text = ok(cli(&q.redis.url(), &["job", "emails", "j1"]));
@@ -361,18 +390,28 @@ async fn dead_list_retry_and_purge() {
     let url = q.redis.url();
     for id in ["a", "b", "c"] {
         q.client
-            .enqueue("q", NewJob::new("k", &1).id(id).max_attempts(1))
+            .queue("q")
+            .unwrap()
+            .enqueue(NewJob::new("k", &1).id(id).max_attempts(1))
             .await
             .unwrap();
         let leased = q
             .client
-            .pop("q", 1, Duration::from_secs(60))
+            .queue("q")
+            .unwrap()
+            .pop(1, Duration::from_secs(60))
             .await
             .unwrap()
             .jobs
             .remove(0);
         q.client
-            .fail("q", id, &leased.token, &format!("{id} broke\nsecond line"), false)
+            .queue("q")
+            .unwrap()
+            .fail(
+                &lease(id, &leased.lease.token),
+                &format!("{id} broke\nsecond line"),
+                false,
+            )
             .await
             .unwrap();
     }
@@ -400,11 +439,13 @@ async fn dead_list_retry_and_purge() {
         ok(cli(&url, &["dead", "retry", "q", "--all"])),
         "moved 2 jobs from the dead letter back to q\n"
     );
-    let stats = q.client.stats("q").await.unwrap();
+    let stats = q.queue().stats().await.unwrap();
     assert_eq!((stats.pending, stats.dead), (3, 0));
-    for leased in q.client.pop("q", 3, Duration::from_secs(60)).await.unwrap().jobs {
+    for leased in q.queue().pop(3, Duration::from_secs(60)).await.unwrap().jobs {
         q.client
-            .fail("q", &leased.id, &leased.token, "again", true)
+            .queue("q")
+            .unwrap()
+            .fail(&leased.lease, "again", true)
             .await
             .unwrap();
     }
@@ -417,13 +458,18 @@ async fn pause_resume_queues_and_scripts() {
     let q = start().await;
     let url = q.redis.url();
     for name in ["b", "a"] {
-        q.client.enqueue(name, NewJob::new("k", &1)).await.unwrap();
+        q.client
+            .queue(name)
+            .unwrap()
+            .enqueue(NewJob::new("k", &1))
+            .await
+            .unwrap();
     }
     assert_eq!(ok(cli(&url, &["queues"])), "a\nb\n");
     assert_eq!(ok(cli(&url, &["pause", "a"])), "paused a\n");
-    assert!(q.client.stats("a").await.unwrap().paused);
+    assert!(q.client.queue("a").unwrap().stats().await.unwrap().paused);
     assert_eq!(ok(cli(&url, &["resume", "a"])), "resumed a\n");
-    assert!(!q.client.stats("a").await.unwrap().paused);
+    assert!(!q.client.queue("a").unwrap().stats().await.unwrap().paused);
 
     // One row per queue script: name, SHA1, loaded.
     let rows = |table: &str| -> Vec<[String; 3]> {
@@ -467,7 +513,7 @@ async fn pause_resume_queues_and_scripts() {
 async fn errors_are_one_clear_line_with_a_non_zero_exit() {
     let q = start().await;
     let url = q.redis.url();
-    q.client.enqueue("q", NewJob::new("k", &1)).await.unwrap();
+    q.queue().enqueue(NewJob::new("k", &1)).await.unwrap();
     assert_eq!(
         error_line(cli(&url, &["stats", "nope"])),
         "error: unknown queue \"nope\""

@@ -19,15 +19,15 @@ async fn exec_gets_the_payload_on_stdin_and_the_job_in_its_environment() {
         esac"#;
     let once = || Backoff::fixed(Duration::ZERO);
     q.client
-        .enqueue(
-            "q",
-            NewJob::new("resize", &json!({"image": "a.jpg", "w": 640})).id("ok-1"),
-        )
+        .queue("q")
+        .unwrap()
+        .enqueue(NewJob::new("resize", &json!({"image": "a.jpg", "w": 640})).id("ok-1"))
         .await
         .unwrap();
     q.client
+        .queue("q")
+        .unwrap()
         .enqueue(
-            "q",
             NewJob::new("resize", &json!(null))
                 .id("fail-1")
                 .max_attempts(2)
@@ -36,7 +36,9 @@ async fn exec_gets_the_payload_on_stdin_and_the_job_in_its_environment() {
         .await
         .unwrap();
     q.client
-        .enqueue("q", NewJob::new("resize", &json!(1)).id("slow-1").max_attempts(1))
+        .queue("q")
+        .unwrap()
+        .enqueue(NewJob::new("resize", &json!(1)).id("slow-1").max_attempts(1))
         .await
         .unwrap();
     let _worker = worker(
@@ -93,7 +95,7 @@ async fn exec_gets_the_payload_on_stdin_and_the_job_in_its_environment() {
 async fn sigterm_lets_running_jobs_finish_and_exits_zero() {
     let q = start().await;
     let dir = tempfile::tempdir().unwrap();
-    q.client.enqueue("q", NewJob::new("k", &1).id("j")).await.unwrap();
+    q.queue().enqueue(NewJob::new("k", &1).id("j")).await.unwrap();
     let script = r#"touch "$D/started"; sleep 1; touch "$D/finished""#;
     let mut w = worker(&q.redis.url(), dir.path(), "w", &["--queue", "q", "--exec", script]);
     file_appears(&dir.path().join("started")).await;
@@ -101,7 +103,7 @@ async fn sigterm_lets_running_jobs_finish_and_exits_zero() {
     let status = w.wait(Duration::from_secs(20)).await;
     assert!(status.success(), "exit {status:?}; output:\n{}", w.output());
     assert!(dir.path().join("finished").exists(), "the job ran to its end");
-    assert_eq!(q.client.job("q", "j").await.unwrap().state, JobState::Completed);
+    assert_eq!(q.queue().job("j").await.unwrap().state, JobState::Completed);
     assert!(w.output().contains("worker stopped"), "{}", w.output());
 }
 
@@ -109,7 +111,7 @@ async fn sigterm_lets_running_jobs_finish_and_exits_zero() {
 async fn sigterm_past_the_shutdown_timeout_hands_the_job_back_uncounted() {
     let q = start().await;
     let dir = tempfile::tempdir().unwrap();
-    q.client.enqueue("q", NewJob::new("k", &1).id("j")).await.unwrap();
+    q.queue().enqueue(NewJob::new("k", &1).id("j")).await.unwrap();
     let script = r#"touch "$D/started"; exec sleep 30"#;
     let mut w = worker(
         &q.redis.url(),
@@ -121,7 +123,7 @@ async fn sigterm_past_the_shutdown_timeout_hands_the_job_back_uncounted() {
     w.signal(libc::SIGINT);
     let status = w.wait(Duration::from_secs(20)).await;
     assert!(status.success(), "exit {status:?}; output:\n{}", w.output());
-    let job = q.client.job("q", "j").await.unwrap();
+    let job = q.queue().job("j").await.unwrap();
     assert_eq!((job.state, job.attempts), (JobState::Pending, 0));
 }
 
@@ -130,7 +132,9 @@ async fn a_worker_killed_mid_job_has_its_job_finished_by_another_after_the_lease
     let q = start().await;
     let dir = tempfile::tempdir().unwrap();
     q.client
-        .enqueue("q", NewJob::new("k", &1).id("j").max_attempts(3))
+        .queue("q")
+        .unwrap()
+        .enqueue(NewJob::new("k", &1).id("j").max_attempts(3))
         .await
         .unwrap();
     // The first attempt records its process group so the test can clean up the orphan.
@@ -154,7 +158,7 @@ async fn a_worker_killed_mid_job_has_its_job_finished_by_another_after_the_lease
         unsafe { libc::kill(-pgid.trim().parse::<i32>().unwrap(), libc::SIGKILL) };
     }
     assert_eq!(
-        q.client.job("q", "j").await.unwrap().state,
+        q.queue().job("j").await.unwrap().state,
         JobState::Active,
         "still leased by the dead worker"
     );
@@ -163,7 +167,7 @@ async fn a_worker_killed_mid_job_has_its_job_finished_by_another_after_the_lease
     let job = job_in_state(&q.client, "q", "j", JobState::Completed).await;
     assert_eq!(job.attempts, 2);
     assert!(dir.path().join("done").exists());
-    let stats = q.client.stats("q").await.unwrap();
+    let stats = q.queue().stats().await.unwrap();
     assert_eq!(
         (stats.completed_total, stats.failed_attempts_total),
         (1, 1),
@@ -207,7 +211,7 @@ async fn a_worker_started_before_redis_waits_for_it() {
         }
     };
     let client = QueueClient::connect(&redis.url()).await.unwrap();
-    client.enqueue("q", NewJob::new("k", &1)).await.unwrap();
+    client.queue("q").unwrap().enqueue(NewJob::new("k", &1)).await.unwrap();
     file_appears(&dir.path().join("ran")).await;
     w.signal(libc::SIGTERM);
     assert!(w.wait(Duration::from_secs(20)).await.success());
@@ -243,7 +247,7 @@ async fn bad_arguments_exit_non_zero_with_a_message() {
 async fn sigterm_while_redis_is_down_exits_within_the_shutdown_timeout_and_grace() {
     let mut q = start().await;
     let dir = tempfile::tempdir().unwrap();
-    q.client.enqueue("q", NewJob::new("k", &1).id("j")).await.unwrap();
+    q.queue().enqueue(NewJob::new("k", &1).id("j")).await.unwrap();
     // One slot, taken by the job: no fetch is in flight when the signal comes.
     let script = r#"touch "$D/started"; exec sleep 30"#;
     let mut w = worker(
@@ -280,9 +284,11 @@ async fn sigterm_while_redis_is_down_exits_within_the_shutdown_timeout_and_grace
 async fn exec_settles_when_the_command_exits_even_if_a_child_keeps_stderr_open() {
     let q = start().await;
     let dir = tempfile::tempdir().unwrap();
-    q.client.enqueue("q", NewJob::new("k", &1).id("ok")).await.unwrap();
+    q.queue().enqueue(NewJob::new("k", &1).id("ok")).await.unwrap();
     q.client
-        .enqueue("q", NewJob::new("k", &1).id("fail").max_attempts(1))
+        .queue("q")
+        .unwrap()
+        .enqueue(NewJob::new("k", &1).id("fail").max_attempts(1))
         .await
         .unwrap();
     // The background `sleep` inherits the command's stderr and outlives it.
@@ -291,12 +297,14 @@ async fn exec_settles_when_the_command_exits_even_if_a_child_keeps_stderr_open()
     // Far less than the 60 s the background child holds stderr.
     let deadline = Duration::from_secs(15);
     eventually("the job that exited 0 to complete", deadline, || async {
-        (q.client.job("q", "ok").await.ok()?.state == JobState::Completed).then_some(())
+        (q.queue().job("ok").await.ok()?.state == JobState::Completed).then_some(())
     })
     .await;
     let failed = eventually("the job that exited 4 to be dead", deadline, || async {
         q.client
-            .job("q", "fail")
+            .queue("q")
+            .unwrap()
+            .job("fail")
             .await
             .ok()
             .filter(|j| j.state == JobState::Dead)
@@ -315,7 +323,9 @@ async fn exec_commands_do_not_inherit_the_workers_configuration_and_its_password
     let url = format!("redis://:s3cret-pw@127.0.0.1:{}", redis.port());
     let client = QueueClient::connect(&url).await.unwrap();
     client
-        .enqueue("q", NewJob::new("k", &1).id("j").max_attempts(1))
+        .queue("q")
+        .unwrap()
+        .enqueue(NewJob::new("k", &1).id("j").max_attempts(1))
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -331,7 +341,15 @@ async fn exec_commands_do_not_inherit_the_workers_configuration_and_its_password
         .env("D", dir.path());
     let _w = Process::spawn(command, dir.path().join("w.log"));
     let dead = eventually("the job in the dead letter", Duration::from_secs(20), || async {
-        client.dead_list("q", 0, 10).await.ok()?.jobs.into_iter().next()
+        client
+            .queue("q")
+            .unwrap()
+            .dead_list(0, 10)
+            .await
+            .ok()?
+            .jobs
+            .into_iter()
+            .next()
     })
     .await;
     assert!(dead.error.starts_with("exit status 1: found: 0\n"), "{}", dead.error);
@@ -350,8 +368,9 @@ async fn exec_commands_get_a_fencing_token_that_grows_with_each_lease() {
     let q = start().await;
     let dir = tempfile::tempdir().unwrap();
     q.client
+        .queue("q")
+        .unwrap()
         .enqueue(
-            "q",
             NewJob::new("k", &1)
                 .id("j")
                 .max_attempts(2)
@@ -377,7 +396,7 @@ async fn a_failing_reaper_sweep_is_logged_as_a_warning() {
     use queue::fred::interfaces::KeysInterface;
     let q = start().await;
     // KEYS[4], the leases, made a string: every sweep (and fetch) fails with WRONGTYPE.
-    let active = q.client.keys("q").unwrap().all()[3].clone();
+    let active = q.queue().keys().all()[3].clone();
     let _: () = q
         .client
         .redis()
@@ -405,7 +424,7 @@ async fn a_failing_reaper_sweep_is_logged_as_a_warning() {
 async fn a_second_signal_stops_at_once_and_the_job_comes_back_after_its_lease() {
     let q = start().await;
     let dir = tempfile::tempdir().unwrap();
-    q.client.enqueue("q", NewJob::new("k", &1).id("j")).await.unwrap();
+    q.queue().enqueue(NewJob::new("k", &1).id("j")).await.unwrap();
     let script = r#"touch "$D/started"; exec sleep 30"#;
     let args = [
         "--queue",
@@ -431,9 +450,11 @@ async fn a_second_signal_stops_at_once_and_the_job_comes_back_after_its_lease() 
     assert!(w.output().contains("second shutdown signal"), "{}", w.output());
     // Nothing is lost: the lease expires and the reaper puts the job back.
     eventually("the job back in pending", Duration::from_secs(10), || async {
-        q.client.reap("q", Duration::from_millis(1), 100).await.ok()?;
+        q.queue().reap(Duration::from_millis(1), 100).await.ok()?;
         q.client
-            .job("q", "j")
+            .queue("q")
+            .unwrap()
+            .job("j")
             .await
             .ok()
             .filter(|j| j.state == JobState::Pending)

@@ -26,7 +26,9 @@ async fn a_dead_workers_jobs_are_pending_again_within_its_lease_and_one_reap_int
     let ids = ["a", "b", "c"];
     for id in ids {
         q.client
-            .enqueue("q", NewJob::new("k", &1).id(id).max_attempts(3))
+            .queue("q")
+            .unwrap()
+            .enqueue(NewJob::new("k", &1).id(id).max_attempts(3))
             .await
             .unwrap();
     }
@@ -45,7 +47,7 @@ async fn a_dead_workers_jobs_are_pending_again_within_its_lease_and_one_reap_int
     }
     // The rest of the fleet: a live worker whose reaper sweeps the queue. The queue is paused
     // so that it leases nothing, and the jobs stay visible as pending once they are back.
-    q.client.pause("q").await.unwrap();
+    q.queue().pause().await.unwrap();
     let live_args = [&["--queue", "q", "--exec", "true"][..], &timing[..]].concat();
     let live = worker(&q.redis.url(), dir.path(), "live", &live_args);
     eventually("the live worker started", Duration::from_secs(20), || async {
@@ -67,7 +69,9 @@ async fn a_dead_workers_jobs_are_pending_again_within_its_lease_and_one_reap_int
             for id in ids {
                 jobs.push(
                     q.client
-                        .job("q", id)
+                        .queue("q")
+                        .unwrap()
+                        .job(id)
                         .await
                         .ok()
                         .filter(|j| j.state == JobState::Pending)?,
@@ -112,13 +116,17 @@ async fn the_timeout_kills_the_jobs_whole_process_group() {
     // waits for it. Killing `sh` alone would orphan the child, and the marker would appear.
     let script = r#"(sleep 2; touch "$D/$QUEUE_JOB_ID.marker") & echo $! > "$D/$QUEUE_JOB_ID.child"; wait"#;
     q.client
-        .enqueue("q", NewJob::new("k", &1).id("timed").max_attempts(1))
+        .queue("q")
+        .unwrap()
+        .enqueue(NewJob::new("k", &1).id("timed").max_attempts(1))
         .await
         .unwrap();
     // A control with a limit of its own, longer than --timeout: its marker shows that the
     // command does leave one when not killed.
     q.client
-        .enqueue("q", NewJob::new("k", &1).id("control").timeout(Duration::from_secs(30)))
+        .queue("q")
+        .unwrap()
+        .enqueue(NewJob::new("k", &1).id("control").timeout(Duration::from_secs(30)))
         .await
         .unwrap();
     let _worker = worker(
@@ -169,7 +177,7 @@ async fn weights_on_the_command_line_share_fetches_in_proportion() {
     const FETCHES: usize = 200;
     for queue in ["heavy", "light"] {
         let jobs = (0..FETCHES + 50).map(|n| NewJob::new("k", &n));
-        q.client.enqueue_bulk(queue, jobs).await.unwrap();
+        q.client.queue(queue).unwrap().enqueue_bulk(jobs).await.unwrap();
     }
     // One slot: each fetch leases one job from the first queue of its weighted order.
     let _worker = worker(
@@ -247,7 +255,7 @@ async fn a_prefix_keeps_its_queues_apart_from_the_default_ones() {
 
     // A job of the same queue name under the default prefix, enqueued after p1: a worker that
     // saw p1 would run it first.
-    q.client.enqueue("q", NewJob::new("k", &1).id("d1")).await.unwrap();
+    q.queue().enqueue(NewJob::new("k", &1).id("d1")).await.unwrap();
     let run = r#"echo "$QUEUE_JOB_ID" >> "$D/ran.log""#;
     let _default = worker(
         &url,
@@ -265,7 +273,10 @@ async fn a_prefix_keeps_its_queues_apart_from_the_default_ones() {
     )
     .await
     .unwrap();
-    assert_eq!(other.job("q", "p1").await.unwrap().state, JobState::Pending);
+    assert_eq!(
+        other.queue("q").unwrap().job("p1").await.unwrap().state,
+        JobState::Pending
+    );
     assert_eq!(std::fs::read_to_string(dir.path().join("ran.log")).unwrap(), "d1\n");
 
     let _other = worker(
@@ -284,7 +295,9 @@ async fn a_worker_that_lost_no_lease_does_not_say_it_did() {
     let dir = tempfile::tempdir().unwrap();
     const JOBS: u64 = 3_000;
     q.client
-        .enqueue_bulk("q", (0..JOBS).map(|n| NewJob::new("k", &n)))
+        .queue("q")
+        .unwrap()
+        .enqueue_bulk((0..JOBS).map(|n| NewJob::new("k", &n)))
         .await
         .unwrap();
     // Heartbeats every 333 ms while jobs finish and are acknowledged all the time.
@@ -295,12 +308,12 @@ async fn a_worker_that_lost_no_lease_does_not_say_it_did() {
         &["--queue", "q", "--concurrency", "10", "--lease", "1s", "--exec", "true"],
     );
     eventually("every job done", Duration::from_secs(120), || async {
-        (q.client.stats("q").await.ok()?.completed_total == JOBS).then_some(())
+        (q.queue().stats().await.ok()?.completed_total == JOBS).then_some(())
     })
     .await;
     w.signal(libc::SIGTERM);
     assert!(w.wait(Duration::from_secs(20)).await.success());
-    let stats = q.client.stats("q").await.unwrap();
+    let stats = q.queue().stats().await.unwrap();
     assert_eq!(stats.failed_attempts_total, 0, "no lease expired: nothing was reaped");
     let log = w.output();
     let claims: Vec<&str> = log.lines().filter(|l| l.contains("lease lost")).collect();

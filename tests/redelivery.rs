@@ -14,7 +14,7 @@ use queue::{
 };
 use throwaway_redis::proxy::{evalsha, Fault, FaultProxy};
 
-use crate::support::{eventually, spawn_worker, start};
+use crate::support::{eventually, lease, spawn_worker, start};
 
 const LEASE: Duration = Duration::from_secs(30);
 
@@ -23,24 +23,23 @@ async fn a_fetch_delivered_twice_answers_the_same_lease() {
     let q = start().await;
     q.enqueue_numbers(10).await;
     let request = RequestId::new();
-    let first = q.client.pop_with_request("q", 4, LEASE, &request).await.unwrap();
-    let again = q.client.pop_with_request("q", 4, LEASE, &request).await.unwrap();
+    let first = q.queue().pop_with_request(4, LEASE, &request).await.unwrap();
+    let again = q.queue().pop_with_request(4, LEASE, &request).await.unwrap();
     let ids = |p: &queue::Popped| {
         p.jobs
             .iter()
-            .map(|j| (j.id.clone(), j.token.clone(), j.attempt))
+            .map(|j| (j.lease.id.clone(), j.lease.token.clone(), j.attempt))
             .collect::<Vec<_>>()
     };
     assert_eq!(first.jobs.len(), 4);
     assert_eq!(ids(&first), ids(&again), "the same jobs, tokens and attempts");
     assert_eq!(first.jobs[0].raw_envelope, again.jobs[0].raw_envelope);
-    let stats = q.client.stats("q").await.unwrap();
+    let stats = q.queue().stats().await.unwrap();
     assert_eq!((stats.active, stats.pending), (4, 6), "one batch leased, not two");
 
     // Once some of its jobs settled, a late re-send answers only the jobs the lease still holds.
-    let settled = (first.jobs[0].id.as_str(), first.jobs[0].token.as_str());
-    assert_eq!(q.client.complete("q", &[settled]).await.unwrap(), [true]);
-    let late = q.client.pop_with_request("q", 4, LEASE, &request).await.unwrap();
+    assert_eq!(q.queue().complete([&first.jobs[0].lease]).await.unwrap(), [true]);
+    let late = q.queue().pop_with_request(4, LEASE, &request).await.unwrap();
     assert_eq!(ids(&late), ids(&first)[1..]);
 }
 
@@ -57,7 +56,7 @@ async fn a_push_delivered_twice_creates_once_and_answers_created_both_times() {
     // Another request with the same explicit id is an idempotent enqueue: nothing is created.
     let other = q.run_script_as("queue.push", "req-2", &args).await;
     assert_eq!(other, vec![Value::Integer(0), Value::Integer(0)]);
-    let stats = q.client.stats("q").await.unwrap();
+    let stats = q.queue().stats().await.unwrap();
     assert_eq!(
         (stats.enqueued_total, stats.pending),
         (2, 2),
@@ -70,22 +69,24 @@ async fn settling_calls_delivered_twice_answer_the_same_and_count_once() {
     let q = start().await;
     for id in ["done", "failed", "released"] {
         q.client
-            .enqueue("q", NewJob::new("k", &1).id(id).max_attempts(1))
+            .queue("q")
+            .unwrap()
+            .enqueue(NewJob::new("k", &1).id(id).max_attempts(1))
             .await
             .unwrap();
     }
-    let jobs = q.client.pop("q", 3, LEASE).await.unwrap().jobs;
-    let token = jobs[0].token.clone();
+    let jobs = q.queue().pop(3, LEASE).await.unwrap().jobs;
+    let token = jobs[0].lease.token.clone();
 
     for _ in 0..2 {
-        assert_eq!(q.client.complete("q", &[("done", &token)]).await.unwrap(), [true]);
+        assert_eq!(q.queue().complete(&[lease("done", &token)]).await.unwrap(), [true]);
         assert_eq!(
-            q.client.fail("q", "failed", &token, "boom", false).await.unwrap(),
+            q.queue().fail(&lease("failed", &token), "boom", false).await.unwrap(),
             FailOutcome::Dead
         );
-        assert_eq!(q.client.release("q", &[("released", &token)]).await.unwrap(), [true]);
+        assert_eq!(q.queue().release(&[lease("released", &token)]).await.unwrap(), [true]);
     }
-    let stats = q.client.stats("q").await.unwrap();
+    let stats = q.queue().stats().await.unwrap();
     assert_eq!(
         (
             stats.completed_total,
@@ -104,7 +105,7 @@ async fn settling_calls_delivered_twice_answer_the_same_and_count_once() {
     let again = q.run_script_as("queue.dead_replay", "replay-1", &args).await;
     assert_eq!(first, vec![Value::Integer(0), Value::Integer(1)]);
     assert_eq!(again, first);
-    assert_eq!(q.client.stats("q").await.unwrap().pending, 2);
+    assert_eq!(q.queue().stats().await.unwrap().pending, 2);
 }
 
 #[tokio::test]
@@ -113,7 +114,8 @@ async fn remembered_answers_are_bounded_by_count() {
     q.enqueue_numbers(1).await;
     // Each reap call that goes on with a sweep writes, so each one is remembered.
     let limit = 50_000;
-    let keys = q.client.keys("q").unwrap();
+    let queue = q.queue();
+    let keys = queue.keys();
     let reap = q.client.scripts().get("queue.reap").unwrap();
     q.client.scripts().preload(q.client.redis()).await.unwrap();
     let mut sent = 0;
@@ -164,7 +166,9 @@ fn sha(client: &QueueClient, script: &str) -> String {
 async fn a_worker_whose_fetch_replies_are_lost_runs_every_job_once_and_buries_none() {
     let q = start().await;
     q.client
-        .enqueue_bulk("q", (0..20).map(|i| NewJob::new("k", &i).max_attempts(1)))
+        .queue("q")
+        .unwrap()
+        .enqueue_bulk((0..20).map(|i| NewJob::new("k", &i).max_attempts(1)))
         .await
         .unwrap();
     let proxy = q.redis.proxy();
@@ -190,7 +194,7 @@ async fn a_worker_whose_fetch_replies_are_lost_runs_every_job_once_and_buries_no
     // A batch leased a second time in the dark would settle only once its lease expired and
     // the reaper buried its jobs (one attempt each): settled means nothing is left out.
     let stats = eventually("all 20 jobs settled", Duration::from_secs(20), || async {
-        let stats = q.client.stats("q").await.ok()?;
+        let stats = q.queue().stats().await.ok()?;
         (stats.completed_total + stats.dead_total == 20).then_some(stats)
     })
     .await;
@@ -216,7 +220,9 @@ async fn every_state_changing_call_answers_as_first_delivered_when_its_reply_is_
 
     let cut = lose_next_reply("queue.push");
     let pushed = client
-        .enqueue("q", NewJob::new("k", &1).id("a").max_attempts(1))
+        .queue("q")
+        .unwrap()
+        .enqueue(NewJob::new("k", &1).id("a").max_attempts(1))
         .await
         .unwrap();
     assert_eq!(
@@ -226,44 +232,62 @@ async fn every_state_changing_call_answers_as_first_delivered_when_its_reply_is_
     );
     for id in ["b", "c", "d"] {
         client
-            .enqueue("q", NewJob::new("k", &1).id(id).max_attempts(1))
+            .queue("q")
+            .unwrap()
+            .enqueue(NewJob::new("k", &1).id(id).max_attempts(1))
             .await
             .unwrap();
     }
 
     let cut = lose_next_reply("queue.pop");
-    let jobs = client.pop("q", 4, LEASE).await.unwrap().jobs;
+    let jobs = client.queue("q").unwrap().pop(4, LEASE).await.unwrap().jobs;
     assert_eq!((cut.fired(), jobs.len()), (1, 4));
-    let token = jobs[0].token.as_str();
+    let token = jobs[0].lease.token.as_str();
 
     let cut = lose_next_reply("queue.complete");
-    assert_eq!(client.complete("q", &[("a", token)]).await.unwrap(), [true]);
+    assert_eq!(
+        client.queue("q").unwrap().complete(&[lease("a", token)]).await.unwrap(),
+        [true]
+    );
     assert_eq!(cut.fired(), 1);
 
     let cut = lose_next_reply("queue.fail");
     assert_eq!(
-        client.fail("q", "b", token, "boom", false).await.unwrap(),
+        client
+            .queue("q")
+            .unwrap()
+            .fail(&lease("b", token), "boom", false)
+            .await
+            .unwrap(),
         FailOutcome::Dead
     );
     assert_eq!(cut.fired(), 1);
 
     let cut = lose_next_reply("queue.release");
-    assert_eq!(client.release("q", &[("c", token)]).await.unwrap(), [true]);
+    assert_eq!(
+        client.queue("q").unwrap().release(&[lease("c", token)]).await.unwrap(),
+        [true]
+    );
     assert_eq!(cut.fired(), 1);
 
     let cut = lose_next_reply("queue.dead_replay");
-    assert_eq!(client.dead_replay("q", &["b"]).await.unwrap(), 1);
+    assert_eq!(client.queue("q").unwrap().dead_replay(&["b"]).await.unwrap(), 1);
     assert_eq!(cut.fired(), 1);
 
-    let jobs = client.pop("q", 2, LEASE).await.unwrap().jobs;
+    let jobs = client.queue("q").unwrap().pop(2, LEASE).await.unwrap().jobs;
     for job in &jobs {
-        client.fail("q", &job.id, &job.token, "again", true).await.unwrap();
+        client
+            .queue("q")
+            .unwrap()
+            .fail(&job.lease, "again", true)
+            .await
+            .unwrap();
     }
     let cut = lose_next_reply("queue.dead_purge");
-    assert_eq!(client.dead_purge("q").await.unwrap(), 2);
+    assert_eq!(client.queue("q").unwrap().dead_purge().await.unwrap(), 2);
     assert_eq!(cut.fired(), 1);
 
-    let stats = q.client.stats("q").await.unwrap();
+    let stats = q.queue().stats().await.unwrap();
     assert_eq!(
         (
             stats.enqueued_total,
@@ -283,19 +307,24 @@ async fn every_state_changing_call_answers_as_first_delivered_when_its_reply_is_
 async fn a_sweep_whose_reply_is_lost_answers_what_it_took_back() {
     let q = start().await;
     q.enqueue_numbers(3).await;
-    q.client.pop("q", 3, Duration::from_millis(30)).await.unwrap();
+    q.queue().pop(3, Duration::from_millis(30)).await.unwrap();
     let proxy = q.redis.proxy();
     let client = through(&proxy).await;
     // Time itself must pass for the lease to end; no event announces it.
     tokio::time::sleep(Duration::from_millis(50)).await;
     let cut = proxy.inject(evalsha(&sha(&client, "queue.reap")), Fault::CutAfterReply, 1);
     assert_eq!(
-        client.reap("q", Duration::from_secs(60), 100).await.unwrap(),
+        client
+            .queue("q")
+            .unwrap()
+            .reap(Duration::from_secs(60), 100)
+            .await
+            .unwrap(),
         Some((3, 0))
     );
     assert_eq!(cut.fired(), 1);
     assert_eq!(
-        q.client.stats("q").await.unwrap().failed_attempts_total,
+        q.queue().stats().await.unwrap().failed_attempts_total,
         3,
         "counted once"
     );
@@ -307,15 +336,17 @@ async fn a_fetch_delivered_again_late_gets_a_full_lease_for_what_it_still_holds(
     q.enqueue_numbers(1).await;
     let request = RequestId::new();
     let lease = Duration::from_millis(300);
-    let first = q.client.pop_with_request("q", 1, lease, &request).await.unwrap();
+    let first = q.queue().pop_with_request(1, lease, &request).await.unwrap();
     // The re-send arrives after the first delivery's lease ran out, before a sweep.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let again = q.client.pop_with_request("q", 1, lease, &request).await.unwrap();
+    let again = q.queue().pop_with_request(1, lease, &request).await.unwrap();
     assert_eq!(again.jobs.len(), 1, "the lease still holds its job");
     assert!(again.now_ms >= first.now_ms + 400, "the answer's time is the re-send's");
     let deadline = q
         .client
-        .job("q", &again.jobs[0].id)
+        .queue("q")
+        .unwrap()
+        .job(&again.jobs[0].lease.id)
         .await
         .unwrap()
         .state_since_ms
@@ -323,7 +354,7 @@ async fn a_fetch_delivered_again_late_gets_a_full_lease_for_what_it_still_holds(
     assert!(deadline >= again.now_ms + 300, "a full lease from the re-send");
     // So a sweep right now does not hand the job to a second worker.
     assert_eq!(
-        q.client.reap("q", Duration::from_millis(1), 100).await.unwrap(),
+        q.queue().reap(Duration::from_millis(1), 100).await.unwrap(),
         Some((0, 0))
     );
 }
@@ -342,7 +373,7 @@ async fn a_bulk_answer_is_remembered_in_a_few_bytes_and_answered_in_full() {
     let again = q.run_script_as("queue.push", "bulk-1", &args).await;
     assert_eq!(first.len(), 1001);
     assert_eq!(again, first, "the whole answer, again");
-    let replies = &q.client.keys("q").unwrap().all()[18].clone();
+    let replies = &q.queue().keys().all()[18].clone();
     let stored: i64 = q.client.redis().hstrlen(replies, "bulk-1").await.unwrap();
     assert!(stored < 32, "1,000 equal statuses kept in {stored} bytes");
 }

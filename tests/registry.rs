@@ -93,8 +93,8 @@ async fn noscript_after_script_flush_is_recovered_for_a_single_call() {
 
     // The queue's own scripts recover the same way.
     q.client.redis().script_flush(false).await.unwrap();
-    q.client.enqueue("q", NewJob::new("k", &1)).await.unwrap();
-    assert_eq!(q.client.stats("q").await.unwrap().pending, 1);
+    q.queue().enqueue(NewJob::new("k", &1)).await.unwrap();
+    assert_eq!(q.queue().stats().await.unwrap().pending, 1);
 }
 
 #[tokio::test]

@@ -9,29 +9,45 @@ async fn stats_count_every_state() {
     let q = start().await;
     let client = &q.client;
     client
-        .enqueue_bulk(
-            "q",
-            (0..6).map(|i| NewJob::new("k", &i).backoff(Backoff::fixed(Duration::from_secs(600)))),
-        )
+        .queue("q")
+        .unwrap()
+        .enqueue_bulk((0..6).map(|i| NewJob::new("k", &i).backoff(Backoff::fixed(Duration::from_secs(600)))))
         .await
         .unwrap();
     client
-        .enqueue("q", NewJob::new("k", &"later").delay(Duration::from_secs(600)))
+        .queue("q")
+        .unwrap()
+        .enqueue(NewJob::new("k", &"later").delay(Duration::from_secs(600)))
         .await
         .unwrap();
-    let jobs = client.pop("q", 3, Duration::from_secs(30)).await.unwrap().jobs;
-    client.complete("q", &[(&jobs[0].id, &jobs[0].token)]).await.unwrap();
+    let jobs = client
+        .queue("q")
+        .unwrap()
+        .pop(3, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .jobs;
+    client.queue("q").unwrap().complete([&jobs[0].lease]).await.unwrap();
     client
-        .fail("q", &jobs[1].id, &jobs[1].token, "retry me", false)
+        .queue("q")
+        .unwrap()
+        .fail(&jobs[1].lease, "retry me", false)
         .await
         .unwrap();
     client
-        .fail("q", &jobs[2].id, &jobs[2].token, "bury me", true)
+        .queue("q")
+        .unwrap()
+        .fail(&jobs[2].lease, "bury me", true)
         .await
         .unwrap();
-    let _active = client.pop("q", 1, Duration::from_secs(30)).await.unwrap();
+    let _active = client
+        .queue("q")
+        .unwrap()
+        .pop(1, Duration::from_secs(30))
+        .await
+        .unwrap();
 
-    let stats = client.stats("q").await.unwrap();
+    let stats = client.queue("q").unwrap().stats().await.unwrap();
     assert_eq!(
         (
             stats.pending,
@@ -58,22 +74,27 @@ async fn stats_count_every_state() {
 #[tokio::test]
 async fn latency_is_the_age_of_the_job_next_in_line() {
     let q = start().await;
-    assert!(q.client.enqueue("q", NewJob::new("k", &1)).await.unwrap().created);
+    assert!(q.queue().enqueue(NewJob::new("k", &1)).await.unwrap().created);
     let latency = eventually("the job to age", Duration::from_secs(5), || async {
-        let stats = q.client.stats("q").await.unwrap();
+        let stats = q.queue().stats().await.unwrap();
         (stats.latency_ms >= 50).then_some(stats.latency_ms)
     })
     .await;
     assert!(latency < 5_000);
-    q.client.pop("q", 1, Duration::from_secs(30)).await.unwrap();
-    assert_eq!(q.client.stats("q").await.unwrap().latency_ms, 0, "nothing pending");
+    q.queue().pop(1, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(q.queue().stats().await.unwrap().latency_ms, 0, "nothing pending");
 }
 
 #[tokio::test]
 async fn queues_lists_every_queue_that_received_a_job() {
     let q = start().await;
     for name in ["b", "a", "c.d"] {
-        q.client.enqueue(name, NewJob::new("k", &1)).await.unwrap();
+        q.client
+            .queue(name)
+            .unwrap()
+            .enqueue(NewJob::new("k", &1))
+            .await
+            .unwrap();
     }
     assert_eq!(q.client.queues().await.unwrap(), ["a", "b", "c.d"]);
 }

@@ -1,7 +1,9 @@
 //! Each test gets its own real redis-server (free loopback port, temp dir, killed on drop).
 use std::time::{Duration, Instant};
 
-use queue::{CancellationToken, ConnectOptions, DeadJob, Leased, QueueClient, QueueConfig, Worker, WorkerReport};
+use queue::{
+    CancellationToken, ConnectOptions, DeadJob, Lease, Leased, Queue, QueueClient, QueueConfig, Worker, WorkerReport,
+};
 use throwaway_redis::RedisServer;
 
 pub struct TestQueue {
@@ -61,10 +63,23 @@ impl TestRedis {
     }
 }
 
+/// A lease for the settle calls, from a job id and a lease token.
+pub fn lease(id: &str, token: &str) -> Lease {
+    Lease {
+        id: id.to_owned(),
+        token: token.to_owned(),
+    }
+}
+
 impl TestQueue {
+    /// The queue most tests use, "q".
+    pub fn queue(&self) -> Queue {
+        self.client.queue("q").expect("a valid name")
+    }
+
     /// Leases the next job of queue "q" (30 s lease); there must be one.
     pub async fn pop_one(&self) -> Leased {
-        let mut popped = self.client.pop("q", 1, Duration::from_secs(30)).await.unwrap();
+        let mut popped = self.queue().pop(1, Duration::from_secs(30)).await.unwrap();
         assert!(!popped.jobs.is_empty(), "a job to lease in q");
         popped.jobs.remove(0)
     }
@@ -72,7 +87,7 @@ impl TestQueue {
     /// Waits for the first job in queue "q"'s dead letter.
     pub async fn first_dead(&self, what: &str) -> DeadJob {
         eventually(what, Duration::from_secs(10), || async {
-            let page = self.client.dead_list("q", 0, 10).await.ok()?;
+            let page = self.queue().dead_list(0, 10).await.ok()?;
             page.jobs.into_iter().next()
         })
         .await
@@ -81,13 +96,13 @@ impl TestQueue {
     /// Enqueues `count` jobs of kind "k" into queue "q", payloads 0..count.
     pub async fn enqueue_numbers(&self, count: u32) {
         let jobs = (0..count).map(|n| queue::NewJob::new("k", &n));
-        self.client.enqueue_bulk("q", jobs).await.unwrap();
+        self.queue().enqueue_bulk(jobs).await.unwrap();
     }
 
     /// Leases up to `count` jobs of queue "q" (30 s lease) and returns their ids in order.
     pub async fn pop_ids(&self, count: usize) -> Vec<String> {
-        let popped = self.client.pop("q", count, Duration::from_secs(30)).await.unwrap();
-        popped.jobs.into_iter().map(|job| job.id).collect()
+        let popped = self.queue().pop(count, Duration::from_secs(30)).await.unwrap();
+        popped.jobs.into_iter().map(|job| job.lease.id).collect()
     }
 
     /// Runs a queue script directly on queue "q", as a caller bypassing the client would, and
@@ -99,7 +114,8 @@ impl TestQueue {
 
     /// [`run_script`](Self::run_script) as one delivery of the call `request`.
     pub async fn run_script_as(&self, script: &str, request: &str, args: &[&str]) -> Vec<queue::fred::types::Value> {
-        let keys = self.client.keys("q").unwrap();
+        let queue = self.queue();
+        let keys = queue.keys();
         let args: Vec<queue::fred::types::Value> = std::iter::once(request)
             .chain(args.iter().copied())
             .map(Into::into)
@@ -115,7 +131,7 @@ impl TestQueue {
     /// Waits until job `id` of queue "q" is in `state`, and returns it.
     pub async fn job_in_state(&self, id: &str, state: queue::JobState) -> queue::Job {
         eventually(&format!("job {id} {state}"), Duration::from_secs(10), || async {
-            self.client.job("q", id).await.ok().filter(|job| job.state == state)
+            self.queue().job(id).await.ok().filter(|job| job.state == state)
         })
         .await
     }
@@ -439,7 +455,7 @@ impl Runs {
 /// every second), so jobs whose lease or completion was lost in a failover come back quickly.
 pub async fn run_numbers(client: &QueueClient, queue: &str, count: u32) -> Numbers {
     let jobs = (0..count).map(|n| queue::NewJob::new("n", &n));
-    client.enqueue_bulk(queue, jobs).await.unwrap();
+    client.queue(queue).unwrap().enqueue_bulk(jobs).await.unwrap();
     let runs = std::sync::Arc::new(Runs::default());
     let recorder = runs.clone();
     let worker = Worker::builder(client.clone())
@@ -502,7 +518,7 @@ pub async fn expect_drained(
     };
     let look = || async {
         let client = QueueClient::connect_with(&options, QueueConfig::default()).await.ok()?;
-        client.stats(queue).await.ok()
+        client.queue(queue).unwrap().stats().await.ok()
     };
     let deadline = Instant::now() + timeout;
     let mut last = None;
@@ -535,7 +551,12 @@ pub async fn expect_drained(
     loop {
         let enqueue = async {
             let client = QueueClient::connect_with(&options, QueueConfig::default()).await.ok()?;
-            client.enqueue(queue, queue::NewJob::new("n", &count)).await.ok()
+            client
+                .queue(queue)
+                .unwrap()
+                .enqueue(queue::NewJob::new("n", &count))
+                .await
+                .ok()
         };
         if let Ok(Some(_)) = tokio::time::timeout(Duration::from_secs(5), enqueue).await {
             break;
@@ -573,7 +594,13 @@ pub fn spawn_queue_worker(url: &str, dir: &std::path::Path, name: &str, args: &[
 /// Waits until job `id` of `queue` is in `state`, and returns it.
 pub async fn job_in_state(client: &QueueClient, queue: &str, id: &str, state: queue::JobState) -> queue::Job {
     eventually(&format!("{id} to be {state}"), Duration::from_secs(20), || async {
-        client.job(queue, id).await.ok().filter(|j| j.state == state)
+        client
+            .queue(queue)
+            .unwrap()
+            .job(id)
+            .await
+            .ok()
+            .filter(|j| j.state == state)
     })
     .await
 }

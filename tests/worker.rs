@@ -14,7 +14,7 @@ use queue::{
 use serde::{Deserialize, Serialize};
 use throwaway_redis::{Options, RedisServer};
 
-use crate::support::{blocked_clients, eventually, spawn_worker, start};
+use crate::support::{blocked_clients, eventually, lease, spawn_worker, start};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Task {
@@ -33,7 +33,7 @@ async fn processed(client: &QueueClient, queue: &str, n: u64) {
     eventually(
         &format!("{n} jobs processed in {queue}"),
         Duration::from_secs(30),
-        || async { (client.stats(queue).await.ok()?.completed_total >= n).then_some(()) },
+        || async { (client.queue(queue).unwrap().stats().await.ok()?.completed_total >= n).then_some(()) },
     )
     .await
 }
@@ -42,7 +42,7 @@ async fn processed(client: &QueueClient, queue: &str, n: u64) {
 async fn a_panicking_handler_fails_its_attempt_and_the_worker_keeps_going() {
     let q = start().await;
     let jobs = (0..5).map(|n| NewJob::new("task", &Task { n }).id(format!("t{n}")).max_attempts(1));
-    q.client.enqueue_bulk("q", jobs).await.unwrap();
+    q.queue().enqueue_bulk(jobs).await.unwrap();
     let worker = Worker::builder(q.client.clone())
         .queue("q")
         .handle_kind("task", |task: Task, _ctx: JobContext| async move {
@@ -66,15 +66,21 @@ async fn a_panicking_handler_fails_its_attempt_and_the_worker_keeps_going() {
 async fn a_payload_of_the_wrong_type_goes_to_the_dead_letter_with_the_decode_error() {
     let q = start().await;
     q.client
-        .enqueue("q", NewJob::new("task", &"not a task").id("bad").max_attempts(5))
+        .queue("q")
+        .unwrap()
+        .enqueue(NewJob::new("task", &"not a task").id("bad").max_attempts(5))
         .await
         .unwrap();
     q.client
-        .enqueue("q", NewJob::new("unknown_kind", &1).id("orphan"))
+        .queue("q")
+        .unwrap()
+        .enqueue(NewJob::new("unknown_kind", &1).id("orphan"))
         .await
         .unwrap();
     q.client
-        .enqueue("q", NewJob::new("task", &Task { n: 1 }).id("good"))
+        .queue("q")
+        .unwrap()
+        .enqueue(NewJob::new("task", &Task { n: 1 }).id("good"))
         .await
         .unwrap();
     let worker = Worker::builder(q.client.clone())
@@ -84,7 +90,7 @@ async fn a_payload_of_the_wrong_type_goes_to_the_dead_letter_with_the_decode_err
     let (shutdown, handle) = spawn_worker(worker);
     processed(&q.client, "q", 1).await;
     let page = eventually("two dead jobs", Duration::from_secs(10), || async {
-        q.client.dead_list("q", 0, 10).await.ok().filter(|p| p.total == 2)
+        q.queue().dead_list(0, 10).await.ok().filter(|p| p.total == 2)
     })
     .await;
     let bad = page.jobs.iter().find(|j| j.id == "bad").unwrap();
@@ -105,14 +111,15 @@ async fn a_job_error_retries_and_a_permanent_one_does_not() {
     let q = start().await;
     let retry = Backoff::fixed(Duration::ZERO);
     q.client
-        .enqueue(
-            "q",
-            NewJob::new("flaky", &()).id("flaky").max_attempts(3).backoff(retry),
-        )
+        .queue("q")
+        .unwrap()
+        .enqueue(NewJob::new("flaky", &()).id("flaky").max_attempts(3).backoff(retry))
         .await
         .unwrap();
     q.client
-        .enqueue("q", NewJob::new("bad", &()).id("bad").max_attempts(3))
+        .queue("q")
+        .unwrap()
+        .enqueue(NewJob::new("bad", &()).id("bad").max_attempts(3))
         .await
         .unwrap();
     let worker = Worker::builder(q.client.clone())
@@ -129,14 +136,16 @@ async fn a_job_error_retries_and_a_permanent_one_does_not() {
         .build();
     let (shutdown, handle) = spawn_worker(worker);
     processed(&q.client, "q", 1).await;
-    let flaky = q.client.job("q", "flaky").await.unwrap();
+    let flaky = q.queue().job("flaky").await.unwrap();
     assert_eq!(
         (flaky.state, flaky.attempts, flaky.last_error.as_deref()),
         (JobState::Completed, 3, Some("try 2"))
     );
     let bad = eventually("bad in the dead letter", Duration::from_secs(10), || async {
         q.client
-            .job("q", "bad")
+            .queue("q")
+            .unwrap()
+            .job("bad")
             .await
             .ok()
             .filter(|j| j.state == JobState::Dead)
@@ -151,8 +160,9 @@ async fn a_job_error_retries_and_a_permanent_one_does_not() {
 async fn each_lease_of_a_job_gives_its_handler_a_greater_fencing_token() {
     let q = start().await;
     q.client
+        .queue("q")
+        .unwrap()
         .enqueue(
-            "q",
             NewJob::new("flaky", &())
                 .id("flaky")
                 .max_attempts(3)
@@ -188,7 +198,9 @@ async fn each_lease_of_a_job_gives_its_handler_a_greater_fencing_token() {
 async fn the_concurrency_limit_is_never_exceeded() {
     let q = start().await;
     q.client
-        .enqueue_bulk("q", (0..60).map(|n| NewJob::new("task", &Task { n })))
+        .queue("q")
+        .unwrap()
+        .enqueue_bulk((0..60).map(|n| NewJob::new("task", &Task { n })))
         .await
         .unwrap();
     let running = Arc::new(AtomicUsize::new(0));
@@ -222,7 +234,7 @@ async fn weighted_queues_are_taken_in_proportion_to_their_weights() {
     const FETCHES: usize = 400;
     for queue in ["heavy", "light"] {
         let jobs = (0..FETCHES as u32 + 50).map(|n| NewJob::new("task", &Task { n }));
-        q.client.enqueue_bulk(queue, jobs).await.unwrap();
+        q.client.queue(queue).unwrap().enqueue_bulk(jobs).await.unwrap();
     }
     let order = Arc::new(Mutex::new(Vec::new()));
     let seen = order.clone();
@@ -261,7 +273,9 @@ async fn strict_order_drains_the_first_queue_first() {
     let q = start().await;
     for queue in ["first", "second"] {
         q.client
-            .enqueue_bulk(queue, (0..20).map(|n| NewJob::new("task", &Task { n })))
+            .queue(queue)
+            .unwrap()
+            .enqueue_bulk((0..20).map(|n| NewJob::new("task", &Task { n })))
             .await
             .unwrap();
     }
@@ -288,7 +302,9 @@ async fn strict_order_drains_the_first_queue_first() {
 async fn a_delayed_job_starts_at_its_time_not_at_the_next_idle_recheck() {
     let q = start().await;
     q.client
-        .enqueue("q", NewJob::new("task", &Task { n: 0 }))
+        .queue("q")
+        .unwrap()
+        .enqueue(NewJob::new("task", &Task { n: 0 }))
         .await
         .unwrap(); // registers the queue
     let started = Arc::new(Mutex::new(Vec::new()));
@@ -305,10 +321,9 @@ async fn a_delayed_job_starts_at_its_time_not_at_the_next_idle_recheck() {
     processed(&q.client, "q", 1).await; // the worker is idle now
     let enqueued = Instant::now();
     q.client
-        .enqueue(
-            "q",
-            NewJob::new("task", &Task { n: 1 }).delay(Duration::from_millis(400)),
-        )
+        .queue("q")
+        .unwrap()
+        .enqueue(NewJob::new("task", &Task { n: 1 }).delay(Duration::from_millis(400)))
         .await
         .unwrap();
     processed(&q.client, "q", 2).await;
@@ -325,7 +340,9 @@ async fn a_delayed_job_starts_at_its_time_not_at_the_next_idle_recheck() {
 async fn a_job_enqueued_into_an_idle_worker_wakes_it() {
     let q = start().await;
     q.client
-        .enqueue("q", NewJob::new("task", &Task { n: 0 }))
+        .queue("q")
+        .unwrap()
+        .enqueue(NewJob::new("task", &Task { n: 0 }))
         .await
         .unwrap();
     let worker = Worker::builder(q.client.clone())
@@ -344,10 +361,10 @@ async fn a_job_enqueued_into_an_idle_worker_wakes_it() {
             || async { (blocked_clients(&q.client).await == 1).then_some(()) },
         )
         .await;
-        q.client.enqueue("q", NewJob::new("task", &Task { n })).await.unwrap();
+        q.queue().enqueue(NewJob::new("task", &Task { n })).await.unwrap();
         // Without the wake-up the worker would sleep for its 60 s recheck.
         eventually("the woken worker to run the job", Duration::from_secs(10), || async {
-            (q.client.stats("q").await.ok()?.completed_total > n as u64).then_some(())
+            (q.queue().stats().await.ok()?.completed_total > n as u64).then_some(())
         })
         .await;
     }
@@ -362,7 +379,7 @@ async fn a_timeout_cancels_the_handler_and_fails_the_attempt() {
         .id("slow")
         .max_attempts(1)
         .timeout(Duration::from_millis(100));
-    q.client.enqueue("q", job).await.unwrap();
+    q.queue().enqueue(job).await.unwrap();
     let stopped = Arc::new(AtomicUsize::new(0));
     let ran_to_the_end = Arc::new(AtomicUsize::new(0));
     let token = Arc::new(Mutex::new(None));
@@ -384,7 +401,9 @@ async fn a_timeout_cancels_the_handler_and_fails_the_attempt() {
     let (shutdown, handle) = spawn_worker(worker);
     let job = eventually("the job in the dead letter", Duration::from_secs(10), || async {
         q.client
-            .job("q", "slow")
+            .queue("q")
+            .unwrap()
+            .job("slow")
             .await
             .ok()
             .filter(|j| j.state == JobState::Dead)
@@ -407,11 +426,15 @@ async fn a_timeout_cancels_the_handler_and_fails_the_attempt() {
 async fn shutdown_waits_for_in_flight_jobs_then_hands_back_the_rest() {
     let q = start().await;
     q.client
-        .enqueue("q", NewJob::new("quick", &()).id("quick"))
+        .queue("q")
+        .unwrap()
+        .enqueue(NewJob::new("quick", &()).id("quick"))
         .await
         .unwrap();
     q.client
-        .enqueue("q", NewJob::new("stuck", &()).id("stuck"))
+        .queue("q")
+        .unwrap()
+        .enqueue(NewJob::new("stuck", &()).id("stuck"))
         .await
         .unwrap();
     let started = Arc::new(AtomicUsize::new(0));
@@ -447,11 +470,11 @@ async fn shutdown_waits_for_in_flight_jobs_then_hands_back_the_rest() {
     let report = handle.await.unwrap().unwrap();
     assert_eq!((report.completed, report.released), (1, 1));
     assert_eq!(
-        q.client.job("q", "quick").await.unwrap().state,
+        q.queue().job("quick").await.unwrap().state,
         JobState::Completed,
         "finished within the deadline"
     );
-    let stuck = q.client.job("q", "stuck").await.unwrap();
+    let stuck = q.queue().job("stuck").await.unwrap();
     assert_eq!(
         (stuck.state, stuck.attempts),
         (JobState::Pending, 0),
@@ -462,7 +485,7 @@ async fn shutdown_waits_for_in_flight_jobs_then_hands_back_the_rest() {
 #[tokio::test]
 async fn a_lost_lease_cancels_the_job_and_its_late_result_is_refused() {
     let q = start().await;
-    q.client.enqueue("q", NewJob::new("slow", &()).id("j")).await.unwrap();
+    q.queue().enqueue(NewJob::new("slow", &()).id("j")).await.unwrap();
     let cancelled = Arc::new(AtomicUsize::new(0));
     let seen = cancelled.clone();
     let worker = Worker::builder(q.client.clone())
@@ -481,7 +504,9 @@ async fn a_lost_lease_cancels_the_job_and_its_late_result_is_refused() {
     let (shutdown, handle) = spawn_worker(worker);
     let first = eventually("the job leased", Duration::from_secs(10), || async {
         q.client
-            .job("q", "j")
+            .queue("q")
+            .unwrap()
+            .job("j")
             .await
             .ok()
             .filter(|j| j.state == JobState::Active)
@@ -489,7 +514,8 @@ async fn a_lost_lease_cancels_the_job_and_its_late_result_is_refused() {
     .await;
     // Steal the job as if the worker had stalled: a second consumer's attempt replaces its token.
     use queue::fred::interfaces::HashesInterface;
-    let keys = q.client.keys("q").unwrap();
+    let queue = q.queue();
+    let keys = queue.keys();
     let tokens = &keys.all()[8];
     let workers_token: String = q.client.redis().hget(tokens, "j").await.unwrap();
     let _: i64 = q.client.redis().hset(tokens, ("j", "stolen")).await.unwrap();
@@ -505,7 +531,7 @@ async fn a_lost_lease_cancels_the_job_and_its_late_result_is_refused() {
     shutdown.cancel();
     let report = handle.await.unwrap().unwrap();
     assert_eq!(report.completed, 0);
-    let job = q.client.job("q", "j").await.unwrap();
+    let job = q.queue().job("j").await.unwrap();
     assert_eq!(
         (job.state, job.attempts),
         (first.state, first.attempts),
@@ -513,18 +539,21 @@ async fn a_lost_lease_cancels_the_job_and_its_late_result_is_refused() {
     );
     // A late result under the old worker's token, as a worker that missed the cancellation
     // would send it, is refused and changes nothing.
-    assert_eq!(q.client.complete("q", &[("j", &workers_token)]).await.unwrap(), [false]);
-    let late_fail = q.client.fail("q", "j", &workers_token, "late", false).await;
+    assert_eq!(
+        q.queue().complete(&[lease("j", &workers_token)]).await.unwrap(),
+        [false]
+    );
+    let late_fail = q.queue().fail(&lease("j", &workers_token), "late", false).await;
     assert!(
         matches!(late_fail, Err(queue::Error::LeaseLost { .. })),
         "{late_fail:?}"
     );
-    let after = q.client.job("q", "j").await.unwrap();
+    let after = q.queue().job("j").await.unwrap();
     assert_eq!(
         (after.state, after.attempts, after.last_error),
         (JobState::Active, 1, None)
     );
-    assert_eq!(q.client.stats("q").await.unwrap().completed_total, 0);
+    assert_eq!(q.queue().stats().await.unwrap().completed_total, 0);
 }
 
 #[tokio::test]
@@ -533,7 +562,7 @@ async fn a_completion_sent_after_the_lease_was_lost_is_refused() {
     // (every 10 s with a 30 s lease) could notice: the worker does send its completion, and the
     // token check refuses it.
     let q = start().await;
-    q.client.enqueue("q", NewJob::new("slow", &()).id("j")).await.unwrap();
+    q.queue().enqueue(NewJob::new("slow", &()).id("j")).await.unwrap();
     let (release_tx, release_rx) = tokio::sync::watch::channel(false);
     let worker = Worker::builder(q.client.clone())
         .queue("q")
@@ -555,13 +584,13 @@ async fn a_completion_sent_after_the_lease_was_lost_is_refused() {
     shutdown.cancel();
     let report = handle.await.unwrap().unwrap();
     assert_eq!(report.completed, 0, "the late completion was refused");
-    let job = q.client.job("q", "j").await.unwrap();
+    let job = q.queue().job("j").await.unwrap();
     assert_eq!(
         (job.state, job.attempts),
         (JobState::Active, 1),
         "still the new holder's"
     );
-    let stats = q.client.stats("q").await.unwrap();
+    let stats = q.queue().stats().await.unwrap();
     assert_eq!((stats.completed_total, stats.completed), (0, 0));
 }
 
@@ -578,7 +607,9 @@ async fn a_redis_restart_mid_run_loses_no_job() {
         .await
         .unwrap();
     client
-        .enqueue_bulk("q", (0..300).map(|n| NewJob::new("task", &Task { n })))
+        .queue("q")
+        .unwrap()
+        .enqueue_bulk((0..300).map(|n| NewJob::new("task", &Task { n })))
         .await
         .unwrap();
     let done = Arc::new(Mutex::new(HashSet::new()));
@@ -609,7 +640,13 @@ async fn a_redis_restart_mid_run_loses_no_job() {
     })
     .await;
     let stats = eventually("nothing left active", Duration::from_secs(30), || async {
-        client.stats("q").await.ok().filter(|s| s.active == 0 && s.pending == 0)
+        client
+            .queue("q")
+            .unwrap()
+            .stats()
+            .await
+            .ok()
+            .filter(|s| s.active == 0 && s.pending == 0)
     })
     .await;
     assert_eq!(stats.dead, 0);
@@ -621,7 +658,9 @@ async fn a_redis_restart_mid_run_loses_no_job() {
 async fn a_stopped_worker_leaves_no_blocked_connection_to_steal_wake_ups() {
     let q = start().await;
     q.client
-        .enqueue("q", NewJob::new("task", &Task { n: 0 }))
+        .queue("q")
+        .unwrap()
+        .enqueue(NewJob::new("task", &Task { n: 0 }))
         .await
         .unwrap();
     let worker = Worker::builder(q.client.clone())
@@ -659,13 +698,15 @@ impl queue::JobPayload for Charge {
 async fn a_payload_type_names_its_kind_and_handlers_share_the_workers_state() {
     use std::sync::atomic::{AtomicU64, Ordering};
     let q = start().await;
-    q.client.enqueue("q", Charge { cents: 5 }).await.unwrap();
+    q.queue().enqueue(Charge { cents: 5 }).await.unwrap();
     let jobs = q
         .client
-        .enqueue_bulk("q", (1..=3).map(|cents| Charge { cents }))
+        .queue("q")
+        .unwrap()
+        .enqueue_bulk((1..=3).map(|cents| Charge { cents }))
         .await
         .unwrap();
-    let job = q.client.job("q", &jobs[0].id).await.unwrap();
+    let job = q.queue().job(&jobs[0].id).await.unwrap();
     assert_eq!((job.envelope.kind.as_str(), job.envelope.max_attempts), ("charge", 7));
 
     struct Ledger {
@@ -695,7 +736,7 @@ async fn a_payload_type_names_its_kind_and_handlers_share_the_workers_state() {
     .expect("the worker stops once its queue is drained")
     .unwrap();
     assert_eq!((report.completed, report.retried, report.dead), (4, 1, 0));
-    let stats = q.client.stats("q").await.unwrap();
+    let stats = q.queue().stats().await.unwrap();
     assert_eq!(
         (stats.pending, stats.retrying, stats.active, stats.completed_total),
         (0, 0, 0, 4)

@@ -61,7 +61,7 @@ pub(crate) fn payload_json(job: &queue_core::Job) -> serde_json::Value {
 }
 
 pub(crate) async fn job(client: &QueueClient, queue: &str, id: &str, as_json: bool) -> anyhow::Result<()> {
-    let job = client.job(queue, id).await?;
+    let job = client.queue(queue)?.job(id).await?;
     if as_json {
         return output::json(&job_json(&job));
     }
@@ -87,7 +87,7 @@ pub(crate) async fn job(client: &QueueClient, queue: &str, id: &str, as_json: bo
 pub(crate) async fn dead(client: &QueueClient, command: DeadCommand) -> anyhow::Result<()> {
     match command {
         DeadCommand::List { queue, limit, json } => {
-            let page = client.dead_list(&queue, 0, limit).await?;
+            let page = client.queue(&queue)?.dead_list(0, limit).await?;
             if json {
                 return output::json(&dead_page_json(&page));
             }
@@ -109,15 +109,15 @@ pub(crate) async fn dead(client: &QueueClient, command: DeadCommand) -> anyhow::
         }
         DeadCommand::Retry { queue, ids, all } => {
             let moved = if all {
-                client.dead_replay_all(&queue).await?
+                client.queue(&queue)?.dead_replay_all().await?
             } else {
                 let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-                client.dead_replay(&queue, &ids).await?
+                client.queue(&queue)?.dead_replay(&ids).await?
             };
             output::line(format_args!("moved {moved} jobs from the dead letter back to {queue}"))
         }
         DeadCommand::Purge { queue } => {
-            let purged = client.dead_purge(&queue).await?;
+            let purged = client.queue(&queue)?.dead_purge().await?;
             output::line(format_args!("purged {purged} dead jobs from {queue}"))
         }
     }

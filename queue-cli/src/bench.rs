@@ -186,8 +186,8 @@ fn peak_rss() -> u64 {
 }
 
 async fn cleanup(client: &QueueClient, queue: &str) -> anyhow::Result<()> {
-    let keys = client.keys(queue)?;
-    let _: i64 = client.redis().del(keys.all().to_vec()).await?;
+    let handle = client.queue(queue)?;
+    let _: i64 = client.redis().del(handle.keys().all().to_vec()).await?;
     let _: i64 = client.redis().del("bench:noop").await?;
     let _: i64 = client
         .redis()

@@ -73,7 +73,7 @@ pub(crate) async fn run(client: &QueueClient, args: EnqueueArgs) -> anyhow::Resu
         return enqueue_file(client, &args, path).await;
     }
     let payload = args.payload.as_deref().expect("clap requires a payload or --file");
-    let enqueued = client.enqueue(&args.queue, args.job(payload)?).await?;
+    let enqueued = client.queue(&args.queue)?.enqueue(args.job(payload)?).await?;
     if !enqueued.created {
         eprintln!("job {} already exists in {}; nothing written", enqueued.id, args.queue);
     }
@@ -89,6 +89,7 @@ async fn enqueue_file(client: &QueueClient, args: &EnqueueArgs, path: &PathBuf) 
     };
     let progress = output::spinner("{spinner} {pos} jobs enqueued ({per_sec})");
     let mut added = 0u64;
+    let queue = client.queue(&args.queue)?;
     let mut batch = Vec::with_capacity(BATCH);
     let mut lines = reader.lines().enumerate();
     loop {
@@ -110,8 +111,8 @@ async fn enqueue_file(client: &QueueClient, args: &EnqueueArgs, path: &PathBuf) 
         }
         if batch.len() == BATCH || (next.is_none() && !batch.is_empty()) {
             let count = batch.len() as u64;
-            client
-                .enqueue_bulk(&args.queue, std::mem::take(&mut batch))
+            queue
+                .enqueue_bulk(std::mem::take(&mut batch))
                 .await
                 .map_err(|error| anyhow::anyhow!("{error} ({added} jobs were written before this batch)"))?;
             added += count;

@@ -135,11 +135,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Job { queue, id, json } => admin::job(&connect(&cli.connect).await?, &queue, &id, json).await,
         Command::Dead(command) => admin::dead(&connect(&cli.connect).await?, command).await,
         Command::Pause { queue } => {
-            connect(&cli.connect).await?.pause(&queue).await?;
+            connect(&cli.connect).await?.queue(&queue)?.pause().await?;
             output::line(format_args!("paused {queue}"))
         }
         Command::Resume { queue } => {
-            connect(&cli.connect).await?.resume(&queue).await?;
+            connect(&cli.connect).await?.queue(&queue)?.resume().await?;
             output::line(format_args!("resumed {queue}"))
         }
         Command::Queues => {

@@ -145,7 +145,7 @@ pub(crate) async fn collect(client: &QueueClient, names: &[String]) -> anyhow::R
     };
     let mut queues = Vec::with_capacity(names.len());
     for name in &names {
-        queues.push(QueueRow::from(client.stats(name).await?));
+        queues.push(QueueRow::from(client.queue(name)?.stats().await?));
     }
     let mut totals = Totals::default();
     for q in &queues {

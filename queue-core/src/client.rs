@@ -1,5 +1,5 @@
-//! The queue client: connecting, running the queue's scripts, and enqueueing. The operator's
-//! calls are in `client/admin.rs`, the lease calls workers are built on in `client/lease.rs`.
+//! The queue client: connecting, naming queues, and running the queue's scripts. What one
+//! queue can do is on its handle, [`Queue`](crate::Queue) (`queue.rs`).
 use std::{
     collections::HashSet,
     sync::{Arc, Mutex},
@@ -8,7 +8,7 @@ use std::{
 use fred::{
     clients::Client,
     interfaces::{ClientLike, SetsInterface},
-    types::Value,
+    types::{InfoKind, Value},
 };
 
 use crate::{
@@ -17,18 +17,8 @@ use crate::{
     registry::run_script,
     request::RequestId,
     scripts::{self, Command, Reply},
-    ConnectOptions, Enqueued, Error, QueueConfig, Result, ScriptRegistry,
+    ConnectOptions, Error, Queue, QueueConfig, Result, ScriptRegistry,
 };
-
-mod admin;
-mod lease;
-
-/// The most jobs one [`QueueClient::enqueue_bulk`] takes: a bulk is one atomic script call, and
-/// this bounds how long it blocks Redis. Split larger bulks (each part is all-or-none).
-pub const MAX_BULK_JOBS: usize = 10_000;
-
-/// The most encoded bytes (payloads and envelopes) one bulk takes, for the same reason.
-pub const MAX_BULK_BYTES: usize = 32 << 20;
 
 /// The queue client: cheap to clone, share it.
 ///
@@ -36,7 +26,8 @@ pub const MAX_BULK_BYTES: usize = 32 << 20;
 /// use queue_core::{NewJob, QueueClient};
 /// # async fn demo() -> queue_core::Result<()> {
 /// let client = QueueClient::connect("redis://127.0.0.1:6379").await?;
-/// let job = client.enqueue("emails", NewJob::new("send", &serde_json::json!({"to": "a@b.c"}))).await?;
+/// let emails = client.queue("emails")?;
+/// let job = emails.enqueue(NewJob::new("send", &serde_json::json!({"to": "a@b.c"}))).await?;
 /// println!("enqueued {}", job.id);
 /// # Ok(()) }
 /// ```
@@ -122,15 +113,44 @@ impl QueueClient {
         &self.config
     }
 
-    /// The keys of `queue` (validated).
-    pub fn keys(&self, queue: &str) -> Result<QueueKeys> {
-        validate_name(queue)?;
-        Ok(QueueKeys::new(&self.config.prefix, queue))
+    /// The handle of the queue `name`, which every call on one queue goes through. The name is
+    /// checked here, once ([`validate_name`](crate::validate_name)); nothing is written until
+    /// the first job is enqueued.
+    ///
+    /// ```
+    /// # fn demo(client: &queue_core::QueueClient) {
+    /// assert!(client.queue("emails").is_ok());
+    /// assert!(client.queue("no spaces").is_err());
+    /// # }
+    /// ```
+    pub fn queue(&self, name: &str) -> Result<Queue> {
+        validate_name(name)?;
+        Ok(Queue::new(self.clone(), QueueKeys::new(&self.config.prefix, name)))
+    }
+
+    /// Checks a job against this client's rules (payload limit, priority range, attempts,
+    /// delay, id) without writing anything; enqueue runs the same checks.
+    pub fn validate(&self, job: &NewJob) -> Result<()> {
+        job.check(self.config.max_payload_bytes)
+    }
+
+    /// The server's `maxmemory-policy` (from INFO, which managed Redis services allow where
+    /// CONFIG is disabled). Under an `allkeys-*` policy Redis may evict job data to make room.
+    pub async fn maxmemory_policy(&self) -> Result<String> {
+        let info: String = self.redis.info(Some(InfoKind::Memory)).await?;
+        Ok(info_field(&info, "maxmemory_policy").to_owned())
+    }
+
+    /// Every queue that has received a job under this prefix, sorted.
+    pub async fn queues(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self.redis.smembers(queue_index(&self.config.prefix)).await?;
+        names.sort();
+        Ok(names)
     }
 
     /// Runs a queue script. `request` identifies a state-changing call across its deliveries
     /// (`None` for calls whose second delivery changes nothing and answers the same).
-    async fn call(
+    pub(crate) async fn call(
         &self,
         command: Command,
         keys: &QueueKeys,
@@ -177,7 +197,8 @@ impl QueueClient {
         });
     }
 
-    async fn index(&self, queue: &str) -> Result<()> {
+    /// Adds `queue` to the index of queues, once per client.
+    pub(crate) async fn index(&self, queue: &str) -> Result<()> {
         if self.indexed.lock().expect("index lock").contains(queue) {
             return Ok(());
         }
@@ -186,84 +207,9 @@ impl QueueClient {
         Ok(())
     }
 
-    /// Keys of a queue that must already exist (admin calls on a typo'd name say so).
-    async fn existing(&self, queue: &str) -> Result<QueueKeys> {
-        let keys = self.keys(queue)?;
-        let known: bool = self.redis.sismember(queue_index(&self.config.prefix), queue).await?;
-        if !known {
-            return Err(Error::UnknownQueue(queue.to_owned()));
-        }
-        Ok(keys)
-    }
-
-    /// Checks a job against this client's rules (payload limit, priority range, attempts,
-    /// delay, id) without writing anything; enqueue runs the same checks.
-    pub fn validate(&self, job: &NewJob) -> Result<()> {
-        job.check(self.config.max_payload_bytes)
-    }
-
-    /// Enqueues one job: a [`NewJob`], or a [`JobPayload`](crate::JobPayload) value.
-    pub async fn enqueue(&self, queue: &str, job: impl Into<NewJob>) -> Result<Enqueued> {
-        let mut outcome = self.enqueue_bulk(queue, [job.into()]).await?;
-        Ok(outcome.remove(0))
-    }
-
-    /// Enqueues jobs in one atomic call: all are written or, if any is invalid, none. A bulk
-    /// takes at most [`MAX_BULK_JOBS`] jobs and [`MAX_BULK_BYTES`] bytes: split larger ones.
-    pub async fn enqueue_bulk(
-        &self,
-        queue: &str,
-        jobs: impl IntoIterator<Item = impl Into<NewJob>>,
-    ) -> Result<Vec<Enqueued>> {
-        let keys = self.keys(queue)?;
-        let mut ids = Vec::new();
-        let mut bytes = 0;
-        let mut args = vec![Value::Null];
-        // Consecutive jobs with the same properties and run time form one run (see push.lua).
-        let mut run: Option<(usize, Vec<u8>, Vec<u8>)> = None;
-        let mut run_len = 0;
-        for job in jobs {
-            let fields = job.into().into_push_fields(queue, self.config.max_payload_bytes)?;
-            bytes += fields.envelope.len() + fields.id.len();
-            if ids.len() == MAX_BULK_JOBS || bytes > MAX_BULK_BYTES {
-                return Err(Error::BulkTooLarge {
-                    jobs_limit: MAX_BULK_JOBS,
-                    bytes_limit: MAX_BULK_BYTES,
-                });
-            }
-            let same_run = run
-                .as_ref()
-                .is_some_and(|(_, props, when)| *props == fields.props && *when == fields.when);
-            if !same_run {
-                if let Some((at, _, _)) = run.take() {
-                    args[at] = Value::from(run_len);
-                }
-                run_len = 0;
-                run = Some((args.len(), fields.props.clone(), fields.when.clone()));
-                args.push(Value::Null);
-                args.push(Value::Bytes(fields.props.into()));
-                args.push(Value::Bytes(fields.when.into()));
-            }
-            run_len += 1;
-            args.push(Value::from(fields.id.as_str()));
-            args.push(Value::Bytes(fields.envelope.into()));
-            ids.push(fields.id);
-        }
-        let Some((at, _, _)) = run else {
-            return Ok(Vec::new());
-        };
-        args[at] = Value::from(run_len);
-        args[0] = Value::from(ids.len() as i64);
-        self.index(queue).await?;
-        let (_, mut reply) = self.call(Command::Push, &keys, Some(&RequestId::new()), args).await?;
-        ids.into_iter()
-            .map(|id| {
-                Ok(Enqueued {
-                    id,
-                    created: reply.int()? == 1,
-                })
-            })
-            .collect()
+    /// Whether `queue` is in the index of queues.
+    pub(crate) async fn is_known(&self, queue: &str) -> Result<bool> {
+        Ok(self.redis.sismember(queue_index(&self.config.prefix), queue).await?)
     }
 }
 

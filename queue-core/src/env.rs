@@ -34,7 +34,7 @@ mod tests {
         std::env::set_var(super::PREFIX, "from-env");
         let client = QueueClient::connect_from_env().await.unwrap();
         assert_eq!(client.config().prefix, "from-env");
-        client.enqueue("q", NewJob::new("k", &1)).await.unwrap();
+        client.queue("q").unwrap().enqueue(NewJob::new("k", &1)).await.unwrap();
         let stored: i64 = client.redis().exists("{from-env:q}:jobs").await.unwrap();
         assert_eq!(stored, 1);
     }

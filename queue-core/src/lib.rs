@@ -1,7 +1,8 @@
 //! The core of a Redis job queue whose every state change is one atomic Lua script.
 //!
-//! - [`QueueClient`]: enqueue (single, bulk, delayed), inspect, dead letter, pause/resume,
-//!   stats, and the lease calls (pop, complete, fail, extend, release, reap) that workers use.
+//! - [`QueueClient`]: the connection; [`QueueClient::queue`] names a [`Queue`], whose handle
+//!   enqueues (single, bulk, delayed), inspects, pauses and resumes, handles the dead letter, and
+//!   makes the lease calls (pop, complete, fail, extend, release, reap) that workers use.
 //! - [`ScriptRegistry`]: define a named Lua command once, run it by name with EVALSHA and
 //!   transparent NOSCRIPT recovery, alone or in a pipeline. The queue's own scripts
 //!   ([`Command`]) are registered through it.
@@ -17,19 +18,21 @@ mod envelope;
 mod error;
 mod keys;
 mod new_job;
+mod queue;
 mod registry;
 mod request;
 mod results;
 mod scripts;
 
 pub use acl::{acl_rules, REQUIRED_COMMANDS};
-pub use client::{eviction_warning, info_field, QueueClient, MAX_BULK_BYTES, MAX_BULK_JOBS};
+pub use client::{eviction_warning, info_field, QueueClient};
 pub use config::{QueueConfig, Retention};
 pub use connection::{redact_url, ConnectOptions};
 pub use envelope::{Backoff, Envelope, Job, JobState, MAX_DELAY, PRIORITY_RANGE};
 pub use error::{Error, Result};
 pub use keys::{queue_index, validate_job_id, validate_name, validate_prefix, QueueKeys, MAX_NAME_LEN};
 pub use new_job::{JobPayload, NewJob};
+pub use queue::{Lease, Queue, MAX_BULK_BYTES, MAX_BULK_JOBS};
 pub use registry::{KeyCount, Script, ScriptPipeline, ScriptRegistry};
 pub use request::RequestId;
 pub use results::{DeadJob, DeadPage, Enqueued, FailOutcome, Leased, Popped, QueueStats};

@@ -9,7 +9,7 @@ use crate::{
 };
 
 /// A payload type that names its kind, so that producers and handlers agree by type: enqueue
-/// the value itself (`client.enqueue("orders", order)`), and give the worker a handler that
+/// the value itself (`orders.enqueue(order)`), and give the worker a handler that
 /// takes it (`.handle(|order: ChargeOrder, ctx| ...)`). Jobs from other languages carry the same
 /// kind string. [`options`](JobPayload::options) sets what every job of the kind starts with.
 ///
@@ -40,7 +40,7 @@ pub trait JobPayload: Serialize + DeserializeOwned + Send + 'static {
     }
 }
 
-/// A payload type's job with its kind's options: `client.enqueue(queue, payload)`.
+/// A payload type's job with its kind's options: `queue.enqueue(payload)`.
 impl<T: JobPayload> From<T> for NewJob {
     fn from(payload: T) -> Self {
         NewJob::of(&payload)

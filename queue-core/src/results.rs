@@ -1,7 +1,7 @@
 //! What the client's calls return: enqueue and lease outcomes, dead-letter pages, queue stats.
 use serde::Serialize;
 
-use crate::{Envelope, Result};
+use crate::{Envelope, Lease, Result};
 
 /// The outcome of enqueueing one job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,27 +12,31 @@ pub struct Enqueued {
     pub created: bool,
 }
 
-/// A job leased by [`QueueClient::pop`]: run it, then complete or fail it with its token.
+/// A job leased by [`Queue::pop`](crate::Queue::pop): run it, then complete or fail it with its
+/// [`Lease`].
 #[derive(Debug, Clone)]
 pub struct Leased {
-    /// The job id.
-    pub id: String,
+    /// The job id and this attempt's lease token: only it is accepted by complete, fail and extend.
+    pub lease: Lease,
     /// 1 for the first attempt.
     pub attempt: u32,
-    /// The lease token; only this attempt's token is accepted by complete, fail and extend.
-    pub token: String,
     /// The raw envelope (see [`Leased::envelope`]).
     pub raw_envelope: Vec<u8>,
 }
 
 impl Leased {
+    /// The job id.
+    pub fn id(&self) -> &str {
+        &self.lease.id
+    }
+
     /// Decodes the envelope; a record that does not decode belongs in the dead letter.
     pub fn envelope(&self) -> Result<Envelope> {
         Envelope::from_msgpack(&self.raw_envelope)
     }
 }
 
-/// What one [`QueueClient::pop`] call returned.
+/// What one [`Queue::pop`](crate::Queue::pop) call returned.
 #[derive(Debug, Clone)]
 pub struct Popped {
     /// The leased jobs, highest priority first.

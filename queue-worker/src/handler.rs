@@ -1,7 +1,7 @@
 //! What a handler receives and returns.
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
-use queue_core::{Envelope, QueueClient};
+use queue_core::{Envelope, Lease, Queue};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
@@ -93,10 +93,10 @@ pub type JobResult = Result<(), JobError>;
 pub struct JobContext<S = ()> {
     pub(crate) envelope: Arc<Envelope>,
     pub(crate) attempt: u32,
-    pub(crate) token: String,
+    pub(crate) lease: Lease,
     pub(crate) fencing_token: u64,
     pub(crate) cancel: CancellationToken,
-    pub(crate) client: QueueClient,
+    pub(crate) queue: Queue,
     pub(crate) state: Arc<S>,
 }
 
@@ -105,17 +105,17 @@ impl<S> Clone for JobContext<S> {
         JobContext {
             envelope: self.envelope.clone(),
             attempt: self.attempt,
-            token: self.token.clone(),
+            lease: self.lease.clone(),
             fencing_token: self.fencing_token,
             cancel: self.cancel.clone(),
-            client: self.client.clone(),
+            queue: self.queue.clone(),
             state: self.state.clone(),
         }
     }
 }
 
-// Leaves out the client (the worker's, the same for every job), the state (the application's) and the lease
-// token (the fencing token is the same number).
+// Leaves out the queue's client (the worker's, the same for every job), the state (the application's) and
+// the lease token (the fencing token is the same number).
 impl<S> std::fmt::Debug for JobContext<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JobContext")
@@ -139,22 +139,22 @@ impl<S> JobContext<S> {
         JobContext {
             envelope: self.envelope,
             attempt: self.attempt,
-            token: self.token,
+            lease: self.lease,
             fencing_token: self.fencing_token,
             cancel: self.cancel,
-            client: self.client,
+            queue: self.queue,
             state,
         }
     }
 
     /// The job id.
     pub fn id(&self) -> &str {
-        &self.envelope.id
+        &self.lease.id
     }
 
     /// The queue it came from.
     pub fn queue(&self) -> &str {
-        &self.envelope.queue
+        self.queue.name()
     }
 
     /// Its kind.
@@ -192,10 +192,7 @@ impl<S> JobContext<S> {
     /// (for a step known to take long). The jobs fetched in the same batch share the lease and
     /// are extended with it. Fails with `LeaseLost` if the lease is gone.
     pub async fn extend_lease(&self, lease: Duration) -> queue_core::Result<()> {
-        let held = self
-            .client
-            .extend(self.queue(), lease, &[(self.id(), &self.token)])
-            .await?;
+        let held = self.queue.extend(lease, [&self.lease]).await?;
         if held.first() == Some(&true) {
             Ok(())
         } else {

@@ -29,9 +29,8 @@ pub(super) async fn enqueue(
     let next = Arc::new(AtomicU64::new(0));
     let mut streams = tokio::task::JoinSet::new();
     for _ in 0..ENQUEUE_STREAMS {
-        let (client, queue, payload, next, bar) = (
-            client.clone(),
-            queue.to_owned(),
+        let (queue, payload, next, bar) = (
+            client.queue(queue)?,
             payload.clone(),
             next.clone(),
             progress.bar.clone(),
@@ -44,7 +43,7 @@ pub(super) async fn enqueue(
                 }
                 let size = (count - start).min(ENQUEUE_BATCH as u64);
                 let jobs = (0..size).map(|_| NewJob::new("noop", &payload).priority(priority));
-                client.enqueue_bulk(&queue, jobs).await?;
+                queue.enqueue_bulk(jobs).await?;
                 bar.inc(size);
             }
         });
@@ -66,7 +65,8 @@ pub(super) async fn process(
     args: &BenchArgs,
     progress: &Progress,
 ) -> anyhow::Result<f64> {
-    let before = client.stats(queue).await?.completed_total;
+    let handle = client.queue(queue)?;
+    let before = handle.stats().await?.completed_total;
     let target = before + args.jobs;
     let worker = Worker::builder(client.clone())
         .queue(queue)
@@ -77,7 +77,7 @@ pub(super) async fn process(
     let started = Instant::now();
     let running = tokio::spawn(worker.run(shutdown.clone()));
     loop {
-        let completed = client.stats(queue).await?.completed_total;
+        let completed = handle.stats().await?.completed_total;
         progress.bar.set_position(completed - before);
         if completed >= target {
             break;
@@ -112,7 +112,7 @@ pub(super) async fn pickup_latency(client: &QueueClient, queue: &str, samples: u
     tokio::time::sleep(Duration::from_millis(200)).await;
     for _ in 0..samples {
         *sent.lock().expect("lock") = Some(Instant::now());
-        client.enqueue(queue, NewJob::new("pickup", &())).await?;
+        client.queue(queue)?.enqueue(NewJob::new("pickup", &())).await?;
         let latency = tokio::time::timeout(Duration::from_secs(10), rx.recv())
             .await
             .context("a job enqueued into an idle worker did not start within 10 s")?

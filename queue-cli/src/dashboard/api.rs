@@ -34,7 +34,7 @@ pub(crate) async fn queues(State(dashboard): State<Shared>) -> ApiResult {
 
 /// `GET /api/queues/{queue}`: one row of `queue-cli stats --json`.
 pub(crate) async fn queue(State(dashboard): State<Shared>, Path(queue): Path<String>) -> ApiResult {
-    let row = stats::QueueRow::from(dashboard.client.stats(&queue).await?);
+    let row = stats::QueueRow::from(dashboard.client.queue(&queue)?.stats().await?);
     Ok(Json(row).into_response())
 }
 
@@ -57,13 +57,17 @@ pub(crate) async fn dead(
     Path(queue): Path<String>,
     Query(paging): Query<Paging>,
 ) -> ApiResult {
-    let page = dashboard.client.dead_list(&queue, paging.offset, paging.limit).await?;
+    let page = dashboard
+        .client
+        .queue(&queue)?
+        .dead_list(paging.offset, paging.limit)
+        .await?;
     Ok(Json(admin::dead_page_json(&page)).into_response())
 }
 
 /// `GET /api/queues/{queue}/jobs/{id}`: what `queue-cli job --json` prints.
 pub(crate) async fn job(State(dashboard): State<Shared>, Path((queue, id)): Path<(String, String)>) -> ApiResult {
-    let job = dashboard.client.job(&queue, &id).await?;
+    let job = dashboard.client.queue(&queue)?.job(&id).await?;
     Ok(Json(admin::job_json(&job)).into_response())
 }
 

@@ -131,7 +131,7 @@ async fn sample_once(dashboard: &Shared) -> queue_core::Result<()> {
     let client = &dashboard.client;
     let at_ms = now_ms();
     for queue in client.queues().await? {
-        let stats = client.stats(&queue).await?;
+        let stats = client.queue(&queue)?.stats().await?;
         let sample = Sample {
             at_ms,
             completed_total: stats.completed_total,

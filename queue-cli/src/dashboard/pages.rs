@@ -238,8 +238,8 @@ pub(crate) async fn queue(
     Query(view): Query<QueueView>,
 ) -> PageResult {
     let client = &dashboard.client;
-    let row = stats::QueueRow::from(client.stats(&queue).await?);
-    let dead = client.dead_list(&queue, view.offset, PAGE).await?;
+    let row = stats::QueueRow::from(client.queue(&queue)?.stats().await?);
+    let dead = client.queue(&queue)?.dead_list(view.offset, PAGE).await?;
     let base = queue_path(&queue);
     let csrf = dashboard.access.csrf();
     let notice = view
@@ -351,7 +351,7 @@ pub(crate) async fn lookup(Path(queue): Path<String>, Query(lookup): Query<Looku
 
 /// `GET /queues/{queue}/jobs/{id}`: everything known about one job.
 pub(crate) async fn job(State(dashboard): State<Shared>, Path((queue, id)): Path<(String, String)>) -> PageResult {
-    let job = dashboard.client.job(&queue, &id).await?;
+    let job = dashboard.client.queue(&queue)?.job(&id).await?;
     let payload = serde_json::to_string_pretty(&admin::payload_json(&job))?;
     let since_label = match job.state {
         JobState::Active => "Lease until",
@@ -392,7 +392,7 @@ pub(crate) async fn confirm(
     State(dashboard): State<Shared>,
     Path((queue, action)): Path<(String, String)>,
 ) -> PageResult {
-    let dead = dashboard.client.stats(&queue).await?.dead;
+    let dead = dashboard.client.queue(&queue)?.stats().await?.dead;
     let (question, button, target) = match action.as_str() {
         "purge" => (
             format!("Delete all {dead} dead jobs of {queue} for good?"),
@@ -454,7 +454,7 @@ pub(crate) async fn pause(
     Form(form): Form<Action>,
 ) -> Result<Redirect, Failure> {
     checked(&dashboard, &form.csrf)?;
-    dashboard.client.pause(&queue).await?;
+    dashboard.client.queue(&queue)?.pause().await?;
     Ok(done(&queue, "paused", None))
 }
 
@@ -465,7 +465,7 @@ pub(crate) async fn resume(
     Form(form): Form<Action>,
 ) -> Result<Redirect, Failure> {
     checked(&dashboard, &form.csrf)?;
-    dashboard.client.resume(&queue).await?;
+    dashboard.client.queue(&queue)?.resume().await?;
     Ok(done(&queue, "resumed", None))
 }
 
@@ -476,7 +476,7 @@ pub(crate) async fn dead_retry(
     Form(form): Form<JobAction>,
 ) -> Result<Redirect, Failure> {
     checked(&dashboard, &form.csrf)?;
-    let moved = dashboard.client.dead_replay(&queue, &[&form.id]).await?;
+    let moved = dashboard.client.queue(&queue)?.dead_replay(&[&form.id]).await?;
     Ok(done(&queue, "retried", Some(moved)))
 }
 
@@ -487,7 +487,7 @@ pub(crate) async fn dead_retry_all(
     Form(form): Form<Action>,
 ) -> Result<Redirect, Failure> {
     checked(&dashboard, &form.csrf)?;
-    let moved = dashboard.client.dead_replay_all(&queue).await?;
+    let moved = dashboard.client.queue(&queue)?.dead_replay_all().await?;
     Ok(done(&queue, "retried", Some(moved)))
 }
 
@@ -498,7 +498,7 @@ pub(crate) async fn dead_purge(
     Form(form): Form<Action>,
 ) -> Result<Redirect, Failure> {
     checked(&dashboard, &form.csrf)?;
-    let purged = dashboard.client.dead_purge(&queue).await?;
+    let purged = dashboard.client.queue(&queue)?.dead_purge().await?;
     Ok(done(&queue, "purged", Some(purged)))
 }
 

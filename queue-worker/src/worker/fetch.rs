@@ -3,7 +3,7 @@
 use std::{sync::Arc, time::Duration};
 
 use futures_util::{stream::FuturesUnordered, StreamExt};
-use queue_core::{Error, Leased, Popped, RequestId};
+use queue_core::{Error, Leased, Popped, Queue, RequestId};
 use tokio::{
     sync::{OwnedSemaphorePermit, Semaphore},
     task::JoinSet,
@@ -11,7 +11,7 @@ use tokio::{
 };
 use tracing::warn;
 
-use super::{builder::Settings, retry::RetryDelay, QueueOrder, Runtime};
+use super::{builder::Settings, in_flight::QueueIndex, retry::RetryDelay, QueueOrder, Runtime};
 
 /// Fetch rounds in flight at once: while one round's jobs are being started, the next round is
 /// already queued in Redis, so Redis does not wait for the worker between fetches.
@@ -19,11 +19,11 @@ const FETCHES_IN_FLIGHT: usize = 2;
 
 /// What one fetch round brought back, with the slots it was given.
 struct Round {
-    leased: Vec<(String, Leased)>,
+    leased: Vec<(QueueIndex, Leased)>,
     permits: Vec<OwnedSemaphorePermit>,
     next_due: Option<Instant>,
     /// The queue whose fetch failed, and why (the round stops there).
-    failed: Option<(String, Error)>,
+    failed: Option<(QueueIndex, Error)>,
 }
 
 impl Runtime {
@@ -51,7 +51,7 @@ impl Runtime {
                     while jobs.try_join_next().is_some() {}
                     if let Some((queue, error)) = failed {
                         let delay = retry.next();
-                        warn!(%error, queue, retry_in = ?delay, "cannot fetch jobs; retrying");
+                        warn!(%error, queue = self.queues[queue].name(), retry_in = ?delay, "cannot fetch jobs; retrying");
                         tokio::select! {
                             _ = sleep(delay) => {}
                             _ = self.shutdown.cancelled() => {}
@@ -94,18 +94,18 @@ impl Runtime {
             if wanted == 0 {
                 break;
             }
-            match self.pop(queue, wanted).await {
+            match self.pop(&self.queues[queue], wanted).await {
                 Ok(popped) => {
                     if let (Some(due), false) = (popped.next_due_ms, popped.paused) {
                         // Timed here, not by Redis: blocking timeouts there have a 100 ms resolution.
                         let at = Instant::now() + Duration::from_millis((due - popped.now_ms).max(0) as u64 + 1);
                         round.next_due = Some(round.next_due.map_or(at, |d| d.min(at)));
                     }
-                    let jobs = popped.jobs.into_iter().map(|job| (queue.to_owned(), job));
+                    let jobs = popped.jobs.into_iter().map(|job| (queue, job));
                     round.leased.extend(jobs);
                 }
                 Err(error) => {
-                    round.failed = Some((queue.to_owned(), error));
+                    round.failed = Some((queue, error));
                     break;
                 }
             }
@@ -116,7 +116,7 @@ impl Runtime {
     /// One fetch from `queue`. A fetch whose reply was lost (the connection dropped after Redis ran
     /// it) is made again as the same request, which answers with the lease the first delivery
     /// took: a new request would lease a second batch and leave the first to expire.
-    async fn pop(&self, queue: &str, wanted: usize) -> queue_core::Result<Popped> {
+    async fn pop(&self, queue: &Queue, wanted: usize) -> queue_core::Result<Popped> {
         let request = RequestId::new();
         let mut retry = RetryDelay::default();
         let shutdown_timeout = self.settings.shutdown_timeout;
@@ -129,13 +129,13 @@ impl Runtime {
         tokio::pin!(abandoned);
         loop {
             let answer = tokio::select! {
-                answer = self.client.pop_with_request(queue, wanted, self.settings.lease, &request) => answer,
+                answer = queue.pop_with_request(wanted, self.settings.lease, &request) => answer,
                 _ = &mut abandoned => Err(Error::Timeout(shutdown_timeout)),
             };
             match answer {
                 Err(error) if error.is_transient() && !self.shutdown.is_cancelled() => {
                     let delay = retry.next();
-                    warn!(%error, queue, retry_in = ?delay, "cannot fetch jobs; retrying");
+                    warn!(%error, queue = queue.name(), retry_in = ?delay, "cannot fetch jobs; retrying");
                     tokio::select! {
                         _ = sleep(delay) => {}
                         _ = self.shutdown.cancelled() => {}
@@ -160,13 +160,12 @@ async fn take_slots(slots: &Arc<Semaphore>, wanted: usize) -> Vec<OwnedSemaphore
 }
 
 impl Settings {
-    /// The queues in the order of one fetch round.
-    fn queue_order(&self) -> Vec<&str> {
-        let names = || self.queues.iter().map(|(name, _)| name.as_str());
+    /// The queues (where they stand in [`Settings::queues`]) in the order of one fetch round.
+    fn queue_order(&self) -> Vec<QueueIndex> {
         if self.order == QueueOrder::Strict || self.queues.len() == 1 {
-            return names().collect();
+            return (0..self.queues.len()).collect();
         }
-        let mut pool: Vec<(&str, u32)> = self.queues.iter().map(|(n, w)| (n.as_str(), *w)).collect();
+        let mut pool: Vec<(QueueIndex, u32)> = self.queues.iter().enumerate().map(|(i, (_, w))| (i, *w)).collect();
         let mut order = Vec::with_capacity(pool.len());
         while !pool.is_empty() {
             let total: u32 = pool.iter().map(|(_, w)| w).sum();

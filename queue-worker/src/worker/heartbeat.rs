@@ -5,10 +5,7 @@ use tokio::time::sleep;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use super::{
-    in_flight::{as_pairs, by_queue},
-    Runtime,
-};
+use super::Runtime;
 
 impl Runtime {
     /// One timer renews every lease this worker holds: one call per queue.
@@ -20,20 +17,24 @@ impl Runtime {
                 _ = stop.cancelled() => return,
             }
             let held = self.lock_in_flight().leases();
-            for (queue, batch) in by_queue(held) {
-                let pairs = as_pairs(&batch);
-                match self.client.extend(&queue, self.settings.lease, &pairs).await {
+            for (index, batch) in held {
+                let queue = self.queues[index].name();
+                match self.queues[index].extend(self.settings.lease, &batch).await {
                     Ok(held) => {
                         let mut in_flight = self.lock_in_flight();
-                        for ((id, token), held) in batch.iter().zip(held) {
+                        for (lease, held) in batch.iter().zip(held) {
                             // A finished attempt's lease ends with its own completion or failure,
                             // which may have been recorded since this beat began; the settle
                             // path says so if that lease really was lost.
-                            if held || in_flight.is_finished(&queue, id, token) {
+                            if held || in_flight.is_finished(index, lease) {
                                 continue;
                             }
-                            if let Some(job) = in_flight.remove(&queue, id, token) {
-                                warn!(queue, id, "lease lost (reaped after a stall?); cancelling the job");
+                            if let Some(job) = in_flight.remove(index, lease) {
+                                warn!(
+                                    queue,
+                                    id = lease.id,
+                                    "lease lost (reaped after a stall?); cancelling the job"
+                                );
                                 job.cancel.cancel();
                             }
                         }

@@ -8,7 +8,10 @@ use tokio::{sync::OwnedSemaphorePermit, time::sleep};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{in_flight::InFlight, Runtime};
+use super::{
+    in_flight::{InFlight, QueueIndex},
+    Runtime,
+};
 use crate::handler::{ErasedHandler, JobContext, JobError};
 
 /// How an attempt ended.
@@ -24,52 +27,61 @@ impl Runtime {
     /// slot) until the handler returns.
     pub(super) fn start(
         self: &Arc<Self>,
-        queue: String,
+        queue: QueueIndex,
         leased: Leased,
         permit: OwnedSemaphorePermit,
     ) -> impl Future<Output = ()> + Send + 'static {
         let cancel = CancellationToken::new();
         let attempt = InFlight {
-            token: leased.token.clone(),
+            token: leased.lease.token.clone(),
             cancel: cancel.clone(),
             finished: false,
         };
-        if let Some(displaced) = self.lock_in_flight().insert(&queue, leased.id.clone(), attempt) {
+        if let Some(displaced) = self.lock_in_flight().insert(queue, leased.lease.id.clone(), attempt) {
             // This worker leased the job again after losing its lease: the old attempt must stop.
             displaced.cancel.cancel();
         }
-        let span = tracing::info_span!("job", queue = queue.as_str(), id = %leased.id, attempt = leased.attempt);
-        let key = (queue, leased.id.clone());
+        let span = tracing::info_span!(
+            "job",
+            queue = self.queues[queue].name(),
+            id = leased.id(),
+            attempt = leased.attempt
+        );
         let runtime = self.clone();
         async move {
-            let outcome = match runtime.prepare(&leased, cancel.clone()) {
+            let outcome = match runtime.prepare(queue, &leased, cancel.clone()) {
                 Ok((handler, ctx)) => runtime.run_handler(handler, ctx, &cancel).await,
                 Err(error) => Outcome::Failed(error),
             };
             drop(permit);
-            runtime.settle(key, leased, outcome).await;
+            runtime.settle(queue, leased, outcome).await;
         }
         .instrument(span)
     }
 
-    fn prepare(&self, leased: &Leased, cancel: CancellationToken) -> Result<(ErasedHandler, JobContext), JobError> {
+    fn prepare(
+        &self,
+        queue: QueueIndex,
+        leased: &Leased,
+        cancel: CancellationToken,
+    ) -> Result<(ErasedHandler, JobContext), JobError> {
         let envelope: Envelope = leased.envelope().map_err(JobError::permanent)?;
         let handler = self
             .handlers
             .for_kind(&envelope.kind)
             .ok_or_else(|| JobError::permanent(format!("no handler registered for kind {:?}", envelope.kind)))?;
         // Tokens are a counter of the queue (`pop` takes the next one), so always a number.
-        let fencing_token = leased
-            .token
+        let token = &leased.lease.token;
+        let fencing_token = token
             .parse()
-            .map_err(|_| JobError::retry(format!("lease token {:?} is not a number", leased.token)))?;
+            .map_err(|_| JobError::retry(format!("lease token {token:?} is not a number")))?;
         let ctx = JobContext {
             envelope: Arc::new(envelope),
             attempt: leased.attempt,
-            token: leased.token.clone(),
+            lease: leased.lease.clone(),
             fencing_token,
             cancel,
-            client: self.client.clone(),
+            queue: self.queues[queue].clone(),
             state: self.no_state.clone(),
         };
         Ok((handler, ctx))

@@ -6,7 +6,7 @@
 //! wake-up listener per queue (`wake.rs`). `run.rs` starts them and stops them in order.
 use std::sync::Mutex;
 
-use queue_core::QueueClient;
+use queue_core::{Queue, QueueClient};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -51,6 +51,8 @@ impl std::fmt::Debug for Worker {
 /// A running worker: what its tasks share.
 struct Runtime {
     client: QueueClient,
+    /// The worker's queues, in the order of [`Settings::queues`].
+    queues: Vec<Queue>,
     settings: Settings,
     handlers: Handlers,
     in_flight: Mutex<InFlightJobs>,

@@ -12,15 +12,16 @@ impl Runtime {
     pub(super) async fn reaper(self: Arc<Self>, stop: CancellationToken) {
         let interval = self.settings.reap_interval;
         loop {
-            for (queue, _) in &self.settings.queues {
+            for queue in &self.queues {
+                let name = queue.name();
                 // 100 jobs per call: each reads its job's record, payload included.
-                match self.client.reap(queue, interval, 100).await {
+                match queue.reap(interval, 100).await {
                     Ok(Some((requeued, buried))) if requeued + buried > 0 => {
-                        warn!(queue, requeued, buried, "reaped jobs whose lease expired");
+                        warn!(queue = name, requeued, buried, "reaped jobs whose lease expired");
                     }
                     Ok(_) => {}
                     // Expired leases wait until a sweep succeeds: worth an operator's attention.
-                    Err(error) => warn!(%error, queue, retry_in = ?interval, "reap failed; next interval"),
+                    Err(error) => warn!(%error, queue = name, retry_in = ?interval, "reap failed; next interval"),
                 }
             }
             tokio::select! {

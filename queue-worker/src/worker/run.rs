@@ -4,7 +4,7 @@ use std::{
     time::Duration,
 };
 
-use queue_core::Error;
+use queue_core::{Error, Queue};
 use tokio::{
     sync::{mpsc, watch, Notify},
     task::JoinSet,
@@ -28,10 +28,9 @@ impl Worker {
     /// `shutdown` is cancelled), then stops as [`run`](Self::run) does: for tests and batch
     /// jobs. It counts the queues' jobs every 50 ms, one `stats` call per queue.
     pub async fn run_until_drained(self, shutdown: CancellationToken) -> queue_core::Result<WorkerReport> {
-        let client = self.client.clone();
-        let queues: Vec<String> = self.settings.queues.iter().map(|(name, _)| name.clone()).collect();
+        let queues = self.queue_handles()?;
         let drained = shutdown.child_token();
-        let watcher = tokio::spawn(cancel_when_drained(client, queues, drained.clone()));
+        let watcher = tokio::spawn(cancel_when_drained(queues, drained.clone()));
         let report = self.run(drained).await;
         watcher.abort();
         report
@@ -41,15 +40,11 @@ impl Worker {
     /// to the shutdown timeout, hands the rest back (within at most 5 s more), and returns.
     /// Redis errors never end it: they are logged and retried with backoff.
     pub async fn run(self, shutdown: CancellationToken) -> queue_core::Result<WorkerReport> {
-        if self.settings.queues.is_empty() {
-            return Err(Error::NoQueues);
-        }
-        for (queue, _) in &self.settings.queues {
-            queue_core::validate_name(queue)?;
-        }
+        let queues = self.queue_handles()?;
         let (acks, completions) = mpsc::unbounded_channel();
         let runtime = Arc::new(Runtime {
             client: self.client,
+            queues,
             settings: self.settings,
             handlers: self.handlers,
             in_flight: Mutex::default(),
@@ -63,6 +58,18 @@ impl Worker {
         });
         runtime.run(completions).await
     }
+
+    /// The handles of the worker's queues, in its order.
+    fn queue_handles(&self) -> queue_core::Result<Vec<Queue>> {
+        if self.settings.queues.is_empty() {
+            return Err(Error::NoQueues);
+        }
+        self.settings
+            .queues
+            .iter()
+            .map(|(name, _)| self.client.queue(name))
+            .collect()
+    }
 }
 
 impl Runtime {
@@ -73,14 +80,14 @@ impl Runtime {
         tasks.spawn(self.clone().heartbeat(background.clone()));
         tasks.spawn(self.clone().reaper(background.clone()));
         let listeners = background.child_token();
-        for (queue, _) in &self.settings.queues {
-            let key = self.client.keys(queue)?.wake().to_owned();
+        for queue in &self.queues {
+            let key = queue.keys().wake().to_owned();
             let blocking = wake_client(self.client.redis())?;
             tasks.spawn(self.clone().listen(blocking, key, listeners.clone()));
         }
         let jobs_ended = CancellationToken::new();
         let acker = tokio::spawn(self.clone().record_completions(completions, jobs_ended.clone()));
-        info!(queues = ?self.settings.queues.iter().map(|q| &q.0).collect::<Vec<_>>(), concurrency = self.settings.concurrency, "worker started");
+        info!(queues = ?self.queues.iter().map(Queue::name).collect::<Vec<_>>(), concurrency = self.settings.concurrency, "worker started");
         self.warn_if_evicting().await;
 
         let jobs = self.fetch_until_shutdown().await;
@@ -156,17 +163,17 @@ impl Runtime {
 }
 
 /// Cancels `drained` once every queue holds no job waiting, scheduled, retrying or running.
-async fn cancel_when_drained(client: queue_core::QueueClient, queues: Vec<String>, drained: CancellationToken) {
+async fn cancel_when_drained(queues: Vec<Queue>, drained: CancellationToken) {
     const LOOK_EVERY: Duration = Duration::from_millis(50);
     while !drained.is_cancelled() {
         let mut left = 0;
         for queue in &queues {
-            match client.stats(queue).await {
+            match queue.stats().await {
                 Ok(stats) => left += stats.pending + stats.scheduled + stats.retrying + stats.active,
                 // A queue that never received a job holds none.
                 Err(Error::UnknownQueue(_)) => {}
                 Err(error) => {
-                    debug!(%error, queue, "cannot count the queue's jobs; looking again");
+                    debug!(%error, queue = queue.name(), "cannot count the queue's jobs; looking again");
                     left += 1;
                 }
             }

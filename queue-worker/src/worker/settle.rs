@@ -1,15 +1,15 @@
 //! Recording each attempt's outcome in Redis with its lease token: completions in batches,
 //! failures one by one, and the hand-back of unfinished jobs at shutdown. Transient errors are
 //! retried until the give-up token fires.
-use std::{future::Future, sync::atomic::Ordering, sync::Arc};
+use std::{collections::BTreeMap, future::Future, sync::atomic::Ordering, sync::Arc};
 
-use queue_core::{Error, FailOutcome, Leased};
+use queue_core::{Error, FailOutcome, Lease, Leased};
 use tokio::{sync::mpsc, time::sleep};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::{
-    in_flight::{as_pairs, by_queue, JobKey},
+    in_flight::{by_queue, QueueIndex},
     job::Outcome,
     retry::RetryDelay,
     Runtime,
@@ -18,37 +18,32 @@ use crate::handler::JobError;
 
 /// A completed attempt, for the acker to record.
 pub(super) struct Ack {
-    queue: String,
-    id: String,
-    token: String,
+    queue: QueueIndex,
+    lease: Lease,
 }
 
 impl Runtime {
-    pub(super) async fn settle(&self, key: JobKey, leased: Leased, outcome: Outcome) {
+    pub(super) async fn settle(&self, queue: QueueIndex, leased: Leased, outcome: Outcome) {
         match outcome {
             Outcome::Abandoned => {}
             Outcome::Completed => {
-                self.mark_finished(&key, &leased.token);
-                let (queue, id) = key;
+                self.mark_finished(queue, &leased.lease);
                 let _ = self.acks.send(Ack {
                     queue,
-                    id,
-                    token: leased.token,
+                    lease: leased.lease,
                 });
             }
             // Boxed: the failure path's future is large, and inlined it would be moved with every
             // job's task, while most jobs complete.
-            Outcome::Failed(error) => Box::pin(self.record_failure(key, leased, error)).await,
+            Outcome::Failed(error) => Box::pin(self.record_failure(queue, leased, error)).await,
         }
     }
 
-    async fn record_failure(&self, key: JobKey, leased: Leased, error: JobError) {
-        self.mark_finished(&key, &leased.token);
-        let (queue, id) = &key;
+    async fn record_failure(&self, queue: QueueIndex, leased: Leased, error: JobError) {
+        self.mark_finished(queue, &leased.lease);
         let recorded = self
             .until_recorded("the failure", || {
-                self.client
-                    .fail(queue, id, &leased.token, error.message(), error.is_permanent())
+                self.queues[queue].fail(&leased.lease, error.message(), error.is_permanent())
             })
             .await;
         match recorded {
@@ -74,7 +69,7 @@ impl Runtime {
             Some(Err(other)) => error!(%other, "cannot record the failure; its lease will expire"),
             None => {}
         }
-        self.forget_leases(&key.0, [(key.1.as_str(), leased.token.as_str())]);
+        self.forget_leases(queue, [&leased.lease]);
     }
 
     /// Completes finished jobs in batches: one call per queue for everything that finished since
@@ -97,21 +92,21 @@ impl Runtime {
                     Err(_) => return,
                 },
             };
-            let mut finished = vec![(first.queue, first.id, first.token)];
+            let mut finished = vec![(first.queue, first.lease)];
             while finished.len() < MAX_BATCH {
                 let Ok(ack) = acks.try_recv() else { break };
-                finished.push((ack.queue, ack.id, ack.token));
+                finished.push((ack.queue, ack.lease));
             }
-            for (queue, batch) in by_queue(finished) {
-                let pairs = as_pairs(&batch);
+            for (index, batch) in by_queue(finished) {
+                let queue = self.queues[index].name();
                 // The call itself can wait on a Redis that is down: the shutdown window bounds it too.
                 let recorded = tokio::select! {
-                    recorded = self.until_recorded("completions", || self.client.complete(&queue, &pairs)) => recorded,
+                    recorded = self.until_recorded("completions", || self.queues[index].complete(&batch)) => recorded,
                     _ = self.give_up.cancelled() => None,
                 };
                 match recorded {
                     Some(Ok(held)) => {
-                        for ((id, _), held) in batch.iter().zip(held) {
+                        for (Lease { id, .. }, held) in batch.iter().zip(held) {
                             if held {
                                 self.counters.completed.fetch_add(1, Ordering::Relaxed);
                                 debug!(queue, id, "completed");
@@ -126,23 +121,23 @@ impl Runtime {
                     Some(Err(error)) => error!(%error, queue, "cannot record completions; the jobs will run again"),
                     None => warn!(
                         queue,
-                        ids = ?batch.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+                        ids = ?batch.iter().map(|lease| &lease.id).collect::<Vec<_>>(),
                         "could not record completions before the shutdown grace ended; the jobs run again once \
                          their leases expire"
                     ),
                 }
-                self.forget_leases(&queue, pairs);
+                self.forget_leases(index, &batch);
             }
         }
     }
 
     /// Hands unfinished attempts back to pending without counting the attempt.
-    pub(super) async fn release(&self, unfinished: Vec<(JobKey, String)>) {
-        for (queue, batch) in by_queue(unfinished.into_iter().map(|((queue, id), token)| (queue, id, token))) {
-            let pairs = as_pairs(&batch);
+    pub(super) async fn release(&self, unfinished: BTreeMap<QueueIndex, Vec<Lease>>) {
+        for (index, batch) in unfinished {
+            let queue = self.queues[index].name();
             // The call itself can wait on a Redis that is down: the window bounds it too.
             let recorded = tokio::select! {
-                recorded = self.until_recorded("the hand-back", || self.client.release(&queue, &pairs)) => recorded,
+                recorded = self.until_recorded("the hand-back", || self.queues[index].release(&batch)) => recorded,
                 _ = self.give_up.cancelled() => None,
             };
             match recorded {
@@ -154,12 +149,12 @@ impl Runtime {
                 Some(Err(error)) => error!(%error, queue, "cannot hand jobs back; their leases will expire instead"),
                 None => warn!(
                     queue,
-                    ids = ?batch.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+                    ids = ?batch.iter().map(|lease| &lease.id).collect::<Vec<_>>(),
                     "could not hand jobs back before the shutdown grace ended; the reaper returns them once their \
                      leases expire"
                 ),
             }
-            self.forget_leases(&queue, pairs);
+            self.forget_leases(index, &batch);
         }
     }
 

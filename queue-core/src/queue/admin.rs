@@ -1,13 +1,9 @@
-//! The calls an operator makes: look a job up, pause and resume, stats, the dead letter.
-use fred::{
-    interfaces::{ClientLike, SetsInterface},
-    types::{InfoKind, Value},
-};
+//! The calls an operator makes on a queue: look a job up, pause and resume, stats, the dead letter.
+use fred::types::Value;
 
-use super::{info_field, QueueClient};
+use super::Queue;
 use crate::{
     envelope::{Envelope, Job, JobRecord, JobState},
-    keys::{queue_index, QueueKeys},
     request::RequestId,
     scripts::{status, Command},
     DeadJob, DeadPage, Error, QueueStats, Result,
@@ -17,14 +13,14 @@ use crate::{
 /// single script call blocks Redis for long.
 const DEAD_BATCH: u64 = 1_000;
 
-impl QueueClient {
+impl Queue {
     /// A job's state and record.
-    pub async fn job(&self, queue: &str, id: &str) -> Result<Job> {
-        let keys = self.existing(queue).await?;
-        let (status, mut reply) = self.call(Command::Job, &keys, None, vec![id.into()]).await?;
+    pub async fn job(&self, id: &str) -> Result<Job> {
+        self.existing().await?;
+        let (status, mut reply) = self.call(Command::Job, None, vec![id.into()]).await?;
         if status == status::NOT_FOUND {
             return Err(Error::JobNotFound {
-                queue: queue.to_owned(),
+                queue: self.name().to_owned(),
                 id: id.to_owned(),
             });
         }
@@ -49,25 +45,34 @@ impl QueueClient {
         })
     }
 
-    /// Stops workers from leasing jobs of `queue`.
-    pub async fn pause(&self, queue: &str) -> Result<()> {
-        let keys = self.existing(queue).await?;
-        self.call(Command::Pause, &keys, None, vec![]).await.map(drop)
+    /// Checks that the queue exists (has received a job), so that an operator's call on a
+    /// misspelt name says so instead of answering for an empty queue.
+    async fn existing(&self) -> Result<()> {
+        if !self.client.is_known(self.name()).await? {
+            return Err(Error::UnknownQueue(self.name().to_owned()));
+        }
+        Ok(())
     }
 
-    /// Lets workers lease jobs of `queue` again, and wakes them.
-    pub async fn resume(&self, queue: &str) -> Result<()> {
-        let keys = self.existing(queue).await?;
-        self.call(Command::Resume, &keys, None, vec![]).await.map(drop)
+    /// Stops workers from leasing jobs of this queue.
+    pub async fn pause(&self) -> Result<()> {
+        self.existing().await?;
+        self.call(Command::Pause, None, vec![]).await.map(drop)
+    }
+
+    /// Lets workers lease jobs of this queue again, and wakes them.
+    pub async fn resume(&self) -> Result<()> {
+        self.existing().await?;
+        self.call(Command::Resume, None, vec![]).await.map(drop)
     }
 
     /// Counts for one queue.
-    pub async fn stats(&self, queue: &str) -> Result<QueueStats> {
-        let keys = self.existing(queue).await?;
-        let (_, mut r) = self.call(Command::Stats, &keys, None, vec![]).await?;
+    pub async fn stats(&self) -> Result<QueueStats> {
+        self.existing().await?;
+        let (_, mut r) = self.call(Command::Stats, None, vec![]).await?;
         let mut n = || r.int().map(|v| v.max(0) as u64);
         Ok(QueueStats {
-            name: queue.to_owned(),
+            name: self.name().to_owned(),
             pending: n()?,
             scheduled: n()?,
             retrying: n()?,
@@ -83,25 +88,11 @@ impl QueueClient {
         })
     }
 
-    /// The server's `maxmemory-policy` (from INFO, which managed Redis services allow where
-    /// CONFIG is disabled). Under an `allkeys-*` policy Redis may evict job data to make room.
-    pub async fn maxmemory_policy(&self) -> Result<String> {
-        let info: String = self.redis.info(Some(InfoKind::Memory)).await?;
-        Ok(info_field(&info, "maxmemory_policy").to_owned())
-    }
-
-    /// Every queue that has received a job under this prefix, sorted.
-    pub async fn queues(&self) -> Result<Vec<String>> {
-        let mut names: Vec<String> = self.redis.smembers(queue_index(&self.config.prefix)).await?;
-        names.sort();
-        Ok(names)
-    }
-
     /// A page of the dead letter, most recent first.
-    pub async fn dead_list(&self, queue: &str, offset: u64, limit: u64) -> Result<DeadPage> {
-        let keys = self.existing(queue).await?;
+    pub async fn dead_list(&self, offset: u64, limit: u64) -> Result<DeadPage> {
+        self.existing().await?;
         let args = vec![Value::from(offset as i64), Value::from(limit.max(1) as i64)];
-        let (_, mut r) = self.call(Command::DeadList, &keys, None, args).await?;
+        let (_, mut r) = self.call(Command::DeadList, None, args).await?;
         let total = r.int()? as u64;
         let mut jobs = Vec::new();
         while r.has_more() {
@@ -124,17 +115,15 @@ impl QueueClient {
     /// Moves the named dead jobs back to pending with fresh attempts. Returns how many moved;
     /// ids not in the dead letter are an error ([`Error::NotInDeadLetter`]) naming the first of
     /// them, after the others moved.
-    pub async fn dead_replay(&self, queue: &str, ids: &[&str]) -> Result<u64> {
-        let keys = self.existing(queue).await?;
+    pub async fn dead_replay(&self, ids: &[&str]) -> Result<u64> {
+        self.existing().await?;
         let mut args = vec![Value::from("ids")];
         args.extend(ids.iter().map(|id| Value::from(*id)));
-        let (_, mut r) = self
-            .call(Command::DeadReplay, &keys, Some(&RequestId::new()), args)
-            .await?;
+        let (_, mut r) = self.call(Command::DeadReplay, Some(&RequestId::new()), args).await?;
         let replayed = r.int()? as u64;
         if r.has_more() {
             return Err(Error::NotInDeadLetter {
-                queue: queue.to_owned(),
+                queue: self.name().to_owned(),
                 id: r.string()?,
             });
         }
@@ -142,25 +131,25 @@ impl QueueClient {
     }
 
     /// Moves every dead job back to pending, oldest first; returns how many moved.
-    pub async fn dead_replay_all(&self, queue: &str) -> Result<u64> {
-        let keys = self.existing(queue).await?;
-        self.drain_dead(&keys, Command::DeadReplay, || {
+    pub async fn dead_replay_all(&self) -> Result<u64> {
+        self.existing().await?;
+        self.drain_dead(Command::DeadReplay, || {
             vec!["oldest".into(), (DEAD_BATCH as i64).into()]
         })
         .await
     }
 
     /// Forgets every dead job; returns how many.
-    pub async fn dead_purge(&self, queue: &str) -> Result<u64> {
-        let keys = self.existing(queue).await?;
-        self.drain_dead(&keys, Command::DeadPurge, || vec![(DEAD_BATCH as i64).into()])
+    pub async fn dead_purge(&self) -> Result<u64> {
+        self.existing().await?;
+        self.drain_dead(Command::DeadPurge, || vec![(DEAD_BATCH as i64).into()])
             .await
     }
 
-    async fn drain_dead(&self, keys: &QueueKeys, command: Command, args: impl Fn() -> Vec<Value>) -> Result<u64> {
+    async fn drain_dead(&self, command: Command, args: impl Fn() -> Vec<Value>) -> Result<u64> {
         let mut total = 0;
         loop {
-            let (_, mut r) = self.call(command, keys, Some(&RequestId::new()), args()).await?;
+            let (_, mut r) = self.call(command, Some(&RequestId::new()), args()).await?;
             let moved = r.int()? as u64;
             total += moved;
             if moved < DEAD_BATCH {

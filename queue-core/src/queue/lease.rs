@@ -3,7 +3,7 @@ use std::{collections::HashMap, time::Duration};
 
 use fred::types::Value;
 
-use super::QueueClient;
+use super::Queue;
 use crate::{
     envelope::JobRecord,
     millis,
@@ -12,31 +12,35 @@ use crate::{
     Error, FailOutcome, Leased, Popped, Result,
 };
 
-impl QueueClient {
+/// One attempt's hold on a job: the job id and the token of the lease it was fetched under
+/// ([`Queue::pop`]). Settle calls take it; once the lease is lost (expired and reaped, or the job
+/// fetched again), the token no longer matches and the call changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Lease {
+    /// The job id.
+    pub id: String,
+    /// The lease token: a number, larger for every lease the queue gives out.
+    pub token: String,
+}
+
+impl Queue {
     /// Leases up to `count` jobs for `lease`, all under one token. Due delayed and retrying
     /// jobs are promoted first.
-    pub async fn pop(&self, queue: &str, count: usize, lease: Duration) -> Result<Popped> {
-        self.pop_with_request(queue, count, lease, &RequestId::new()).await
+    pub async fn pop(&self, count: usize, lease: Duration) -> Result<Popped> {
+        self.pop_with_request(count, lease, &RequestId::new()).await
     }
 
     /// [`pop`](Self::pop) as one logical call: after an error whose reply may have been lost
     /// ([`Error::is_transient`]), call again with the same `request` to get the lease the
     /// first delivery took (the jobs it still holds), instead of leasing a second batch and
     /// leaving the first to expire.
-    pub async fn pop_with_request(
-        &self,
-        queue: &str,
-        count: usize,
-        lease: Duration,
-        request: &RequestId,
-    ) -> Result<Popped> {
-        let keys = self.keys(queue)?;
+    pub async fn pop_with_request(&self, count: usize, lease: Duration, request: &RequestId) -> Result<Popped> {
         let args = vec![
             Value::from(count.max(1) as i64),
             Value::from(millis(lease) as i64),
             Value::from(1_000),
         ];
-        let (_, mut r) = self.call(Command::Pop, &keys, Some(request), args).await?;
+        let (_, mut r) = self.call(Command::Pop, Some(request), args).await?;
         let now_ms = r.int()?;
         let next_due = r.int()?;
         let paused = r.int()? == 1;
@@ -48,9 +52,11 @@ impl QueueClient {
             let raw_envelope = JobRecord::new(r.bytes()?).into_envelope();
             let attempt = r.int()? as u32;
             jobs.push(Leased {
-                id,
+                lease: Lease {
+                    id,
+                    token: token.clone(),
+                },
                 attempt,
-                token: token.clone(),
                 raw_envelope,
             });
         }
@@ -62,30 +68,29 @@ impl QueueClient {
         })
     }
 
-    /// Completes leased jobs; for each, whether its token still held the lease (a stale token
-    /// changes nothing).
-    pub async fn complete(&self, queue: &str, leases: &[(&str, &str)]) -> Result<Vec<bool>> {
-        let keys = self.keys(queue)?;
-        let retention = self.config.completed;
+    /// Completes leased jobs; for each, in order, whether its token still held the lease (a stale
+    /// token changes nothing).
+    pub async fn complete<'a>(&self, leases: impl IntoIterator<Item = &'a Lease>) -> Result<Vec<bool>> {
+        let retention = self.client.config().completed;
         let mut args = vec![
             Value::from(retention.max_count as i64),
             Value::from(millis(retention.max_age) as i64),
         ];
         let sent = push_leases(&mut args, leases);
         let request = settle_request("complete", &args[2..]);
-        let (_, mut r) = self.call(Command::Complete, &keys, Some(&request), args).await?;
+        let (_, mut r) = self.call(Command::Complete, Some(&request), args).await?;
         held_in_order(&sent, &mut r)
     }
 
     /// Fails one attempt; the script retries it after its backoff or buries it. `permanent`
     /// sends it to the dead letter at once. Calling again for the same attempt (after an error
     /// that may have lost the reply) changes nothing and answers what the first call did.
-    pub async fn fail(&self, queue: &str, id: &str, token: &str, error: &str, permanent: bool) -> Result<FailOutcome> {
-        let keys = self.keys(queue)?;
-        let dead = self.config.dead;
+    pub async fn fail(&self, lease: &Lease, error: &str, permanent: bool) -> Result<FailOutcome> {
+        let Lease { id, token } = lease;
+        let dead = self.client.config().dead;
         let args = vec![
-            Value::from(id),
-            Value::from(token),
+            Value::from(id.as_str()),
+            Value::from(token.as_str()),
             Value::from(truncate(error, 8 * 1024)),
             Value::from(if permanent { "1" } else { "0" }),
             Value::from(rand::random::<u32>() as i64),
@@ -93,11 +98,11 @@ impl QueueClient {
             Value::from(millis(dead.max_age) as i64),
         ];
         let request = RequestId::derived(&[b"fail", id.as_bytes(), token.as_bytes()]);
-        let (status, mut r) = self.call(Command::Fail, &keys, Some(&request), args).await?;
+        let (status, mut r) = self.call(Command::Fail, Some(&request), args).await?;
         if status == status::LEASE_LOST {
             return Err(Error::LeaseLost {
-                queue: queue.to_owned(),
-                id: id.to_owned(),
+                queue: self.name().to_owned(),
+                id: id.clone(),
             });
         }
         let outcome = r.string()?;
@@ -114,23 +119,21 @@ impl QueueClient {
 
     /// Renews leases for `lease` from now; for each, whether it was still held. A lease is
     /// shared by the jobs one [`pop`](Self::pop) returned: renewing one job's renews them all.
-    pub async fn extend(&self, queue: &str, lease: Duration, leases: &[(&str, &str)]) -> Result<Vec<bool>> {
-        let keys = self.keys(queue)?;
+    pub async fn extend<'a>(&self, lease: Duration, leases: impl IntoIterator<Item = &'a Lease>) -> Result<Vec<bool>> {
         let mut args = vec![Value::from(millis(lease) as i64)];
         let sent = push_leases(&mut args, leases);
-        let (_, mut r) = self.call(Command::Extend, &keys, None, args).await?;
+        let (_, mut r) = self.call(Command::Extend, None, args).await?;
         let _deadline = r.int()?;
         held_in_order(&sent, &mut r)
     }
 
     /// Hands leased jobs back to pending without counting the attempt; for each, whether it
     /// was still held.
-    pub async fn release(&self, queue: &str, leases: &[(&str, &str)]) -> Result<Vec<bool>> {
-        let keys = self.keys(queue)?;
+    pub async fn release<'a>(&self, leases: impl IntoIterator<Item = &'a Lease>) -> Result<Vec<bool>> {
         let mut args = Vec::new();
         let sent = push_leases(&mut args, leases);
         let request = settle_request("release", &args);
-        let (_, mut r) = self.call(Command::Release, &keys, Some(&request), args).await?;
+        let (_, mut r) = self.call(Command::Release, Some(&request), args).await?;
         held_in_order(&sent, &mut r)
     }
 
@@ -139,9 +142,8 @@ impl QueueClient {
     /// queue where nothing finishes). Each script call handles at most `limit` jobs (bounding
     /// how long it blocks Redis and how many records it reads); the sweep goes on call after
     /// call until none are left. Returns `(requeued, buried)`, or `None` when skipped.
-    pub async fn reap(&self, queue: &str, interval: Duration, limit: usize) -> Result<Option<(u64, u64)>> {
-        let keys = self.keys(queue)?;
-        let (dead, completed) = (self.config.dead, self.config.completed);
+    pub async fn reap(&self, interval: Duration, limit: usize) -> Result<Option<(u64, u64)>> {
+        let (dead, completed) = (self.client.config().dead, self.client.config().completed);
         let args = |continuing: bool| {
             vec![
                 Value::from(millis(interval).max(1) as i64),
@@ -154,9 +156,7 @@ impl QueueClient {
             ]
         };
         let (mut requeued, mut buried) = (0, 0);
-        let (status, mut r) = self
-            .call(Command::Reap, &keys, Some(&RequestId::new()), args(false))
-            .await?;
+        let (status, mut r) = self.call(Command::Reap, Some(&RequestId::new()), args(false)).await?;
         if status == status::SKIPPED {
             return Ok(None);
         }
@@ -167,20 +167,19 @@ impl QueueClient {
             if r.int()? == 0 {
                 return Ok(Some((requeued, buried)));
             }
-            (_, r) = self
-                .call(Command::Reap, &keys, Some(&RequestId::new()), args(true))
-                .await?;
+            (_, r) = self.call(Command::Reap, Some(&RequestId::new()), args(true)).await?;
         }
     }
 }
 
-/// Adds `(id, token)` leases to `args` as the settle scripts take them: runs of `token, n, n ids`
-/// (the jobs of one fetched batch share a token). Returns, for each id in the order sent, its
-/// index in `leases`, to put the per-job answers back in the caller's order.
-fn push_leases(args: &mut Vec<Value>, leases: &[(&str, &str)]) -> Vec<usize> {
+/// Adds leases to `args` as the settle scripts take them: runs of `token, n, n ids` (the jobs of
+/// one fetched batch share a token). Returns, for each id in the order sent, its index in
+/// `leases`, to put the per-job answers back in the caller's order.
+fn push_leases<'a>(args: &mut Vec<Value>, leases: impl IntoIterator<Item = &'a Lease>) -> Vec<usize> {
+    let leases: Vec<&Lease> = leases.into_iter().collect();
     let mut by_token: Vec<(&str, Vec<usize>)> = Vec::new();
     let mut position: HashMap<&str, usize> = HashMap::new();
-    for (index, (_, token)) in leases.iter().enumerate() {
+    for (index, Lease { token, .. }) in leases.iter().enumerate() {
         let at = *position.entry(token).or_insert_with(|| {
             by_token.push((token, Vec::new()));
             by_token.len() - 1
@@ -192,7 +191,7 @@ fn push_leases(args: &mut Vec<Value>, leases: &[(&str, &str)]) -> Vec<usize> {
         args.push(Value::from(token));
         args.push(Value::from(indices.len() as i64));
         for &index in &indices {
-            args.push(Value::from(leases[index].0));
+            args.push(Value::from(leases[index].id.as_str()));
         }
         sent.extend(indices);
     }
@@ -239,13 +238,23 @@ fn truncate(text: &str, max: usize) -> &str {
 mod tests {
     use fred::types::Value;
 
-    use super::push_leases;
+    use super::{push_leases, Lease};
+
+    fn leases(pairs: &[(&str, &str)]) -> Vec<Lease> {
+        pairs
+            .iter()
+            .map(|(id, token)| Lease {
+                id: id.to_string(),
+                token: token.to_string(),
+            })
+            .collect()
+    }
 
     #[test]
     fn a_settle_call_is_recognised_by_its_leases_and_their_grouping() {
-        let args = |leases: &[(&str, &str)]| {
+        let args = |pairs: &[(&str, &str)]| {
             let mut args = Vec::new();
-            push_leases(&mut args, leases);
+            push_leases(&mut args, &leases(pairs));
             args
         };
         let one = args(&[("a", "7"), ("b", "7")]);
@@ -268,7 +277,7 @@ mod tests {
 
     #[test]
     fn leases_go_as_runs_per_token_and_answers_map_back_to_the_callers_order() {
-        let leases = [("a", "t1"), ("b", "t2"), ("c", "t1")];
+        let leases = leases(&[("a", "t1"), ("b", "t2"), ("c", "t1")]);
         let mut args = Vec::new();
         let sent = push_leases(&mut args, &leases);
         let text: Vec<String> = args

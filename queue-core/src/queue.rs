@@ -1,0 +1,142 @@
+//! A queue's handle: what one queue can do. Enqueueing is here; the operator's calls are in
+//! `queue/admin.rs`, the lease calls workers are built on in `queue/lease.rs`.
+use std::sync::Arc;
+
+use fred::types::Value;
+
+use crate::{
+    keys::QueueKeys,
+    new_job::NewJob,
+    request::RequestId,
+    scripts::{Command, Reply},
+    Enqueued, Error, QueueClient, Result,
+};
+
+mod admin;
+mod lease;
+
+pub use lease::Lease;
+
+/// The most jobs one [`Queue::enqueue_bulk`] takes: a bulk is one atomic script call, and this
+/// bounds how long it blocks Redis. Split larger bulks (each part is all-or-none).
+pub const MAX_BULK_JOBS: usize = 10_000;
+
+/// The most encoded bytes (payloads and envelopes) one bulk takes, for the same reason.
+pub const MAX_BULK_BYTES: usize = 32 << 20;
+
+/// One queue, named once: its name is checked and its keys are made when the handle is
+/// ([`QueueClient::queue`]), and every call on the queue goes through it. Cheap to clone.
+///
+/// ```no_run
+/// use queue_core::{NewJob, QueueClient};
+/// # async fn demo() -> queue_core::Result<()> {
+/// let client = QueueClient::connect("redis://127.0.0.1:6379").await?;
+/// let emails = client.queue("emails")?;
+/// emails.enqueue(NewJob::new("send", &serde_json::json!({"to": "a@b.c"}))).await?;
+/// println!("{} pending", emails.stats().await?.pending);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Queue {
+    client: QueueClient,
+    keys: Arc<QueueKeys>,
+}
+
+/// Shows the queue's name (its client shows its prefix).
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("name", &self.name())
+            .field("prefix", &self.client.config().prefix)
+            .finish()
+    }
+}
+
+impl Queue {
+    pub(crate) fn new(client: QueueClient, keys: QueueKeys) -> Self {
+        Queue {
+            client,
+            keys: Arc::new(keys),
+        }
+    }
+
+    /// The queue's name.
+    pub fn name(&self) -> &str {
+        self.keys.queue()
+    }
+
+    /// The queue's keys, in the order its scripts take them.
+    pub fn keys(&self) -> &QueueKeys {
+        &self.keys
+    }
+
+    /// The client this handle calls through.
+    pub fn client(&self) -> &QueueClient {
+        &self.client
+    }
+
+    /// Runs one of the queue's scripts on this queue's keys.
+    async fn call(&self, command: Command, request: Option<&RequestId>, args: Vec<Value>) -> Result<(i64, Reply)> {
+        self.client.call(command, &self.keys, request, args).await
+    }
+
+    /// Enqueues one job: a [`NewJob`], or a [`JobPayload`](crate::JobPayload) value.
+    pub async fn enqueue(&self, job: impl Into<NewJob>) -> Result<Enqueued> {
+        let mut outcome = self.enqueue_bulk([job.into()]).await?;
+        Ok(outcome.remove(0))
+    }
+
+    /// Enqueues jobs in one atomic call: all are written or, if any is invalid, none. A bulk
+    /// takes at most [`MAX_BULK_JOBS`] jobs and [`MAX_BULK_BYTES`] bytes: split larger ones.
+    pub async fn enqueue_bulk(&self, jobs: impl IntoIterator<Item = impl Into<NewJob>>) -> Result<Vec<Enqueued>> {
+        let max_payload_bytes = self.client.config().max_payload_bytes;
+        let mut ids = Vec::new();
+        let mut bytes = 0;
+        let mut args = vec![Value::Null];
+        // Consecutive jobs with the same properties and run time form one run (see push.lua).
+        let mut run: Option<(usize, Vec<u8>, Vec<u8>)> = None;
+        let mut run_len = 0;
+        for job in jobs {
+            let fields = job.into().into_push_fields(self.name(), max_payload_bytes)?;
+            bytes += fields.envelope.len() + fields.id.len();
+            if ids.len() == MAX_BULK_JOBS || bytes > MAX_BULK_BYTES {
+                return Err(Error::BulkTooLarge {
+                    jobs_limit: MAX_BULK_JOBS,
+                    bytes_limit: MAX_BULK_BYTES,
+                });
+            }
+            let same_run = run
+                .as_ref()
+                .is_some_and(|(_, props, when)| *props == fields.props && *when == fields.when);
+            if !same_run {
+                if let Some((at, _, _)) = run.take() {
+                    args[at] = Value::from(run_len);
+                }
+                run_len = 0;
+                run = Some((args.len(), fields.props.clone(), fields.when.clone()));
+                args.push(Value::Null);
+                args.push(Value::Bytes(fields.props.into()));
+                args.push(Value::Bytes(fields.when.into()));
+            }
+            run_len += 1;
+            args.push(Value::from(fields.id.as_str()));
+            args.push(Value::Bytes(fields.envelope.into()));
+            ids.push(fields.id);
+        }
+        let Some((at, _, _)) = run else {
+            return Ok(Vec::new());
+        };
+        args[at] = Value::from(run_len);
+        args[0] = Value::from(ids.len() as i64);
+        self.client.index(self.name()).await?;
+        let (_, mut reply) = self.call(Command::Push, Some(&RequestId::new()), args).await?;
+        ids.into_iter()
+            .map(|id| {
+                Ok(Enqueued {
+                    id,
+                    created: reply.int()? == 1,
+                })
+            })
+            .collect()
+    }
+}
