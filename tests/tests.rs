@@ -1,10 +1,12 @@
 //! Integration tests against real redis-server processes, one module per queue command.
+mod browser;
 mod support;
 
 mod bad_input;
 mod chaos;
 mod cluster;
 mod complete;
+mod dashboard;
 mod dead;
 mod envelope;
 mod extend;

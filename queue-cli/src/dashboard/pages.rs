@@ -329,10 +329,18 @@ fn notice(done: &str, n: u64, queue: &str) -> Option<String> {
     Some(match done {
         "paused" => format!("Paused {queue}: workers take no new jobs from it until it is resumed."),
         "resumed" => format!("Resumed {queue}."),
-        "retried" => format!("Moved {n} jobs from the dead letter back to pending."),
-        "purged" => format!("Purged {n} dead jobs."),
+        "retried" => format!("Moved {} from the dead letter back to pending.", jobs(n, "job")),
+        "purged" => format!("Purged {}.", jobs(n, "dead job")),
         _ => return None,
     })
+}
+
+/// `1 dead job`, `2 dead jobs`.
+fn jobs(n: u64, what: &str) -> String {
+    match n {
+        1 => format!("1 {what}"),
+        n => format!("{n} {what}s"),
+    }
 }
 
 /// The lookup form's query.
@@ -395,13 +403,16 @@ pub(crate) async fn confirm(
     let dead = dashboard.client.queue(&queue)?.stats().await?.dead;
     let (question, button, target) = match action.as_str() {
         "purge" => (
-            format!("Delete all {dead} dead jobs of {queue} for good?"),
-            format!("Purge {dead} dead jobs"),
+            format!("Delete {} of {queue} for good?", jobs(dead, "dead job")),
+            format!("Purge {}", jobs(dead, "dead job")),
             "dead/purge",
         ),
         "retry-all" => (
-            format!("Move all {dead} dead jobs of {queue} back to pending, with fresh attempts?"),
-            format!("Retry {dead} dead jobs"),
+            format!(
+                "Move {} of {queue} back to pending, with fresh attempts?",
+                jobs(dead, "dead job")
+            ),
+            format!("Retry {}", jobs(dead, "dead job")),
             "dead/retry-all",
         ),
         _ => return Err(Failure::new(StatusCode::NOT_FOUND, format!("no action {action:?}"))),
