@@ -377,3 +377,60 @@ async fn the_api_answers_in_the_shapes_of_the_cli_json() {
     assert_eq!(get("/api/queues/emails").await["name"], "emails");
     assert_eq!(get("/api/queues/nope").await["error"], "unknown queue \"nope\"");
 }
+
+/// Not a check: takes the README's screenshots (`docs/dashboard-*.png`) of a run with some
+/// traffic. `cargo test --test tests dashboard::screenshots -- --ignored`
+#[tokio::test]
+#[ignore]
+async fn screenshots() {
+    let running = Running::start(&[]).await;
+    let emails = running.admin.queue("emails").unwrap();
+    // Fifteen seconds of traffic at a rate that rises and falls, for the chart: this paces the
+    // traffic (the dashboard samples every 200 ms), it waits for nothing.
+    let never = Backoff::fixed(Duration::from_secs(3600));
+    for step in 0..150u32 {
+        let count = [1, 2, 4, 6, 4, 2][(step / 25) as usize % 6];
+        let jobs = (0..count).map(|n| NewJob::new("send_email", &n).backoff(never));
+        emails.enqueue_bulk(jobs).await.unwrap();
+        let leased = emails.pop(count as usize, Duration::from_secs(60)).await.unwrap().jobs;
+        for (n, job) in leased.iter().enumerate() {
+            match n % 5 == 4 {
+                true => drop(
+                    emails
+                        .fail(&job.lease, "smtp: connection refused", false)
+                        .await
+                        .unwrap(),
+                ),
+                false => drop(emails.complete([&job.lease]).await.unwrap()),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The known state's active and pending jobs again, for the counts.
+    known_state_counts_again(&running.admin).await;
+    let browser = browser().await;
+    browser.set_window_size(1100, 900).await.unwrap();
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    for (path, name) in [
+        ("/", "overview"),
+        ("/queues/emails", "queue"),
+        ("/queues/emails/jobs/reset-cara", "job"),
+    ] {
+        running.visit(&browser, path).await;
+        find(&browser, "main h1").await;
+        std::fs::write(
+            docs.join(format!("dashboard-{name}.png")),
+            browser.screenshot().await.unwrap(),
+        )
+        .unwrap();
+    }
+}
+
+/// Puts a few jobs back in pending and active after the screenshot traffic drained them.
+async fn known_state_counts_again(admin: &QueueClient) {
+    let emails = admin.queue("emails").unwrap();
+    let jobs = (0..6).map(|n| NewJob::new("send_email", &serde_json::json!({ "n": n })));
+    emails.enqueue_bulk(jobs).await.unwrap();
+    emails.pop(2, Duration::from_secs(600)).await.unwrap();
+}

@@ -187,11 +187,17 @@ fn chart(rates: &[Rate], dashboard: &Dashboard) -> Markup {
         .fold(1.0_f64, f64::max)
         .ceil();
     let end = last.at_ms as f64;
+    // The last hour, or all this dashboard has seen when it is younger than that.
+    let span_ms = (end - rates[0].at_ms as f64)
+        .max(dashboard.history.every().as_millis() as f64)
+        .min(window_ms);
+    let ago = |fraction: f64| format!("-{}", output::duration_ms((span_ms * fraction) as u64));
     let points = |value: fn(&Rate) -> f64| {
         rates
             .iter()
+            .filter(|r| end - r.at_ms as f64 <= span_ms)
             .map(|r| {
-                let x = W - (end - r.at_ms as f64) / window_ms * W;
+                let x = W - (end - r.at_ms as f64) / span_ms * W;
                 let y = H - value(r) / top * H;
                 format!("{x:.1},{y:.1}")
             })
@@ -201,13 +207,13 @@ fn chart(rates: &[Rate], dashboard: &Dashboard) -> Markup {
     html! {
         figure.chart {
             svg viewBox=(format!("-40 -10 {} {}", W + 50.0, H + 30.0)) role="img"
-                aria-label="processed and failed jobs per minute over the last hour" {
+                aria-label="processed and failed jobs per minute" {
                 line.axis x1="0" y1=(H) x2=(W) y2=(H) {}
                 line.axis x1="0" y1="0" x2="0" y2=(H) {}
                 text x="-6" y="4" text-anchor="end" { (top) }
                 text x="-6" y=(H) text-anchor="end" { "0" }
-                text x="0" y=(H + 16.0) { "-60m" }
-                text x=(W / 2.0) y=(H + 16.0) text-anchor="middle" { "-30m" }
+                text x="0" y=(H + 16.0) { (ago(1.0)) }
+                text x=(W / 2.0) y=(H + 16.0) text-anchor="middle" { (ago(0.5)) }
                 text x=(W) y=(H + 16.0) text-anchor="end" { "now" }
                 polyline.processed points=(points(|r| r.processed_per_min)) {}
                 polyline.failed points=(points(|r| r.failed_per_min)) {}
