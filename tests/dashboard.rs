@@ -278,6 +278,13 @@ async fn a_dead_job_is_retried_the_dead_letter_purged_and_a_queue_paused_through
     shows(&browser, "p.notice", "Resumed emails").await;
     assert!(!running.stats("emails").await.paused);
     running.no_password(&browser).await;
+
+    // A form without this dashboard's form token changes nothing.
+    let script = "const done = arguments[0];
+        fetch('/queues/emails/pause', { method: 'POST', body: new URLSearchParams({ csrf: 'forged' }) })
+          .then(r => done(r.status));";
+    assert_eq!(browser.execute_async(script, vec![]).await.unwrap(), 403);
+    assert!(!running.stats("emails").await.paused);
 }
 
 #[tokio::test]
