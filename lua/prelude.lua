@@ -19,7 +19,7 @@ local K_ERRORS    = KEYS[10] -- hash id -> last error text
 local K_PRIORITIES = KEYS[11] -- hash id -> priority, only for jobs whose priority is not 0
 local K_RUNAT     = KEYS[12] -- hash id -> ms at which the job became (or becomes) runnable
 local K_META      = KEYS[13] -- hash: paused, seq, token, enqueued, processed, failed, dead
-local K_WAKE      = KEYS[14] -- list: a marker that idle workers block on
+local K_WAKE      = KEYS[14] -- the name of the channel idle workers listen on (never a key)
 local K_REAPER    = KEYS[15] -- string: the reaper's per-interval lock
 local K_LEASES    = KEYS[16] -- hash token -> MessagePack array of the lease's job ids,
                              --      '#' .. token -> how many of them are still held
@@ -196,14 +196,13 @@ local function priorities_of(ids)
 end
 
 local woken = false
--- Signals idle workers once per script call: one marker means "there is work"; a worker that
--- pops and leaves work behind passes the marker on (see pop.lua).
+-- Tells the queue's idle workers there is work, once per script call: each worker listens to
+-- all of its queues' channels on one connection, so a worker's connections do not grow with its
+-- queues. A worker that pops and leaves work behind passes the word on (see pop.lua).
 local function wake()
   if not woken then
     woken = true
-    if redis.call('LLEN', K_WAKE) == 0 then
-      redis.call('RPUSH', K_WAKE, '1')
-    end
+    redis.call('PUBLISH', K_WAKE, '1')
   end
 end
 

@@ -108,4 +108,11 @@ end
 if trim(K_DEAD, keep_dead_count, keep_dead_age_ms, now, limit) then
   more = true
 end
-return remember({OK, #requeue, #buried, more and 1 or 0})
+local reply = {OK, #requeue, #buried, more and 1 or 0}
+-- The sweep of a queue that was obliterated under a running worker (no meta left) writes no
+-- memory, which would bring keys of the queue back; a re-send of it finds the lock and answers
+-- SKIPPED, as harmless.
+if redis.call('HLEN', K_META) == 0 then
+  return reply
+end
+return remember(reply)

@@ -6,9 +6,9 @@
 
 pub use queue_core::{
     acl_rules, env, fred, redact_url, validate_job_id, validate_name, validate_prefix, Backoff, ConnectOptions,
-    DeadJob, DeadPage, Enqueued, Envelope, Error, FailOutcome, Job, JobPayload, JobState, Lease, Leased, NewJob,
-    Popped, Queue, QueueClient, QueueConfig, QueueStats, RequestId, Result, Retention, MAX_BULK_BYTES, MAX_BULK_JOBS,
-    MAX_DELAY, MAX_NAME_LEN, PRIORITY_RANGE,
+    DeadJob, DeadPage, Enqueued, Envelope, Error, FailOutcome, Job, JobPage, JobPayload, JobState, JobSummary, Lease,
+    Leased, NewJob, Popped, Queue, QueueClient, QueueConfig, QueueStats, RequestId, Result, Retention, MAX_BULK_BYTES,
+    MAX_BULK_JOBS, MAX_DELAY, MAX_JOBS_PAGE, MAX_NAME_LEN, PRIORITY_RANGE,
 };
 pub use queue_worker::{
     connect_when_available, shutdown_on_signals, CancellationToken, ExecHandler, JobContext, JobError, JobResult,

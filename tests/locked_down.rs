@@ -96,6 +96,16 @@ async fn the_documented_acl_rules_are_enough_for_clients_workers_and_the_cli() {
         vec!["dead", "retry", "emails", "--all"],
         vec!["job", "emails", "bad"],
         vec!["enqueue", "emails", "{}"],
+        vec!["enqueue", "emails", "{}", "--id", "later", "--delay", "1h"],
+        vec!["enqueue", "emails", "{}", "--id", "urgent", "--priority", "5"],
+        vec!["jobs", "emails", "--state", "pending"],
+        vec!["jobs", "emails", "--state", "scheduled"],
+        vec!["jobs", "emails", "--state", "completed"],
+        vec!["retry", "emails", "later"],
+        vec!["delete", "emails", "urgent"],
+        vec!["drain", "emails"],
+        vec!["pause", "not-yet"],
+        vec!["obliterate", "emails", "--yes"],
     ] {
         let out = run_with_deadline(
             Command::new(bin("queue-cli")).args(&args).env("QUEUE_REDIS_URL", &url),
@@ -448,6 +458,9 @@ async fn every_path_runs_as_the_acl_user_big_sweeps_replays_and_purges_included(
     client.queue("q").unwrap().pause().await.unwrap();
     client.queue("q").unwrap().resume().await.unwrap();
     client.queues().await.unwrap();
+    for state in [queue::JobState::Pending, queue::JobState::Active, queue::JobState::Dead] {
+        client.queue("q").unwrap().jobs(state, 0, 10).await.unwrap();
+    }
     let jobs = client.queue("q").unwrap().pop(250, lease).await.unwrap().jobs;
     for job in &jobs {
         client
@@ -459,6 +472,36 @@ async fn every_path_runs_as_the_acl_user_big_sweeps_replays_and_purges_included(
     }
     assert_eq!(jobs.len(), 11);
     assert_eq!(client.queue("q").unwrap().dead_purge().await.unwrap(), 11);
+
+    // The job operations, big enough for several batches, over every kind of key they remove:
+    // running jobs, waiting ones, and strays in a hash keyed by id that no state names (which
+    // obliterate scans for).
+    let q = client.queue("q").unwrap();
+    q.enqueue_bulk((0..2_500).map(|i| NewJob::new("k", &i))).await.unwrap();
+    let running = q.pop(20, lease).await.unwrap().jobs;
+    assert_eq!(q.jobs(queue::JobState::Active, 5, 10).await.unwrap().jobs.len(), 10);
+    let seventh = q.jobs(queue::JobState::Pending, 7, 1).await.unwrap().jobs.remove(0);
+    q.delete_job(&seventh.id).await.unwrap();
+    assert_eq!(q.drain().await.unwrap(), 2_479);
+    use queue::fred::interfaces::HashesInterface;
+    let strays: Vec<(String, String)> = (0..1_500).map(|i| (format!("stray-{i}"), "x".to_owned())).collect();
+    let _: i64 = client.redis().hset("{queue:q}:errors", strays).await.unwrap();
+    let stats = q.stats().await.unwrap();
+    let jobs = stats.pending + stats.scheduled + stats.retrying + stats.active + stats.dead + stats.completed;
+    assert_eq!(stats.active, 139 + 20, "these 20 and the ones left running above");
+    assert_eq!(q.obliterate().await.unwrap(), jobs);
+    assert!(!client.queues().await.unwrap().contains(&"q".to_owned()));
+    assert_eq!(q.complete([&running[0].lease]).await.unwrap(), [false]);
+    let left: Vec<String> = admin(&redis)
+        .await
+        .redis()
+        .custom(
+            queue::fred::types::CustomCommand::new_static("KEYS", queue::fred::types::ClusterHash::Random, false),
+            vec!["{queue:q}*"],
+        )
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
 
     let log: Vec<queue::fred::types::Value> = admin(&redis).await.redis().custom(acl_log(), vec!["10"]).await.unwrap();
     assert!(log.is_empty(), "ACL refusals: {log:?}");

@@ -421,14 +421,19 @@ impl TestRng {
     }
 }
 
-/// How many clients Redis has blocked in a blocking command (`blocked_clients` in INFO).
-pub async fn blocked_clients(client: &QueueClient) -> u32 {
+/// How many connections listen on the wake-up channel of `queue` (PUBSUB NUMSUB).
+pub async fn wake_listeners(client: &QueueClient, queue: &str) -> i64 {
+    use queue::fred::{interfaces::PubsubInterface, types::Value};
+    let handle = client.queue(queue).unwrap();
+    let answer: Vec<Value> = client.redis().pubsub_numsub(handle.keys().wake()).await.unwrap();
+    answer[1].as_i64().expect("a count")
+}
+
+/// How many clients are connected to the Redis of `client` (`connected_clients` in INFO).
+pub async fn connected_clients(client: &QueueClient) -> u64 {
     use queue::fred::{interfaces::ClientLike, types::InfoKind};
     let info: String = client.redis().info(Some(InfoKind::Clients)).await.unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("blocked_clients:"))
-        .expect("blocked_clients in INFO clients")
-        .trim()
+    queue::low_level::info_field(&info, "connected_clients")
         .parse()
         .unwrap()
 }

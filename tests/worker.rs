@@ -14,7 +14,7 @@ use queue::{
 use serde::{Deserialize, Serialize};
 use throwaway_redis::{Options, RedisServer};
 
-use crate::support::{blocked_clients, eventually, lease, spawn_worker, start};
+use crate::support::{connected_clients, eventually, lease, spawn_worker, start, wake_listeners};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Task {
@@ -353,13 +353,10 @@ async fn a_job_enqueued_into_an_idle_worker_wakes_it() {
     let (shutdown, handle) = spawn_worker(worker);
     processed(&q.client, "q", 1).await;
     for n in 1..=3 {
-        // The job must arrive while the worker is asleep on its wake-up list, not while it is
-        // still finishing the previous fetch round (which would find the job by itself).
-        eventually(
-            "the idle worker blocked on its wake-up list",
-            Duration::from_secs(10),
-            || async { (blocked_clients(&q.client).await == 1).then_some(()) },
-        )
+        // The job must come after the worker listens for wake-ups.
+        eventually("the worker to listen for wake-ups", Duration::from_secs(10), || async {
+            (wake_listeners(&q.client, "q").await == 1).then_some(())
+        })
         .await;
         q.queue().enqueue(NewJob::new("task", &Task { n })).await.unwrap();
         // Without the wake-up the worker would sleep for its 60 s recheck.
@@ -655,7 +652,7 @@ async fn a_redis_restart_mid_run_loses_no_job() {
 }
 
 #[tokio::test]
-async fn a_stopped_worker_leaves_no_blocked_connection_to_steal_wake_ups() {
+async fn a_stopped_worker_leaves_no_connection_listening_for_wake_ups() {
     let q = start().await;
     q.client
         .queue("q")
@@ -669,17 +666,47 @@ async fn a_stopped_worker_leaves_no_blocked_connection_to_steal_wake_ups() {
         .build();
     let (shutdown, handle) = spawn_worker(worker);
     processed(&q.client, "q", 1).await;
-    let blocked = || blocked_clients(&q.client);
-    eventually(
-        "the idle worker blocked on its wake-up list",
-        Duration::from_secs(10),
-        || async { (blocked().await == 1).then_some(()) },
-    )
+    let listening = || wake_listeners(&q.client, "q");
+    eventually("the worker to listen for wake-ups", Duration::from_secs(10), || async {
+        (listening().await == 1).then_some(())
+    })
     .await;
     shutdown.cancel();
     handle.await.unwrap().unwrap();
-    // A BLPOP left behind would swallow the next marker meant for a live worker.
-    assert_eq!(blocked().await, 0);
+    assert_eq!(listening().await, 0, "a connection left behind");
+}
+
+#[tokio::test]
+async fn a_worker_on_many_queues_listens_on_one_connection_and_wakes_for_any_of_them() {
+    const QUEUES: usize = 300;
+    let q = start().await;
+    let before = connected_clients(&q.client).await;
+    let names: Vec<String> = (0..QUEUES).map(|i| format!("q{i}")).collect();
+    let mut builder = Worker::builder(q.client.clone()).idle_recheck(Duration::from_secs(60));
+    for name in &names {
+        builder = builder.queue(name);
+    }
+    let worker = builder
+        .handle_kind("task", |_task: Task, _ctx: JobContext| async { Ok(()) })
+        .build();
+    let (shutdown, handle) = spawn_worker(worker);
+    eventually("the worker to listen for wake-ups", Duration::from_secs(10), || async {
+        (wake_listeners(&q.client, "q299").await == 1).then_some(())
+    })
+    .await;
+    // Its connections: the client's own (shared with this test), and one to listen on.
+    assert_eq!(connected_clients(&q.client).await - before, 1);
+    for (n, name) in ["q299", "q0", "q150"].into_iter().enumerate() {
+        let queue = q.client.queue(name).unwrap();
+        queue.enqueue(NewJob::new("task", &Task { n: n as u32 })).await.unwrap();
+        // Without its wake-up the worker would sleep for its 60 s recheck.
+        eventually("the woken worker to run the job", Duration::from_secs(10), || async {
+            (queue.stats().await.ok()?.completed_total == 1).then_some(())
+        })
+        .await;
+    }
+    shutdown.cancel();
+    handle.await.unwrap().unwrap();
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]

@@ -37,6 +37,9 @@ pub(crate) struct BenchArgs {
     /// Jobs already waiting in the queue (at a lower priority) while the measured ones run.
     #[arg(long, default_value_t = 0)]
     backlog: u64,
+    /// Queues the pickup and idle phases' workers serve (jobs go to each in turn).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    queues: u64,
     /// Idle workers to attach while measuring Redis's CPU use at idle (0 to skip).
     #[arg(long, default_value_t = 10)]
     idle_workers: usize,
@@ -72,7 +75,9 @@ pub(crate) async fn run(connect_args: &ConnectArgs, args: BenchArgs) -> anyhow::
     let client = connect(&connect_args).await?;
     let queue = format!("bench-{}", std::process::id());
     let result = measure(&client, &connect_args, &queue, &args).await;
-    cleanup(&client, &queue).await?;
+    for name in queue_names(&queue, args.queues) {
+        cleanup(&client, &name).await?;
+    }
     let report = result?;
     if args.json {
         output::json(&report)
@@ -98,12 +103,14 @@ async fn measure(
     progress.say(&format!("enqueueing {} jobs", args.jobs));
     let script_time = script_usec(client).await?;
     let cpu = redis_cpu_seconds(client).await?;
+    let memory = used_memory(client).await?;
     let started = Instant::now();
     enqueue(client, queue, args.jobs, args.payload_bytes, 0, &progress).await?;
     let elapsed = started.elapsed().as_secs_f64();
     let enqueue_rate = args.jobs as f64 / elapsed;
-    let enqueue_cpu = (redis_cpu_seconds(client).await? - cpu) / elapsed * 100.0;
+    let enqueue_cpu_seconds = redis_cpu_seconds(client).await? - cpu;
     let enqueue_us = (script_usec(client).await? - script_time) / args.jobs as f64;
+    let bytes_per_job = (used_memory(client).await? - memory) / args.jobs as f64;
 
     progress.say(&format!(
         "processing {} jobs at concurrency {}",
@@ -113,18 +120,23 @@ async fn measure(
     let cpu = redis_cpu_seconds(client).await?;
     let started = Instant::now();
     let process_rate = process(client, queue, args, &progress).await?;
-    let process_cpu = (redis_cpu_seconds(client).await? - cpu) / started.elapsed().as_secs_f64() * 100.0;
+    let process_cpu_seconds = redis_cpu_seconds(client).await? - cpu;
+    let process_cpu = process_cpu_seconds / started.elapsed().as_secs_f64() * 100.0;
     let process_us = (script_usec(client).await? - script_time) / args.jobs as f64;
 
-    progress.say("measuring pickup latency into an idle worker");
-    let (p50, p99) = pickup_latency(client, queue, args.pickup_samples).await?;
+    let queues = queue_names(queue, args.queues);
+    progress.say(&format!(
+        "measuring pickup latency into an idle worker on {} queues",
+        queues.len()
+    ));
+    let (p50, p99) = pickup_latency(client, &queues, args.pickup_samples).await?;
 
     let idle_cpu = if args.idle_workers > 0 {
         progress.say(&format!(
             "measuring Redis CPU with {} idle workers for {:?}",
             args.idle_workers, args.idle_time
         ));
-        Some(idle_cpu(client, queue, args.idle_workers, args.idle_time).await?)
+        Some(idle_cpu(client, &queues, args.idle_workers, args.idle_time).await?)
     } else {
         None
     };
@@ -141,18 +153,29 @@ async fn measure(
         enqueue_jobs_per_s: enqueue_rate.round(),
         enqueue_ratio: round2(enqueue_rate / ceiling),
         enqueue_script_us_per_job: round2(enqueue_us),
-        enqueue_redis_cpu_percent: enqueue_cpu.round(),
+        enqueue_redis_cpu_percent: (enqueue_cpu_seconds / elapsed * 100.0).round(),
+        redis_us_per_job_enqueue: round2(enqueue_cpu_seconds * 1e6 / args.jobs as f64),
         process_jobs_per_s: process_rate.round(),
         process_ratio: round2(process_rate / ceiling),
         process_script_us_per_job: round2(process_us),
         process_redis_cpu_percent: process_cpu.round(),
+        redis_us_per_job_process: round2(process_cpu_seconds * 1e6 / args.jobs as f64),
+        redis_bytes_per_job: bytes_per_job.round(),
         pickup_p50_ms: round2(p50),
         pickup_p99_ms: round2(p99),
         pickup_samples: args.pickup_samples,
         peak_rss_bytes: peak_rss(),
         idle_workers: args.idle_workers,
+        queues: args.queues,
         redis_idle_cpu_percent: idle_cpu.map(round2),
     })
+}
+
+/// The bench's queues: its own, and `queues - 1` more named after it.
+fn queue_names(queue: &str, queues: u64) -> Vec<String> {
+    std::iter::once(queue.to_owned())
+        .chain((1..queues).map(|i| format!("{queue}-{i}")))
+        .collect()
 }
 
 /// Total microseconds Redis has spent in EVALSHA calls (INFO commandstats).
@@ -164,6 +187,12 @@ async fn script_usec(client: &QueueClient) -> anyhow::Result<f64> {
         .and_then(|stats| stats.split(',').find_map(|kv| kv.strip_prefix("usec=")))
         .and_then(|usec| usec.parse().ok())
         .unwrap_or(0.0))
+}
+
+/// The bytes Redis holds for data (INFO `used_memory`).
+async fn used_memory(client: &QueueClient) -> anyhow::Result<f64> {
+    let info: String = client.redis().info(Some(InfoKind::Memory)).await?;
+    Ok(info_field(&info, "used_memory").parse().unwrap_or(0.0))
 }
 
 async fn redis_cpu_seconds(client: &QueueClient) -> anyhow::Result<f64> {

@@ -1,12 +1,16 @@
 //! `queue-cli enqueue`.
 use std::{
+    collections::VecDeque,
+    future::Future,
     io::{BufRead, BufReader},
     path::PathBuf,
+    pin::Pin,
     time::{Duration, SystemTime},
 };
 
 use anyhow::{bail, Context};
-use queue_core::{Backoff, NewJob, QueueClient};
+use futures_util::future::poll_immediate;
+use queue_core::{Backoff, NewJob, Queue, QueueClient};
 
 use crate::output;
 
@@ -88,42 +92,125 @@ async fn enqueue_file(client: &QueueClient, args: &EnqueueArgs, path: &PathBuf) 
         Box::new(BufReader::new(file))
     };
     let progress = output::spinner("{spinner} {pos} jobs enqueued ({per_sec})");
-    let mut added = 0u64;
     let queue = client.queue(&args.queue)?;
+    let mut sent = InFlight::new(&progress);
     let mut batch = Vec::with_capacity(BATCH);
     let mut lines = reader.lines().enumerate();
     loop {
         let next = lines.next();
         if let Some((index, line)) = &next {
             let number = index + 1;
-            let line = line
-                .as_ref()
-                .map_err(|e| anyhow::anyhow!("line {number}: cannot read: {e}"))?;
+            let line = match line {
+                Ok(line) => line,
+                Err(error) => {
+                    let message = format!("line {number}: cannot read: {error} (nothing of its batch was written");
+                    return sent.fail(message, "earlier lines").await;
+                }
+            };
             if !line.trim().is_empty() {
                 match args.job(line).and_then(|job| client.validate(&job).map(|()| job)) {
                     Ok(job) => batch.push(job),
                     Err(error) => {
-                        progress.finish_and_clear();
-                        bail!("line {number}: {error} (nothing of its batch was written; {added} jobs from earlier lines were)")
+                        let message = format!("line {number}: {error} (nothing of its batch was written");
+                        return sent.fail(message, "earlier lines").await;
                     }
                 }
             }
         }
         if batch.len() == BATCH || (next.is_none() && !batch.is_empty()) {
-            let count = batch.len() as u64;
-            queue
-                .enqueue_bulk(std::mem::take(&mut batch))
-                .await
-                .map_err(|error| anyhow::anyhow!("{error} ({added} jobs were written before this batch)"))?;
-            added += count;
-            progress.set_position(added);
+            sent.send(&queue, std::mem::take(&mut batch)).await?;
         }
         if next.is_none() {
             break;
         }
     }
+    let added = sent.finish().await?;
     progress.finish_and_clear();
     output::line(format_args!("added {added} jobs to {}", args.queue))
+}
+
+type Answer<'a> = Pin<Box<dyn Future<Output = queue_core::Result<Vec<queue_core::Enqueued>>> + Send + 'a>>;
+
+/// The batches of a file sent and not yet answered. Several in flight keep Redis busy while the
+/// next batch is read and checked; they reach Redis in file order, because each is sent (its
+/// future polled once) before the next is made.
+struct InFlight<'a> {
+    batches: VecDeque<(u64, Answer<'a>)>,
+    added: u64,
+    progress: &'a indicatif::ProgressBar,
+}
+
+impl<'a> InFlight<'a> {
+    /// Batches in flight at once: as many as keep a local Redis busy.
+    const MAX: usize = 4;
+
+    fn new(progress: &'a indicatif::ProgressBar) -> Self {
+        InFlight {
+            batches: VecDeque::new(),
+            added: 0,
+            progress,
+        }
+    }
+
+    async fn send(&mut self, queue: &'a Queue, jobs: Vec<NewJob>) -> anyhow::Result<()> {
+        let count = jobs.len() as u64;
+        let mut answer: Answer<'a> = Box::pin(queue.enqueue_bulk(jobs));
+        // The first batch also indexes the queue, a call of its own: it is answered before the
+        // next is sent, so that the next cannot overtake it.
+        if self.added == 0 && self.batches.is_empty() {
+            self.batches.push_back((count, answer));
+            return self.answered().await;
+        }
+        if let Some(done) = poll_immediate(&mut answer).await {
+            self.batches.push_back((count, Box::pin(std::future::ready(done))));
+        } else {
+            self.batches.push_back((count, answer));
+        }
+        if self.batches.len() >= Self::MAX {
+            self.answered().await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the oldest batch's answer.
+    async fn answered(&mut self) -> anyhow::Result<()> {
+        let Some((count, answer)) = self.batches.pop_front() else {
+            return Ok(());
+        };
+        if let Err(error) = answer.await {
+            let message = format!("{error} (nothing of this batch was written");
+            return self.fail(message, "other batches").await;
+        }
+        self.added += count;
+        self.progress.set_position(self.added);
+        Ok(())
+    }
+
+    /// Waits for every batch in flight; returns how many jobs were written.
+    async fn finish(mut self) -> anyhow::Result<u64> {
+        while !self.batches.is_empty() {
+            self.answered().await?;
+        }
+        Ok(self.added)
+    }
+
+    /// Fails with `message` (which leaves a parenthesis open) once the batches in flight are
+    /// answered, so that it can say how many jobs from `which` were written.
+    async fn fail(&mut self, message: String, which: &str) -> anyhow::Result<()> {
+        let mut added = self.added;
+        let mut lost = None;
+        for (count, answer) in std::mem::take(&mut self.batches) {
+            match answer.await {
+                Ok(_) => added += count,
+                Err(error) => lost = lost.or(Some(error)),
+            }
+        }
+        self.progress.finish_and_clear();
+        match lost {
+            Some(other) => bail!("{message}; {added} jobs from {which} were; another batch failed too: {other})"),
+            None => bail!("{message}; {added} jobs from {which} were)"),
+        }
+    }
 }
 
 fn parse_delay(text: &str) -> Result<Duration, String> {

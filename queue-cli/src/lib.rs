@@ -7,6 +7,8 @@ mod admin;
 mod bench;
 mod dashboard;
 mod enqueue;
+mod jobs;
+mod operations;
 mod output;
 mod stats;
 
@@ -80,6 +82,47 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A page of the jobs in one state: id, kind, priority, attempts, times, last error.
+    Jobs(jobs::JobsArgs),
+    /// Delete one waiting or finished job (a running one is refused).
+    Delete {
+        /// The queue.
+        queue: String,
+        /// The job id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a scheduled or retrying job now.
+    Retry {
+        /// The queue.
+        queue: String,
+        /// The job id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove every waiting job (pending, scheduled, retrying); running and finished ones stay.
+    Drain {
+        /// The queue.
+        queue: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a queue and everything in it; running jobs lose their lease.
+    Obliterate {
+        /// The queue.
+        queue: String,
+        /// Confirm: without it nothing is removed.
+        #[arg(long)]
+        yes: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The dead letter: list, retry, purge.
     #[command(subcommand)]
     Dead(admin::DeadCommand),
@@ -133,6 +176,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats(args) => stats::run(&cli.connect, args).await,
         Command::Enqueue(args) => enqueue::run(&connect(&cli.connect).await?, args).await,
         Command::Job { queue, id, json } => admin::job(&connect(&cli.connect).await?, &queue, &id, json).await,
+        Command::Jobs(args) => jobs::run(&connect(&cli.connect).await?, args).await,
+        Command::Delete { queue, id, json } => {
+            operations::delete(&connect(&cli.connect).await?, &queue, &id, json).await
+        }
+        Command::Retry { queue, id, json } => operations::retry(&connect(&cli.connect).await?, &queue, &id, json).await,
+        Command::Drain { queue, json } => operations::drain(&connect(&cli.connect).await?, &queue, json).await,
+        Command::Obliterate { queue, yes, json } => {
+            if !yes {
+                return operations::refuse_obliterate(&queue);
+            }
+            operations::obliterate(&connect(&cli.connect).await?, &queue, json).await
+        }
         Command::Dead(command) => admin::dead(&connect(&cli.connect).await?, command).await,
         Command::Pause { queue } => {
             connect(&cli.connect).await?.queue(&queue)?.pause().await?;

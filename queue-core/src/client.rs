@@ -211,6 +211,14 @@ impl QueueClient {
     pub(crate) async fn is_known(&self, queue: &str) -> Result<bool> {
         Ok(self.redis.sismember(queue_index(&self.config.prefix), queue).await?)
     }
+
+    /// Removes `queue` from the index of queues, and from this client's memory of having added
+    /// it, so that its next enqueue adds it again.
+    pub(crate) async fn unindex(&self, queue: &str) -> Result<()> {
+        let _: i64 = self.redis.srem(queue_index(&self.config.prefix), queue).await?;
+        self.indexed.lock().expect("index lock").remove(queue);
+        Ok(())
+    }
 }
 
 /// The value of `name` in an INFO reply (`name:value` lines), or "" when it is not there.

@@ -80,6 +80,26 @@ pub enum Error {
         /// The job id.
         id: String,
     },
+    /// A job that is running (leased by a worker) cannot be deleted; its attempt has to end
+    /// first. Nothing was changed.
+    #[error("job {id:?} in queue {queue:?} is running (active): it can be deleted once its attempt ends")]
+    JobActive {
+        /// The queue.
+        queue: String,
+        /// The job id.
+        id: String,
+    },
+    /// Only a scheduled or retrying job can be run ahead of its time; this one is elsewhere.
+    /// Nothing was changed.
+    #[error("job {id:?} in queue {queue:?} is {state}, not scheduled or retrying")]
+    NotRetryable {
+        /// The queue.
+        queue: String,
+        /// The job id.
+        id: String,
+        /// Where the job is.
+        state: crate::JobState,
+    },
     /// A worker was started without a queue to serve.
     #[error("a worker needs at least one queue")]
     NoQueues,

@@ -39,6 +39,8 @@ pub(crate) const SUFFIXES: [&str; 19] = [
 
 /// Where the wake-up list stands in [`SUFFIXES`].
 const WAKE: usize = 13;
+/// Where the queue's meta hash (counters, pause flag) stands in [`SUFFIXES`].
+pub(crate) const META: usize = 12;
 
 impl QueueKeys {
     /// The keys of `queue` under `prefix`; both must be valid names (see [`validate_name`]).
@@ -148,5 +150,6 @@ mod tests {
     fn wake_names_the_wake_up_list() {
         assert_eq!(super::SUFFIXES[super::WAKE], "wake");
         assert_eq!(super::QueueKeys::new("p", "q").wake(), "{p:q}:wake");
+        assert_eq!(super::SUFFIXES[super::META], "meta");
     }
 }

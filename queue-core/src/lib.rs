@@ -32,7 +32,7 @@ pub use envelope::{Backoff, Envelope, Job, JobState, MAX_DELAY, PRIORITY_RANGE};
 pub use error::{Error, Result};
 pub use keys::{queue_index, validate_job_id, validate_name, validate_prefix, QueueKeys, MAX_NAME_LEN};
 pub use new_job::{JobPayload, NewJob};
-pub use queue::{Lease, Queue, MAX_BULK_BYTES, MAX_BULK_JOBS};
+pub use queue::{JobPage, JobSummary, Lease, Queue, MAX_BULK_BYTES, MAX_BULK_JOBS, MAX_JOBS_PAGE};
 pub use registry::{KeyCount, Script, ScriptPipeline, ScriptRegistry};
 pub use request::RequestId;
 pub use results::{DeadJob, DeadPage, Enqueued, FailOutcome, Leased, Popped, QueueStats};

@@ -58,8 +58,8 @@ pub(crate) struct PushFields {
 }
 
 /// A job to enqueue: kind, payload and options. Build it, then pass it to
-/// [`QueueClient::enqueue`](crate::QueueClient::enqueue) or
-/// [`QueueClient::enqueue_bulk`](crate::QueueClient::enqueue_bulk).
+/// [`Queue::enqueue`](crate::Queue::enqueue) or
+/// [`Queue::enqueue_bulk`](crate::Queue::enqueue_bulk).
 ///
 /// ```
 /// use queue_core::{Backoff, NewJob};

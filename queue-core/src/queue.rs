@@ -1,5 +1,6 @@
 //! A queue's handle: what one queue can do. Enqueueing is here; the operator's calls are in
-//! `queue/admin.rs`, the lease calls workers are built on in `queue/lease.rs`.
+//! `queue/admin.rs` (listing jobs in `queue/jobs.rs`, acting on them in `queue/operations.rs`),
+//! the lease calls workers are built on in `queue/lease.rs`.
 use std::sync::Arc;
 
 use fred::types::Value;
@@ -13,8 +14,11 @@ use crate::{
 };
 
 mod admin;
+mod jobs;
 mod lease;
+mod operations;
 
+pub use jobs::{JobPage, JobSummary, MAX_JOBS_PAGE};
 pub use lease::Lease;
 
 /// The most jobs one [`Queue::enqueue_bulk`] takes: a bulk is one atomic script call, and this

@@ -48,11 +48,21 @@ pub enum Command {
     DeadReplay,
     /// Forget dead jobs.
     DeadPurge,
+    /// A page of the jobs in one state.
+    Jobs,
+    /// Remove one waiting or finished job.
+    Delete,
+    /// Run a scheduled or retrying job now.
+    Retry,
+    /// Remove a batch of waiting jobs.
+    Drain,
+    /// Remove a batch of the queue's jobs and, once none is left, its keys.
+    Obliterate,
 }
 
 impl Command {
     /// All commands.
-    pub const ALL: [Command; 14] = [
+    pub const ALL: [Command; 19] = [
         Command::Push,
         Command::Pop,
         Command::Complete,
@@ -67,6 +77,11 @@ impl Command {
         Command::DeadList,
         Command::DeadReplay,
         Command::DeadPurge,
+        Command::Jobs,
+        Command::Delete,
+        Command::Retry,
+        Command::Drain,
+        Command::Obliterate,
     ];
 
     /// The registry name.
@@ -86,6 +101,11 @@ impl Command {
             Command::DeadList => "queue.dead_list",
             Command::DeadReplay => "queue.dead_replay",
             Command::DeadPurge => "queue.dead_purge",
+            Command::Jobs => "queue.jobs",
+            Command::Delete => "queue.delete",
+            Command::Retry => "queue.retry",
+            Command::Drain => "queue.drain",
+            Command::Obliterate => "queue.obliterate",
         }
     }
 
@@ -106,6 +126,11 @@ impl Command {
             Command::DeadList => script_source!("dead_list.lua"),
             Command::DeadReplay => script_source!("dead_replay.lua"),
             Command::DeadPurge => script_source!("dead_purge.lua"),
+            Command::Jobs => script_source!("jobs.lua"),
+            Command::Delete => script_source!("delete.lua"),
+            Command::Retry => script_source!("retry.lua"),
+            Command::Drain => script_source!("drain.lua"),
+            Command::Obliterate => script_source!("obliterate.lua"),
         }
     }
 }

@@ -91,14 +91,21 @@ pub(super) async fn process(
 }
 
 /// Enqueue-to-handler-start latency of single jobs enqueued into an idle worker, p50 and p99 (ms).
-pub(super) async fn pickup_latency(client: &QueueClient, queue: &str, samples: usize) -> anyhow::Result<(f64, f64)> {
+/// The worker serves every queue of `queues`; the jobs go to each in turn.
+pub(super) async fn pickup_latency(
+    client: &QueueClient,
+    queues: &[String],
+    samples: usize,
+) -> anyhow::Result<(f64, f64)> {
     let samples = samples.max(1);
     let sent: Arc<Mutex<Option<Instant>>> = Arc::default();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let seen = sent.clone();
-    let worker = Worker::builder(client.clone())
-        .queue(queue)
-        .concurrency(10)
+    let mut builder = Worker::builder(client.clone()).concurrency(10);
+    for queue in queues {
+        builder = builder.queue(queue);
+    }
+    let worker = builder
         .handle_kind("pickup", move |_: (), _ctx: JobContext| {
             let latency = seen.lock().expect("lock").map(|at| at.elapsed());
             let _ = tx.send(latency);
@@ -110,9 +117,15 @@ pub(super) async fn pickup_latency(client: &QueueClient, queue: &str, samples: u
     let mut latencies = Vec::with_capacity(samples);
     // Let the worker drain anything left and go idle first.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    for _ in 0..samples {
+    let handles = queues
+        .iter()
+        .map(|name| client.queue(name))
+        .collect::<queue_core::Result<Vec<_>>>()?;
+    for sample in 0..samples {
         *sent.lock().expect("lock") = Some(Instant::now());
-        client.queue(queue)?.enqueue(NewJob::new("pickup", &())).await?;
+        // Spread over the queues: the last one, then the first, then every queue in between.
+        let queue = &handles[(handles.len() - 1 + sample * 7919) % handles.len()];
+        queue.enqueue(NewJob::new("pickup", &())).await?;
         let latency = tokio::time::timeout(Duration::from_secs(10), rx.recv())
             .await
             .context("a job enqueued into an idle worker did not start within 10 s")?
@@ -129,13 +142,22 @@ pub(super) async fn pickup_latency(client: &QueueClient, queue: &str, samples: u
     Ok((at(0.50), at(0.99)))
 }
 
-/// Redis's CPU use (% of one core) while `workers` idle workers are attached to an empty queue.
-pub(super) async fn idle_cpu(client: &QueueClient, queue: &str, workers: usize, time: Duration) -> anyhow::Result<f64> {
+/// Redis's CPU use (% of one core) while `workers` idle workers are attached to empty queues,
+/// each worker serving all of `queues`.
+pub(super) async fn idle_cpu(
+    client: &QueueClient,
+    queues: &[String],
+    workers: usize,
+    time: Duration,
+) -> anyhow::Result<f64> {
     let shutdown = CancellationToken::new();
     let mut running = Vec::new();
     for _ in 0..workers {
-        let worker = Worker::builder(client.clone())
-            .queue(queue)
+        let mut builder = Worker::builder(client.clone());
+        for queue in queues {
+            builder = builder.queue(queue);
+        }
+        let worker = builder
             .handle_kind("noop", |_: serde_json::Value, _ctx: JobContext| async { Ok(()) })
             .build();
         running.push(tokio::spawn(worker.run(shutdown.clone())));

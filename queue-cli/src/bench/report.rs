@@ -20,6 +20,10 @@ pub(super) struct Report {
     pub(super) enqueue_script_us_per_job: f64,
     /// Redis's CPU use while enqueueing, % of one core: near 100 means Redis was the limit.
     pub(super) enqueue_redis_cpu_percent: f64,
+    /// Redis CPU time (user + system, networking included) per job enqueued, in microseconds.
+    pub(super) redis_us_per_job_enqueue: f64,
+    /// What Redis's memory grew by per job enqueued, payload included, in bytes.
+    pub(super) redis_bytes_per_job: f64,
     pub(super) process_jobs_per_s: f64,
     pub(super) process_ratio: f64,
     /// Microseconds Redis spent in the queue's scripts per job processed (pop, extend,
@@ -27,11 +31,15 @@ pub(super) struct Report {
     pub(super) process_script_us_per_job: f64,
     /// Redis's CPU use while processing, % of one core.
     pub(super) process_redis_cpu_percent: f64,
+    /// Redis CPU time per job processed (fetch, renewals, complete), in microseconds.
+    pub(super) redis_us_per_job_process: f64,
     pub(super) pickup_p50_ms: f64,
     pub(super) pickup_p99_ms: f64,
     pub(super) pickup_samples: usize,
     pub(super) peak_rss_bytes: u64,
     pub(super) idle_workers: usize,
+    /// Queues the pickup and idle phases' workers served.
+    pub(super) queues: u64,
     pub(super) redis_idle_cpu_percent: Option<f64>,
 }
 
@@ -42,11 +50,13 @@ pub(super) fn render(r: &Report) -> String {
     format!(
         "queue-cli bench: {jobs} no-op jobs, concurrency {c}, payload {p} bytes, backlog {b}, Redis {v}\n\
          \x20 Redis ceiling   {ceiling:>10.0} EVALSHA calls/s (pipelined, trivial script; {source})\n\
-         \x20 enqueue         {enq:>10.0} jobs/s  ({er:.2}x the ceiling; scripts {eu:.1} us/job in Redis; Redis CPU {ec:.0}%)\n\
-         \x20 process         {proc:>10.0} jobs/s  ({pr:.2}x the ceiling; scripts {pu:.1} us/job in Redis; Redis CPU {pc:.0}%)\n\
-         \x20 pickup latency  p50 {p50:.2} ms, p99 {p99:.2} ms  ({samples} jobs into an idle worker)\n\
+         \x20 enqueue         {enq:>10.0} jobs/s  ({er:.2}x the ceiling; scripts {eu:.1} us/job in Redis; Redis CPU {ec:.0}%, {ecu:.1} us/job)\n\
+         \x20 process         {proc:>10.0} jobs/s  ({pr:.2}x the ceiling; scripts {pu:.1} us/job in Redis; Redis CPU {pc:.0}%, {pcu:.1} us/job)\n\
+         \x20 Redis CPU       {total_us:.1} us per job, enqueue to completion\n\
+         \x20 Redis memory    {bytes:.0} bytes per pending job (payload included)\n\
+         \x20 pickup latency  p50 {p50:.2} ms, p99 {p99:.2} ms  ({samples} jobs into an idle worker on {queues} queues)\n\
          \x20 peak RSS        {rss:.1} MB\n\
-         \x20 Redis CPU idle  {idle} with {workers} idle workers\n",
+         \x20 Redis CPU idle  {idle} with {workers} idle workers on {queues} queues each\n",
         jobs = r.jobs,
         c = r.concurrency,
         p = r.payload_bytes,
@@ -58,6 +68,10 @@ pub(super) fn render(r: &Report) -> String {
         er = r.enqueue_ratio,
         eu = r.enqueue_script_us_per_job,
         ec = r.enqueue_redis_cpu_percent,
+        ecu = r.redis_us_per_job_enqueue,
+        pcu = r.redis_us_per_job_process,
+        total_us = r.redis_us_per_job_enqueue + r.redis_us_per_job_process,
+        bytes = r.redis_bytes_per_job,
         pc = r.process_redis_cpu_percent,
         pu = r.process_script_us_per_job,
         proc = r.process_jobs_per_s,
@@ -67,6 +81,7 @@ pub(super) fn render(r: &Report) -> String {
         samples = r.pickup_samples,
         rss = r.peak_rss_bytes as f64 / 1e6,
         workers = r.idle_workers,
+        queues = r.queues,
     )
 }
 

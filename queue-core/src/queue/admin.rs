@@ -1,9 +1,10 @@
 //! The calls an operator makes on a queue: look a job up, pause and resume, stats, the dead letter.
-use fred::types::Value;
+use fred::{interfaces::HashesInterface, types::Value};
 
 use super::Queue;
 use crate::{
     envelope::{Envelope, Job, JobRecord, JobState},
+    keys::META,
     request::RequestId,
     scripts::{status, Command},
     DeadJob, DeadPage, Error, QueueStats, Result,
@@ -45,24 +46,34 @@ impl Queue {
         })
     }
 
-    /// Checks that the queue exists (has received a job), so that an operator's call on a
-    /// misspelt name says so instead of answering for an empty queue.
-    async fn existing(&self) -> Result<()> {
-        if !self.client.is_known(self.name()).await? {
+    /// Checks that the queue exists (has received a job, or was paused ahead of its jobs), so
+    /// that an operator's call on a misspelt name says so instead of answering for an empty
+    /// queue.
+    pub(super) async fn existing(&self) -> Result<()> {
+        if self.client.is_known(self.name()).await? {
+            return Ok(());
+        }
+        // A queue enqueued into again after it was obliterated, by a client that had indexed it
+        // before (and so does not index it again), has counters but no entry: it is indexed
+        // again here.
+        let meta: i64 = self.client.redis().hlen(&self.keys().all()[META]).await?;
+        if meta == 0 {
             return Err(Error::UnknownQueue(self.name().to_owned()));
         }
-        Ok(())
+        self.client.index(self.name()).await
     }
 
-    /// Stops workers from leasing jobs of this queue.
+    /// Stops workers from leasing jobs of this queue. A queue that has no jobs yet can be
+    /// paused ahead of them: it is added to the index of queues, so `stats` lists it (empty,
+    /// paused).
     pub async fn pause(&self) -> Result<()> {
-        self.existing().await?;
+        self.client.index(self.name()).await?;
         self.call(Command::Pause, None, vec![]).await.map(drop)
     }
 
-    /// Lets workers lease jobs of this queue again, and wakes them.
+    /// Lets workers lease jobs of this queue again, and wakes them. Resuming a queue that was
+    /// never paused (or has no jobs yet) changes nothing.
     pub async fn resume(&self) -> Result<()> {
-        self.existing().await?;
         self.call(Command::Resume, None, vec![]).await.map(drop)
     }
 

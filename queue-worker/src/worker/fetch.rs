@@ -65,13 +65,11 @@ impl Runtime {
                     // Nothing to do: sleep until woken, due work, or the periodic recheck.
                     let recheck = Instant::now() + self.settings.idle_recheck;
                     let until = next_due.map_or(recheck, |due| due.min(recheck));
-                    self.idle.send_replace(true);
                     tokio::select! {
                         _ = self.wake.notified() => {}
                         _ = sleep_until(until) => {}
                         _ = self.shutdown.cancelled() => {}
                     }
-                    self.idle.send_replace(false);
                 }
                 permits = take_slots(&slots, wanted), if can_start => {
                     rounds.push(self.fetch_round(permits));

@@ -3,11 +3,11 @@
 //!
 //! A running worker is one [`Runtime`] that its tasks share: the fetch loop (`fetch.rs`), one
 //! task per job (`job.rs`) whose outcome `settle.rs` records, the heartbeat, the reaper, and a
-//! wake-up listener per queue (`wake.rs`). `run.rs` starts them and stops them in order.
+//! wake-up listener for all its queues (`wake.rs`). `run.rs` starts them and stops them in order.
 use std::sync::Mutex;
 
 use queue_core::{Queue, QueueClient};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 mod builder;
@@ -65,8 +65,6 @@ struct Runtime {
     give_up: CancellationToken,
     /// Wakes the idle fetch loop.
     wake: Notify,
-    /// Whether the fetch loop waits for work: only then do the listeners block on Redis.
-    idle: watch::Sender<bool>,
     /// The state every context starts with (handlers swap in the application's), shared so
     /// that starting a job allocates none.
     no_state: std::sync::Arc<()>,

@@ -6,14 +6,14 @@ use std::{
 
 use queue_core::{Error, Queue};
 use tokio::{
-    sync::{mpsc, watch, Notify},
+    sync::{mpsc, Notify},
     task::JoinSet,
     time::{sleep_until, Instant},
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{report::Counters, settle::Ack, wake::wake_client, Runtime, Worker, WorkerReport};
+use super::{report::Counters, settle::Ack, wake::wake_subscriber, Runtime, Worker, WorkerReport};
 
 /// The longest a shutdown takes after the shutdown timeout: the window to hand unfinished jobs
 /// back and to record the last results (the lease, if shorter).
@@ -53,7 +53,6 @@ impl Worker {
             shutdown,
             give_up: CancellationToken::new(),
             wake: Notify::new(),
-            idle: watch::Sender::new(false),
             no_state: Arc::new(()),
         });
         runtime.run(completions).await
@@ -80,11 +79,8 @@ impl Runtime {
         tasks.spawn(self.clone().heartbeat(background.clone()));
         tasks.spawn(self.clone().reaper(background.clone()));
         let listeners = background.child_token();
-        for queue in &self.queues {
-            let key = queue.keys().wake().to_owned();
-            let blocking = wake_client(self.client.redis())?;
-            tasks.spawn(self.clone().listen(blocking, key, listeners.clone()));
-        }
+        let subscriber = wake_subscriber(self.client.redis())?;
+        tasks.spawn(self.clone().listen(subscriber, listeners.clone()));
         let jobs_ended = CancellationToken::new();
         let acker = tokio::spawn(self.clone().record_completions(completions, jobs_ended.clone()));
         info!(queues = ?self.queues.iter().map(Queue::name).collect::<Vec<_>>(), concurrency = self.settings.concurrency, "worker started");

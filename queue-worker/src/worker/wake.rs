@@ -1,102 +1,98 @@
-//! Wake-ups instead of polling: an idle worker blocks on each queue's wake-up list, which every
-//! path making a job ready touches.
+//! Wake-ups instead of polling: every path making a job ready publishes on its queue's wake-up
+//! channel (`wake()` in `lua/prelude.lua`), and a worker listens to all of its queues' channels
+//! on one subscriber connection, however many queues it serves.
 use std::{sync::Arc, time::Duration};
 
 use queue_core::fred::{
-    clients::Client,
-    interfaces::{ClientLike, ListInterface},
-    types::{config::Blocking, Builder},
+    clients::SubscriberClient,
+    interfaces::{ClientLike, EventInterface, PubsubInterface},
+    types::Builder,
 };
-use tokio::time::sleep;
+use tokio::{sync::broadcast::error::RecvError, time::sleep};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::{retry::RetryDelay, Runtime};
 
+/// How often a quiet subscriber connection is checked: a server that froze or vanished sends
+/// nothing, which a subscriber cannot tell from a quiet queue without asking.
+const CHECK_EVERY: Duration = Duration::from_secs(5);
+
 impl Runtime {
-    /// Blocks on a queue's wake-up list (`key`) while the worker is idle, and wakes the fetch
-    /// loop. A marker caught while the worker is busy is put back for another worker.
-    pub(super) async fn listen(self: Arc<Self>, blocking: Client, key: String, stop: CancellationToken) {
-        const BLOCK_SECS: f64 = 5.0;
-        let mut idle = self.idle.subscribe();
+    /// Wakes the fetch loop whenever one of the worker's queues publishes a wake-up, and once
+    /// after every (re)subscription, since wake-ups published meanwhile were missed. A wake-up
+    /// that comes while the worker is busy is kept (one permit) for when it next idles.
+    pub(super) async fn listen(self: Arc<Self>, subscriber: SubscriberClient, stop: CancellationToken) {
+        let channels: Vec<String> = self.queues.iter().map(|queue| queue.keys().wake().to_owned()).collect();
+        let mut messages = subscriber.message_rx();
+        let mut reconnects = subscriber.reconnect_rx();
         let mut retry = RetryDelay::default();
-        let mut connected = false;
+        let (mut connected, mut subscribed) = (false, false);
         loop {
-            if !connected {
+            if !subscribed {
                 let attempt = tokio::select! {
-                    result = blocking.init() => result.map(drop),
-                    _ = stop.cancelled() => return,
+                    result = subscribe(&subscriber, &channels, &mut connected) => result,
+                    _ = stop.cancelled() => break,
                 };
                 match attempt {
-                    Ok(()) => connected = true,
+                    Ok(()) => {
+                        subscribed = true;
+                        retry.reset();
+                        self.wake.notify_one();
+                    }
                     Err(error) => {
-                        debug!(%error, "wake-up connection not ready");
+                        debug!(%error, "wake-up subscription not ready");
                         tokio::select! {
                             _ = sleep(retry.next()) => continue,
-                            _ = stop.cancelled() => return,
+                            _ = stop.cancelled() => break,
                         }
                     }
                 }
             }
             tokio::select! {
-                changed = idle.wait_for(|idle| *idle) => if changed.is_err() { return },
-                _ = stop.cancelled() => break,
-            }
-            // The timeout guards against a connection that died without telling us.
-            let popped = tokio::select! {
-                result = tokio::time::timeout(
-                    Duration::from_secs_f64(BLOCK_SECS + 5.0),
-                    blocking.blpop::<Option<(String, String)>, _>(key.as_str(), BLOCK_SECS),
-                ) => result,
-                _ = stop.cancelled() => break,
-            };
-            match popped {
-                Ok(Ok(Some(_))) => {
-                    retry.reset();
-                    if *idle.borrow() {
-                        self.wake.notify_one();
-                    } else {
-                        let _: Result<i64, _> = blocking.rpush(key.as_str(), "1").await;
+                message = messages.recv() => match message {
+                    Ok(_) | Err(RecvError::Lagged(_)) => self.wake.notify_one(),
+                    Err(RecvError::Closed) => break,
+                },
+                // A new connection has no subscriptions yet.
+                _ = reconnects.recv() => subscribed = false,
+                _ = sleep(CHECK_EVERY) => {
+                    let answered = tokio::time::timeout(CHECK_EVERY, subscriber.ping::<()>(None)).await;
+                    if !matches!(answered, Ok(Ok(()))) {
+                        debug!("wake-up connection did not answer; reconnecting");
+                        let _ = tokio::time::timeout(Duration::from_secs(10), subscriber.force_reconnection()).await;
+                        subscribed = false;
                     }
                 }
-                Ok(Ok(None)) => retry.reset(),
-                Ok(Err(error)) => {
-                    debug!(%error, "wake-up wait failed; retrying");
-                    tokio::select! {
-                        _ = sleep(retry.next()) => {}
-                        _ = stop.cancelled() => break,
-                    }
-                }
-                Err(_) => {
-                    // fred never takes a connection blocked in BLPOP for unresponsive, so one whose
-                    // server froze or vanished would stay in use: make it again, from the topology
-                    // or the sentinels' current master.
-                    debug!("wake-up wait timed out on the client side; reconnecting");
-                    let _ = tokio::time::timeout(Duration::from_secs(10), blocking.force_reconnection()).await;
-                }
+                _ = stop.cancelled() => break,
             }
         }
-        // A BLPOP left blocked on the server would take the next wake-up marker meant for another
-        // worker. In Interrupt mode any command first unblocks it (CLIENT UNBLOCK); QUIT alone
-        // does not, so a PING goes first.
-        let _ = tokio::time::timeout(Duration::from_secs(2), blocking.ping::<()>(None)).await;
-        let _ = tokio::time::timeout(Duration::from_secs(2), blocking.quit()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), subscriber.quit()).await;
     }
 }
 
-/// A connection of its own for blocking calls, so they never hold up the queue's commands.
-pub(super) fn wake_client(main: &Client) -> queue_core::Result<Client> {
-    let mut config = main.client_config();
-    config.blocking = Blocking::Interrupt;
-    let mut builder = Builder::from_config(config);
-    let mut connection = main.connection_config().clone();
-    // No command is sent again on a new connection: a BLPOP replayed after its caller gave up
-    // (a dead server) would take a wake-up marker that nobody reads. `listen` retries instead.
-    connection.max_command_attempts = 1;
-    builder.set_connection_config(connection);
+/// Subscribes to `channels`, connecting first if the client never connected (after that, the
+/// client's reconnect policy makes its connections again).
+async fn subscribe(
+    subscriber: &SubscriberClient,
+    channels: &[String],
+    connected: &mut bool,
+) -> queue_core::fred::prelude::FredResult<()> {
+    if !*connected {
+        subscriber.init().await?;
+        *connected = true;
+    }
+    subscriber.subscribe(channels.to_vec()).await
+}
+
+/// The worker's subscriber connection, from the main client's configuration (servers,
+/// credentials, TLS, reconnect policy), so it follows failovers as the main one does.
+pub(super) fn wake_subscriber(main: &queue_core::fred::clients::Client) -> queue_core::Result<SubscriberClient> {
+    let mut builder = Builder::from_config(main.client_config());
+    builder.set_connection_config(main.connection_config().clone());
     builder.set_performance_config(main.perf_config());
     if let Some(policy) = main.client_reconnect_policy() {
         builder.set_policy(policy);
     }
-    Ok(builder.build()?)
+    Ok(builder.build_subscriber_client()?)
 }

@@ -1,0 +1,50 @@
+-- DELETE: remove one job that is waiting (pending, scheduled, retrying) or finished (dead,
+-- completed), and everything kept about it. A running job (active) is refused: its worker
+-- would still run it, and its attempt has to end first.
+-- ARGV: id
+-- Reply: {OK, state, deleted (1, or 0 when refused because the job is active)} | {NOT_FOUND}
+-- A job in the default-priority list is found by LREM, O(its distance from the nearer end of
+-- that list); every other state is O(log n). A re-sent call gets the first answer.
+local memo = remembered()
+if memo then
+  return memo
+end
+local id = ARGV[1]
+if #ARGV ~= 1 then
+  return bad('expected id')
+end
+if id == PIN_FIELD or redis.call('HEXISTS', K_JOBS, id) == 0 then
+  return {NOT_FOUND}
+end
+if redis.call('HEXISTS', K_TOKENS, id) == 1 then
+  return {OK, 'active', 0}
+end
+local state = nil
+for _, entry in ipairs({
+  {'pending', K_PENDING}, {'scheduled', K_SCHEDULED}, {'retrying', K_RETRYING},
+  {'dead', K_DEAD}, {'completed', K_COMPLETED},
+}) do
+  if redis.call('ZSCORE', entry[2], id) then
+    state = entry
+    break
+  end
+end
+-- Every check is done; the writes follow.
+if state then
+  redis.call('ZREM', state[2], id)
+  state = state[1]
+else
+  -- Not leased and in no sorted set: it waits in the default-priority list (see job.lua), which
+  -- LREM scans. The list is in the order jobs became ready, so the scan starts from the end
+  -- whose job became ready nearer in time to this one.
+  local from = 1
+  local head, tail = redis.call('LINDEX', K_PENDING_DEFAULT, 0), redis.call('LINDEX', K_PENDING_DEFAULT, -1)
+  local at, first, last = run_at(id), head and run_at(head), tail and run_at(tail)
+  if at and first and last and at - first > last - at then
+    from = -1
+  end
+  redis.call('LREM', K_PENDING_DEFAULT, from, id)
+  state = 'pending'
+end
+forget({id})
+return remember({OK, state, 1})
