@@ -92,7 +92,7 @@ impl Running {
 }
 
 /// emails: 2 pending, 1 scheduled, 1 retrying, 1 active, 2 dead, 1 completed;
-/// images: 1 pending, paused.
+/// images: 31 pending (more than a page), paused.
 async fn known_state(admin: &QueueClient) {
     let emails = admin.queue("emails").unwrap();
     let never = Backoff::fixed(Duration::from_secs(3600));
@@ -136,10 +136,8 @@ async fn known_state(admin: &QueueClient) {
         .await
         .unwrap();
     let images = admin.queue("images").unwrap();
-    images
-        .enqueue(NewJob::new("resize", &serde_json::json!({ "w": 640 })))
-        .await
-        .unwrap();
+    let resizes = (0..31).map(|n| NewJob::new("resize", &serde_json::json!({ "w": 640 })).id(format!("img-{n:02}")));
+    images.enqueue_bulk(resizes).await.unwrap();
     images.pause().await.unwrap();
 }
 
@@ -205,7 +203,13 @@ async fn a_queue_page_lists_the_dead_letter_and_a_job_page_shows_its_error_and_p
     let browser = browser().await;
     running.visit(&browser, "/queues/emails").await;
     assert_eq!(text(&browser, "[data-state='dead'] dd").await, "2");
-    assert_eq!(text(&browser, "#dead h2").await, "Dead letter (2)");
+    // The pending jobs first, in the order workers take them; a tab per state.
+    assert_eq!(text(&browser, "#jobs h2").await, "Pending jobs (2)");
+    assert!(text(&browser, "#jobs tbody tr:first-child")
+        .await
+        .contains("welcome-dan"));
+    click(&browser, "a[data-tab='dead']").await;
+    shows(&browser, "#jobs h2", "Dead jobs (2)").await;
     let row = text(&browser, "tr[data-job='receipt-1042']").await;
     assert!(row.contains("bad address: mailbox unavailable"), "{row}");
 
@@ -229,6 +233,20 @@ async fn a_queue_page_lists_the_dead_letter_and_a_job_page_shows_its_error_and_p
     assert_eq!(text(&browser, "#state").await, "retrying");
     assert!(text(&browser, "pre.error").await.contains("connection refused"));
 
+    // Paging: 31 pending images, 25 a page.
+    running.visit(&browser, "/queues/images?state=pending").await;
+    assert_eq!(
+        browser
+            .find_all(fantoccini::Locator::Css("#jobs tbody tr"))
+            .await
+            .unwrap()
+            .len(),
+        25
+    );
+    click(&browser, "#next").await;
+    shows(&browser, "p.pager", "26–31 of 31").await;
+    assert!(text(&browser, "#jobs tbody tr:last-child").await.contains("img-30"));
+
     // An unknown job is a page that says so.
     running.visit(&browser, "/queues/emails/jobs/nope").await;
     assert!(
@@ -244,7 +262,7 @@ async fn a_queue_page_lists_the_dead_letter_and_a_job_page_shows_its_error_and_p
 async fn a_dead_job_is_retried_the_dead_letter_purged_and_a_queue_paused_through_the_page() {
     let running = Running::start(&[]).await;
     let browser = browser().await;
-    running.visit(&browser, "/queues/emails").await;
+    running.visit(&browser, "/queues/emails?state=dead").await;
 
     // One dead job back to pending.
     click(&browser, "tr[data-job='receipt-1042'] button.retry").await;
@@ -291,7 +309,7 @@ async fn a_dead_job_is_retried_the_dead_letter_purged_and_a_queue_paused_through
 async fn retry_all_asks_first_and_moves_every_dead_job() {
     let running = Running::start(&[]).await;
     let browser = browser().await;
-    running.visit(&browser, "/queues/emails").await;
+    running.visit(&browser, "/queues/emails?state=dead").await;
     click(&browser, "#retry-all").await;
     assert!(text(&browser, "p.question")
         .await
@@ -300,6 +318,52 @@ async fn retry_all_asks_first_and_moves_every_dead_job() {
     shows(&browser, "p.notice", "Moved 2 jobs").await;
     let stats = running.stats("emails").await;
     assert_eq!((stats.dead, stats.pending), (0, 4));
+}
+
+#[tokio::test]
+async fn a_job_is_deleted_run_now_and_a_queue_drained_through_the_page() {
+    let running = Running::start(&[]).await;
+    let browser = browser().await;
+    let emails = running.admin.queue("emails").unwrap();
+
+    // Delete asks first, on the job's page.
+    running.visit(&browser, "/queues/emails/jobs/welcome-dan").await;
+    click(&browser, "#job-actions a.delete").await;
+    assert!(text(&browser, "p.question")
+        .await
+        .contains("Delete job welcome-dan (pending) of emails"));
+    click(&browser, "#confirm").await;
+    shows(&browser, "p.notice", "Deleted the job.").await;
+    assert!(matches!(
+        emails.job("welcome-dan").await,
+        Err(queue::Error::JobNotFound { .. })
+    ));
+
+    // A scheduled job runs now.
+    running.visit(&browser, "/queues/emails?state=scheduled").await;
+    click(&browser, "tr[data-job='newsletter'] button.run-now").await;
+    shows(&browser, "p.notice", "pending now").await;
+    assert_eq!(emails.job("newsletter").await.unwrap().state, JobState::Pending);
+
+    // A running job offers no delete.
+    running.visit(&browser, "/queues/emails/jobs/digest-weekly").await;
+    assert_eq!(text(&browser, "#state").await, "active");
+    assert!(browser
+        .find_all(fantoccini::Locator::Css("#job-actions a.delete"))
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Drain: every waiting job of images, after the question.
+    running.visit(&browser, "/queues/images").await;
+    click(&browser, "#drain").await;
+    assert!(text(&browser, "p.question")
+        .await
+        .contains("Remove 31 waiting jobs of images"));
+    click(&browser, "#confirm").await;
+    shows(&browser, "p.notice", "Removed 31 waiting jobs.").await;
+    assert_eq!(running.stats("images").await.pending, 0);
+    running.no_password(&browser).await;
 }
 
 #[tokio::test]
@@ -337,7 +401,7 @@ async fn beyond_loopback_the_dashboard_needs_a_token() {
     // A person opens it once with ?token=: a cookie keeps it, the address bar drops it.
     running.visit(&browser, "/queues/emails?token=t0ken-for-test").await;
     assert_eq!(browser.current_url().await.unwrap().query(), None);
-    assert_eq!(text(&browser, "#dead h2").await, "Dead letter (2)");
+    assert_eq!(text(&browser, "[data-state='dead'] dd").await, "2");
     running.visit(&browser, "/").await;
     assert!(text(&browser, "tr[data-queue='images']").await.contains("images"));
 }
@@ -381,6 +445,14 @@ async fn the_api_answers_in_the_shapes_of_the_cli_json() {
     assert_eq!(keys(&api), keys(&stats));
     assert_eq!(keys(&api["queues"][0]), keys(&stats["queues"][0]));
     assert_eq!(api["queues"][0]["dead"], 2);
+    assert_eq!(
+        get("/api/queues/emails/jobs?state=dead").await,
+        cli(&["jobs", "emails", "--state", "dead", "--json"])
+    );
+    assert!(get("/api/queues/emails/jobs").await["error"]
+        .as_str()
+        .unwrap()
+        .contains("?state="));
     assert_eq!(get("/api/queues/emails").await["name"], "emails");
     assert_eq!(get("/api/queues/nope").await["error"], "unknown queue \"nope\"");
 }
@@ -421,7 +493,7 @@ async fn screenshots() {
     std::fs::create_dir_all(&docs).unwrap();
     for (path, name) in [
         ("/", "overview"),
-        ("/queues/emails", "queue"),
+        ("/queues/emails?state=dead", "queue"),
         ("/queues/emails/jobs/reset-cara", "job"),
     ] {
         running.visit(&browser, path).await;

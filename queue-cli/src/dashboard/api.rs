@@ -65,6 +65,38 @@ pub(crate) async fn dead(
     Ok(Json(admin::dead_page_json(&page)).into_response())
 }
 
+/// The query of a job list.
+#[derive(Debug, Deserialize)]
+pub(crate) struct JobsQuery {
+    state: Option<queue_core::JobState>,
+    #[serde(default)]
+    offset: u64,
+    #[serde(default = "default_jobs_limit")]
+    limit: u64,
+}
+
+fn default_jobs_limit() -> u64 {
+    50
+}
+
+/// `GET /api/queues/{queue}/jobs?state=&offset=&limit=`: what `queue-cli jobs --json` prints.
+pub(crate) async fn jobs(
+    State(dashboard): State<Shared>,
+    Path(queue): Path<String>,
+    Query(query): Query<JobsQuery>,
+) -> ApiResult {
+    let Some(state) = query.state else {
+        let message = "say which jobs: ?state=pending|scheduled|retrying|active|dead|completed";
+        return Err(Failure::new(axum::http::StatusCode::BAD_REQUEST, message).into());
+    };
+    let page = dashboard
+        .client
+        .queue(&queue)?
+        .jobs(state, query.offset, query.limit)
+        .await?;
+    Ok(Json(page).into_response())
+}
+
 /// `GET /api/queues/{queue}/jobs/{id}`: what `queue-cli job --json` prints.
 pub(crate) async fn job(State(dashboard): State<Shared>, Path((queue, id)): Path<(String, String)>) -> ApiResult {
     let job = dashboard.client.queue(&queue)?.job(&id).await?;

@@ -99,9 +99,13 @@ fn router(dashboard: Shared) -> Router {
         .route("/queues/{queue}/dead/retry", post(pages::dead_retry))
         .route("/queues/{queue}/dead/retry-all", post(pages::dead_retry_all))
         .route("/queues/{queue}/dead/purge", post(pages::dead_purge))
+        .route("/queues/{queue}/jobs/delete", post(pages::delete_job))
+        .route("/queues/{queue}/jobs/run-now", post(pages::run_now))
+        .route("/queues/{queue}/drain", post(pages::drain))
         .route("/api/queues", get(api::queues))
         .route("/api/queues/{queue}", get(api::queue))
         .route("/api/queues/{queue}/dead", get(api::dead))
+        .route("/api/queues/{queue}/jobs", get(api::jobs))
         .route("/api/queues/{queue}/jobs/{id}", get(api::job))
         .route("/api/history", get(api::history))
         .route("/assets/style.css", get(pages::style))
@@ -136,6 +140,8 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
                 StatusCode::NOT_FOUND
             }
             Some(Error::InvalidQueueName { .. } | Error::InvalidJobId { .. }) => StatusCode::BAD_REQUEST,
+            // A running job cannot be deleted, a pending one cannot be run ahead of its time.
+            Some(Error::JobActive { .. } | Error::NotRetryable { .. }) => StatusCode::CONFLICT,
             // Redis is the server behind this one: its failures are a bad gateway.
             _ => StatusCode::BAD_GATEWAY,
         };

@@ -231,13 +231,16 @@ fn chart(rates: &[Rate], dashboard: &Dashboard) -> Markup {
 /// The query of a queue page.
 #[derive(Debug, Deserialize)]
 pub(crate) struct QueueView {
+    /// The state whose jobs are listed (pending when absent).
+    state: Option<JobState>,
     #[serde(default)]
     offset: u64,
     done: Option<String>,
     n: Option<u64>,
 }
 
-/// `GET /queues/{queue}`: counts, pause and resume, lookup by id, the dead letter.
+/// `GET /queues/{queue}?state=&offset=`: counts, pause and resume, lookup by id, and the jobs
+/// of one state a page at a time, with the actions that state allows.
 pub(crate) async fn queue(
     State(dashboard): State<Shared>,
     Path(queue): Path<String>,
@@ -245,7 +248,8 @@ pub(crate) async fn queue(
 ) -> PageResult {
     let client = &dashboard.client;
     let row = stats::QueueRow::from(client.queue(&queue)?.stats().await?);
-    let dead = client.queue(&queue)?.dead_list(view.offset, PAGE).await?;
+    let state = view.state.unwrap_or(JobState::Pending);
+    let list = client.queue(&queue)?.jobs(state, view.offset, PAGE).await?;
     let base = queue_path(&queue);
     let csrf = dashboard.access.csrf();
     let notice = view
@@ -286,48 +290,108 @@ pub(crate) async fn queue(
             input #lookup-id name="id" required placeholder="a job id";
             button type="submit" { "Open" }
         }
-        section #dead data-live {
-            h2 { "Dead letter (" (dead.total) ")" }
-            @if dead.jobs.is_empty() {
-                p { "The dead letter is empty." }
+        section #jobs data-live {
+            nav.tabs {
+                @for (tab, count) in STATES.iter().zip(state_counts(&row.counts)) {
+                    a.tab.current[*tab == state] data-tab=(tab.as_str())
+                        href=(format!("{base}?state={}", tab.as_str())) {
+                        (title_case(tab.as_str())) " " span.count { (count) }
+                    }
+                }
+            }
+            h2 { (title_case(state.as_str())) " jobs (" (list.total) ")" }
+            @if list.jobs.is_empty() {
+                p { "No " (state.as_str()) " jobs." }
             } @else {
                 p.actions {
-                    a.button #retry-all href=(format!("{base}/confirm/retry-all")) { "Retry all…" } " "
-                    a.button.danger #purge href=(format!("{base}/confirm/purge")) { "Purge…" }
+                    @match state {
+                        JobState::Dead => {
+                            a.button #retry-all href=(format!("{base}/confirm/retry-all")) { "Retry all…" } " "
+                            a.button.danger #purge href=(format!("{base}/confirm/purge")) { "Purge…" }
+                        }
+                        JobState::Pending | JobState::Scheduled | JobState::Retrying => {
+                            a.button.danger #drain href=(format!("{base}/confirm/drain")) { "Drain…" }
+                        }
+                        JobState::Active | JobState::Completed => {}
+                    }
                 }
                 table {
-                    thead { tr { th { "Id" } th.num { "Attempts" } th { "Failed at" } th { "Error" } th {} } }
+                    thead { tr {
+                        th { "Id" } th { "Kind" } th.num { "Attempts" } th { (time_label(state)) } th { "Error" } th {}
+                    } }
                     tbody {
-                        @for job in &dead.jobs {
+                        @for job in &list.jobs {
                             tr data-job=(job.id) {
                                 td { a href=(job_path(&queue, &job.id)) { (job.id) } }
-                                td.num { (job.attempts) }
-                                td { (output::timestamp(job.failed_at_ms)) }
-                                td.error { (job.error) }
-                                td {
-                                    form method="post" action=(format!("{base}/dead/retry")) {
-                                        input type="hidden" name="csrf" value=(csrf);
-                                        input type="hidden" name="id" value=(job.id);
-                                        button.retry type="submit" { "Retry" }
-                                    }
-                                }
+                                td { (job.kind) }
+                                td.num { (job.attempts) " of " (job.max_attempts) }
+                                td { (summary_time(job)) }
+                                td.error { (job.error.as_deref().unwrap_or("")) }
+                                td.row-actions { (job_actions(&queue, &job.id, job.state, csrf)) }
                             }
                         }
                     }
                 }
                 p.pager {
+                    @let here = format!("{base}?state={}", state.as_str());
                     @if view.offset > 0 {
-                        a href=(format!("{base}?offset={}", view.offset.saturating_sub(PAGE))) { "← newer" } " "
+                        a href=(format!("{here}&offset={}", view.offset.saturating_sub(PAGE))) { "← previous" } " "
                     }
-                    (view.offset + 1) "–" (view.offset + dead.jobs.len() as u64) " of " (dead.total)
-                    @if view.offset + (dead.jobs.len() as u64) < dead.total {
-                        " " a href=(format!("{base}?offset={}", view.offset + PAGE)) { "older →" }
+                    (view.offset + 1) "–" (view.offset + list.jobs.len() as u64) " of " (list.total)
+                    @if view.offset + (list.jobs.len() as u64) < list.total {
+                        " " a #next href=(format!("{here}&offset={}", view.offset + PAGE)) { "next →" }
                     }
                 }
             }
         }
     };
     page(layout(&dashboard, &queue, true, body))
+}
+
+/// The heading of a list's time column: each state's own time.
+fn time_label(state: JobState) -> &'static str {
+    match state {
+        JobState::Pending => "Ready since",
+        JobState::Scheduled | JobState::Retrying => "Runs at",
+        JobState::Active => "Lease until",
+        JobState::Dead => "Died at",
+        JobState::Completed => "Completed at",
+    }
+}
+
+fn summary_time(job: &queue_core::JobSummary) -> String {
+    let ms = match job.state {
+        JobState::Active => job.lease_expires_at_ms,
+        JobState::Dead | JobState::Completed => job.finished_at_ms,
+        _ => job.run_at_ms,
+    };
+    ms.map_or_else(|| "-".into(), output::timestamp)
+}
+
+/// The buttons a job in `state` offers: retry a dead one, run a waiting one now, delete any but
+/// a running one (after a confirmation).
+fn job_actions(queue: &str, id: &str, state: JobState, csrf: &str) -> Markup {
+    let base = queue_path(queue);
+    let post = |target: &str, class: &str, label: &str| {
+        html! {
+            form method="post" action=(format!("{base}/{target}")) {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="id" value=(id);
+                button class=(class) type="submit" { (label) }
+            }
+            " "
+        }
+    };
+    html! {
+        @match state {
+            JobState::Dead => (post("dead/retry", "retry", "Retry")),
+            JobState::Scheduled | JobState::Retrying => (post("jobs/run-now", "run-now", "Run now")),
+            _ => {}
+        }
+        @if state != JobState::Active {
+            a.button.danger.delete href=(format!("{base}/confirm/delete?id={}", utf8_percent_encode(id, SEGMENT))) { "Delete…" }
+        }
+    }
 }
 
 /// The line a queue page shows after an action.
@@ -337,6 +401,9 @@ fn notice(done: &str, n: u64, queue: &str) -> Option<String> {
         "resumed" => format!("Resumed {queue}."),
         "retried" => format!("Moved {} from the dead letter back to pending.", jobs(n, "job")),
         "purged" => format!("Purged {}.", jobs(n, "dead job")),
+        "deleted" => "Deleted the job.".to_owned(),
+        "ran" => "The job is pending now: it runs when a worker is free.".to_owned(),
+        "drained" => format!("Removed {}.", jobs(n, "waiting job")),
         _ => return None,
     })
 }
@@ -390,13 +457,7 @@ pub(crate) async fn job(State(dashboard): State<Shared>, Path((queue, id)): Path
             dt { "Last error" } dd { @match &job.last_error { Some(e) => pre.error { (e) }, None => "-" } }
             dt { "Payload" } dd { pre.payload { (payload) } }
         }
-        @if job.state == JobState::Dead {
-            form method="post" action=(format!("{base}/dead/retry")) {
-                input type="hidden" name="csrf" value=(dashboard.access.csrf());
-                input type="hidden" name="id" value=(job.envelope.id);
-                button #retry type="submit" { "Retry" }
-            }
-        }
+        p.actions #job-actions { (job_actions(&queue, &job.envelope.id, job.state, dashboard.access.csrf())) }
     };
     page(layout(&dashboard, &format!("Job {id}"), false, body))
 }
@@ -405,13 +466,19 @@ pub(crate) async fn job(State(dashboard): State<Shared>, Path((queue, id)): Path
 pub(crate) async fn confirm(
     State(dashboard): State<Shared>,
     Path((queue, action)): Path<(String, String)>,
+    Query(which): Query<Which>,
 ) -> PageResult {
-    let dead = dashboard.client.queue(&queue)?.stats().await?.dead;
-    let (question, button, target) = match action.as_str() {
+    let handle = dashboard.client.queue(&queue)?;
+    let stats = handle.stats().await?;
+    let dead = stats.dead;
+    let waiting = stats.pending + stats.scheduled + stats.retrying;
+    let mut id = None;
+    let (question, button, target, back) = match action.as_str() {
         "purge" => (
             format!("Delete {} of {queue} for good?", jobs(dead, "dead job")),
             format!("Purge {}", jobs(dead, "dead job")),
             "dead/purge",
+            Some(JobState::Dead),
         ),
         "retry-all" => (
             format!(
@@ -420,20 +487,55 @@ pub(crate) async fn confirm(
             ),
             format!("Retry {}", jobs(dead, "dead job")),
             "dead/retry-all",
+            Some(JobState::Dead),
         ),
+        "drain" => (
+            format!(
+                "Remove {} of {queue} ({} pending, {} scheduled, {} retrying) for good? Running and \
+                 finished jobs stay.",
+                jobs(waiting, "waiting job"),
+                stats.pending,
+                stats.scheduled,
+                stats.retrying
+            ),
+            format!("Drain {}", jobs(waiting, "waiting job")),
+            "drain",
+            None,
+        ),
+        "delete" => {
+            let job = handle.job(which.id.as_deref().unwrap_or_default()).await?;
+            let question = format!(
+                "Delete job {} ({}) of {queue}, with everything kept about it, for good?",
+                job.envelope.id,
+                job.state.as_str()
+            );
+            id = Some(job.envelope.id);
+            (question, "Delete the job".to_owned(), "jobs/delete", Some(job.state))
+        }
         _ => return Err(Failure::new(StatusCode::NOT_FOUND, format!("no action {action:?}"))),
     };
     let base = queue_path(&queue);
+    let cancel = match back {
+        Some(state) => format!("{base}?state={}", state.as_str()),
+        None => base.clone(),
+    };
     let body = html! {
         h1 { "Confirm" }
         p.question { (question) }
         form method="post" action=(format!("{base}/{target}")) {
             input type="hidden" name="csrf" value=(dashboard.access.csrf());
+            @if let Some(id) = &id { input type="hidden" name="id" value=(id); }
             button.danger #confirm type="submit" { (button) } " "
-            a.button #cancel href=(base) { "Cancel" }
+            a.button #cancel href=(cancel) { "Cancel" }
         }
     };
     page(layout(&dashboard, "Confirm", false, body))
+}
+
+/// The job a confirmation is about, when it is about one.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Which {
+    id: Option<String>,
 }
 
 /// A form that only proves it came from a page of this dashboard.
@@ -459,9 +561,11 @@ fn checked(dashboard: &Dashboard, csrf: &str) -> Result<(), Failure> {
     }
 }
 
-fn done(queue: &str, what: &str, n: Option<u64>) -> Redirect {
+/// Back to the queue's page (listing `state`), saying what was done.
+fn done(queue: &str, what: &str, n: Option<u64>, state: Option<JobState>) -> Redirect {
     let n = n.map(|n| format!("&n={n}")).unwrap_or_default();
-    Redirect::to(&format!("{}?done={what}{n}", queue_path(queue)))
+    let state = state.map(|s| format!("&state={}", s.as_str())).unwrap_or_default();
+    Redirect::to(&format!("{}?done={what}{n}{state}", queue_path(queue)))
 }
 
 /// `POST /queues/{queue}/pause`.
@@ -472,7 +576,7 @@ pub(crate) async fn pause(
 ) -> Result<Redirect, Failure> {
     checked(&dashboard, &form.csrf)?;
     dashboard.client.queue(&queue)?.pause().await?;
-    Ok(done(&queue, "paused", None))
+    Ok(done(&queue, "paused", None, None))
 }
 
 /// `POST /queues/{queue}/resume`.
@@ -483,7 +587,7 @@ pub(crate) async fn resume(
 ) -> Result<Redirect, Failure> {
     checked(&dashboard, &form.csrf)?;
     dashboard.client.queue(&queue)?.resume().await?;
-    Ok(done(&queue, "resumed", None))
+    Ok(done(&queue, "resumed", None, None))
 }
 
 /// `POST /queues/{queue}/dead/retry`: one dead job back to pending.
@@ -494,7 +598,7 @@ pub(crate) async fn dead_retry(
 ) -> Result<Redirect, Failure> {
     checked(&dashboard, &form.csrf)?;
     let moved = dashboard.client.queue(&queue)?.dead_replay(&[&form.id]).await?;
-    Ok(done(&queue, "retried", Some(moved)))
+    Ok(done(&queue, "retried", Some(moved), Some(JobState::Dead)))
 }
 
 /// `POST /queues/{queue}/dead/retry-all`.
@@ -505,7 +609,7 @@ pub(crate) async fn dead_retry_all(
 ) -> Result<Redirect, Failure> {
     checked(&dashboard, &form.csrf)?;
     let moved = dashboard.client.queue(&queue)?.dead_replay_all().await?;
-    Ok(done(&queue, "retried", Some(moved)))
+    Ok(done(&queue, "retried", Some(moved), Some(JobState::Dead)))
 }
 
 /// `POST /queues/{queue}/dead/purge`.
@@ -516,7 +620,40 @@ pub(crate) async fn dead_purge(
 ) -> Result<Redirect, Failure> {
     checked(&dashboard, &form.csrf)?;
     let purged = dashboard.client.queue(&queue)?.dead_purge().await?;
-    Ok(done(&queue, "purged", Some(purged)))
+    Ok(done(&queue, "purged", Some(purged), Some(JobState::Dead)))
+}
+
+/// `POST /queues/{queue}/jobs/delete`: one waiting or finished job, for good.
+pub(crate) async fn delete_job(
+    State(dashboard): State<Shared>,
+    Path(queue): Path<String>,
+    Form(form): Form<JobAction>,
+) -> Result<Redirect, Failure> {
+    checked(&dashboard, &form.csrf)?;
+    let from = dashboard.client.queue(&queue)?.delete_job(&form.id).await?;
+    Ok(done(&queue, "deleted", None, Some(from)))
+}
+
+/// `POST /queues/{queue}/jobs/run-now`: a scheduled or retrying job becomes pending.
+pub(crate) async fn run_now(
+    State(dashboard): State<Shared>,
+    Path(queue): Path<String>,
+    Form(form): Form<JobAction>,
+) -> Result<Redirect, Failure> {
+    checked(&dashboard, &form.csrf)?;
+    let from = dashboard.client.queue(&queue)?.retry_job(&form.id).await?;
+    Ok(done(&queue, "ran", None, Some(from)))
+}
+
+/// `POST /queues/{queue}/drain`: every waiting job, for good.
+pub(crate) async fn drain(
+    State(dashboard): State<Shared>,
+    Path(queue): Path<String>,
+    Form(form): Form<Action>,
+) -> Result<Redirect, Failure> {
+    checked(&dashboard, &form.csrf)?;
+    let removed = dashboard.client.queue(&queue)?.drain().await?;
+    Ok(done(&queue, "drained", Some(removed), None))
 }
 
 /// `GET /assets/style.css`.
