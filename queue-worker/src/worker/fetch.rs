@@ -21,7 +21,6 @@ const FETCHES_IN_FLIGHT: usize = 2;
 struct Round {
     leased: Vec<(QueueIndex, Leased)>,
     permits: Vec<OwnedSemaphorePermit>,
-    next_due: Option<Instant>,
     /// The queue whose fetch failed, and why (the round stops there).
     failed: Option<(QueueIndex, Error)>,
 }
@@ -41,7 +40,7 @@ impl Runtime {
             tokio::select! {
                 biased;
                 Some(round) = rounds.next() => {
-                    let Round { leased, mut permits, next_due, failed } = round;
+                    let Round { leased, mut permits, failed } = round;
                     let leased_any = !leased.is_empty();
                     for (queue, job) in leased {
                         let permit = permits.pop().expect("never more jobs than permits");
@@ -64,10 +63,12 @@ impl Runtime {
                     }
                     // Nothing to do: sleep until woken, due work, or the periodic recheck.
                     let recheck = Instant::now() + self.settings.idle_recheck;
-                    let until = next_due.map_or(recheck, |due| due.min(recheck));
+                    let until = self.ready.next_due().map_or(recheck, |due| due.min(recheck));
                     tokio::select! {
                         _ = self.wake.notified() => {}
-                        _ = sleep_until(until) => {}
+                        _ = sleep_until(until) => if Instant::now() >= recheck {
+                            self.ready.mark_all();
+                        },
                         _ = self.shutdown.cancelled() => {}
                     }
                 }
@@ -84,25 +85,34 @@ impl Runtime {
         let mut round = Round {
             leased: Vec::new(),
             permits,
-            next_due: None,
             failed: None,
         };
+        self.ready.mark_due(Instant::now());
         for queue in self.settings.queue_order() {
             let wanted = round.permits.len() - round.leased.len();
             if wanted == 0 {
                 break;
             }
+            if !self.ready.take(queue) {
+                continue;
+            }
             match self.pop(&self.queues[queue], wanted).await {
                 Ok(popped) => {
-                    if let (Some(due), false) = (popped.next_due_ms, popped.paused) {
-                        // Timed here, not by Redis: blocking timeouts there have a 100 ms resolution.
-                        let at = Instant::now() + Duration::from_millis((due - popped.now_ms).max(0) as u64 + 1);
-                        round.next_due = Some(round.next_due.map_or(at, |d| d.min(at)));
+                    // A full batch may have left more behind; a paused queue waits for its resume,
+                    // which wakes the workers.
+                    if popped.jobs.len() == wanted {
+                        self.ready.mark(queue);
                     }
+                    let due = popped
+                        .next_due_ms
+                        .filter(|_| !popped.paused)
+                        .map(|due| Instant::now() + Duration::from_millis((due - popped.now_ms).max(0) as u64 + 1));
+                    self.ready.set_due(queue, due);
                     let jobs = popped.jobs.into_iter().map(|job| (queue, job));
                     round.leased.extend(jobs);
                 }
                 Err(error) => {
+                    self.ready.mark(queue);
                     round.failed = Some((queue, error));
                     break;
                 }

@@ -15,6 +15,7 @@ mod fetch;
 mod heartbeat;
 mod in_flight;
 mod job;
+mod ready;
 mod reaper;
 mod report;
 mod retry;
@@ -28,6 +29,7 @@ pub(crate) use retry::RetryDelay;
 
 use builder::{Handlers, Settings};
 use in_flight::InFlightJobs;
+use ready::ReadyQueues;
 use report::Counters;
 use settle::Ack;
 
@@ -65,6 +67,8 @@ struct Runtime {
     give_up: CancellationToken,
     /// Wakes the idle fetch loop.
     wake: Notify,
+    /// Which queues may have work (see `ready.rs`).
+    ready: ReadyQueues,
     /// The state every context starts with (handlers swap in the application's), shared so
     /// that starting a job allocates none.
     no_state: std::sync::Arc<()>,

@@ -13,7 +13,7 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{report::Counters, settle::Ack, wake::wake_subscriber, Runtime, Worker, WorkerReport};
+use super::{ready::ReadyQueues, report::Counters, settle::Ack, wake::wake_subscriber, Runtime, Worker, WorkerReport};
 
 /// The longest a shutdown takes after the shutdown timeout: the window to hand unfinished jobs
 /// back and to record the last results (the lease, if shorter).
@@ -41,6 +41,7 @@ impl Worker {
     /// Redis errors never end it: they are logged and retried with backoff.
     pub async fn run(self, shutdown: CancellationToken) -> queue_core::Result<WorkerReport> {
         let queues = self.queue_handles()?;
+        let queues_len = queues.len();
         let (acks, completions) = mpsc::unbounded_channel();
         let runtime = Arc::new(Runtime {
             client: self.client,
@@ -53,6 +54,7 @@ impl Worker {
             shutdown,
             give_up: CancellationToken::new(),
             wake: Notify::new(),
+            ready: ReadyQueues::new(queues_len),
             no_state: Arc::new(()),
         });
         runtime.run(completions).await

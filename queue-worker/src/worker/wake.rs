@@ -1,18 +1,19 @@
 //! Wake-ups instead of polling: every path making a job ready publishes on its queue's wake-up
 //! channel (`wake()` in `lua/prelude.lua`), and a worker listens to all of its queues' channels
 //! on one subscriber connection, however many queues it serves.
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use queue_core::fred::{
     clients::SubscriberClient,
     interfaces::{ClientLike, EventInterface, PubsubInterface},
-    types::Builder,
+    types::{config::Options, Builder, ClusterHash},
+    util::redis_keyslot,
 };
 use tokio::{sync::broadcast::error::RecvError, time::sleep};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use super::{retry::RetryDelay, Runtime};
+use super::{in_flight::QueueIndex, retry::RetryDelay, Runtime};
 
 /// How often a quiet subscriber connection is checked: a server that froze or vanished sends
 /// nothing, which a subscriber cannot tell from a quiet queue without asking.
@@ -24,9 +25,20 @@ impl Runtime {
     /// that comes while the worker is busy is kept (one permit) for when it next idles.
     pub(super) async fn listen(self: Arc<Self>, subscriber: SubscriberClient, stop: CancellationToken) {
         let channels: Vec<String> = self.queues.iter().map(|queue| queue.keys().wake().to_owned()).collect();
+        let by_channel: HashMap<&str, QueueIndex> = channels
+            .iter()
+            .enumerate()
+            .map(|(queue, channel)| (channel.as_str(), queue))
+            .collect();
         let mut messages = subscriber.message_rx();
         let mut reconnects = subscriber.reconnect_rx();
         let mut retry = RetryDelay::default();
+        // In a cluster the subscription lives on the node serving the slot of the client's id
+        // (how the Redis client routes SUBSCRIBE): the check must ask that node.
+        let check = subscriber.with_options(&Options {
+            cluster_hash: Some(ClusterHash::Custom(redis_keyslot(subscriber.id().as_bytes()))),
+            ..Options::default()
+        });
         let (mut connected, mut subscribed) = (false, false);
         loop {
             if !subscribed {
@@ -38,6 +50,7 @@ impl Runtime {
                     Ok(()) => {
                         subscribed = true;
                         retry.reset();
+                        self.ready.mark_all();
                         self.wake.notify_one();
                     }
                     Err(error) => {
@@ -50,14 +63,21 @@ impl Runtime {
                 }
             }
             tokio::select! {
-                message = messages.recv() => match message {
-                    Ok(_) | Err(RecvError::Lagged(_)) => self.wake.notify_one(),
-                    Err(RecvError::Closed) => break,
-                },
+                message = messages.recv() => {
+                    match message {
+                        Ok(message) => match by_channel.get(&*message.channel) {
+                            Some(&queue) => self.ready.mark(queue),
+                            None => continue,
+                        },
+                        Err(RecvError::Lagged(_)) => self.ready.mark_all(),
+                        Err(RecvError::Closed) => break,
+                    }
+                    self.wake.notify_one();
+                }
                 // A new connection has no subscriptions yet.
                 _ = reconnects.recv() => subscribed = false,
                 _ = sleep(CHECK_EVERY) => {
-                    let answered = tokio::time::timeout(CHECK_EVERY, subscriber.ping::<()>(None)).await;
+                    let answered = tokio::time::timeout(CHECK_EVERY, check.ping::<()>(None)).await;
                     if !matches!(answered, Ok(Ok(()))) {
                         debug!("wake-up connection did not answer; reconnecting");
                         let _ = tokio::time::timeout(Duration::from_secs(10), subscriber.force_reconnection()).await;
