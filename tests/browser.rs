@@ -3,7 +3,8 @@
 //!
 //! Starting Chromium costs about a second, so the tests share one: [`browser`] hands it to one
 //! test at a time. It lives on a runtime of its own (a test's runtime ends with its test), and
-//! chromedriver runs in its own process group, which is killed when the test binary exits.
+//! chromedriver runs in its own process group, which is killed (and the profile removed) when
+//! the test binary exits.
 use std::{
     io::{BufRead, BufReader},
     process::{Command, Stdio},
@@ -40,6 +41,8 @@ struct Browser {
 
 static BROWSER: OnceLock<Browser> = OnceLock::new();
 static DRIVER_GROUP: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+/// The browser's profile directory, removed at exit (a static is never dropped).
+static PROFILE: OnceLock<std::path::PathBuf> = OnceLock::new();
 
 /// The shared browser, for this test alone until the guard drops. Cookies are cleared first.
 pub async fn browser() -> MutexGuard<'static, Client> {
@@ -58,6 +61,7 @@ fn start() -> Browser {
         .build()
         .expect("the browser's runtime");
     let profile = tempfile::tempdir().expect("a profile directory");
+    let _ = PROFILE.set(profile.path().to_owned());
     let (driver, port) = start_chromedriver();
     let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|s| s.to_string()).collect();
     args.push(format!("--user-data-dir={}", profile.path().display()));
@@ -130,6 +134,9 @@ extern "C" fn kill_chromedriver() {
         unsafe {
             libc::kill(-group, libc::SIGKILL);
         }
+    }
+    if let Some(profile) = PROFILE.get() {
+        let _ = std::fs::remove_dir_all(profile);
     }
 }
 
