@@ -115,7 +115,7 @@ impl Worker {
                     shutdown_timeout: Duration::from_secs(10),
                     reap_interval: Duration::from_secs(5),
                     job_timeout: None,
-                    idle_recheck: Duration::from_secs(5),
+                    idle_recheck: Duration::from_secs(30),
                 },
                 handlers: Handlers {
                     by_kind: HashMap::new(),
@@ -191,8 +191,10 @@ impl<S: Send + Sync + 'static> WorkerBuilder<S> {
         self
     }
 
-    /// How often an idle worker looks again without being woken (default 5 s): a safety net
-    /// for wake-ups lost with a dropped connection, not the way work is found.
+    /// How often an idle worker asks every queue again without being woken (default 30 s): a
+    /// safety net, not the way work is found. Wake-ups come on a connection checked every 5 s,
+    /// and the worker asks every queue again after each reconnect, which may have missed some.
+    /// Each recheck costs one fetch per queue.
     pub fn idle_recheck(mut self, interval: Duration) -> Self {
         self.worker.settings.idle_recheck = interval.max(Duration::from_millis(10));
         self
