@@ -1,4 +1,5 @@
 //! Integration tests against real redis-server processes, one module per queue command.
+mod browser;
 mod support;
 
 mod bad_input;
@@ -7,6 +8,7 @@ mod chaos;
 mod cluster;
 mod complete;
 mod cron;
+mod dashboard;
 mod dead;
 mod delete;
 mod drain;

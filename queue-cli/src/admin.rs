@@ -35,30 +35,39 @@ pub(crate) enum DeadCommand {
     },
 }
 
+/// One job as `queue-cli job --json` prints it (and the dashboard's API serves it).
+pub(crate) fn job_json(job: &queue_core::Job) -> serde_json::Value {
+    json!({
+        "id": job.envelope.id,
+        "queue": job.envelope.queue,
+        "kind": job.envelope.kind,
+        "state": job.state,
+        "attempts": job.attempts,
+        "max_attempts": job.envelope.max_attempts,
+        "priority": job.envelope.priority,
+        "backoff": job.envelope.backoff,
+        "created_at_ms": job.created_at_ms,
+        "run_at_ms": job.run_at_ms,
+        "last_error": job.last_error,
+        "payload": payload_json(job),
+        "progress": job.progress,
+        "result": job.result,
+    })
+}
+
+/// The payload as JSON, or a string saying why it is not representable.
+pub(crate) fn payload_json(job: &queue_core::Job) -> serde_json::Value {
+    job.envelope
+        .payload_json()
+        .unwrap_or_else(|e| json!(format!("<not representable as JSON: {e}>")))
+}
+
 pub(crate) async fn job(client: &QueueClient, queue: &str, id: &str, as_json: bool) -> anyhow::Result<()> {
     let job = client.queue(queue)?.job(id).await?;
-    let payload = job
-        .envelope
-        .payload_json()
-        .unwrap_or_else(|e| json!(format!("<not representable as JSON: {e}>")));
     if as_json {
-        return output::json(&json!({
-            "id": job.envelope.id,
-            "queue": job.envelope.queue,
-            "kind": job.envelope.kind,
-            "state": job.state,
-            "attempts": job.attempts,
-            "max_attempts": job.envelope.max_attempts,
-            "priority": job.envelope.priority,
-            "backoff": job.envelope.backoff,
-            "created_at_ms": job.created_at_ms,
-            "run_at_ms": job.run_at_ms,
-            "last_error": job.last_error,
-            "payload": payload,
-            "progress": job.progress,
-            "result": job.result,
-        }));
+        return output::json(&job_json(&job));
     }
+    let payload = payload_json(&job);
     let lines = [
         ("id", job.envelope.id.clone()),
         ("queue", job.envelope.queue.clone()),
@@ -97,7 +106,7 @@ pub(crate) async fn dead(client: &QueueClient, command: DeadCommand) -> anyhow::
         DeadCommand::List { queue, limit, json } => {
             let page = client.queue(&queue)?.dead_list(0, limit).await?;
             if json {
-                return output::json(&json!({ "total": page.total, "jobs": page.jobs }));
+                return output::json(&dead_page_json(&page));
             }
             if page.jobs.is_empty() {
                 return output::line(format_args!("the dead letter of {queue} is empty"));
@@ -129,6 +138,11 @@ pub(crate) async fn dead(client: &QueueClient, command: DeadCommand) -> anyhow::
             output::line(format_args!("purged {purged} dead jobs from {queue}"))
         }
     }
+}
+
+/// A dead-letter page as `queue-cli dead list --json` prints it.
+pub(crate) fn dead_page_json(page: &queue_core::DeadPage) -> serde_json::Value {
+    json!({ "total": page.total, "jobs": page.jobs })
 }
 
 pub(crate) async fn scripts(client: &QueueClient) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@
 mod admin;
 mod bench;
 mod cron;
+mod dashboard;
 mod enqueue;
 mod events;
 mod jobs;
@@ -177,6 +178,9 @@ enum Command {
         #[arg(long, default_value = "queue")]
         user: String,
     },
+    /// Serve the queues in a browser: counts, rates, jobs, the dead letter, pause and resume
+    /// (and a JSON API under `/api/`).
+    Dashboard(dashboard::DashboardArgs),
     /// Measure enqueue and processing throughput, pickup latency, memory and idle cost
     /// against this Redis's own ceiling (uses a temporary queue, removed afterwards).
     Bench(bench::BenchArgs),
@@ -242,6 +246,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Scripts => admin::scripts(&connect(&cli.connect).await?).await,
         Command::Bench(args) => bench::run(&cli.connect, args).await,
         Command::Metrics(args) => metrics::run(&cli.connect, args).await,
+        Command::Dashboard(args) => dashboard::run(&cli.connect, args).await,
         Command::Acl { user } => output::line(format_args!(
             "ACL SETUSER {user} on >PASSWORD {}",
             queue_core::acl_rules(&cli.connect.prefix)

@@ -23,45 +23,45 @@ pub(crate) struct StatsArgs {
 }
 
 #[derive(Debug, Serialize)]
-struct Report {
-    queues: Vec<QueueRow>,
-    totals: Totals,
-    redis: RedisInfo,
+pub(crate) struct Report {
+    pub(crate) queues: Vec<QueueRow>,
+    pub(crate) totals: Totals,
+    pub(crate) redis: RedisInfo,
 }
 
 #[derive(Debug, Serialize)]
-struct QueueRow {
-    name: String,
+pub(crate) struct QueueRow {
+    pub(crate) name: String,
     #[serde(flatten)]
-    counts: Counts,
-    paused: bool,
-    latency_ms: u64,
-    limits: queue_core::Limits,
+    pub(crate) counts: Counts,
+    pub(crate) paused: bool,
+    pub(crate) latency_ms: u64,
+    pub(crate) limits: queue_core::Limits,
 }
 
 #[derive(Debug, Default, Serialize)]
-struct Totals {
+pub(crate) struct Totals {
     #[serde(flatten)]
-    counts: Counts,
+    pub(crate) counts: Counts,
     /// The highest latency of any queue.
-    latency_ms: u64,
+    pub(crate) latency_ms: u64,
 }
 
 /// The counts a row shows, in column order; the totals row sums them. The first six are jobs
 /// in each state now, the last five count all time.
 #[derive(Debug, Default, Clone, Copy, Serialize)]
-struct Counts {
-    pending: u64,
-    scheduled: u64,
-    retrying: u64,
-    active: u64,
-    dead: u64,
-    completed: u64,
-    enqueued_total: u64,
-    completed_total: u64,
-    failed_attempts_total: u64,
-    dead_total: u64,
-    cancelled_total: u64,
+pub(crate) struct Counts {
+    pub(crate) pending: u64,
+    pub(crate) scheduled: u64,
+    pub(crate) retrying: u64,
+    pub(crate) active: u64,
+    pub(crate) dead: u64,
+    pub(crate) completed: u64,
+    pub(crate) enqueued_total: u64,
+    pub(crate) completed_total: u64,
+    pub(crate) failed_attempts_total: u64,
+    pub(crate) dead_total: u64,
+    pub(crate) cancelled_total: u64,
 }
 
 /// The column headers of [`Counts::columns`]; `*` marks the all-time totals.
@@ -112,11 +112,11 @@ impl Counts {
 }
 
 #[derive(Debug, Serialize)]
-struct RedisInfo {
-    version: String,
-    used_memory_bytes: u64,
-    used_memory_human: String,
-    maxmemory_policy: String,
+pub(crate) struct RedisInfo {
+    pub(crate) version: String,
+    pub(crate) used_memory_bytes: u64,
+    pub(crate) used_memory_human: String,
+    pub(crate) maxmemory_policy: String,
 }
 
 pub(crate) async fn run(connect_args: &ConnectArgs, args: StatsArgs) -> anyhow::Result<()> {
@@ -141,7 +141,8 @@ pub(crate) async fn run(connect_args: &ConnectArgs, args: StatsArgs) -> anyhow::
     }
 }
 
-async fn collect(client: &QueueClient, names: &[String]) -> anyhow::Result<Report> {
+/// The report `stats --json` prints, for `names` (every queue when empty).
+pub(crate) async fn collect(client: &QueueClient, names: &[String]) -> anyhow::Result<Report> {
     let names = if names.is_empty() {
         client.queues().await?
     } else {

@@ -1,0 +1,515 @@
+//! `queue-cli dashboard` in a real browser (headless Chromium, `browser.rs`) against a real
+//! Redis with jobs in every state: what a person sees, the actions they click, what changed in
+//! Redis, the token beyond loopback, and the Redis password kept out of every page.
+use std::time::Duration;
+
+use fantoccini::Client;
+use queue::{fred::interfaces::ClientLike, Backoff, JobState, NewJob, QueueClient};
+
+use crate::{
+    browser::{browser, click, find, text},
+    support::{bin, eventually, run_with_deadline, Process, TestRedis},
+};
+
+/// The password of the dashboard's Redis user: no page may show it.
+const PASSWORD: &str = "dashboard-s3cret-pw";
+
+/// A real Redis with two queues, jobs in every state, and a dashboard on it that connects as
+/// an ACL user with the documented rules and a password.
+struct Running {
+    url: String,
+    admin: QueueClient,
+    redis_port: u16,
+    _dashboard: Process,
+    _redis: TestRedis,
+    _dir: tempfile::TempDir,
+}
+
+impl Running {
+    async fn start(extra: &[&str]) -> Self {
+        let redis = TestRedis::start().await;
+        let admin = QueueClient::connect(&redis.url()).await.unwrap();
+        let mut args = vec!["dash".to_owned(), "on".into(), format!(">{PASSWORD}")];
+        args.extend(queue::acl_rules("queue").split(' ').map(str::to_owned));
+        let setuser = queue::fred::types::CustomCommand::new_static(
+            "ACL SETUSER",
+            queue::fred::types::ClusterHash::Random,
+            false,
+        );
+        let _: () = admin.redis().custom(setuser, args).await.unwrap();
+        known_state(&admin).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = std::process::Command::new(bin("queue-cli"));
+        command
+            .args(["dashboard", "--sample-every", "200ms"])
+            .args(if extra.is_empty() {
+                &["--listen", "127.0.0.1:0"][..]
+            } else {
+                extra
+            })
+            .env(
+                "QUEUE_REDIS_URL",
+                format!("redis://dash:{PASSWORD}@127.0.0.1:{}", redis.port()),
+            )
+            .env_remove("QUEUE_PREFIX")
+            .env_remove("QUEUE_DASHBOARD_TOKEN");
+        let dashboard = Process::spawn(command, dir.path().join("dashboard.log"));
+        let url = eventually("the dashboard's address", Duration::from_secs(20), || async {
+            let output = dashboard.output();
+            let line = output.lines().find(|l| l.starts_with("dashboard listening on "))?;
+            let url = line.trim_start_matches("dashboard listening on ").trim_end_matches('/');
+            Some(url.replace("0.0.0.0", "127.0.0.1"))
+        })
+        .await;
+        Running {
+            url,
+            redis_port: redis.port(),
+            admin,
+            _dashboard: dashboard,
+            _redis: redis,
+            _dir: dir,
+        }
+    }
+
+    /// Opens `path` and checks the page as a whole: no Redis password in it.
+    async fn visit(&self, browser: &Client, path: &str) {
+        browser.goto(&format!("{}{path}", self.url)).await.unwrap();
+        self.no_password(browser).await;
+    }
+
+    async fn no_password(&self, browser: &Client) {
+        let source = browser.source().await.unwrap();
+        assert!(
+            !source.contains(PASSWORD),
+            "the password is on {path}",
+            path = browser.current_url().await.unwrap()
+        );
+    }
+
+    async fn stats(&self, queue: &str) -> queue::QueueStats {
+        self.admin.queue(queue).unwrap().stats().await.unwrap()
+    }
+}
+
+/// emails: 2 pending, 1 scheduled, 1 retrying, 1 active, 2 dead, 1 completed;
+/// images: 31 pending (more than a page), paused.
+async fn known_state(admin: &QueueClient) {
+    let emails = admin.queue("emails").unwrap();
+    let never = Backoff::fixed(Duration::from_secs(3600));
+    let ids = [
+        "welcome-ann",
+        "welcome-bob",
+        "receipt-1042",
+        "reset-cara",
+        "digest-weekly",
+        "welcome-dan",
+        "welcome-eve",
+    ];
+    let jobs = ids.map(|id| {
+        let to = format!("{}@example.com", id.rsplit('-').next().unwrap());
+        NewJob::new("send_email", &serde_json::json!({ "to": to, "template": id }))
+            .id(id)
+            .backoff(never)
+    });
+    emails.enqueue_bulk(jobs).await.unwrap();
+    let later = NewJob::new("send_email", &serde_json::json!({ "to": "all@example.com" }))
+        .id("newsletter")
+        .delay(Duration::from_secs(3600));
+    emails.enqueue(later).await.unwrap();
+    let leased = emails.pop(5, Duration::from_secs(600)).await.unwrap().jobs;
+    let lease = |id: &str| &leased.iter().find(|j| j.lease.id == id).expect("leased").lease;
+    emails.complete([lease("welcome-ann")]).await.unwrap();
+    emails
+        .fail(
+            lease("welcome-bob"),
+            "smtp: connection refused by mx.example.com",
+            false,
+        )
+        .await
+        .unwrap();
+    emails
+        .fail(lease("receipt-1042"), "bad address: mailbox unavailable", true)
+        .await
+        .unwrap();
+    emails
+        .fail(lease("reset-cara"), "template reset.html missing", true)
+        .await
+        .unwrap();
+    let images = admin.queue("images").unwrap();
+    let resizes = (0..31).map(|n| NewJob::new("resize", &serde_json::json!({ "w": 640 })).id(format!("img-{n:02}")));
+    images.enqueue_bulk(resizes).await.unwrap();
+    images.pause().await.unwrap();
+}
+
+/// Waits until the element `css` selects reads `expected` (after a navigation or a live
+/// refresh), failing with what it read instead.
+async fn shows(browser: &Client, css: &str, expected: &str) {
+    let mut last = String::new();
+    let found = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            if let Ok(element) = browser.find(fantoccini::Locator::Css(css)).await {
+                last = element.text().await.unwrap_or_default();
+                if last.contains(expected) {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(found.is_ok(), "{css} reads {last:?}, not {expected:?}");
+}
+
+#[tokio::test]
+async fn the_overview_shows_every_queue_with_its_counts_and_stays_live() {
+    let running = Running::start(&[]).await;
+    let browser = browser().await;
+    running.visit(&browser, "/").await;
+    let cell = |queue: &str, state: &str| format!("tr[data-queue='{queue}'] td[data-state='{state}']");
+    let expected = [
+        ("pending", "2"),
+        ("scheduled", "1"),
+        ("retrying", "1"),
+        ("active", "1"),
+        ("dead", "2"),
+        ("completed", "1"),
+    ];
+    for (state, count) in expected {
+        assert_eq!(text(&browser, &cell("emails", state)).await, count, "emails {state}");
+    }
+    assert_eq!(
+        text(&browser, "tr[data-queue='images'] td[data-field='paused']").await,
+        "paused"
+    );
+    assert_eq!(
+        text(&browser, "tr[data-queue='emails'] td[data-field='paused']").await,
+        "no"
+    );
+    assert!(text(&browser, "tr[data-queue='emails'] td a").await.contains("emails"));
+
+    // Live: a job completed now shows up without reloading, and so does the chart's first rate.
+    let emails = running.admin.queue("emails").unwrap();
+    let popped = emails.pop(1, Duration::from_secs(60)).await.unwrap().jobs;
+    emails.complete([&popped[0].lease]).await.unwrap();
+    shows(&browser, &cell("emails", "pending"), "1").await;
+    shows(&browser, &cell("emails", "completed"), "2").await;
+    find(&browser, "figure.chart polyline.processed").await;
+    running.no_password(&browser).await;
+}
+
+#[tokio::test]
+async fn a_queue_page_lists_the_dead_letter_and_a_job_page_shows_its_error_and_payload() {
+    let running = Running::start(&[]).await;
+    let browser = browser().await;
+    running.visit(&browser, "/queues/emails").await;
+    assert_eq!(text(&browser, "[data-state='dead'] dd").await, "2");
+    // The pending jobs first, in the order workers take them; a tab per state.
+    assert_eq!(text(&browser, "#jobs h2").await, "Pending jobs (2)");
+    assert!(text(&browser, "#jobs tbody tr:first-child")
+        .await
+        .contains("welcome-dan"));
+    click(&browser, "a[data-tab='dead']").await;
+    shows(&browser, "#jobs h2", "Dead jobs (2)").await;
+    let row = text(&browser, "tr[data-job='receipt-1042']").await;
+    assert!(row.contains("bad address: mailbox unavailable"), "{row}");
+
+    // The job's page, through its link.
+    click(&browser, "tr[data-job='reset-cara'] a").await;
+    assert_eq!(text(&browser, "#state").await, "dead");
+    assert!(text(&browser, "pre.error")
+        .await
+        .contains("template reset.html missing"));
+    assert!(text(&browser, "pre.payload").await.contains("cara@example.com"));
+    running.no_password(&browser).await;
+
+    // Lookup by id, of a job in another state.
+    running.visit(&browser, "/queues/emails").await;
+    find(&browser, "#lookup-id")
+        .await
+        .send_keys("welcome-bob")
+        .await
+        .unwrap();
+    click(&browser, "form.lookup button").await;
+    assert_eq!(text(&browser, "#state").await, "retrying");
+    assert!(text(&browser, "pre.error").await.contains("connection refused"));
+
+    // Paging: 31 pending images, 25 a page.
+    running.visit(&browser, "/queues/images?state=pending").await;
+    assert_eq!(
+        browser
+            .find_all(fantoccini::Locator::Css("#jobs tbody tr"))
+            .await
+            .unwrap()
+            .len(),
+        25
+    );
+    click(&browser, "#next").await;
+    shows(&browser, "p.pager", "26–31 of 31").await;
+    assert!(text(&browser, "#jobs tbody tr:last-child").await.contains("img-30"));
+
+    // An unknown job is a page that says so.
+    running.visit(&browser, "/queues/emails/jobs/nope").await;
+    assert!(
+        text(&browser, "p.error").await.contains("nope"),
+        "the error names the job"
+    );
+    running.visit(&browser, "/queues/emails/confirm/purge").await;
+    running.visit(&browser, "/api/queues").await;
+    running.visit(&browser, "/api/queues/emails/jobs/reset-cara").await;
+}
+
+#[tokio::test]
+async fn a_dead_job_is_retried_the_dead_letter_purged_and_a_queue_paused_through_the_page() {
+    let running = Running::start(&[]).await;
+    let browser = browser().await;
+    running.visit(&browser, "/queues/emails?state=dead").await;
+
+    // One dead job back to pending.
+    click(&browser, "tr[data-job='receipt-1042'] button.retry").await;
+    shows(&browser, "p.notice", "Moved 1 job from the dead letter").await;
+    let job = running
+        .admin
+        .queue("emails")
+        .unwrap()
+        .job("receipt-1042")
+        .await
+        .unwrap();
+    assert_eq!(job.state, JobState::Pending);
+
+    // Purge asks first: cancelling keeps the job, confirming deletes it.
+    click(&browser, "#purge").await;
+    assert!(text(&browser, "p.question")
+        .await
+        .contains("Delete 1 dead job of emails for good?"));
+    click(&browser, "#cancel").await;
+    assert_eq!(running.stats("emails").await.dead, 1);
+    click(&browser, "#purge").await;
+    click(&browser, "#confirm").await;
+    shows(&browser, "p.notice", "Purged 1 dead job.").await;
+    assert_eq!(running.stats("emails").await.dead, 0);
+
+    // Pause and resume.
+    click(&browser, "#pause").await;
+    shows(&browser, "p.notice", "Paused emails").await;
+    assert!(running.stats("emails").await.paused);
+    click(&browser, "#resume").await;
+    shows(&browser, "p.notice", "Resumed emails").await;
+    assert!(!running.stats("emails").await.paused);
+    running.no_password(&browser).await;
+
+    // A form without this dashboard's form token changes nothing.
+    let script = "const done = arguments[0];
+        fetch('/queues/emails/pause', { method: 'POST', body: new URLSearchParams({ csrf: 'forged' }) })
+          .then(r => done(r.status));";
+    assert_eq!(browser.execute_async(script, vec![]).await.unwrap(), 403);
+    assert!(!running.stats("emails").await.paused);
+}
+
+#[tokio::test]
+async fn retry_all_asks_first_and_moves_every_dead_job() {
+    let running = Running::start(&[]).await;
+    let browser = browser().await;
+    running.visit(&browser, "/queues/emails?state=dead").await;
+    click(&browser, "#retry-all").await;
+    assert!(text(&browser, "p.question")
+        .await
+        .contains("Move 2 dead jobs of emails back to pending"));
+    click(&browser, "#confirm").await;
+    shows(&browser, "p.notice", "Moved 2 jobs").await;
+    let stats = running.stats("emails").await;
+    assert_eq!((stats.dead, stats.pending), (0, 4));
+}
+
+#[tokio::test]
+async fn a_job_is_deleted_run_now_and_a_queue_drained_through_the_page() {
+    let running = Running::start(&[]).await;
+    let browser = browser().await;
+    let emails = running.admin.queue("emails").unwrap();
+
+    // Delete asks first, on the job's page.
+    running.visit(&browser, "/queues/emails/jobs/welcome-dan").await;
+    click(&browser, "#job-actions a.delete").await;
+    assert!(text(&browser, "p.question")
+        .await
+        .contains("Delete job welcome-dan (pending) of emails"));
+    click(&browser, "#confirm").await;
+    shows(&browser, "p.notice", "Deleted the job.").await;
+    assert!(matches!(
+        emails.job("welcome-dan").await,
+        Err(queue::Error::JobNotFound { .. })
+    ));
+
+    // A scheduled job runs now.
+    running.visit(&browser, "/queues/emails?state=scheduled").await;
+    click(&browser, "tr[data-job='newsletter'] button.run-now").await;
+    shows(&browser, "p.notice", "pending now").await;
+    assert_eq!(emails.job("newsletter").await.unwrap().state, JobState::Pending);
+
+    // A running job offers no delete.
+    running.visit(&browser, "/queues/emails/jobs/digest-weekly").await;
+    assert_eq!(text(&browser, "#state").await, "active");
+    assert!(browser
+        .find_all(fantoccini::Locator::Css("#job-actions a.delete"))
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Drain: every waiting job of images, after the question.
+    running.visit(&browser, "/queues/images").await;
+    click(&browser, "#drain").await;
+    assert!(text(&browser, "p.question")
+        .await
+        .contains("Remove 31 waiting jobs of images"));
+    click(&browser, "#confirm").await;
+    shows(&browser, "p.notice", "Removed 31 waiting jobs.").await;
+    assert_eq!(running.stats("images").await.pending, 0);
+    running.no_password(&browser).await;
+}
+
+#[tokio::test]
+async fn beyond_loopback_the_dashboard_needs_a_token() {
+    // Without one it refuses to start, in one line.
+    let mut command = std::process::Command::new(bin("queue-cli"));
+    command
+        .args(["dashboard", "--listen", "0.0.0.0:0"])
+        .env_remove("QUEUE_DASHBOARD_TOKEN");
+    let output = run_with_deadline(&mut command, "", Duration::from_secs(30));
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.starts_with("error: listening on 0.0.0.0:0 (beyond loopback) needs --token"),
+        "{stderr}"
+    );
+
+    let running = Running::start(&["--listen", "0.0.0.0:0", "--token", "t0ken-for-test"]).await;
+    let browser = browser().await;
+    running.visit(&browser, "/").await;
+    assert!(text(&browser, "body").await.contains("needs its token"));
+    // The API answers a bearer token, and nothing else.
+    let status = |auth: &'static str| {
+        let browser = &browser;
+        async move {
+            let script = "const [auth, done] = arguments;
+                fetch('/api/queues', { headers: auth ? { Authorization: auth } : {} })
+                  .then(r => done(r.status));";
+            browser.execute_async(script, vec![auth.into()]).await.unwrap()
+        }
+    };
+    assert_eq!(status("").await, 401);
+    assert_eq!(status("Bearer wrong").await, 401);
+    assert_eq!(status("Bearer t0ken-for-test").await, 200);
+    // A person opens it once with ?token=: a cookie keeps it, the address bar drops it.
+    running.visit(&browser, "/queues/emails?token=t0ken-for-test").await;
+    assert_eq!(browser.current_url().await.unwrap().query(), None);
+    assert_eq!(text(&browser, "[data-state='dead'] dd").await, "2");
+    running.visit(&browser, "/").await;
+    assert!(text(&browser, "tr[data-queue='images']").await.contains("images"));
+}
+
+#[tokio::test]
+async fn the_api_answers_in_the_shapes_of_the_cli_json() {
+    let running = Running::start(&[]).await;
+    let browser = browser().await;
+    let get = |path: &'static str| {
+        let browser = &browser;
+        async move {
+            let script = "const [path, done] = arguments; fetch(path).then(r => r.json()).then(done);";
+            browser.execute_async(script, vec![path.into()]).await.unwrap()
+        }
+    };
+    running.visit(&browser, "/").await;
+    let cli = |args: &[&str]| {
+        let mut command = std::process::Command::new(bin("queue-cli"));
+        command
+            .args(args)
+            .env(
+                "QUEUE_REDIS_URL",
+                format!("redis://dash:{PASSWORD}@127.0.0.1:{}", running.redis_port),
+            )
+            .env_remove("QUEUE_PREFIX");
+        let output = run_with_deadline(&mut command, "", Duration::from_secs(60));
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+    assert_eq!(
+        get("/api/queues/emails/jobs/reset-cara").await,
+        cli(&["job", "emails", "reset-cara", "--json"])
+    );
+    assert_eq!(
+        get("/api/queues/emails/dead").await,
+        cli(&["dead", "list", "emails", "--json"])
+    );
+    let api = get("/api/queues").await;
+    let stats = cli(&["stats", "--json"]);
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&api), keys(&stats));
+    assert_eq!(keys(&api["queues"][0]), keys(&stats["queues"][0]));
+    assert_eq!(api["queues"][0]["dead"], 2);
+    assert_eq!(
+        get("/api/queues/emails/jobs?state=dead").await,
+        cli(&["jobs", "emails", "--state", "dead", "--json"])
+    );
+    assert!(get("/api/queues/emails/jobs").await["error"]
+        .as_str()
+        .unwrap()
+        .contains("?state="));
+    assert_eq!(get("/api/queues/emails").await["name"], "emails");
+    assert_eq!(get("/api/queues/nope").await["error"], "unknown queue \"nope\"");
+}
+
+/// Not a check: takes the README's screenshots (`docs/dashboard-*.png`) of a run with some
+/// traffic. `cargo test --test tests dashboard::screenshots -- --ignored`
+#[tokio::test]
+#[ignore]
+async fn screenshots() {
+    let running = Running::start(&[]).await;
+    let emails = running.admin.queue("emails").unwrap();
+    // Fifteen seconds of traffic at a rate that rises and falls, for the chart: this paces the
+    // traffic (the dashboard samples every 200 ms), it waits for nothing.
+    let never = Backoff::fixed(Duration::from_secs(3600));
+    for step in 0..150u32 {
+        let count = [1, 2, 4, 6, 4, 2][(step / 25) as usize % 6];
+        let jobs = (0..count).map(|n| NewJob::new("send_email", &n).backoff(never));
+        emails.enqueue_bulk(jobs).await.unwrap();
+        let leased = emails.pop(count as usize, Duration::from_secs(60)).await.unwrap().jobs;
+        for (n, job) in leased.iter().enumerate() {
+            match n % 5 == 4 {
+                true => drop(
+                    emails
+                        .fail(&job.lease, "smtp: connection refused", false)
+                        .await
+                        .unwrap(),
+                ),
+                false => drop(emails.complete([&job.lease]).await.unwrap()),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The known state's active and pending jobs again, for the counts.
+    known_state_counts_again(&running.admin).await;
+    let browser = browser().await;
+    browser.set_window_size(1100, 900).await.unwrap();
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    for (path, name) in [
+        ("/", "overview"),
+        ("/queues/emails?state=dead", "queue"),
+        ("/queues/emails/jobs/reset-cara", "job"),
+    ] {
+        running.visit(&browser, path).await;
+        find(&browser, "main h1").await;
+        std::fs::write(
+            docs.join(format!("dashboard-{name}.png")),
+            browser.screenshot().await.unwrap(),
+        )
+        .unwrap();
+    }
+}
+
+/// Puts a few jobs back in pending and active after the screenshot traffic drained them.
+async fn known_state_counts_again(admin: &QueueClient) {
+    let emails = admin.queue("emails").unwrap();
+    let jobs = (0..6).map(|n| NewJob::new("send_email", &serde_json::json!({ "n": n })));
+    emails.enqueue_bulk(jobs).await.unwrap();
+    emails.pop(2, Duration::from_secs(600)).await.unwrap();
+}
