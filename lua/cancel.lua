@@ -11,12 +11,9 @@ local memo = remembered()
 if memo then
   return memo
 end
-local id = ARGV[1]
-if #ARGV ~= 1 then
-  return bad('expected id')
-end
-if id == PIN_FIELD or redis.call('HEXISTS', K_JOBS, id) == 0 then
-  return {NOT_FOUND}
+local id, refused = job_argument()
+if not id then
+  return refused
 end
 local token = redis.call('HGET', K_TOKENS, id)
 local attempts = tonumber(redis.call('HGET', K_FAILURES, id) or '0')

@@ -9,12 +9,9 @@ local memo = remembered()
 if memo then
   return memo
 end
-local id = ARGV[1]
-if #ARGV ~= 1 then
-  return bad('expected id')
-end
-if id == PIN_FIELD or redis.call('HEXISTS', K_JOBS, id) == 0 then
-  return {NOT_FOUND}
+local id, refused = job_argument()
+if not id then
+  return refused
 end
 if redis.call('HEXISTS', K_TOKENS, id) == 1 then
   return {OK, 'active', 0}

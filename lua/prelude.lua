@@ -148,6 +148,19 @@ local function pin(key)
   redis.call('HSETNX', key, PIN_FIELD, PIN_VALUE)
 end
 
+-- The id that a call on one job names (its only argument), if that job exists; else nil and
+-- the reply to give. Checks only: every such script calls it before its first write.
+local function job_argument()
+  local id = ARGV[1]
+  if #ARGV ~= 1 then
+    return nil, bad('expected id')
+  end
+  if id == PIN_FIELD or redis.call('HEXISTS', K_JOBS, id) == 0 then
+    return nil, {NOT_FOUND}
+  end
+  return id
+end
+
 -- HSET of `id, value` pairs into a hash keyed by job id.
 local function set_by_id(key, pairs)
   if #pairs > 0 then

@@ -7,12 +7,9 @@ local memo = remembered()
 if memo then
   return memo
 end
-local id = ARGV[1]
-if #ARGV ~= 1 then
-  return bad('expected id')
-end
-if id == PIN_FIELD or redis.call('HEXISTS', K_JOBS, id) == 0 then
-  return {NOT_FOUND}
+local id, refused = job_argument()
+if not id then
+  return refused
 end
 local zset, state = nil, nil
 if redis.call('ZSCORE', K_SCHEDULED, id) then

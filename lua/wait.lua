@@ -6,12 +6,9 @@
 -- ARGV: id
 -- Reply: {OK, 'completed', result ('' if none)} | {OK, 'dead', error} |
 --        {OK, 'waiting', last entry id of the finished stream ('0-0' if none)} | {NOT_FOUND}
-local id = ARGV[1]
-if #ARGV ~= 1 then
-  return bad('expected id')
-end
-if id == PIN_FIELD or redis.call('HEXISTS', K_JOBS, id) == 0 then
-  return {NOT_FOUND}
+local id, refused = job_argument()
+if not id then
+  return refused
 end
 if redis.call('ZSCORE', K_COMPLETED, id) then
   return {OK, 'completed', redis.call('HGET', K_RESULTS, id) or ''}
