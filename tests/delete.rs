@@ -1,9 +1,9 @@
 //! `lua/delete.lua`: one job removed from any waiting or finished state; a running one refused.
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 use queue::{fred::types::Value, Backoff, Error, JobState, NewJob};
 
-use crate::support::{bin, run_with_deadline, start};
+use crate::support::{queue_cli, start};
 
 #[tokio::test]
 async fn a_job_is_deleted_from_each_waiting_and_finished_state() {
@@ -120,14 +120,8 @@ async fn queue_cli_delete_says_what_it_removed_or_why_not() {
     q.queue().enqueue(NewJob::new("k", &1).id("a")).await.unwrap();
     q.queue().enqueue(NewJob::new("k", &1).id("b")).await.unwrap();
     let cli = |args: &[&str]| {
-        let mut command = Command::new(bin("queue-cli"));
-        command
-            .args(args)
-            .env("QUEUE_REDIS_URL", &url)
-            .env_remove("QUEUE_PREFIX");
-        let out = run_with_deadline(&mut command, "", Duration::from_secs(60));
-        let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
-        (out.status.code(), text(out.stdout), text(out.stderr))
+        let run = queue_cli(&url, args);
+        (run.code, run.stdout, run.stderr)
     };
     assert_eq!(
         cli(&["delete", "q", "a"]),

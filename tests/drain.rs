@@ -1,9 +1,9 @@
 //! `lua/drain.lua`: every waiting job removed in bounded batches; running and finished jobs stay.
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 use queue::{Backoff, Error, JobState, NewJob};
 
-use crate::support::{bin, run_with_deadline, start};
+use crate::support::{queue_cli, start};
 
 #[tokio::test]
 async fn drain_removes_every_waiting_job_in_batches_and_keeps_the_rest() {
@@ -66,14 +66,8 @@ async fn queue_cli_drain_prints_how_many_it_removed() {
     let url = q.redis.url();
     q.enqueue_numbers(5).await;
     let cli = |args: &[&str]| {
-        let mut command = Command::new(bin("queue-cli"));
-        command
-            .args(args)
-            .env("QUEUE_REDIS_URL", &url)
-            .env_remove("QUEUE_PREFIX");
-        let out = run_with_deadline(&mut command, "", Duration::from_secs(60));
-        let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
-        (out.status.code(), text(out.stdout), text(out.stderr))
+        let run = queue_cli(&url, args);
+        (run.code, run.stdout, run.stderr)
     };
     assert_eq!(
         cli(&["drain", "q"]),

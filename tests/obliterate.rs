@@ -1,6 +1,5 @@
 //! `lua/obliterate.lua`: a queue removed whole, in bounded batches, with a worker running on it.
 use std::{
-    process::Command,
     sync::{
         atomic::{AtomicUsize, Ordering},
         Arc,
@@ -10,7 +9,7 @@ use std::{
 
 use queue::{fred::interfaces::ClientLike, Backoff, Error, JobContext, NewJob, QueueClient, Worker};
 
-use crate::support::{bin, eventually, run_with_deadline, spawn_worker, start};
+use crate::support::{eventually, queue_cli, spawn_worker, start};
 
 /// Every key in this Redis.
 async fn all_keys(client: &QueueClient) -> Vec<String> {
@@ -192,14 +191,8 @@ async fn queue_cli_obliterate_needs_yes() {
     let url = q.redis.url();
     q.enqueue_numbers(5).await;
     let cli = |args: &[&str]| {
-        let mut command = Command::new(bin("queue-cli"));
-        command
-            .args(args)
-            .env("QUEUE_REDIS_URL", &url)
-            .env_remove("QUEUE_PREFIX");
-        let out = run_with_deadline(&mut command, "", Duration::from_secs(60));
-        let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
-        (out.status.code(), text(out.stdout), text(out.stderr))
+        let run = queue_cli(&url, args);
+        (run.code, run.stdout, run.stderr)
     };
     assert_eq!(
         cli(&["obliterate", "q"]),

@@ -1,13 +1,12 @@
 //! `lua/retry.lua`: a scheduled or retrying job runs now, and a waiting worker is woken for it.
 use std::{
-    process::Command,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use queue::{fred::types::Value, Backoff, Error, JobContext, JobState, NewJob, Worker};
 
-use crate::support::{bin, eventually, run_with_deadline, spawn_worker, start};
+use crate::support::{eventually, queue_cli, spawn_worker, start};
 
 #[tokio::test]
 async fn a_scheduled_or_retrying_job_becomes_pending_with_its_attempts() {
@@ -138,14 +137,8 @@ async fn queue_cli_retry_runs_a_job_now_or_says_why_not() {
         .await
         .unwrap();
     let cli = |args: &[&str]| {
-        let mut command = Command::new(bin("queue-cli"));
-        command
-            .args(args)
-            .env("QUEUE_REDIS_URL", &url)
-            .env_remove("QUEUE_PREFIX");
-        let out = run_with_deadline(&mut command, "", Duration::from_secs(60));
-        let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
-        (out.status.code(), text(out.stdout), text(out.stderr))
+        let run = queue_cli(&url, args);
+        (run.code, run.stdout, run.stderr)
     };
     assert_eq!(
         cli(&["retry", "q", "s"]),
