@@ -4,7 +4,8 @@
 -- ARGV: id
 -- Reply: {OK, state, deleted (1, or 0 when refused because the job is active)} | {NOT_FOUND}
 -- A job in the default-priority list is found by LREM, O(its distance from the nearer end of
--- that list); every other state is O(log n). A re-sent call gets the first answer.
+-- that list); every other state is O(log n). Callers waiting for the job are told it was
+-- deleted. A re-sent call gets the first answer.
 local memo = remembered()
 if memo then
   return memo
@@ -43,5 +44,6 @@ else
   redis.call('LREM', K_PENDING_DEFAULT, from, id)
   state = 'pending'
 end
+tell_waiters({id}, 'deleted')
 forget({id})
 return remember({OK, state, 1})

@@ -1,6 +1,7 @@
 -- DRAIN: remove up to `limit` waiting jobs (pending, scheduled, retrying) and everything kept
 -- about them. The client repeats the call until one removes fewer than `limit`, so that no
--- call blocks Redis for long on a large queue. Running and finished jobs stay.
+-- call blocks Redis for long on a large queue. Running and finished jobs stay. Callers waiting
+-- for a removed job are told it was deleted.
 -- ARGV: limit
 -- Reply: {OK, removed}; a re-sent call gets the first answer.
 local memo = remembered()
@@ -31,5 +32,6 @@ end
 if #ids == 0 then
   return {OK, 0}
 end
+tell_waiters(ids, 'deleted')
 forget(ids)
 return remember({OK, #ids})

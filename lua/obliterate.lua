@@ -3,7 +3,9 @@
 -- client repeats the call until it answers done. Running jobs lose their lease: their
 -- worker's next renewal or settle call answers LEASE_LOST and writes nothing, so no key comes
 -- back. The answer is not remembered (that would write a key): a re-sent call removes what is
--- left, which is what the first delivery did.
+-- left, which is what the first delivery did. Callers waiting for a removed job are told it
+-- was deleted; the call that told them leaves the finished stream for the next call to remove,
+-- so that their blocked reads are served the notice first.
 -- ARGV: limit
 -- Reply: {OK, jobs removed, done (0/1)}
 local limit = tonumber(ARGV[1])
@@ -53,9 +55,11 @@ end
 if #ids < limit then
   take(redis.call('LPOP', K_PENDING_DEFAULT, limit - #ids))
 end
+local told = holds_jobs(K_WAITERS)
+tell_waiters(ids, 'deleted')
 forget(ids)
 local removed = #ids
-if removed >= limit then
+if removed >= limit or (told and removed > 0) then
   return {OK, removed, 0}
 end
 
@@ -64,7 +68,7 @@ end
 -- answers: large ones shrink by `limit` entries per call.
 local budget = limit - removed
 for _, hash in ipairs({K_JOBS, K_FAILURES, K_TOKENS, K_ERRORS, K_PRIORITIES, K_RUNAT, K_LEASES, K_UNIQUE,
-    K_SCHEDULES}) do
+    K_SCHEDULES, K_RESULTS, K_PROGRESS, K_WAITERS}) do
   local size = redis.call('HLEN', hash)
   if size > budget then
     local scan = redis.call('HSCAN', hash, 0, 'COUNT', budget)
@@ -99,5 +103,5 @@ while true do
     return {OK, removed, 0}
   end
 end
-redis.call('DEL', K_REPLIES, K_META, K_WAKE, K_REAPER, K_RATE, K_UNIQUE_EXPIRY)
+redis.call('DEL', K_REPLIES, K_META, K_WAKE, K_REAPER, K_RATE, K_UNIQUE_EXPIRY, K_FINISHED, K_EVENTS)
 return {OK, removed, 1}

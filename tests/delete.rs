@@ -147,3 +147,40 @@ async fn queue_cli_delete_says_what_it_removed_or_why_not() {
         "error: job \"c\" in queue \"q\" is running (active): it can be deleted once its attempt ends\n"
     );
 }
+
+#[tokio::test]
+async fn a_caller_waiting_for_a_deleted_job_is_told_at_once() {
+    let q = start().await;
+    q.queue().enqueue(NewJob::new("k", &1).id("pending")).await.unwrap();
+    q.queue()
+        .enqueue(NewJob::new("k", &1).id("later").delay(Duration::from_secs(600)))
+        .await
+        .unwrap();
+    let waiters = crate::wait::blocked_waiters(&q, &["pending", "later"]).await;
+    for id in ["pending", "later"] {
+        q.queue().delete_job(id).await.unwrap();
+    }
+    crate::wait::told_deleted(waiters).await;
+    // The CLI says so in one line, and fails.
+    q.queue().enqueue(NewJob::new("k", &1).id("cli")).await.unwrap();
+    let url = q.redis.url();
+    let waiting = tokio::task::spawn_blocking(move || queue_cli(&url, &["wait", "q", "cli", "--timeout", "60s"]));
+    // Marked as waited for: the deletion's notice reaches it even if its read starts later.
+    let waiters = q.queue().keys().all()[22].clone();
+    crate::support::eventually("the CLI to wait", Duration::from_secs(20), || async {
+        use queue::fred::interfaces::HashesInterface;
+        let marked: bool = q.client.redis().hexists(&waiters, "cli").await.unwrap();
+        marked.then_some(())
+    })
+    .await;
+    q.queue().delete_job("cli").await.unwrap();
+    let run = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.code, Some(1));
+    assert_eq!(
+        run.stderr,
+        "error: job \"cli\" of queue \"q\" was deleted before it finished\n"
+    );
+}

@@ -82,3 +82,20 @@ async fn queue_cli_drain_prints_how_many_it_removed() {
         (Some(1), "".into(), "error: unknown queue \"nope\"\n".into())
     );
 }
+
+#[tokio::test]
+async fn callers_waiting_for_drained_jobs_are_told_at_once() {
+    let q = start().await;
+    q.queue().enqueue(NewJob::new("k", &1).id("pending")).await.unwrap();
+    q.queue()
+        .enqueue(NewJob::new("k", &1).id("urgent").priority(5))
+        .await
+        .unwrap();
+    q.queue()
+        .enqueue(NewJob::new("k", &1).id("later").delay(Duration::from_secs(600)))
+        .await
+        .unwrap();
+    let waiters = crate::wait::blocked_waiters(&q, &["pending", "urgent", "later"]).await;
+    assert_eq!(q.queue().drain().await.unwrap(), 3);
+    crate::wait::told_deleted(waiters).await;
+}

@@ -222,3 +222,24 @@ async fn queue_cli_obliterate_needs_yes() {
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(json, serde_json::json!({"queue": "q", "removed": 2}));
 }
+
+#[tokio::test]
+async fn callers_waiting_for_jobs_of_an_obliterated_queue_are_told_and_no_key_is_left() {
+    let q = start().await;
+    q.queue().enqueue(NewJob::new("k", &1).id("pending")).await.unwrap();
+    q.queue().enqueue(NewJob::new("k", &1).id("running")).await.unwrap();
+    q.queue()
+        .enqueue(NewJob::new("k", &1).id("later").delay(Duration::from_secs(600)))
+        .await
+        .unwrap();
+    let running = q.pop_one().await;
+    assert_eq!(running.id(), "pending");
+    let waiters = crate::wait::blocked_waiters(&q, &["pending", "running", "later"]).await;
+    assert_eq!(q.queue().obliterate().await.unwrap(), 3);
+    crate::wait::told_deleted(waiters).await;
+    let left = all_keys(&q.client).await;
+    assert!(
+        left.iter().all(|key| !key.starts_with("{queue:q}")),
+        "the finished stream went too, once its news was read: {left:?}"
+    );
+}

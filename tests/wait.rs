@@ -8,14 +8,46 @@ use queue::{
 };
 use serde_json::json;
 
-use crate::support::{eventually, queue_cli, spawn_worker, start};
+use crate::support::{eventually, queue_cli, spawn_worker, start, TestQueue};
 
 /// How many clients Redis has blocked in a blocking command (`blocked_clients` in INFO).
-async fn blocked_clients(client: &queue::QueueClient) -> u32 {
+pub(crate) async fn blocked_clients(client: &queue::QueueClient) -> u32 {
     use queue::fred::{interfaces::ClientLike, types::InfoKind};
     let info: String = client.redis().info(Some(InfoKind::Clients)).await.unwrap();
     let field = queue::low_level::info_field(&info, "blocked_clients");
     field.parse().unwrap()
+}
+
+/// A caller waiting for a job, as spawned by [`blocked_waiters`].
+pub(crate) type Waiter = tokio::task::JoinHandle<Result<Option<serde_json::Value>, Error>>;
+
+/// Starts a caller waiting up to a minute for each of `ids` (jobs of queue "q"), and returns once
+/// all of them are blocked in Redis: what happens next is what wakes them.
+pub(crate) async fn blocked_waiters(q: &TestQueue, ids: &[&'static str]) -> Vec<Waiter> {
+    let before = blocked_clients(&q.client).await;
+    let waiters = ids
+        .iter()
+        .map(|&id| {
+            let client = q.client.clone();
+            tokio::spawn(async move { client.queue("q").unwrap().wait(id, Duration::from_secs(60)).await })
+        })
+        .collect();
+    eventually("the waiters to block", Duration::from_secs(10), || async {
+        (blocked_clients(&q.client).await >= before + ids.len() as u32).then_some(())
+    })
+    .await;
+    waiters
+}
+
+/// Asserts that each waiter was told its job was deleted, well within its minute of waiting.
+pub(crate) async fn told_deleted(waiters: Vec<Waiter>) {
+    for waiter in waiters {
+        let outcome = tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .expect("the waiter returns long before its timeout")
+            .unwrap();
+        assert!(matches!(outcome, Err(Error::JobDeleted { .. })), "{outcome:?}");
+    }
 }
 
 #[tokio::test]

@@ -227,6 +227,14 @@ pub enum Error {
         /// The job id.
         id: String,
     },
+    /// The job waited for was deleted (by `delete`, `drain` or `obliterate`) before it finished.
+    #[error("job {id:?} of queue {queue:?} was deleted before it finished")]
+    JobDeleted {
+        /// The queue.
+        queue: String,
+        /// The job id.
+        id: String,
+    },
     /// The job waited for had not finished when the wait ended.
     #[error("job {id:?} of queue {queue:?} did not finish within {timeout:?}")]
     WaitTimedOut {

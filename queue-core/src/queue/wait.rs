@@ -21,8 +21,9 @@ enum Check {
 impl Queue {
     /// Waits up to `timeout` for job `id` to finish, and returns its result (`None`
     /// when its handler returned none); at once if it has finished already. A job that died
-    /// is [`Error::JobDied`] with its last error, a cancelled one [`Error::JobCancelled`]; a
-    /// job still unfinished at the timeout is [`Error::WaitTimedOut`]. A job retried after a
+    /// is [`Error::JobDied`] with its last error, a cancelled one [`Error::JobCancelled`], one
+    /// deleted meanwhile (`delete`, `drain`, `obliterate`) [`Error::JobDeleted`]; a job still
+    /// unfinished at the timeout is [`Error::WaitTimedOut`]. A job retried after a
     /// failed attempt has not finished. No polling: the call blocks on a stream that the
     /// script finishing the job writes to, on a connection of its own for the time it waits.
     pub async fn wait(&self, id: &str, timeout: Duration) -> Result<Option<serde_json::Value>> {
@@ -86,6 +87,12 @@ impl Queue {
                 match state.as_deref() {
                     Some("cancelled") => {
                         return Err(Error::JobCancelled {
+                            queue: queue.to_owned(),
+                            id: id.to_owned(),
+                        })
+                    }
+                    Some("deleted") => {
+                        return Err(Error::JobDeleted {
                             queue: queue.to_owned(),
                             id: id.to_owned(),
                         })
