@@ -1,5 +1,5 @@
 -- DELETE: remove one job that is waiting (pending, scheduled, retrying) or finished (dead,
--- completed), and everything kept about it. A running job (active) is refused: its worker
+-- completed, cancelled), and everything kept about it. A running job (active) is refused: its worker
 -- would still run it, and its attempt has to end first.
 -- ARGV: id
 -- Reply: {OK, state, deleted (1, or 0 when refused because the job is active)} | {NOT_FOUND}
@@ -20,7 +20,7 @@ end
 local state = nil
 for _, entry in ipairs({
   {'pending', K_PENDING}, {'scheduled', K_SCHEDULED}, {'retrying', K_RETRYING},
-  {'dead', K_DEAD}, {'completed', K_COMPLETED},
+  {'dead', K_DEAD}, {'completed', K_COMPLETED}, {'cancelled', K_CANCELLED},
 }) do
   if redis.call('ZSCORE', entry[2], id) then
     state = entry

@@ -4,7 +4,7 @@
 --         last_error ('' if none), run_at_ms ('' if none), state_since_ms,
 --         result (JSON, '' if none), progress (JSON, '' if none)} | {NOT_FOUND}
 -- state_since_ms is the lease deadline for an active job, the run-at time for a waiting one,
--- and the time it finished for a completed or dead one.
+-- and the time it finished for a completed, dead or cancelled one.
 local id = ARGV[1]
 if #ARGV ~= 1 then
   return bad('expected id')
@@ -25,7 +25,7 @@ if token then
 else
   for _, entry in ipairs({
     {'pending', K_PENDING}, {'scheduled', K_SCHEDULED}, {'retrying', K_RETRYING},
-    {'dead', K_DEAD}, {'completed', K_COMPLETED},
+    {'dead', K_DEAD}, {'completed', K_COMPLETED}, {'cancelled', K_CANCELLED},
   }) do
     score = redis.call('ZSCORE', entry[2], id)
     if score then

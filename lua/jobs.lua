@@ -1,13 +1,13 @@
 -- JOBS: one page of the jobs in a state (read-only), in the order they are served or happened:
 -- pending in pop order (priorities above 0, then the default-priority list, then below 0),
--- scheduled and retrying soonest first, active by lease deadline, dead and completed most
--- recent first.
+-- scheduled and retrying soonest first, active by lease deadline, dead, completed and cancelled
+-- most recent first.
 -- ARGV: state, offset, limit (1..PAGE_LIMIT)
 -- Reply: {OK, total, then per job: id, kind ('' when the record does not decode), priority,
 --         max_attempts, created_ms, attempts, last_error ('' if none), run_at_ms ('' if none),
 --         at_ms}
 -- at_ms is the state's own time: when the job became ready (pending), is due (scheduled,
--- retrying), its lease deadline (active), or when it finished (dead, completed).
+-- retrying), its lease deadline (active), or when it finished (dead, completed, cancelled).
 -- The cost is O(log n + limit), plus O(offset) for pending jobs in the default-priority list
 -- and for active jobs (their leases are walked to the page).
 local PAGE_LIMIT = 1000
@@ -63,8 +63,8 @@ elseif state == 'scheduled' or state == 'retrying' then
   local zset = state == 'scheduled' and K_SCHEDULED or K_RETRYING
   total = redis.call('ZCARD', zset)
   add_scored(redis.call('ZRANGE', zset, offset, last, 'WITHSCORES'))
-elseif state == 'dead' or state == 'completed' then
-  local zset = state == 'dead' and K_DEAD or K_COMPLETED
+elseif state == 'dead' or state == 'completed' or state == 'cancelled' then
+  local zset = ({dead = K_DEAD, completed = K_COMPLETED, cancelled = K_CANCELLED})[state]
   total = redis.call('ZCARD', zset)
   add_scored(redis.call('ZREVRANGE', zset, offset, last, 'WITHSCORES'))
 elseif state == 'active' then
@@ -106,7 +106,7 @@ elseif state == 'active' then
     end
   end
 else
-  return bad('unknown state ' .. state .. ': expected pending, scheduled, retrying, active, dead or completed')
+  return bad('unknown state ' .. state .. ': expected pending, scheduled, retrying, active, dead, completed or cancelled')
 end
 
 -- MessagePack strings: fixstr, str8, str16. Returns the string at `i` of `data` and where the

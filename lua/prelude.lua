@@ -54,6 +54,8 @@ local K_SCHEDULES = KEYS[26]
 -- until their job finishes, 'i:' .. job id -> key, so that forget() releases them.
 local K_UNIQUE    = KEYS[27]
 local K_UNIQUE_EXPIRY = KEYS[28] -- zset key -> until ms, for keys held for a time
+-- Cancelled jobs, kept for inspection like dead ones and under the same retention (see cancel.lua).
+local K_CANCELLED = KEYS[29] -- zset id -> cancelled-at ms
 
 -- Status codes: the first element of every reply. Mirrored by queue-core/src/scripts.rs.
 local OK           = 0

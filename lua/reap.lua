@@ -1,7 +1,8 @@
 -- REAP: jobs whose lease expired (their worker died or stalled) go back to pending as a failed
 -- attempt with the error "lease expired", or to the dead letter when their attempts are used
--- up or their record does not parse. The same sweep trims the retention sets by age and count,
--- so their bounds hold on a queue where nothing finishes. One sweep per interval for the whole
+-- up or their record does not parse. The same sweep trims the retention sets by age and count
+-- (cancelled jobs under the dead retention), so their bounds hold on a queue where nothing
+-- finishes. One sweep per interval for the whole
 -- fleet: the first caller takes a lock for interval_ms. A call handles at most `limit` jobs,
 -- which bounds how long it blocks Redis and how many job records (payloads included) it reads;
 -- when work is left, it says so, and the caller goes on with `continuing` set.
@@ -114,6 +115,9 @@ if trim(K_COMPLETED, keep_completed_count, keep_completed_age_ms, now, limit) th
   more = true
 end
 if trim(K_DEAD, keep_dead_count, keep_dead_age_ms, now, limit) then
+  more = true
+end
+if trim(K_CANCELLED, keep_dead_count, keep_dead_age_ms, now, limit) then
   more = true
 end
 local reply = {OK, #requeue, #buried, more and 1 or 0}

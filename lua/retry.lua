@@ -22,7 +22,7 @@ if not zset then
   if redis.call('HEXISTS', K_TOKENS, id) == 1 then
     return {OK, 'active', 0}
   end
-  for _, entry in ipairs({{'dead', K_DEAD}, {'completed', K_COMPLETED}}) do
+  for _, entry in ipairs({{'dead', K_DEAD}, {'completed', K_COMPLETED}, {'cancelled', K_CANCELLED}}) do
     if redis.call('ZSCORE', entry[2], id) then
       return {OK, entry[1], 0}
     end

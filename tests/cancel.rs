@@ -1,5 +1,5 @@
 //! Cancelling jobs (`lua/cancel.lua`): waiting ones are removed, running ones stopped in their
-//! worker; never retried nor dead, counted.
+//! worker; never retried nor dead, counted, and kept as cancelled under the dead retention.
 use std::{
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -37,10 +37,7 @@ async fn cancelling_waiting_jobs_removes_them_from_every_waiting_state() {
     assert_eq!(q.queue().job("flaky").await.unwrap().state, JobState::Retrying);
     for id in ["pending", "urgent", "later", "flaky"] {
         assert_eq!(q.queue().cancel(id).await.unwrap(), Cancellation::Removed, "{id}");
-        assert!(
-            matches!(q.queue().job(id).await, Err(Error::JobNotFound { .. })),
-            "{id}"
-        );
+        assert_eq!(q.queue().job(id).await.unwrap().state, JobState::Cancelled, "{id}");
     }
     let stats = q.queue().stats().await.unwrap();
     assert_eq!(
@@ -110,8 +107,14 @@ async fn a_cancelled_running_job_has_its_token_fire_and_is_neither_retried_nor_d
     let report = running.await.unwrap().unwrap();
     assert_eq!((report.cancelled, report.completed, report.retried), (1, 0, 0));
     assert_eq!(
-        q.queue().cancel("long").await.unwrap_err().to_string(),
-        r#"job "long" not found in queue "q""#
+        q.queue().cancel("long").await.unwrap(),
+        Cancellation::AlreadyFinished(JobState::Cancelled)
+    );
+    let job = q.queue().job("long").await.unwrap();
+    assert_eq!(
+        (job.state, job.attempts),
+        (JobState::Cancelled, 1),
+        "its stopped attempt counts"
     );
 }
 
@@ -155,7 +158,10 @@ async fn cancelling_an_exec_job_kills_its_process_group_and_the_cli_says_what_it
     let run = queue_cli(&url, &["cancel", "q", "wait"]);
     assert_eq!(
         (run.code, run.stderr.as_str()),
-        (Some(1), "error: job \"wait\" not found in queue \"q\"\n")
+        (
+            Some(1),
+            "error: job \"wait\" of queue \"q\" is cancelled already; nothing to cancel\n"
+        )
     );
     let stats = queue_cli(&url, &["stats", "q", "--json"]).stdout;
     let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
@@ -181,4 +187,131 @@ async fn a_finished_job_cannot_be_cancelled() {
         )
     );
     assert_eq!(q.queue().stats().await.unwrap().cancelled_total, 0);
+}
+
+#[tokio::test]
+async fn a_cancelled_job_stays_visible_as_cancelled_and_cannot_be_run_again() {
+    let q = start().await;
+    let url = q.redis.url();
+    q.queue()
+        .enqueue(NewJob::new("k", &1).id("c").delay(Duration::from_secs(600)))
+        .await
+        .unwrap();
+    q.queue().cancel("c").await.unwrap();
+    let job = q.queue().job("c").await.unwrap();
+    assert_eq!((job.state, job.attempts), (JobState::Cancelled, 0));
+    assert!(job.state_since_ms.is_some(), "when it was cancelled");
+
+    let run = queue_cli(&url, &["job", "q", "c"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stdout.contains("cancelled"), "{}", run.stdout);
+    let run = queue_cli(&url, &["job", "q", "c", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(json["state"], "cancelled");
+    let run = queue_cli(&url, &["jobs", "q", "--state", "cancelled", "--json"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let page: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!((&page["total"], &page["jobs"][0]["id"]), (&1.into(), &"c".into()));
+    let run = queue_cli(&url, &["jobs", "q", "--state", "cancelled"]);
+    assert!(
+        run.stdout.contains("FINISHED") && run.stdout.contains("| c "),
+        "{}",
+        run.stdout
+    );
+
+    // A wait on it answers at once; it counts once however often it is cancelled.
+    assert!(matches!(
+        q.queue().wait("c", Duration::ZERO).await,
+        Err(Error::JobCancelled { .. })
+    ));
+    assert_eq!(
+        q.queue().cancel("c").await.unwrap(),
+        Cancellation::AlreadyFinished(JobState::Cancelled)
+    );
+    assert_eq!(q.queue().stats().await.unwrap().cancelled_total, 1);
+
+    // Cancelling was a decision: running it again is refused (enqueue it anew to run it).
+    let error = q.queue().retry_job("c").await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::NotRetryable {
+                state: JobState::Cancelled,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    let run = queue_cli(&url, &["retry", "q", "c"]);
+    assert_eq!(
+        (run.code, run.stderr.as_str()),
+        (
+            Some(1),
+            "error: job \"c\" in queue \"q\" is cancelled, not scheduled or retrying\n"
+        )
+    );
+    assert_eq!(q.pop_ids(10).await, Vec::<String>::new(), "nothing runs");
+
+    // It can be deleted like any finished job.
+    assert_eq!(q.queue().delete_job("c").await.unwrap(), JobState::Cancelled);
+    assert!(matches!(q.queue().job("c").await, Err(Error::JobNotFound { .. })));
+}
+
+#[tokio::test]
+async fn cancelled_jobs_are_bounded_by_the_dead_retention_under_load() {
+    const KEEP: u64 = 20;
+    let config = queue::QueueConfig {
+        dead: queue::Retention {
+            max_count: KEEP,
+            max_age: Duration::ZERO,
+        },
+        ..Default::default()
+    };
+    let q = crate::support::start_with(config).await;
+    q.queue()
+        .enqueue_bulk((0..400).map(|i| NewJob::new("k", &i).id(format!("j{i}"))))
+        .await
+        .unwrap();
+    // Eight callers cancel at once; after every call the bound holds.
+    let cancellers = (0..8).map(|worker| {
+        let queue = q.queue();
+        tokio::spawn(async move {
+            for i in (worker..400).step_by(8) {
+                queue.cancel(&format!("j{i}")).await.unwrap();
+                let kept = queue.jobs(JobState::Cancelled, 0, 1).await.unwrap().total;
+                assert!(kept <= KEEP, "{kept} cancelled jobs kept");
+            }
+        })
+    });
+    for canceller in cancellers.collect::<Vec<_>>() {
+        canceller.await.unwrap();
+    }
+    let stats = q.queue().stats().await.unwrap();
+    assert_eq!((stats.pending, stats.cancelled_total), (0, 400));
+    assert_eq!(q.queue().jobs(JobState::Cancelled, 0, 1).await.unwrap().total, KEEP);
+    // What fell out is forgotten whole: only the kept jobs' records remain.
+    use queue::fred::interfaces::HashesInterface;
+    let records: u64 = q.client.redis().hlen(&q.queue().keys().all()[6]).await.unwrap();
+    assert_eq!(records, KEEP + 1, "the kept jobs and the hash's pin");
+}
+
+#[tokio::test]
+async fn cancelled_jobs_are_forgotten_by_age_on_a_queue_where_nothing_else_happens() {
+    let config = queue::QueueConfig {
+        dead: queue::Retention {
+            max_count: 1_000,
+            max_age: Duration::from_millis(200),
+        },
+        ..Default::default()
+    };
+    let q = crate::support::start_with(config).await;
+    q.queue().enqueue(NewJob::new("k", &1).id("old")).await.unwrap();
+    q.queue().cancel("old").await.unwrap();
+    // Nothing else is cancelled; the reaper's sweeps alone forget it once it is too old.
+    eventually("the cancelled job forgotten by age", Duration::from_secs(5), || async {
+        q.queue().reap(Duration::from_millis(1), 100).await.unwrap();
+        matches!(q.queue().job("old").await, Err(Error::JobNotFound { .. })).then_some(())
+    })
+    .await;
+    assert_eq!(q.queue().stats().await.unwrap().cancelled_total, 1);
 }

@@ -30,6 +30,7 @@ enum State {
     Active,
     Dead,
     Completed,
+    Cancelled,
 }
 
 impl From<State> for JobState {
@@ -41,6 +42,7 @@ impl From<State> for JobState {
             State::Active => JobState::Active,
             State::Dead => JobState::Dead,
             State::Completed => JobState::Completed,
+            State::Cancelled => JobState::Cancelled,
         }
     }
 }
@@ -62,7 +64,7 @@ pub(crate) async fn run(client: &QueueClient, args: JobsArgs) -> anyhow::Result<
         JobState::Pending => ("READY SINCE", |job| job.run_at_ms),
         JobState::Scheduled | JobState::Retrying => ("RUN AT", |job| job.run_at_ms),
         JobState::Active => ("LEASE UNTIL", |job| job.lease_expires_at_ms),
-        JobState::Dead | JobState::Completed => ("FINISHED", |job| job.finished_at_ms),
+        JobState::Dead | JobState::Completed | JobState::Cancelled => ("FINISHED", |job| job.finished_at_ms),
     };
     let mut table = output::table(["ID", "KIND", "PRIORITY", "ATTEMPTS", "CREATED", time_header, "ERROR"]);
     for job in &page.jobs {

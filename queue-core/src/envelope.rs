@@ -215,6 +215,8 @@ pub enum JobState {
     Dead,
     /// Finished (kept for the completed-retention window).
     Completed,
+    /// Cancelled while waiting or running (kept under the dead retention).
+    Cancelled,
 }
 
 impl JobState {
@@ -226,6 +228,7 @@ impl JobState {
             "active" => JobState::Active,
             "dead" => JobState::Dead,
             "completed" => JobState::Completed,
+            "cancelled" => JobState::Cancelled,
             _ => return None,
         })
     }
@@ -239,6 +242,7 @@ impl JobState {
             JobState::Active => "active",
             JobState::Dead => "dead",
             JobState::Completed => "completed",
+            JobState::Cancelled => "cancelled",
         }
     }
 }

@@ -3,9 +3,9 @@ use fred::types::Value;
 
 use crate::{registry::KeyCount, Error, Result, ScriptRegistry};
 
-/// Every queue script takes the 28 keys of [`QueueKeys`](crate::QueueKeys), and a request id
+/// Every queue script takes the 29 keys of [`QueueKeys`](crate::QueueKeys), and a request id
 /// as its first argument (see [`RequestId`](crate::RequestId)).
-pub const QUEUE_KEY_COUNT: usize = 28;
+pub const QUEUE_KEY_COUNT: usize = 29;
 
 macro_rules! script_source {
     ($file:literal) => {

@@ -312,7 +312,7 @@ pub(crate) async fn queue(
                         JobState::Pending | JobState::Scheduled | JobState::Retrying => {
                             a.button.danger #drain href=(format!("{base}/confirm/drain")) { "Drain…" }
                         }
-                        JobState::Active | JobState::Completed => {}
+                        JobState::Active | JobState::Completed | JobState::Cancelled => {}
                     }
                 }
                 table {
@@ -356,13 +356,14 @@ fn time_label(state: JobState) -> &'static str {
         JobState::Active => "Lease until",
         JobState::Dead => "Died at",
         JobState::Completed => "Completed at",
+        JobState::Cancelled => "Cancelled at",
     }
 }
 
 fn summary_time(job: &queue_core::JobSummary) -> String {
     let ms = match job.state {
         JobState::Active => job.lease_expires_at_ms,
-        JobState::Dead | JobState::Completed => job.finished_at_ms,
+        JobState::Dead | JobState::Completed | JobState::Cancelled => job.finished_at_ms,
         _ => job.run_at_ms,
     };
     ms.map_or_else(|| "-".into(), output::timestamp)
@@ -438,6 +439,7 @@ pub(crate) async fn job(State(dashboard): State<Shared>, Path((queue, id)): Path
         JobState::Active => "Lease until",
         JobState::Dead => "Died at",
         JobState::Completed => "Completed at",
+        JobState::Cancelled => "Cancelled at",
         _ => "In this state since",
     };
     let base = queue_path(&queue);

@@ -90,7 +90,7 @@ impl Queue {
             let at_ms: Option<i64> = r.string()?.parse().ok();
             let (lease_expires_at_ms, finished_at_ms) = match state {
                 JobState::Active => (at_ms, None),
-                JobState::Dead | JobState::Completed => (None, at_ms),
+                JobState::Dead | JobState::Completed | JobState::Cancelled => (None, at_ms),
                 JobState::Pending | JobState::Scheduled | JobState::Retrying => (None, None),
             };
             jobs.push(JobSummary {

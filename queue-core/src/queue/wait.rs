@@ -14,6 +14,7 @@ use crate::{
 enum Check {
     Completed(Option<serde_json::Value>),
     Dead(String),
+    Cancelled,
     /// Not finished: the finished stream's last entry when it was marked as waited for.
     Waiting(String),
 }
@@ -61,6 +62,12 @@ impl Queue {
             let mut after = match check {
                 Check::Completed(result) => return Ok(result),
                 Check::Dead(error) => return Err(died(error)),
+                Check::Cancelled => {
+                    return Err(Error::JobCancelled {
+                        queue: queue.to_owned(),
+                        id: id.to_owned(),
+                    })
+                }
                 Check::Waiting(after) => after,
             };
             let reader = match reader {
@@ -117,6 +124,7 @@ impl Queue {
         Ok(match state.as_str() {
             "completed" => Check::Completed(json_value(&reply.bytes()?)),
             "dead" => Check::Dead(reply.string()?),
+            "cancelled" => Check::Cancelled,
             _ => Check::Waiting(reply.string()?),
         })
     }
