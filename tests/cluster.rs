@@ -164,3 +164,108 @@ async fn lose_a_busy_master(failure: Failure) {
     )
     .await;
 }
+
+/// Waiting and cancelling on a cluster: the waiter's blocking read of the finished stream and the
+/// cancellation published to a running job's worker both go through the cluster client, for
+/// queues on each node. (Schedules firing on a cluster: `cron::schedules_fire_on_a_cluster`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_and_cancelling_work_on_a_cluster() {
+    use std::sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    };
+
+    use queue::{Cancellation, Error, JobState};
+
+    let cluster = Cluster::start(3, 0, Duration::from_secs(2)).unwrap();
+    let url = cluster.url(0);
+    let client = eventually("the cluster to accept the client", Duration::from_secs(20), || async {
+        QueueClient::connect_with(&ConnectOptions::new(&url), QueueConfig::default())
+            .await
+            .ok()
+    })
+    .await;
+    // One queue per node (see queues_spread_over_a_cluster_and_run_unchanged).
+    let queues = ["emails", "images", "reports"];
+    for queue in queues {
+        let q = client.queue(queue).unwrap();
+        q.enqueue(NewJob::new("ok", &1).id("done")).await.unwrap();
+        q.enqueue(NewJob::new("long", &1).id("running")).await.unwrap();
+        q.enqueue(NewJob::new("ok", &1).id("waiting").delay(Duration::from_secs(600)))
+            .await
+            .unwrap();
+    }
+    // Callers wait for every job, each blocked in a read of its queue's stream on that node.
+    let mut waiters = Vec::new();
+    for queue in queues {
+        for id in ["done", "running", "waiting"] {
+            let client = client.clone();
+            let waiter =
+                tokio::spawn(async move { client.queue(queue).unwrap().wait(id, Duration::from_secs(60)).await });
+            waiters.push((queue, id, waiter));
+        }
+    }
+    for queue in queues {
+        let marks = client.queue(queue).unwrap().keys().all()[22].clone();
+        eventually(
+            &format!("the waiters of {queue} to wait"),
+            Duration::from_secs(10),
+            || async {
+                use queue::fred::interfaces::HashesInterface;
+                let marked: u64 = client.redis().hlen(&marks).await.ok()?;
+                (marked == 4).then_some(())
+            },
+        )
+        .await;
+    }
+
+    let started = Arc::new(AtomicUsize::new(0));
+    let on_start = started.clone();
+    let mut builder = Worker::builder(client.clone())
+        .concurrency(4)
+        .handle_kind("ok", |_: i32, _ctx: JobContext| async { Ok(42) })
+        .handle_kind("long", move |_: i32, ctx: JobContext| {
+            let on_start = on_start.clone();
+            async move {
+                on_start.fetch_add(1, Ordering::SeqCst);
+                ctx.cancellation().cancelled().await;
+                Ok(0)
+            }
+        });
+    for queue in queues {
+        builder = builder.queue(queue);
+    }
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(builder.build().run(shutdown.clone()));
+    eventually("the long jobs to start", Duration::from_secs(20), || async {
+        (started.load(Ordering::SeqCst) == queues.len()).then_some(())
+    })
+    .await;
+    for queue in queues {
+        let q = client.queue(queue).unwrap();
+        // Published on the cluster, heard by the worker subscribed through another node.
+        assert_eq!(q.cancel("running").await.unwrap(), Cancellation::Stopped, "{queue}");
+        assert_eq!(q.cancel("waiting").await.unwrap(), Cancellation::Removed, "{queue}");
+    }
+    for (queue, id, waiter) in waiters {
+        let outcome = tokio::time::timeout(Duration::from_secs(20), waiter)
+            .await
+            .expect("the waiter returns long before its timeout")
+            .unwrap();
+        match id {
+            "done" => assert_eq!(outcome.unwrap(), Some(serde_json::json!(42)), "{queue}"),
+            _ => assert!(
+                matches!(outcome, Err(Error::JobCancelled { .. })),
+                "{queue} {id}: {outcome:?}"
+            ),
+        }
+    }
+    shutdown.cancel();
+    let report = running.await.unwrap().unwrap();
+    assert_eq!((report.completed, report.cancelled), (3, 3));
+    for queue in queues {
+        let q = client.queue(queue).unwrap();
+        assert_eq!(q.job("running").await.unwrap().state, JobState::Cancelled, "{queue}");
+        assert_eq!(q.stats().await.unwrap().cancelled_total, 2, "{queue}");
+    }
+}
