@@ -37,8 +37,11 @@ async fn a_queue_with_no_jobs_yet_can_be_paused_ahead_of_them() {
     assert!(popped.paused && popped.jobs.is_empty(), "its first job waits");
     fresh.resume().await.unwrap();
     assert_eq!(fresh.pop(10, Duration::from_secs(30)).await.unwrap().jobs.len(), 1);
-    // Resuming a queue never paused writes nothing; a bad name is still refused.
-    q.client.queue("never-seen").unwrap().resume().await.unwrap();
+    // Resuming a queue that never existed is refused and writes nothing; a bad name too.
+    assert!(matches!(
+        q.client.queue("never-seen").unwrap().resume().await,
+        Err(Error::UnknownQueue(_))
+    ));
     assert_eq!(q.client.queues().await.unwrap(), ["fresh"]);
     assert!(matches!(q.client.queue("a{b}"), Err(Error::InvalidQueueName { .. })));
 }
@@ -61,4 +64,32 @@ async fn resume_wakes_idle_workers() {
     q.queue().resume().await.unwrap();
     let woken = tokio::time::timeout(Duration::from_secs(5), wake_ups.recv()).await;
     assert!(matches!(woken, Ok(Ok(_))), "resume published no wake-up: {woken:?}");
+}
+
+#[tokio::test]
+async fn queue_cli_pause_and_resume_say_what_they_did() {
+    let q = start().await;
+    let url = q.redis.url();
+    q.queue().enqueue(NewJob::new("k", &1)).await.unwrap();
+    let cli = |args: &[&str]| {
+        let run = crate::support::queue_cli(&url, args);
+        (run.code, run.stdout, run.stderr)
+    };
+    let said = |line: &str| (Some(0), format!("{line}\n"), String::new());
+    assert_eq!(cli(&["pause", "q"]), said("paused q"));
+    assert_eq!(cli(&["pause", "q"]), said("q was paused already"));
+    assert_eq!(cli(&["resume", "q"]), said("resumed q"));
+    assert_eq!(cli(&["resume", "q"]), said("q was not paused; nothing changed"));
+    // A queue that never existed: pausing it ahead of its jobs is a choice worth saying;
+    // resuming it is a mistake (a typo, most likely), and nothing is written.
+    assert_eq!(
+        cli(&["resume", "typo"]),
+        (Some(1), String::new(), "error: unknown queue \"typo\"\n".into())
+    );
+    assert_eq!(q.client.queues().await.unwrap(), ["q"]);
+    assert_eq!(
+        cli(&["pause", "later"]),
+        said("paused later, which has no jobs yet: its first jobs will wait until it is resumed")
+    );
+    assert!(q.client.queue("later").unwrap().stats().await.unwrap().paused);
 }

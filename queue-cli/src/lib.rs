@@ -21,7 +21,7 @@ mod wait;
 use std::{process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
-use queue_core::{env, ConnectOptions, QueueClient, QueueConfig};
+use queue_core::{env, ConnectOptions, Pause, QueueClient, QueueConfig};
 
 pub use logging::{init_logging, LogFormat};
 
@@ -154,12 +154,13 @@ enum Command {
     /// Named schedules (cron expressions or intervals) that enqueue a job at every tick.
     #[command(subcommand)]
     Cron(cron::CronCommand),
-    /// Stop workers from taking jobs from a queue (enqueueing still works).
+    /// Stop workers from taking jobs from a queue (enqueueing still works). A queue with no jobs
+    /// yet is paused ahead of them.
     Pause {
         /// The queue.
         queue: String,
     },
-    /// Let workers take jobs from a paused queue again.
+    /// Let workers take jobs from a paused queue again (an unknown queue is an error).
     Resume {
         /// The queue.
         queue: String,
@@ -228,13 +229,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cancel { queue, id } => admin::cancel(&connect(&cli.connect).await?, &queue, &id).await,
         Command::Events(args) => events::run(&connect(&cli.connect).await?, args).await,
         Command::Cron(command) => cron::run(&connect(&cli.connect).await?, command).await,
-        Command::Pause { queue } => {
-            connect(&cli.connect).await?.queue(&queue)?.pause().await?;
-            output::line(format_args!("paused {queue}"))
-        }
+        Command::Pause { queue } => match connect(&cli.connect).await?.queue(&queue)?.pause().await? {
+            Pause::Paused => output::line(format_args!("paused {queue}")),
+            Pause::AlreadyPaused => output::line(format_args!("{queue} was paused already")),
+            Pause::Ahead => output::line(format_args!(
+                "paused {queue}, which has no jobs yet: its first jobs will wait until it is resumed"
+            )),
+        },
         Command::Resume { queue } => {
-            connect(&cli.connect).await?.queue(&queue)?.resume().await?;
-            output::line(format_args!("resumed {queue}"))
+            if connect(&cli.connect).await?.queue(&queue)?.resume().await? {
+                output::line(format_args!("resumed {queue}"))
+            } else {
+                output::line(format_args!("{queue} was not paused; nothing changed"))
+            }
         }
         Command::Limit(args) => limit::run(&connect(&cli.connect).await?, args).await,
         Command::Queues => {

@@ -23,6 +23,7 @@ mod limits;
 mod operations;
 mod wait;
 
+pub use admin::Pause;
 pub use cancel::Cancellation;
 pub use cron::FiredSchedules;
 pub use events::Event;

@@ -23,6 +23,18 @@ pub(super) fn json_value(bytes: &[u8]) -> Option<serde_json::Value> {
     Some(serde_json::from_slice(bytes).unwrap_or_else(|_| String::from_utf8_lossy(bytes).into_owned().into()))
 }
 
+/// What [`Queue::pause`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pause {
+    /// The queue was running and is now paused.
+    Paused,
+    /// The queue was paused already: nothing changed.
+    AlreadyPaused,
+    /// The queue had no keys yet (it never had a job, or was obliterated): it is paused ahead
+    /// of its first job.
+    Ahead,
+}
+
 impl Queue {
     /// A job's state and record.
     pub async fn job(&self, id: &str) -> Result<Job> {
@@ -77,17 +89,25 @@ impl Queue {
     }
 
     /// Stops workers from leasing jobs of this queue. A queue that has no jobs yet can be
-    /// paused ahead of them: it is added to the index of queues, so `stats` lists it (empty,
-    /// paused).
-    pub async fn pause(&self) -> Result<()> {
+    /// paused ahead of them ([`Pause::Ahead`]): it is added to the index of queues, so `stats`
+    /// lists it (empty, paused).
+    pub async fn pause(&self) -> Result<Pause> {
         self.client.index(self.name()).await?;
-        self.call(Command::Pause, None, vec![]).await.map(drop)
+        let (_, mut reply) = self.call(Command::Pause, Some(&RequestId::new()), vec![]).await?;
+        Ok(match reply.string()?.as_str() {
+            "ahead" => Pause::Ahead,
+            "already" => Pause::AlreadyPaused,
+            _ => Pause::Paused,
+        })
     }
 
-    /// Lets workers lease jobs of this queue again, and wakes them. Resuming a queue that was
-    /// never paused (or has no jobs yet) changes nothing.
-    pub async fn resume(&self) -> Result<()> {
-        self.call(Command::Resume, None, vec![]).await.map(drop)
+    /// Lets workers lease jobs of this queue again, and wakes them. Returns whether it was
+    /// paused (resuming a queue that was not changes nothing). A queue that never existed is
+    /// [`Error::UnknownQueue`].
+    pub async fn resume(&self) -> Result<bool> {
+        self.existing().await?;
+        let (_, mut reply) = self.call(Command::Resume, Some(&RequestId::new()), vec![]).await?;
+        Ok(reply.int()? == 1)
     }
 
     /// Counts for one queue.
