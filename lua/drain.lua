@@ -28,6 +28,16 @@ if #ids < limit then
     ids[#ids + 1] = id
   end
 end
+-- Groups' ready jobs; their groups leave the line at the next pop that finds them empty.
+if #ids < limit then
+  local members = redis.call('ZRANGE', K_GROUP_JOBS, 0, limit - #ids - 1)
+  if #members > 0 then
+    redis.call('ZREMRANGEBYRANK', K_GROUP_JOBS, 0, #members - 1)
+    for _, member in ipairs(members) do
+      ids[#ids + 1] = group_member_id(member)
+    end
+  end
+end
 if #ids == 0 then
   return {OK, 0}
 end
