@@ -364,6 +364,17 @@ async fn the_cli_enqueues_into_groups_sets_group_limits_and_lists_groups() {
     let stats: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(stats["queues"][0]["limits"]["group_concurrency"], 3, "{}", run.stdout);
 
+    let client = QueueClient::connect(&url).await.unwrap();
+    let page = client
+        .queue("q")
+        .unwrap()
+        .jobs(queue::JobState::Pending, 0, 1)
+        .await
+        .unwrap();
+    let run = queue_cli(&url, &["job", "q", &page.jobs[0].id, "--json"]);
+    let job: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(job["group"], "tenant-1", "{}", run.stdout);
+
     let run = queue_cli(&url, &["groups", "q", "--json"]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
@@ -389,7 +400,6 @@ async fn the_cli_enqueues_into_groups_sets_group_limits_and_lists_groups() {
         assert_ne!(run.code, Some(0), "{args:?}");
         assert!(run.stderr.contains(wanted), "{args:?}: {}", run.stderr);
     }
-    let client = QueueClient::connect(&url).await.unwrap();
     assert_eq!(client.queue("q").unwrap().stats().await.unwrap().pending, 3);
 }
 
