@@ -315,3 +315,25 @@ async fn cancelled_jobs_are_forgotten_by_age_on_a_queue_where_nothing_else_happe
     .await;
     assert_eq!(q.queue().stats().await.unwrap().cancelled_total, 1);
 }
+
+#[tokio::test]
+async fn a_resent_cancel_or_pause_gets_the_first_answer() {
+    use queue::fred::types::Value;
+    let q = start().await;
+    q.queue().enqueue(NewJob::new("k", &1).id("x")).await.unwrap();
+    let first = q.run_script_as("queue.cancel", "cancel-1", &["x", "100", "0"]).await;
+    let again = q.run_script_as("queue.cancel", "cancel-1", &["x", "100", "0"]).await;
+    assert_eq!(first, vec![Value::Integer(0), Value::from("removed")]);
+    assert_eq!(again, first, "the first answer, not 'cancelled already'");
+    assert_eq!(q.queue().stats().await.unwrap().cancelled_total, 1, "counted once");
+    assert_eq!(
+        q.run_script("queue.cancel", &["x", "-1", "0"]).await,
+        vec![Value::Integer(1), Value::from("expected id, keep_count, keep_age_ms")],
+        "a bad retention is refused before any write"
+    );
+
+    let first = q.run_script_as("queue.pause", "pause-1", &[]).await;
+    let again = q.run_script_as("queue.pause", "pause-1", &[]).await;
+    assert_eq!(first, vec![Value::Integer(0), Value::from("paused")]);
+    assert_eq!(again, first, "the first answer, not 'paused already'");
+}
