@@ -649,6 +649,7 @@ async fn screenshots() {
         ("/", "overview"),
         ("/queues/emails?state=dead", "queue"),
         ("/queues/emails/jobs/reset-cara", "job"),
+        ("/queues/emails/jobs/digest-weekly", "job-running"),
     ] {
         running.visit(&browser, path).await;
         find(&browser, "main h1").await;
