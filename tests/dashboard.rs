@@ -131,6 +131,7 @@ async fn known_state(admin: &QueueClient) {
     let limits = Limits {
         rate: Some("100/1s".parse().unwrap()),
         concurrency: Some(20),
+        ..Limits::default()
     };
     emails.set_limits(limits).await.unwrap();
     let digest = NewJob::new("send_digest", &serde_json::json!({ "list": "weekly" }));
