@@ -93,7 +93,8 @@ impl Running {
 
 /// emails: 2 pending, 1 scheduled, 1 retrying, 1 active (with progress 40), 2 dead, 1
 /// completed (with a result); limits, and a schedule;
-/// images: 31 pending (more than a page), paused.
+/// images: 31 pending (more than a page), paused;
+/// reports: jobs of two groups, acme (weight 2) and globex, at most 1 running per group.
 async fn known_state(admin: &QueueClient) {
     let emails = admin.queue("emails").unwrap();
     let never = Backoff::fixed(Duration::from_secs(3600));
@@ -162,6 +163,12 @@ async fn known_state(admin: &QueueClient) {
     let resizes = (0..31).map(|n| NewJob::new("resize", &serde_json::json!({ "w": 640 })).id(format!("img-{n:02}")));
     images.enqueue_bulk(resizes).await.unwrap();
     images.pause().await.unwrap();
+    let reports = admin.queue("reports").unwrap();
+    let tenants = ["acme", "acme", "acme", "globex"];
+    let grouped = tenants.map(|tenant| NewJob::new("render", &serde_json::json!({ "tenant": tenant })).group(tenant));
+    reports.enqueue_bulk(grouped).await.unwrap();
+    reports.set_group_concurrency_limit(Some(1)).await.unwrap();
+    reports.set_group_weight("acme", Some(2)).await.unwrap();
 }
 
 /// Waits until the element `css` selects reads `expected` (after a navigation or a live
@@ -241,6 +248,15 @@ async fn a_queue_page_shows_its_limits_schedules_and_jobs_and_a_job_page_its_err
     running.visit(&browser, "/queues/images").await;
     assert_eq!(text(&browser, "[data-limit='rate'] dd").await, "none");
     assert!(text(&browser, "#schedules").await.contains("queue-cli cron add images"));
+    // A queue of groups: its group limit and its busiest groups.
+    running.visit(&browser, "/queues/reports").await;
+    assert_eq!(text(&browser, "[data-limit='group-concurrency'] dd").await, "1");
+    let acme = text(&browser, "tr[data-group='acme']").await;
+    assert!(
+        acme.contains("acme") && acme.contains('3') && acme.contains('2'),
+        "{acme}"
+    );
+    assert!(text(&browser, "tr[data-group='globex']").await.contains("globex"));
     running.visit(&browser, "/queues/emails").await;
     // The pending jobs first, in the order workers take them; a tab per state.
     assert_eq!(text(&browser, "#jobs h2").await, "Pending jobs (2)");
@@ -532,6 +548,14 @@ async fn the_api_answers_in_the_shapes_of_the_cli_json() {
     assert_eq!(
         get("/api/queues/emails/cron").await,
         cli(&["cron", "list", "emails", "--json"])
+    );
+    assert_eq!(
+        get("/api/queues/reports/limits").await,
+        cli(&["limit", "reports", "--json"])
+    );
+    assert_eq!(
+        get("/api/queues/reports/groups").await,
+        cli(&["groups", "reports", "--json"])
     );
     assert_eq!(
         get("/api/queues/emails/jobs/welcome-ann").await,

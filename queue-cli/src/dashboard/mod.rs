@@ -126,6 +126,7 @@ fn router(dashboard: Shared) -> Router {
         .route("/api/queues/{queue}/dead", get(api::dead))
         .route("/api/queues/{queue}/limits", get(api::limits))
         .route("/api/queues/{queue}/cron", get(api::cron))
+        .route("/api/queues/{queue}/groups", get(api::groups))
         .route("/api/queues/{queue}/jobs", get(api::jobs))
         .route("/api/queues/{queue}/jobs/{id}", get(api::job))
         .route("/api/history", get(api::history))
@@ -161,7 +162,9 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
             Some(Error::UnknownQueue(_) | Error::JobNotFound { .. } | Error::NotInDeadLetter { .. }) => {
                 StatusCode::NOT_FOUND
             }
-            Some(Error::InvalidQueueName { .. } | Error::InvalidJobId { .. }) => StatusCode::BAD_REQUEST,
+            Some(Error::InvalidQueueName { .. } | Error::InvalidJobId { .. } | Error::InvalidLimit(_)) => {
+                StatusCode::BAD_REQUEST
+            }
             // A running job cannot be deleted, a pending one cannot be run ahead of its time.
             Some(Error::JobActive { .. } | Error::NotRetryable { .. }) => StatusCode::CONFLICT,
             // Redis is the server behind this one: its failures are a bad gateway.

@@ -18,8 +18,11 @@ use super::{
 };
 use crate::{admin, output, stats};
 
-/// Dead jobs per page.
+/// Jobs per page.
 const PAGE: u64 = 25;
+
+/// The busiest groups a queue page lists.
+const GROUPS: u32 = 10;
 
 /// How often the live parts of a page refresh, in ms.
 const REFRESH_MS: u32 = 3000;
@@ -252,10 +255,11 @@ pub(crate) async fn queue(
 ) -> PageResult {
     let handle = dashboard.client.queue(&queue)?;
     let state = view.state.unwrap_or(JobState::Pending);
-    let (stats, list, schedules) = tokio::try_join!(
+    let (stats, list, schedules, groups) = tokio::try_join!(
         handle.stats(),
         handle.jobs(state, view.offset, PAGE),
         handle.cron_list(),
+        handle.groups(GROUPS),
     )?;
     let row = stats::QueueRow::from(stats);
     let limits = row.limits;
@@ -297,6 +301,17 @@ pub(crate) async fn queue(
                 }
                 div data-limit="concurrency" title="at most this many jobs running at once, across all workers" {
                     dt { "Concurrency limit" } dd { (limits.concurrency.map_or("none".into(), |n| n.to_string())) }
+                }
+                // Group limits only where set: most queues have no groups.
+                @if let Some(rate) = limits.group_rate {
+                    div data-limit="group-rate" title="at most this many jobs of one group started per window" {
+                        dt { "Group rate limit" } dd { (rate) }
+                    }
+                }
+                @if let Some(n) = limits.group_concurrency {
+                    div data-limit="group-concurrency" title="at most this many jobs of one group running at once" {
+                        dt { "Group concurrency limit" } dd { (n) }
+                    }
                 }
             }
             (chart(&dashboard.history.rates(Some(&queue)), &dashboard))
@@ -360,9 +375,40 @@ pub(crate) async fn queue(
                 }
             }
         }
+        (groups_section(&groups))
         (schedules_section(&queue, &schedules))
     };
     page(layout(&dashboard, &root, &queue, true, body))
+}
+
+/// The busiest groups, when the queue's jobs carry groups.
+fn groups_section(report: &queue_core::GroupsReport) -> Markup {
+    html! {
+        section #groups data-live {
+            @if !report.groups.is_empty() {
+                h2 { "Groups (" (report.waiting) " waiting, " (report.running) " running)" }
+                table {
+                    thead { tr {
+                        th { "Group" } th.num { "Pending" } th.num { "Active" } th.num { "Weight" } th { "State" }
+                    } }
+                    tbody {
+                        @for group in &report.groups {
+                            tr data-group=(group.name) {
+                                td { (group.name) }
+                                td.num { (group.pending) }
+                                td.num { (group.active) }
+                                td.num { (group.weight) }
+                                td { (group.state) }
+                            }
+                        }
+                    }
+                }
+                @if report.waiting + report.running > report.groups.len() as u64 {
+                    p.meta { "The " (report.groups.len()) " busiest; " code { "queue-cli groups" } " lists more." }
+                }
+            }
+        }
+    }
 }
 
 /// The queue's cron schedules, each with its next run.
