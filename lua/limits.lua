@@ -45,6 +45,9 @@ for i = 1, #ARGV, 2 do
     end
   end
 end
+if #weights > 0 then
+  redis.call('HSET', K_META, 'weighted', '1')
+end
 for _, weight in ipairs(weights) do
   if weight[2] == '' then
     redis.call('HDEL', K_GROUP_STATE, 'w:' .. weight[1])

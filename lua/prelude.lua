@@ -272,8 +272,12 @@ end
 
 -- Puts `group`, which has ready jobs, in line for a turn, unless it is parked at a limit or
 -- already in line: a group that joins is served within about one turn of every other group.
+local any_parked = nil
 local function admit_group(group)
-  if not redis.call('ZSCORE', K_GROUP_PARKED, group) then
+  if any_parked == nil then
+    any_parked = redis.call('ZCARD', K_GROUP_PARKED) > 0
+  end
+  if not any_parked or not redis.call('ZSCORE', K_GROUP_PARKED, group) then
     redis.call('ZADD', K_GROUP_TURNS, 'NX', group_turn_clock(), group)
   end
 end
@@ -573,12 +577,13 @@ local function end_group_attempts(ids)
     end
   end
   local concurrency = nil
+  local parked = redis.call('ZCARD', K_GROUP_PARKED) > 0
   for _, group in ipairs(order) do
     local active = redis.call('HINCRBY', K_GROUP_STATE, 'a:' .. group, -ended[group])
     if active <= 0 then
       redis.call('HDEL', K_GROUP_STATE, 'a:' .. group)
     end
-    if redis.call('ZSCORE', K_GROUP_PARKED, group) == 'inf' then
+    if parked and redis.call('ZSCORE', K_GROUP_PARKED, group) == 'inf' then
       concurrency = concurrency or tonumber(redis.call('HGET', K_META, 'group_concurrency')) or math.huge
       if active < concurrency then
         redis.call('ZREM', K_GROUP_PARKED, group)

@@ -364,6 +364,17 @@ async fn the_cli_enqueues_into_groups_sets_group_limits_and_lists_groups() {
     let stats: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(stats["queues"][0]["limits"]["group_concurrency"], 3, "{}", run.stdout);
 
+    let client = QueueClient::connect(&url).await.unwrap();
+    let page = client
+        .queue("q")
+        .unwrap()
+        .jobs(queue::JobState::Pending, 0, 1)
+        .await
+        .unwrap();
+    let run = queue_cli(&url, &["job", "q", &page.jobs[0].id, "--json"]);
+    let job: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(job["group"], "tenant-1", "{}", run.stdout);
+
     let run = queue_cli(&url, &["groups", "q", "--json"]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
@@ -389,6 +400,120 @@ async fn the_cli_enqueues_into_groups_sets_group_limits_and_lists_groups() {
         assert_ne!(run.code, Some(0), "{args:?}");
         assert!(run.stderr.contains(wanted), "{args:?}: {}", run.stderr);
     }
-    let client = QueueClient::connect(&url).await.unwrap();
     assert_eq!(client.queue("q").unwrap().stats().await.unwrap().pending, 3);
+}
+
+/// A small deterministic generator (xorshift), so a failure replays.
+struct Dice(u64);
+
+impl Dice {
+    fn roll(&mut self, sides: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % sides
+    }
+}
+
+#[tokio::test]
+async fn random_operations_lose_no_job_and_keep_every_groups_count_and_limit() {
+    let (_redis, q) = acl_queue().await;
+    let mut dice = Dice(0x9E37_79B9_7F4A_7C15);
+    let job = |dice: &mut Dice, n: u32| {
+        let group = match dice.roll(6) {
+            5 => String::new(),
+            g => format!("g{g}"),
+        };
+        let job = NewJob::new(
+            "k",
+            &Task {
+                group: group.clone(),
+                n,
+            },
+        )
+        .priority(dice.roll(3) as i32)
+        .max_attempts(2)
+        .backoff(queue::Backoff::fixed(Duration::from_millis(1)));
+        if group.is_empty() {
+            job
+        } else {
+            job.group(group)
+        }
+    };
+    q.enqueue(job(&mut dice, 0)).await.unwrap();
+    let mut limit: Option<u32> = Some(2);
+    q.set_group_concurrency_limit(limit).await.unwrap();
+    let (mut enqueued, mut removed) = (1u64, 0u64);
+    let mut active: Vec<(queue::Leased, Task)> = Vec::new();
+    for step in 0..400u32 {
+        match dice.roll(10) {
+            0..=2 => {
+                let count = 1 + dice.roll(4) as u32;
+                let jobs: Vec<_> = (0..count).map(|i| job(&mut dice, step * 10 + i)).collect();
+                q.enqueue_bulk(jobs).await.unwrap();
+                enqueued += u64::from(count);
+            }
+            3..=4 => {
+                let popped = pop_tasks(&q, 1 + dice.roll(5) as usize).await;
+                let groups: Vec<String> = popped.iter().map(|(_, t)| t.group.clone()).collect();
+                active.extend(popped);
+                for group in groups.iter().filter(|g| !g.is_empty()) {
+                    let running = active.iter().filter(|(_, t)| &t.group == group).count();
+                    assert!(
+                        limit.is_none_or(|l| running <= l as usize),
+                        "step {step}: {running} of {group} running, limit {limit:?}"
+                    );
+                }
+            }
+            5..=6 if !active.is_empty() => {
+                let (leased, _) = active.swap_remove(dice.roll(active.len() as u64) as usize);
+                if dice.roll(3) == 0 {
+                    q.fail(&leased.lease, "boom", false).await.unwrap();
+                } else {
+                    assert_eq!(q.complete([&leased.lease]).await.unwrap(), [true]);
+                }
+            }
+            7 => {
+                let page = q.jobs(queue::JobState::Pending, 0, 50).await.unwrap();
+                if !page.jobs.is_empty() {
+                    let id = &page.jobs[dice.roll(page.jobs.len() as u64) as usize].id;
+                    if dice.roll(2) == 0 {
+                        q.delete_job(id).await.unwrap();
+                    } else {
+                        q.cancel(id).await.unwrap();
+                    }
+                    removed += 1;
+                }
+            }
+            8 => {
+                limit = [None, Some(1), Some(2), Some(3)][dice.roll(4) as usize];
+                q.set_group_concurrency_limit(limit).await.unwrap();
+            }
+            _ => {
+                // What Redis counts per group is what is running.
+                let report = q.groups(100).await.unwrap();
+                for group in (0..5).map(|g| format!("g{g}")) {
+                    let running = active.iter().filter(|(_, t)| t.group == group).count() as u64;
+                    let counted = report.groups.iter().find(|g| g.name == group).map_or(0, |g| g.active);
+                    assert_eq!(counted, running, "step {step}: running jobs of {group}");
+                }
+            }
+        }
+    }
+    // Everything left runs to an end once the limit is gone: nothing is stuck or lost.
+    q.set_group_concurrency_limit(None).await.unwrap();
+    for (leased, _) in active.drain(..) {
+        q.complete([&leased.lease]).await.unwrap();
+    }
+    eventually("every job to end", Duration::from_secs(20), || async {
+        for (leased, _) in pop_tasks(&q, 100).await {
+            q.complete([&leased.lease]).await.unwrap();
+        }
+        let s = q.stats().await.unwrap();
+        (s.pending + s.scheduled + s.retrying + s.active == 0).then_some(s)
+    })
+    .await;
+    let s = q.stats().await.unwrap();
+    assert_eq!(enqueued, s.completed_total + s.dead_total + removed, "{s:?}");
+    assert_eq!(q.groups(100).await.unwrap(), queue::GroupsReport::default());
 }

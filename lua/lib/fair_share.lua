@@ -79,7 +79,12 @@ local function take_ready(count, now, group_rate, group_concurrency)
     rate_limit, rate_window = tonumber(n), tonumber(ms)
   end
   local clock = group_turn_clock()
-  local ungrouped_turn = math.max(tonumber(redis.call('HGET', K_META, 'ungrouped_turn')) or 0, clock)
+  local meta = redis.call('HMGET', K_META, 'ungrouped_turn', 'weighted')
+  local ungrouped_turn = math.max(tonumber(meta[1]) or 0, clock)
+  -- Weights are looked up only on a queue that has ever set one (see limits.lua).
+  local weighted = meta[2] == '1'
+  -- The active counts are a hash that lookups find in O(1) however few groups run.
+  pin(K_GROUP_STATE)
   local ungrouped_left = ungrouped_count()
   local ids = {}
   -- Every turn takes a job or takes its group out of line; the bound only guards against a
@@ -102,7 +107,7 @@ local function take_ready(count, now, group_rate, group_concurrency)
       ungrouped_turn = ungrouped_turn + #taken
       ungrouped_left = #taken < n and 0 or ungrouped_left - #taken
     elseif group then
-      local weight = tonumber(redis.call('HGET', K_GROUP_STATE, 'w:' .. group)) or 1
+      local weight = weighted and tonumber(redis.call('HGET', K_GROUP_STATE, 'w:' .. group)) or 1
       -- This turn lasts until the group's time passes the next in line's (or the ungrouped jobs').
       local n = count - #ids
       local until_at = next_at
@@ -112,8 +117,9 @@ local function take_ready(count, now, group_rate, group_concurrency)
       if until_at then
         n = math.min(n, turn_length(until_at - at, weight))
       end
-      local active = tonumber(redis.call('HGET', K_GROUP_STATE, 'a:' .. group)) or 0
+      local active = 0
       if group_concurrency then
+        active = tonumber(redis.call('HGET', K_GROUP_STATE, 'a:' .. group)) or 0
         n = math.min(n, group_concurrency - active)
       end
       local rate_room = nil
@@ -145,9 +151,11 @@ local function take_ready(count, now, group_rate, group_concurrency)
       elseif group_concurrency and active + taken >= group_concurrency then
         redis.call('ZREM', K_GROUP_TURNS, group)
         redis.call('ZADD', K_GROUP_PARKED, '+inf', group)
+        any_parked = true
       elseif rate_limit and rate_room and rate_room <= taken then
         redis.call('ZREM', K_GROUP_TURNS, group)
         redis.call('ZADD', K_GROUP_PARKED, int(group_rate_free_at(group, rate_window, now)), group)
+        any_parked = true
       else
         redis.call('ZADD', K_GROUP_TURNS, at + taken / weight, group)
       end

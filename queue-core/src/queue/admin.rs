@@ -43,6 +43,7 @@ impl Queue {
         let since = reply.string()?;
         let result = reply.bytes()?;
         let progress = reply.bytes()?;
+        let group = Some(reply.string()?).filter(|g| !g.is_empty());
         Ok(Job {
             envelope,
             state: JobState::parse(&state).ok_or_else(|| Error::UnexpectedReply {
@@ -56,6 +57,7 @@ impl Queue {
             last_error,
             result: json_value(&result),
             progress: json_value(&progress),
+            group,
         })
     }
 
