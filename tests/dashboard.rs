@@ -257,6 +257,9 @@ async fn a_queue_page_shows_its_limits_schedules_and_jobs_and_a_job_page_its_err
         "{acme}"
     );
     assert!(text(&browser, "tr[data-group='globex']").await.contains("globex"));
+    click(&browser, "a[data-tab='pending']").await;
+    click(&browser, "#jobs tbody tr:first-child a").await;
+    assert!(["acme", "globex"].contains(&text(&browser, "#group").await.as_str()));
     running.visit(&browser, "/queues/emails").await;
     // The pending jobs first, in the order workers take them; a tab per state.
     assert_eq!(text(&browser, "#jobs h2").await, "Pending jobs (2)");

@@ -555,6 +555,7 @@ pub(crate) async fn job(
                 dt { "Kind" } dd { (job.envelope.kind) }
                 dt { "Attempts" } dd { (job.attempts) " of " (job.envelope.max_attempts) }
                 dt { "Priority" } dd { (job.envelope.priority) }
+                @if let Some(group) = &job.group { dt { "Group" } dd #group { (group) } }
                 dt { "Backoff" } dd { (serde_json::to_string(&job.envelope.backoff)?) }
                 @if let Some(ms) = job.envelope.timeout_ms { dt { "Timeout" } dd { (output::duration_ms(ms)) } }
                 dt { "Created at" } dd { (output::timestamp(job.created_at_ms)) }
