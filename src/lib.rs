@@ -9,7 +9,7 @@ pub use queue_core::{
     ConnectOptions, DeadJob, DeadPage, Enqueued, Envelope, Error, Event, FailOutcome, Job, JobPage, JobPayload,
     JobState, JobSummary, Lease, Leased, Limits, Lock, LockStatus, NewJob, Popped, Queue, QueueClient, QueueConfig,
     QueueStats, Rate, RateDecision, RateLimiter, RequestId, Result, Retention, Schedule, ScheduleInfo, ScheduleSpec,
-    StreamEntry, StreamReader, Unique, MAX_BLOCK, MAX_BULK_BYTES, MAX_BULK_JOBS, MAX_DELAY, MAX_JOBS_PAGE,
+    StreamEntry, StreamReader, Sweep, Unique, MAX_BLOCK, MAX_BULK_BYTES, MAX_BULK_JOBS, MAX_DELAY, MAX_JOBS_PAGE,
     MAX_NAME_LEN, PRIORITY_RANGE,
 };
 pub use queue_worker::{

@@ -17,6 +17,7 @@ mod events;
 mod extend;
 mod fail;
 mod faults;
+mod idle;
 mod job;
 mod jobs;
 mod leases;

@@ -43,7 +43,7 @@ pub use limits::Limits;
 pub use lock::{register as register_lock_script, Lock, LockStatus, LOCK_SCRIPT};
 pub use new_job::{JobPayload, NewJob, Unique, MAX_UNIQUE_KEY_LEN};
 pub use queue::{
-    Cancellation, Event, FiredSchedules, JobPage, JobSummary, Lease, Queue, MAX_BULK_BYTES, MAX_BULK_JOBS,
+    Cancellation, Event, FiredSchedules, JobPage, JobSummary, Lease, Queue, Sweep, MAX_BULK_BYTES, MAX_BULK_JOBS,
     MAX_JOBS_PAGE,
 };
 pub use rate_limiter::{register as register_rate_limit_script, Rate, RateDecision, RateLimiter, RATE_LIMIT_SCRIPT};
