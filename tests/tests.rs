@@ -12,6 +12,7 @@ mod dashboard;
 mod dead;
 mod delete;
 mod drain;
+mod durability;
 mod envelope;
 mod events;
 mod extend;

@@ -34,7 +34,7 @@ pub mod trace;
 
 pub use acl::{acl_rules, REQUIRED_COMMANDS};
 pub use client::{eviction_warning, info_field, QueueClient};
-pub use config::{QueueConfig, Retention};
+pub use config::{Durability, QueueConfig, Retention};
 pub use connection::{redact_url, ConnectOptions};
 pub use envelope::{Backoff, Envelope, Job, JobState, MAX_DELAY, PRIORITY_RANGE};
 pub use error::{Error, Result};

@@ -9,6 +9,8 @@ pub(super) struct Report {
     pub(super) concurrency: usize,
     pub(super) payload_bytes: usize,
     pub(super) backlog: u64,
+    /// `master`, or `replicated:N` when enqueues and settles waited for N replicas.
+    pub(super) durability: String,
     pub(super) redis_version: String,
     pub(super) redis_evalsha_per_s: f64,
     /// How the ceiling was measured: `redis-benchmark` (the server's), or this client's own
@@ -48,7 +50,7 @@ pub(super) fn render(r: &Report) -> String {
         .redis_idle_cpu_percent
         .map_or("not measured".into(), |p| format!("{p:.2}% of a core"));
     format!(
-        "queue-cli bench: {jobs} no-op jobs, concurrency {c}, payload {p} bytes, backlog {b}, Redis {v}\n\
+        "queue-cli bench: {jobs} no-op jobs, concurrency {c}, payload {p} bytes, backlog {b}, durability {d}, Redis {v}\n\
          \x20 Redis ceiling   {ceiling:>10.0} EVALSHA calls/s (pipelined, trivial script; {source})\n\
          \x20 enqueue         {enq:>10.0} jobs/s  ({er:.2}x the ceiling; scripts {eu:.1} us/job in Redis; Redis CPU {ec:.0}%, {ecu:.1} us/job)\n\
          \x20 process         {proc:>10.0} jobs/s  ({pr:.2}x the ceiling; scripts {pu:.1} us/job in Redis; Redis CPU {pc:.0}%, {pcu:.1} us/job)\n\
@@ -58,6 +60,7 @@ pub(super) fn render(r: &Report) -> String {
          \x20 peak RSS        {rss:.1} MB\n\
          \x20 Redis CPU idle  {idle} with {workers} idle workers on {queues} queues each\n",
         jobs = r.jobs,
+        d = r.durability,
         c = r.concurrency,
         p = r.payload_bytes,
         b = r.backlog,
