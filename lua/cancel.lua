@@ -34,12 +34,8 @@ if token then
   end_attempts({id}, {token})
   redis.call('PUBLISH', K_WAKE, 'cancel:' .. token .. ':' .. id)
 else
-  local removed = 0
-  for _, zset in ipairs({K_PENDING, K_SCHEDULED, K_RETRYING}) do
-    removed = removed + redis.call('ZREM', zset, id)
-  end
-  if removed == 0 then
-    redis.call('LREM', K_PENDING_DEFAULT, 1, id)
+  if redis.call('ZREM', K_SCHEDULED, id) + redis.call('ZREM', K_RETRYING, id) == 0 then
+    unqueue_ready(id)
   end
 end
 emit('cancelled', {id}, attempts)

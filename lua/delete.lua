@@ -4,7 +4,7 @@
 -- ARGV: id
 -- Reply: {OK, state, deleted (1, or 0 when refused because the job is active)} | {NOT_FOUND}
 -- A job in the default-priority list is found by LREM, O(its distance from the nearer end of
--- that list); every other state is O(log n). A re-sent call gets the first answer.
+-- that list); every other state is O(log n) (see unqueue_ready). A re-sent call gets the first answer.
 local memo = remembered()
 if memo then
   return memo
@@ -31,16 +31,9 @@ if state then
   redis.call('ZREM', state[2], id)
   state = state[1]
 else
-  -- Not leased and in no sorted set: it waits in the default-priority list (see job.lua), which
-  -- LREM scans. The list is in the order jobs became ready, so the scan starts from the end
-  -- whose job became ready nearer in time to this one.
-  local from = 1
-  local head, tail = redis.call('LINDEX', K_PENDING_DEFAULT, 0), redis.call('LINDEX', K_PENDING_DEFAULT, -1)
-  local at, first, last = run_at(id), head and run_at(head), tail and run_at(tail)
-  if at and first and last and at - first > last - at then
-    from = -1
-  end
-  redis.call('LREM', K_PENDING_DEFAULT, from, id)
+  -- Not leased and in no sorted set keyed by id: it waits in a group's line or the
+  -- default-priority list (see job.lua).
+  unqueue_ready(id)
   state = 'pending'
 end
 forget({id})

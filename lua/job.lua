@@ -2,7 +2,8 @@
 -- ARGV: id
 -- Reply: {OK, state, record (properties then envelope, see K_JOBS), attempts,
 --         last_error ('' if none), run_at_ms ('' if none), state_since_ms,
---         result (JSON, '' if none), progress (JSON, '' if none)} | {NOT_FOUND}
+--         result (JSON, '' if none), progress (JSON, '' if none), group ('' if none)}
+--         | {NOT_FOUND}
 -- state_since_ms is the lease deadline for an active job, the run-at time for a waiting one,
 -- and the time it finished for a completed or dead one.
 local id = ARGV[1]
@@ -51,4 +52,5 @@ return {
   score or '',
   redis.call('HGET', K_RESULTS, id) or '',
   redis.call('HGET', K_PROGRESS, id) or '',
+  group_name(redis.call('HGET', K_GROUP_OF, id) or '') or '',
 }

@@ -36,7 +36,8 @@ if state == 'pending' then
   -- then the rest of pending by rank. Positions in the page map onto each segment's own range.
   local high = redis.call('ZCOUNT', K_PENDING, '-inf', '(0')
   local listed = redis.call('LLEN', K_PENDING_DEFAULT)
-  total = redis.call('ZCARD', K_PENDING) + listed
+  local ungrouped = redis.call('ZCARD', K_PENDING) + listed
+  total = ungrouped + redis.call('ZCARD', K_GROUP_JOBS)
   if offset < high then
     for _, id in ipairs(redis.call('ZRANGE', K_PENDING, offset, math.min(last, high - 1))) do
       add(id)
@@ -48,10 +49,17 @@ if state == 'pending' then
       add(id)
     end
   end
-  from, to = math.max(offset, high + listed), math.min(last, total - 1)
+  from, to = math.max(offset, high + listed), math.min(last, ungrouped - 1)
   if from <= to then
     for _, id in ipairs(redis.call('ZRANGE', K_PENDING, from - listed, to - listed)) do
       add(id)
+    end
+  end
+  -- Then the groups' ready jobs, group by group (pop serves them in turns).
+  from, to = math.max(offset, ungrouped), math.min(last, total - 1)
+  if from <= to then
+    for _, member in ipairs(redis.call('ZRANGE', K_GROUP_JOBS, from - ungrouped, to - ungrouped)) do
+      add(group_member_id(member))
     end
   end
   -- A pending job's time is when it became ready.

@@ -53,6 +53,15 @@ end
 if #ids < limit then
   take(redis.call('LPOP', K_PENDING_DEFAULT, limit - #ids))
 end
+if #ids < limit then
+  local members = redis.call('ZRANGE', K_GROUP_JOBS, 0, limit - #ids - 1)
+  if #members > 0 then
+    redis.call('ZREMRANGEBYRANK', K_GROUP_JOBS, 0, #members - 1)
+    for _, member in ipairs(members) do
+      ids[#ids + 1] = group_member_id(member)
+    end
+  end
+end
 forget(ids)
 local removed = #ids
 if removed >= limit then
@@ -64,7 +73,7 @@ end
 -- answers: large ones shrink by `limit` entries per call.
 local budget = limit - removed
 for _, hash in ipairs({K_JOBS, K_FAILURES, K_TOKENS, K_ERRORS, K_PRIORITIES, K_RUNAT, K_LEASES, K_UNIQUE,
-    K_SCHEDULES}) do
+    K_SCHEDULES, K_GROUP_OF, K_GROUP_STATE}) do
   local size = redis.call('HLEN', hash)
   if size > budget then
     local scan = redis.call('HSCAN', hash, 0, 'COUNT', budget)
@@ -99,5 +108,7 @@ while true do
     return {OK, removed, 0}
   end
 end
-redis.call('DEL', K_REPLIES, K_META, K_WAKE, K_REAPER, K_RATE, K_UNIQUE_EXPIRY)
+-- The groups' line and rate windows: at most one entry per group that had jobs, deleted whole.
+redis.call('DEL', K_REPLIES, K_META, K_WAKE, K_REAPER, K_RATE, K_UNIQUE_EXPIRY, K_GROUP_TURNS, K_GROUP_PARKED,
+  K_GROUP_RATE, K_GROUP_RATE_EXPIRY)
 return {OK, removed, 1}

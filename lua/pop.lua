@@ -2,7 +2,8 @@
 -- and retrying jobs are promoted first, at most `promote_limit` per set per call. The queue's
 -- limits (meta `rate` and `concurrency`, set by limits.lua) bound the batch for all workers at
 -- once: jobs held back stay pending, and the reply's next_due says when the rate limit lets the
--- next one start (a concurrency limit wakes the workers when an attempt ends instead).
+-- next one start (a concurrency limit wakes the workers when an attempt ends instead). Jobs in
+-- groups take fair turns with each other and with the rest (see lib/fair_share.lua).
 -- ARGV: count, lease_ms, promote_limit
 -- Reply: {OK, now_ms, next_due_ms (-1 if none), paused (0/1), token, then per job: id,
 -- record (properties then envelope, see K_JOBS), attempt, runnable_at_ms ('' when the job has
@@ -57,7 +58,7 @@ if memo then
 end
 
 local now = now_ms()
-local meta = redis.call('HMGET', K_META, 'paused', 'rate', 'concurrency')
+local meta = redis.call('HMGET', K_META, 'paused', 'rate', 'concurrency', 'group_rate', 'group_concurrency')
 if meta[1] == '1' then
   return {OK, int(now), int(earliest_due() or -1), 1, ''}
 end
@@ -69,6 +70,7 @@ for _, zset in ipairs({K_SCHEDULED, K_RETRYING}) do
     make_available(due, priorities_of(due), nil)
   end
 end
+unpark_due_groups(now, promote_limit)
 
 local reply = {OK, int(now), 0, 0, ''}
 -- Limits: how many of the pending jobs may start now. `held_back` says a limit kept some pending
@@ -94,7 +96,7 @@ if meta[2] or meta[3] then
 end
 local ids = {}
 if take > 0 then
-  ids = take_pending(take)
+  ids = take_ready(take, now, meta[4], tonumber(meta[5]))
 end
 local token = nil
 if #ids > 0 then
@@ -119,7 +121,7 @@ if #ids > 0 then
 end
 
 -- Work left behind goes to the next idle worker, unless a limit holds it back.
-if not held_back and pending_count() > 0 then
+if not held_back and takeable() then
   wake()
 end
 local due = earliest_due()

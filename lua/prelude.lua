@@ -55,6 +55,20 @@ local K_SCHEDULES = KEYS[26]
 -- until their job finishes, 'i:' .. job id -> key, so that forget() releases them.
 local K_UNIQUE    = KEYS[27]
 local K_UNIQUE_EXPIRY = KEYS[28] -- zset key -> until ms, for keys held for a time
+-- Groups (fair share, see take_ready): a job may belong to a group (a tenant, a customer).
+-- Grouped ready jobs wait in one set ordered by member, "<group>\0<rank><id>" (rank: priority
+-- then arrival, GROUP_RANK_LEN digits), so a group's next job is one range lookup away and no
+-- key is built per group. Groups with ready jobs take turns in `group:turns`, scored by a
+-- virtual clock that a turn advances by jobs taken / weight; a group at one of its limits waits
+-- in `group:parked` until it may run again (a time for a rate, +inf until an attempt ends for
+-- concurrency). The limits are the meta fields `group_rate` and `group_concurrency`.
+local K_GROUP_JOBS = KEYS[29]    -- zset (all scores 0) "<group>\0<rank><id>"
+local K_GROUP_OF  = KEYS[30]     -- hash id -> "<group>\0<rank>" (its member, less the id)
+local K_GROUP_TURNS = KEYS[31]   -- zset group -> virtual time of its next turn
+local K_GROUP_PARKED = KEYS[32]  -- zset group -> ms it may run again (+inf: at its concurrency)
+local K_GROUP_STATE = KEYS[33]   -- hash 'a:' .. group -> active jobs, 'w:' .. group -> weight
+local K_GROUP_RATE = KEYS[34]    -- zset (all scores 0) "<group>\0<13-digit ms>:<n>": recent starts
+local K_GROUP_RATE_EXPIRY = KEYS[35] -- zset group -> ms its last start leaves the window
 
 -- Status codes: the first element of every reply. Mirrored by queue-core/src/scripts.rs.
 local OK           = 0
@@ -85,6 +99,9 @@ local TRIM_BATCH = 100
 -- The most jobs one push takes: one call's work, and so how long it blocks Redis, stays bounded.
 -- Mirrored by queue-core (MAX_BULK_JOBS), which refuses a larger bulk before sending it.
 local BULK_LIMIT = 10000
+
+-- The longest group name, in bytes. Mirrored by queue-core (MAX_GROUP_LEN).
+local GROUP_NAME_LIMIT = 128
 
 -- Values per variadic command: commands take their arguments through Lua's unpack, which
 -- refuses more than ~8000; chunks keep every call far below that on any backlog.
@@ -232,6 +249,40 @@ local function priorities_of(ids)
   return priorities
 end
 
+-- A group's name from its `group:of` value, and the bounds of its members in an ordered set.
+local function group_name(value)
+  return string.match(value, '^(.-)%z')
+end
+local function group_bounds(group)
+  return '[' .. group .. '\0', '(' .. group .. '\1'
+end
+local GROUP_RANK_LEN = 19
+-- The job id in a member of K_GROUP_JOBS.
+local function group_member_id(member)
+  return string.sub(member, string.find(member, '\0', 1, true) + 1 + GROUP_RANK_LEN)
+end
+
+-- The virtual time of the last turn given (meta `turn`), read once per call.
+local group_clock = nil
+local function group_turn_clock()
+  if not group_clock then
+    group_clock = tonumber(redis.call('HGET', K_META, 'turn')) or 0
+  end
+  return group_clock
+end
+
+-- Puts `group`, which has ready jobs, in line for a turn, unless it is parked at a limit or
+-- already in line: a group that joins is served within about one turn of every other group.
+local any_parked = nil
+local function admit_group(group)
+  if any_parked == nil then
+    any_parked = redis.call('ZCARD', K_GROUP_PARKED) > 0
+  end
+  if not any_parked or not redis.call('ZSCORE', K_GROUP_PARKED, group) then
+    redis.call('ZADD', K_GROUP_TURNS, 'NX', group_turn_clock(), group)
+  end
+end
+
 local woken = false
 -- Tells the queue's idle workers there is work, once per script call: each worker listens to
 -- all of its queues' channels on one connection, so a worker's connections do not grow with its
@@ -253,9 +304,16 @@ local function make_available(ids, priorities, since)
   if n == 0 then
     return
   end
+  -- One HLEN when the queue has no grouped job.
+  local groups = hmget(K_GROUP_OF, ids)
   local default, prioritized, prioritized_priorities = {}, {}, {}
+  local grouped, grouped_priorities, grouped_groups = {}, {}, {}
   for i = 1, n do
-    if priorities[i] == 0 then
+    if groups[i] then
+      grouped[#grouped + 1] = ids[i]
+      grouped_priorities[#grouped_priorities + 1] = priorities[i]
+      grouped_groups[#grouped_groups + 1] = group_name(groups[i])
+    elseif priorities[i] == 0 then
       default[#default + 1] = ids[i]
     else
       prioritized[#prioritized + 1] = ids[i]
@@ -273,6 +331,26 @@ local function make_available(ids, priorities, since)
       scored[2 * i] = prioritized[i]
     end
     variadic('ZADD', K_PENDING, scored)
+  end
+  if #grouped > 0 then
+    local first = redis.call('HINCRBY', K_META, 'seq', #grouped) - #grouped
+    local members, values, admitted = {}, {}, {}
+    for i = 1, #grouped do
+      local value = grouped_groups[i] .. '\0'
+        .. string.format('%04d%015d', PRIORITY_LIMIT - grouped_priorities[i], first + i)
+      members[2 * i - 1] = 0
+      members[2 * i] = value .. grouped[i]
+      values[2 * i - 1] = grouped[i]
+      values[2 * i] = value
+    end
+    variadic('ZADD', K_GROUP_JOBS, members)
+    set_by_id(K_GROUP_OF, values)
+    for _, group in ipairs(grouped_groups) do
+      if not admitted[group] then
+        admitted[group] = true
+        admit_group(group)
+      end
+    end
   end
   if since then
     local at = int(since)
@@ -311,15 +389,29 @@ local function take_pending(count)
   return ids
 end
 
-local function pending_count()
+-- Ready jobs outside groups.
+local function ungrouped_count()
   return redis.call('ZCARD', K_PENDING) + redis.call('LLEN', K_PENDING_DEFAULT)
 end
 
--- The job that pop would take next, if any.
+-- Ready jobs, in groups or not (including those of groups parked at a limit).
+local function pending_count()
+  return ungrouped_count() + redis.call('ZCARD', K_GROUP_JOBS)
+end
+
+-- Whether a pop now could take a job: ready jobs outside groups, or a group in line.
+local function takeable()
+  return redis.call('ZCARD', K_GROUP_TURNS) > 0 or ungrouped_count() > 0
+end
+
+
+-- The job that pop would take next, if any (with groups, the first group's next job).
 local function next_in_line()
+  local member = redis.call('ZRANGE', K_GROUP_JOBS, 0, 0)[1]
   return redis.call('ZRANGEBYSCORE', K_PENDING, '-inf', '(0', 'LIMIT', 0, 1)[1]
     or redis.call('LINDEX', K_PENDING_DEFAULT, 0)
     or redis.call('ZRANGE', K_PENDING, 0, 0)[1]
+    or (member and group_member_id(member))
 end
 
 -- When a job became (or becomes) runnable: its run-at time, or else its creation time (from
@@ -333,11 +425,32 @@ local function run_at(id, record)
   return record and tonumber(string.match(record, '^(%d+)|')) or nil
 end
 
+-- Removes a ready job from wherever it waits: its group's line, pending, or the default list
+-- (LREM, searched from the end whose job became ready nearer in time to this one: an
+-- operator's call, not a hot path). Returns whether it was waiting there.
+local function unqueue_ready(id)
+  local value = redis.call('HGET', K_GROUP_OF, id)
+  if value then
+    return redis.call('ZREM', K_GROUP_JOBS, value .. id) == 1
+  end
+  if redis.call('ZREM', K_PENDING, id) == 1 then
+    return true
+  end
+  local from = 1
+  local head, tail = redis.call('LINDEX', K_PENDING_DEFAULT, 0), redis.call('LINDEX', K_PENDING_DEFAULT, -1)
+  local at, first, last = run_at(id), head and run_at(head), tail and run_at(tail)
+  if at and first and last and at - first > last - at then
+    from = -1
+  end
+  return redis.call('LREM', K_PENDING_DEFAULT, from, id) > 0
+end
+
 local function earliest_due()
   local first = nil
-  for _, zset in ipairs({K_SCHEDULED, K_RETRYING}) do
+  -- A group parked at its rate limit is due when it may run again (+inf: never by time).
+  for _, zset in ipairs({K_SCHEDULED, K_RETRYING, K_GROUP_PARKED}) do
     local head = redis.call('ZRANGE', zset, 0, 0, 'WITHSCORES')
-    if head[2] then
+    if head[2] and head[2] ~= 'inf' then
       local due = tonumber(head[2])
       if first == nil or due < first then
         first = due
@@ -406,7 +519,8 @@ local function forget(ids)
     return
   end
   release_unique(ids)
-  for _, hash in ipairs({K_JOBS, K_FAILURES, K_ERRORS, K_PRIORITIES, K_RUNAT, K_RESULTS, K_PROGRESS, K_WAITERS}) do
+  for _, hash in ipairs({K_JOBS, K_FAILURES, K_ERRORS, K_PRIORITIES, K_RUNAT, K_RESULTS, K_PROGRESS, K_WAITERS,
+      K_GROUP_OF}) do
     if holds_jobs(hash) then
       variadic('HDEL', hash, ids)
     end
@@ -445,6 +559,45 @@ local function trim(zset, keep_count, keep_age_ms, now, budget)
   return more
 end
 
+-- Counts ended attempts out of their groups' active jobs; a group parked at its concurrency
+-- limit that now has room gets back in line, and the workers are told.
+local function end_group_attempts(ids)
+  local values = hmget(K_GROUP_OF, ids)
+  if #values == 0 then
+    return
+  end
+  local ended, order = {}, {}
+  for i = 1, #ids do
+    if values[i] then
+      local group = group_name(values[i])
+      if not ended[group] then
+        ended[group] = 0
+        order[#order + 1] = group
+      end
+      ended[group] = ended[group] + 1
+    end
+  end
+  local concurrency = nil
+  local parked = redis.call('ZCARD', K_GROUP_PARKED) > 0
+  for _, group in ipairs(order) do
+    local active = redis.call('HINCRBY', K_GROUP_STATE, 'a:' .. group, -ended[group])
+    if active <= 0 then
+      redis.call('HDEL', K_GROUP_STATE, 'a:' .. group)
+    end
+    if parked and redis.call('ZSCORE', K_GROUP_PARKED, group) == 'inf' then
+      concurrency = concurrency or tonumber(redis.call('HGET', K_META, 'group_concurrency')) or math.huge
+      if active < concurrency then
+        redis.call('ZREM', K_GROUP_PARKED, group)
+        local first, last = group_bounds(group)
+        if redis.call('ZLEXCOUNT', K_GROUP_JOBS, first, last) > 0 then
+          admit_group(group)
+          wake()
+        end
+      end
+    end
+  end
+end
+
 -- Ends the current attempt of jobs (`tokens[i]` is the lease of `ids[i]`): their tokens are
 -- void, and a lease none of whose jobs is held any more leaves `active`.
 local function end_attempts(ids, tokens)
@@ -474,6 +627,7 @@ local function end_attempts(ids, tokens)
   if concurrency and count_by_id(K_TOKENS) + #ids >= concurrency and pending_count() > 0 then
     wake()
   end
+  end_group_attempts(ids)
 end
 
 -- Records finished jobs in a retention set (completed or dead) at `now`, counts them in the

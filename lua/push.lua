@@ -5,6 +5,8 @@
 --          "priority|max_attempts|e|base_ms|cap_ms|jitter(0/1)" (exponential)
 --   when:  "" (now), "+<ms>" (after a delay) or "@<unix ms>" (at a time; past means now)
 -- A bulk's jobs nearly always share both, so most bulks are one run: two values per job.
+-- Jobs of a group (see K_GROUP_JOBS) have "|G<group>\0" after the backoff; a group is 1 to
+-- GROUP_NAME_LIMIT bytes, without NUL.
 -- A job with a unique key is a run of one whose props go on with "|<mode><ms>|<key>": mode f
 -- (the key is held for ms after enqueue), c (held until the job finishes) or d (debounce: held
 -- while the job waits; a new push of the key replaces the waiting job).
@@ -27,6 +29,14 @@ while at <= #ARGV do
   local n, props, when = tonumber(ARGV[at]), ARGV[at + 1], ARGV[at + 2]
   if not n or n < 1 or n % 1 ~= 0 or not when or at + 2 + 2 * n > #ARGV then
     return bad('malformed run of jobs at argument ' .. at)
+  end
+  local group = nil
+  local before, named, after = string.match(props, '^(%-?%d+|%d+|[fe]|%d+|%d+|[01])|G([^%z]*)%z(.*)$')
+  if before then
+    if #named < 1 or #named > GROUP_NAME_LIMIT then
+      return bad('job ' .. (#ids + 1) .. ': a group name is 1 to ' .. GROUP_NAME_LIMIT .. ' bytes')
+    end
+    props, group = before .. after, named
   end
   local p, max_attempts = string.match(props, '^(%-?%d+)|(%d+)|[fe]|%d+|%d+|[01]$')
   local unique = nil
@@ -60,7 +70,7 @@ while at <= #ARGV do
     if ARGV[j + 1] == '' then return bad('job ' .. (#ids + 1) .. ': empty envelope') end
     ids[#ids + 1] = ARGV[j]
   end
-  runs[#runs + 1] = {first = first, n = n, priority = p, props = props, due = due, unique = unique}
+  runs[#runs + 1] = {first = first, n = n, priority = p, props = props, due = due, unique = unique, group = group}
   at = first + 2 * n
 end
 if #ids ~= count then
@@ -71,7 +81,7 @@ local existing = hmget(K_JOBS, ids)
 local now = now_ms()
 local created = int(now) .. '|'
 local reply = {OK}
-local records, priorities = {}, {}
+local records, priorities, groups = {}, {}, {}
 local ready, ready_priorities = {}, {}
 local later, later_dues = {}, {}
 local seen = {}
@@ -132,6 +142,10 @@ for _, run in ipairs(runs) do
       reply[i + 1] = 1
       records[#records + 1] = id
       records[#records + 1] = run_props .. ARGV[j + 1]
+      if run.group then
+        groups[#groups + 1] = id
+        groups[#groups + 1] = run.group .. '\0'
+      end
       if run_priority then
         priorities[#priorities + 1] = id
         priorities[#priorities + 1] = run_priority
@@ -176,6 +190,7 @@ if #records > 0 then
   end
   set_by_id(K_JOBS, records)
   set_by_id(K_PRIORITIES, priorities)
+  set_by_id(K_GROUP_OF, groups)
   make_available(ready, ready_priorities, nil)
   schedule(K_SCHEDULED, later, later_dues)
   redis.call('HINCRBY', K_META, 'enqueued', #records / 2 - #replaced)

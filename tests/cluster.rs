@@ -34,8 +34,19 @@ async fn queues_spread_over_a_cluster_and_run_unchanged() {
     assert_eq!(slots, [0, 1, 2], "one queue per node");
 
     for queue in queues {
-        let jobs = (0..50).map(|i| NewJob::new("task", &i));
+        // Half of them in groups, under a group limit: the groups' state lives under the
+        // queue's hash tag too.
+        let jobs = (0..50).map(|i| match i % 2 {
+            0 => NewJob::new("task", &i).group(format!("tenant-{}", i % 3)),
+            _ => NewJob::new("task", &i),
+        });
         client.queue(queue).unwrap().enqueue_bulk(jobs).await.unwrap();
+        client
+            .queue(queue)
+            .unwrap()
+            .set_group_concurrency_limit(Some(2))
+            .await
+            .unwrap();
         client
             .queue(queue)
             .unwrap()

@@ -55,8 +55,8 @@ async fn the_fetch_takes_no_more_than_the_limits_allow_and_says_when_to_come_bac
     assert_eq!(
         stats.limits,
         Limits {
-            rate: None,
-            concurrency: Some(4)
+            concurrency: Some(4),
+            ..Limits::default()
         }
     );
 }
@@ -183,7 +183,7 @@ async fn limits_changed_while_workers_run_apply_at_once() {
     q.enqueue(NewJob::new("k", &0u32)).await.unwrap();
     q.set_limits(Limits {
         rate: Some("1/1h".parse().unwrap()),
-        concurrency: None,
+        ..Limits::default()
     })
     .await
     .unwrap();
@@ -202,8 +202,8 @@ async fn limits_changed_while_workers_run_apply_at_once() {
     assert_eq!(
         limits,
         Limits {
-            rate: None,
-            concurrency: Some(2)
+            concurrency: Some(2),
+            ..Limits::default()
         }
     );
     seen.wait_done(21).await;
@@ -245,7 +245,8 @@ async fn queue_cli_limit_sets_prints_and_clears_and_refuses_bad_input_in_one_lin
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(
         json,
-        serde_json::json!({"rate": {"limit": 100, "window_ms": 1000}, "concurrency": 8})
+        serde_json::json!({"rate": {"limit": 100, "window_ms": 1000}, "concurrency": 8, "group_rate": null,
+            "group_concurrency": null})
     );
     let (_, table, _) = run(&["stats"]);
     assert!(

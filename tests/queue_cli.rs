@@ -170,7 +170,7 @@ async fn stats_json_for_a_known_state() {
                "dead": dead, "completed": completed, "enqueued_total": enqueued_total,
                "completed_total": completed_total, "failed_attempts_total": failed_attempts_total,
                "dead_total": dead_total, "cancelled_total": cancelled_total, "paused": paused, "latency_ms": 0,
-               "limits": {"rate": null, "concurrency": null}})
+               "limits": {"rate": null, "concurrency": null, "group_rate": null, "group_concurrency": null}})
     };
     assert_eq!(
         report,

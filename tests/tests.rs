@@ -18,6 +18,7 @@ mod events;
 mod extend;
 mod fail;
 mod faults;
+mod groups;
 mod idle;
 mod job;
 mod jobs;

@@ -20,7 +20,7 @@ use queue_core::{
 
 use crate::{connect_durable, output, ConnectArgs};
 use ceiling::evalsha_ceiling;
-use phases::{enqueue, idle_cpu, pickup_latency, process};
+use phases::{enqueue, idle_cpu, pickup_latency, process, Grouping};
 use report::{render, Progress, Report};
 
 #[derive(Debug, clap::Args)]
@@ -56,6 +56,14 @@ pub(crate) struct BenchArgs {
     /// Process under this queue concurrency limit, to measure what it costs.
     #[arg(long, value_name = "N")]
     limit_concurrency: Option<u32>,
+    /// Spread the measured jobs over this many groups in turn (see `enqueue --group`), to
+    /// measure what fair share costs (0: no groups).
+    #[arg(long, default_value_t = 0)]
+    groups: u64,
+    /// With `--groups N`: one large group holds the jobs but the last N - 1, which go one to each
+    /// of the other groups (a large backlog beside small tenants).
+    #[arg(long, requires = "groups")]
+    skewed: bool,
     /// Start a throwaway local redis-server instead of using --redis-url (with as many
     /// replicas as `--durability` waits for).
     #[arg(long)]
@@ -124,14 +132,28 @@ async fn measure(
     }
     if args.backlog > 0 {
         progress.say(&format!("queueing a backlog of {} jobs", args.backlog));
-        enqueue(client, queue, args.backlog, args.payload_bytes, -1_000, &progress).await?;
+        enqueue(
+            client,
+            queue,
+            args.backlog,
+            args.payload_bytes,
+            -1_000,
+            Grouping::None,
+            &progress,
+        )
+        .await?;
     }
     progress.say(&format!("enqueueing {} jobs", args.jobs));
     let script_time = script_usec(client).await?;
     let cpu = redis_cpu_seconds(client).await?;
     let memory = used_memory(client).await?;
     let started = Instant::now();
-    enqueue(client, queue, args.jobs, args.payload_bytes, 0, &progress).await?;
+    let grouping = match (args.groups, args.skewed) {
+        (0, _) => Grouping::None,
+        (n, false) => Grouping::RoundRobin(n),
+        (n, true) => Grouping::Skewed(n),
+    };
+    enqueue(client, queue, args.jobs, args.payload_bytes, 0, grouping, &progress).await?;
     let elapsed = started.elapsed().as_secs_f64();
     let enqueue_rate = args.jobs as f64 / elapsed;
     let enqueue_cpu_seconds = redis_cpu_seconds(client).await? - cpu;
@@ -141,6 +163,7 @@ async fn measure(
     let limits = queue_core::Limits {
         rate: args.limit_rate,
         concurrency: args.limit_concurrency,
+        ..queue_core::Limits::default()
     };
     if limits != queue_core::Limits::default() {
         client.queue(queue)?.set_limits(limits).await?;
@@ -181,6 +204,8 @@ async fn measure(
         payload_bytes: args.payload_bytes,
         backlog: args.backlog,
         durability: args.durability.to_string(),
+        groups: args.groups,
+        skewed: args.skewed,
         redis_version: info_field(&info, "redis_version").to_owned(),
         redis_evalsha_per_s: ceiling.round(),
         ceiling_source,

@@ -66,6 +66,10 @@ pub(crate) struct EnqueueArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_delay, requires = "unique_key",
           conflicts_with_all = ["unique_for", "delay", "at"])]
     debounce: Option<Duration>,
+    /// The job's group (a tenant, a customer): groups take turns for the workers, and the
+    /// queue's group limits hold per group (see `queue-cli limit`).
+    #[arg(long, value_name = "GROUP")]
+    group: Option<String>,
     /// Print JSON: `{"id", "created", "duplicate"}`.
     #[arg(long, conflicts_with = "file")]
     json: bool,
@@ -87,6 +91,9 @@ impl EnqueueArgs {
         }
         if let Some(id) = &self.id {
             job = job.id(id);
+        }
+        if let Some(group) = &self.group {
+            job = job.group(group);
         }
         if let Some(key) = &self.unique_key {
             job = match (self.debounce, self.unique_for) {

@@ -9,6 +9,7 @@ mod cron;
 mod dashboard;
 mod enqueue;
 mod events;
+mod groups;
 mod jobs;
 mod limit;
 mod logging;
@@ -165,8 +166,10 @@ enum Command {
         queue: String,
     },
     /// Show a queue's limits, or change them while workers run (`--rate 100/1s`,
-    /// `--concurrency 5`, `--clear`).
+    /// `--concurrency 5`, `--group-rate 10/1s`, `--group-concurrency 2`, `--clear`).
     Limit(limit::LimitArgs),
+    /// A queue's busiest groups: jobs ready and running per group.
+    Groups(groups::GroupsArgs),
     /// Every queue under the prefix.
     Queues,
     /// The registered Lua scripts: name, SHA-1, whether the server has it cached.
@@ -237,6 +240,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             output::line(format_args!("resumed {queue}"))
         }
         Command::Limit(args) => limit::run(&connect(&cli.connect).await?, args).await,
+        Command::Groups(args) => groups::run(&connect(&cli.connect).await?, args).await,
         Command::Queues => {
             for name in connect(&cli.connect).await?.queues().await? {
                 output::line(format_args!("{name}"))?;

@@ -1,4 +1,5 @@
-//! `queue-cli limit`: a queue's rate and concurrency limits, read and changed at runtime.
+//! `queue-cli limit`: a queue's rate and concurrency limits, queue-wide and per group, read and
+//! changed at runtime.
 use queue_core::{QueueClient, Rate};
 
 use crate::output;
@@ -13,8 +14,17 @@ pub(crate) struct LimitArgs {
     /// At most N jobs of the queue active at once, across all workers.
     #[arg(long, value_name = "N", value_parser = parse_concurrency)]
     concurrency: Option<u32>,
-    /// Remove every limit of the queue.
-    #[arg(long, conflicts_with_all = ["rate", "concurrency"])]
+    /// At most N jobs of any one group started per window (e.g. `10/1s`).
+    #[arg(long, value_name = "N/DURATION", value_parser = parse_rate)]
+    group_rate: Option<Rate>,
+    /// At most N jobs of any one group active at once.
+    #[arg(long, value_name = "N", value_parser = parse_concurrency)]
+    group_concurrency: Option<u32>,
+    /// A group's share of turns, `GROUP=N` (1 to 1000; 1 by default); repeat for more groups.
+    #[arg(long, value_name = "GROUP=N", value_parser = parse_weight)]
+    group_weight: Vec<(String, u32)>,
+    /// Remove every limit of the queue (group weights stay).
+    #[arg(long, conflicts_with_all = ["rate", "concurrency", "group_rate", "group_concurrency"])]
     clear: bool,
     /// Print JSON.
     #[arg(long)]
@@ -33,6 +43,16 @@ fn parse_concurrency(text: &str) -> Result<u32, String> {
     }
 }
 
+fn parse_weight(text: &str) -> Result<(String, u32), String> {
+    let (group, weight) = text
+        .rsplit_once('=')
+        .ok_or_else(|| format!("{text:?}: expected GROUP=N"))?;
+    match weight.parse::<u32>() {
+        Ok(n @ 1..=1000) => Ok((group.to_owned(), n)),
+        _ => Err(format!("{text:?}: the weight is a whole number from 1 to 1000")),
+    }
+}
+
 pub(crate) async fn run(client: &QueueClient, args: LimitArgs) -> anyhow::Result<()> {
     let queue = client.queue(&args.queue)?;
     let mut limits = if args.clear {
@@ -45,6 +65,15 @@ pub(crate) async fn run(client: &QueueClient, args: LimitArgs) -> anyhow::Result
     }
     if let Some(concurrency) = args.concurrency {
         limits = queue.set_concurrency_limit(Some(concurrency)).await?;
+    }
+    if let Some(rate) = args.group_rate {
+        limits = queue.set_group_rate_limit(Some(rate)).await?;
+    }
+    if let Some(concurrency) = args.group_concurrency {
+        limits = queue.set_group_concurrency_limit(Some(concurrency)).await?;
+    }
+    for (group, weight) in &args.group_weight {
+        limits = queue.set_group_weight(group, Some(*weight)).await?;
     }
     if args.json {
         return output::json(&limits);

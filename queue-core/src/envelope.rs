@@ -271,6 +271,8 @@ pub struct Job {
     pub result: Option<serde_json::Value>,
     /// The last progress its handler reported ([`QueueClient::progress`](crate::QueueClient::progress)).
     pub progress: Option<serde_json::Value>,
+    /// Its group ([`NewJob::group`](crate::NewJob::group)), if it has one.
+    pub group: Option<String>,
 }
 
 #[cfg(test)]

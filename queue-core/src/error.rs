@@ -80,6 +80,14 @@ pub enum Error {
         /// Which rule it breaks.
         reason: &'static str,
     },
+    /// A group name that the queue cannot use.
+    #[error("invalid group {group:?}: {reason}")]
+    InvalidGroup {
+        /// The name as given.
+        group: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
     /// The encoded payload is larger than the configured limit.
     #[error("payload of {size} bytes exceeds the limit of {limit} bytes")]
     PayloadTooLarge {

@@ -15,7 +15,7 @@ pub struct QueueKeys {
 
 /// The key suffixes, in KEYS order: `lua/prelude.lua` names `KEYS[i + 1]` `K_<SUFFIX>` (upper
 /// case, `:` as `_`), which a test checks.
-pub(crate) const SUFFIXES: [&str; 28] = [
+pub(crate) const SUFFIXES: [&str; 35] = [
     "pending",
     "scheduled",
     "retrying",
@@ -44,6 +44,13 @@ pub(crate) const SUFFIXES: [&str; 28] = [
     "schedules",
     "unique",
     "unique:expiry",
+    "group:jobs",
+    "group:of",
+    "group:turns",
+    "group:parked",
+    "group:state",
+    "group:rate",
+    "group:rate:expiry",
 ];
 
 /// Where the wake-up channel's name stands in [`SUFFIXES`].

@@ -41,10 +41,10 @@ pub use error::{Error, Result};
 pub use keys::{queue_index, validate_job_id, validate_name, validate_prefix, QueueKeys, MAX_NAME_LEN};
 pub use limits::Limits;
 pub use lock::{register as register_lock_script, Lock, LockStatus, LOCK_SCRIPT};
-pub use new_job::{JobPayload, NewJob, Unique, MAX_UNIQUE_KEY_LEN};
+pub use new_job::{JobPayload, NewJob, Unique, MAX_GROUP_LEN, MAX_UNIQUE_KEY_LEN};
 pub use queue::{
-    Cancellation, Event, FiredSchedules, JobPage, JobSummary, Lease, Queue, Sweep, MAX_BULK_BYTES, MAX_BULK_JOBS,
-    MAX_JOBS_PAGE,
+    Cancellation, Event, FiredSchedules, GroupLoad, GroupsReport, JobPage, JobSummary, Lease, Queue, Sweep,
+    MAX_BULK_BYTES, MAX_BULK_JOBS, MAX_JOBS_PAGE,
 };
 pub use rate_limiter::{register as register_rate_limit_script, Rate, RateDecision, RateLimiter, RATE_LIMIT_SCRIPT};
 pub use registry::{KeyCount, Script, ScriptPipeline, ScriptRegistry};

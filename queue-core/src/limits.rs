@@ -6,12 +6,17 @@ use serde::Serialize;
 use crate::{millis, Error, Rate, Result};
 
 /// A queue's limits, applied by the fetch script across all workers: at most `rate` jobs
-/// started per window, at most `concurrency` jobs active at once. `None`: no such limit.
+/// started per window, at most `concurrency` jobs active at once, and the same per group for the
+/// jobs that carry one ([`NewJob::group`](crate::NewJob::group)). `None`: no such limit.
 ///
 /// ```
 /// use queue_core::{Limits, Rate};
-/// let limits = Limits { rate: Some("100/1s".parse().unwrap()), concurrency: Some(5) };
-/// assert_eq!(limits.to_string(), "rate 100/1s, concurrency 5");
+/// let limits = Limits {
+///     rate: Some("100/1s".parse().unwrap()),
+///     group_concurrency: Some(2),
+///     ..Limits::default()
+/// };
+/// assert_eq!(limits.to_string(), "rate 100/1s, group concurrency 2");
 /// assert_eq!(Limits::default().to_string(), "none");
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -20,6 +25,10 @@ pub struct Limits {
     pub rate: Option<Rate>,
     /// At most this many jobs active (leased) at once.
     pub concurrency: Option<u32>,
+    /// At most this many jobs of one group started per window.
+    pub group_rate: Option<Rate>,
+    /// At most this many jobs of one group active at once.
+    pub group_concurrency: Option<u32>,
 }
 
 impl std::fmt::Display for Limits {
@@ -31,6 +40,12 @@ impl std::fmt::Display for Limits {
         if let Some(concurrency) = self.concurrency {
             parts.push(format!("concurrency {concurrency}"));
         }
+        if let Some(rate) = self.group_rate {
+            parts.push(format!("group rate {rate}"));
+        }
+        if let Some(concurrency) = self.group_concurrency {
+            parts.push(format!("group concurrency {concurrency}"));
+        }
         if parts.is_empty() {
             return f.write_str("none");
         }
@@ -39,26 +54,32 @@ impl std::fmt::Display for Limits {
 }
 
 impl Limits {
-    /// The limits as the scripts store them (`rate` "N/window_ms", `concurrency` "N").
-    pub(crate) fn parse(rate: &str, concurrency: &str) -> Result<Self> {
+    /// The limits as the scripts store them (rates "N/window_ms", concurrencies "N"): rate,
+    /// concurrency, group rate, group concurrency.
+    pub(crate) fn parse(fields: [&str; 4]) -> Result<Self> {
         let unexpected = || Error::UnexpectedReply {
             script: crate::Command::Limits.name().into(),
-            detail: format!("limits {rate:?}, {concurrency:?}"),
+            detail: format!("limits {fields:?}"),
         };
-        let rate = match rate.split_once('/') {
-            None if rate.is_empty() => None,
+        let rate = |text: &str| match text.split_once('/') {
+            None if text.is_empty() => Ok(None),
             Some((limit, ms)) => {
                 let limit = limit.parse().map_err(|_| unexpected())?;
                 let ms = ms.parse().map_err(|_| unexpected())?;
-                Some(Rate::new(limit, Duration::from_millis(ms))?)
+                Ok(Some(Rate::new(limit, Duration::from_millis(ms))?))
             }
-            None => return Err(unexpected()),
+            None => Err(unexpected()),
         };
-        let concurrency = match concurrency {
-            "" => None,
-            n => Some(n.parse().map_err(|_| unexpected())?),
+        let concurrency = |text: &str| match text {
+            "" => Ok(None),
+            n => n.parse().map(Some).map_err(|_| unexpected()),
         };
-        Ok(Limits { rate, concurrency })
+        Ok(Limits {
+            rate: rate(fields[0])?,
+            concurrency: concurrency(fields[1])?,
+            group_rate: rate(fields[2])?,
+            group_concurrency: concurrency(fields[3])?,
+        })
     }
 
     /// The value of the `rate` field for the limits script ("" removes it).

@@ -71,6 +71,26 @@ pub enum Unique {
 /// The longest unique key, in bytes.
 pub const MAX_UNIQUE_KEY_LEN: usize = 512;
 
+/// The longest group name, in bytes (see [`NewJob::group`]).
+pub const MAX_GROUP_LEN: usize = 128;
+
+/// Checks a group name: 1 to [`MAX_GROUP_LEN`] bytes, without NUL.
+pub(crate) fn validate_group(group: &str) -> Result<()> {
+    let reason = if group.is_empty() {
+        "it is empty"
+    } else if group.len() > MAX_GROUP_LEN {
+        "it is longer than 128 bytes"
+    } else if group.contains('\0') {
+        "it contains a NUL byte"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidGroup {
+        group: group.to_owned(),
+        reason,
+    })
+}
+
 #[derive(Debug, Clone)]
 pub(crate) enum UniqueKey {
     Held(String, Unique),
@@ -109,6 +129,7 @@ pub struct NewJob {
     pub(crate) run_at: RunAt,
     pub(crate) trace_parent: Option<String>,
     pub(crate) unique: Option<UniqueKey>,
+    pub(crate) group: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -161,6 +182,7 @@ impl NewJob {
             run_at: RunAt::Now,
             trace_parent: None,
             unique: None,
+            group: None,
         }
     }
 
@@ -240,6 +262,19 @@ impl NewJob {
         self
     }
 
+    /// Puts the job in `group` (a tenant, a customer): groups share the workers in turns, so a
+    /// group with a large backlog delays another group's first job by about one turn, and the
+    /// queue's group limits ([`Limits`](crate::Limits)) hold for each group.
+    ///
+    /// ```
+    /// use queue_core::NewJob;
+    /// let job = NewJob::new("resize", &7).group("tenant-42");
+    /// ```
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.group = Some(group.into());
+        self
+    }
+
     /// Checks the job against the queue's rules without writing anything.
     pub(crate) fn check(&self, max_payload: usize) -> Result<()> {
         if let Some(error) = &self.unencodable {
@@ -269,6 +304,9 @@ impl NewJob {
         }
         if let Some(id) = &self.id {
             validate_job_id(id)?;
+        }
+        if let Some(group) = &self.group {
+            validate_group(group)?;
         }
         if let Some(UniqueKey::Held(key, _) | UniqueKey::Debounce(key, _)) = &self.unique {
             let reason = if key.is_empty() {
@@ -320,7 +358,10 @@ impl NewJob {
             trace_parent: self.trace_parent.or_else(crate::trace::current_trace_parent),
         };
         let mut props = format!("{}|{}|{}", self.priority, self.max_attempts, self.backoff.script_spec());
-        // See lua/push.lua: "|<mode><ms>|<key>".
+        // See lua/push.lua: "|G<group>\0", then "|<mode><ms>|<key>".
+        if let Some(group) = &self.group {
+            props += &format!("|G{group}\0");
+        }
         match &self.unique {
             None => {}
             Some(UniqueKey::Held(key, Unique::For(duration))) => props += &format!("|f{}|{key}", millis(*duration)),

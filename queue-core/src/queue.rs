@@ -17,6 +17,7 @@ mod admin;
 mod cancel;
 mod cron;
 mod events;
+mod groups;
 mod jobs;
 mod lease;
 mod limits;
@@ -26,6 +27,7 @@ mod wait;
 pub use cancel::Cancellation;
 pub use cron::FiredSchedules;
 pub use events::Event;
+pub use groups::{GroupLoad, GroupsReport};
 pub use jobs::{JobPage, JobSummary, MAX_JOBS_PAGE};
 pub use lease::{Lease, Sweep};
 

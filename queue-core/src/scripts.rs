@@ -5,7 +5,7 @@ use crate::{registry::KeyCount, Error, Result, ScriptRegistry};
 
 /// Every queue script takes the 28 keys of [`QueueKeys`](crate::QueueKeys), and a request id
 /// as its first argument (see [`RequestId`](crate::RequestId)).
-pub const QUEUE_KEY_COUNT: usize = 28;
+pub const QUEUE_KEY_COUNT: usize = 35;
 
 macro_rules! script_source {
     ($file:literal) => {
@@ -76,11 +76,13 @@ pub enum Command {
     CronList,
     /// Enqueue a schedule's due tick, once.
     CronFire,
+    /// The busiest groups.
+    Groups,
 }
 
 impl Command {
     /// All commands.
-    pub const ALL: [Command; 28] = [
+    pub const ALL: [Command; 29] = [
         Command::Push,
         Command::Pop,
         Command::Complete,
@@ -109,6 +111,7 @@ impl Command {
         Command::CronRemove,
         Command::CronList,
         Command::CronFire,
+        Command::Groups,
     ];
 
     /// The registry name.
@@ -142,6 +145,7 @@ impl Command {
             Command::CronRemove => "queue.cron_remove",
             Command::CronList => "queue.cron_list",
             Command::CronFire => "queue.cron_fire",
+            Command::Groups => "queue.groups",
         }
     }
 
@@ -154,6 +158,8 @@ impl Command {
                 include_str!("../../lua/prelude.lua"),
                 "\n",
                 include_str!("../../lua/lib/sliding_window.lua"),
+                "\n",
+                include_str!("../../lua/lib/fair_share.lua"),
                 "\n",
                 include_str!("../../lua/pop.lua")
             ),
@@ -183,6 +189,7 @@ impl Command {
             Command::CronRemove => script_source!("cron_remove.lua"),
             Command::CronList => script_source!("cron_list.lua"),
             Command::CronFire => script_source!("cron_fire.lua"),
+            Command::Groups => script_source!("groups.lua"),
         }
     }
 }

@@ -17,12 +17,40 @@ use super::{redis_cpu_seconds, report::Progress, BenchArgs};
 const ENQUEUE_STREAMS: usize = 4;
 const ENQUEUE_BATCH: usize = 1_000;
 
+/// How the bench puts its jobs in groups.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Grouping {
+    None,
+    /// Job i goes to group i mod N.
+    RoundRobin(u64),
+    /// The last N - 1 jobs go one to each small group, the rest to one large group.
+    Skewed(u64),
+}
+
+impl Grouping {
+    fn group_of(self, index: u64, count: u64) -> Option<String> {
+        match self {
+            Grouping::None => None,
+            Grouping::RoundRobin(n) => Some(format!("g{}", index % n)),
+            Grouping::Skewed(n) => {
+                let small = n.saturating_sub(1).min(count);
+                Some(if index >= count - small {
+                    format!("g{}", count - index)
+                } else {
+                    "g0".to_owned()
+                })
+            }
+        }
+    }
+}
+
 pub(super) async fn enqueue(
     client: &QueueClient,
     queue: &str,
     count: u64,
     payload_bytes: usize,
     priority: i32,
+    grouping: Grouping,
     progress: &Progress,
 ) -> anyhow::Result<()> {
     let payload = serde_bytes_payload(payload_bytes);
@@ -42,7 +70,13 @@ pub(super) async fn enqueue(
                     return anyhow::Ok(());
                 }
                 let size = (count - start).min(ENQUEUE_BATCH as u64);
-                let jobs = (0..size).map(|_| NewJob::new("noop", &payload).priority(priority));
+                let jobs = (start..start + size).map(|index| {
+                    let job = NewJob::new("noop", &payload).priority(priority);
+                    match grouping.group_of(index, count) {
+                        Some(group) => job.group(group),
+                        None => job,
+                    }
+                });
                 queue.enqueue_bulk(jobs).await?;
                 bar.inc(size);
             }

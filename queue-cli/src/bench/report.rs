@@ -11,6 +11,9 @@ pub(super) struct Report {
     pub(super) backlog: u64,
     /// `master`, or `replicated:N` when enqueues and settles waited for N replicas.
     pub(super) durability: String,
+    /// Groups the measured jobs were spread over (0: none), and whether one held nearly all.
+    pub(super) groups: u64,
+    pub(super) skewed: bool,
     pub(super) redis_version: String,
     pub(super) redis_evalsha_per_s: f64,
     /// How the ceiling was measured: `redis-benchmark` (the server's), or this client's own
@@ -49,8 +52,13 @@ pub(super) fn render(r: &Report) -> String {
     let idle = r
         .redis_idle_cpu_percent
         .map_or("not measured".into(), |p| format!("{p:.2}% of a core"));
+    let groups = match (r.groups, r.skewed) {
+        (0, _) => String::new(),
+        (n, false) => format!(" in {n} groups"),
+        (n, true) => format!(" in {n} groups (one large)"),
+    };
     format!(
-        "queue-cli bench: {jobs} no-op jobs, concurrency {c}, payload {p} bytes, backlog {b}, durability {d}, Redis {v}\n\
+        "queue-cli bench: {jobs} no-op jobs{groups}, concurrency {c}, payload {p} bytes, backlog {b}, durability {d}, Redis {v}\n\
          \x20 Redis ceiling   {ceiling:>10.0} EVALSHA calls/s (pipelined, trivial script; {source})\n\
          \x20 enqueue         {enq:>10.0} jobs/s  ({er:.2}x the ceiling; scripts {eu:.1} us/job in Redis; Redis CPU {ec:.0}%, {ecu:.1} us/job)\n\
          \x20 process         {proc:>10.0} jobs/s  ({pr:.2}x the ceiling; scripts {pu:.1} us/job in Redis; Redis CPU {pc:.0}%, {pcu:.1} us/job)\n\

@@ -43,6 +43,7 @@ impl Queue {
         let since = reply.string()?;
         let result = reply.bytes()?;
         let progress = reply.bytes()?;
+        let group = Some(reply.string()?).filter(|g| !g.is_empty());
         Ok(Job {
             envelope,
             state: JobState::parse(&state).ok_or_else(|| Error::UnexpectedReply {
@@ -56,6 +57,7 @@ impl Queue {
             last_error,
             result: json_value(&result),
             progress: json_value(&progress),
+            group,
         })
     }
 
@@ -100,7 +102,11 @@ impl Queue {
         }
         let [pending, scheduled, retrying, active, dead, completed, enqueued_total, completed_total, failed_attempts_total, dead_total, paused, latency_ms] =
             counts;
-        let limits = crate::Limits::parse(&r.string()?, &r.string()?)?;
+        let (rate, concurrency) = (r.string()?, r.string()?);
+        let cancelled_total = r.int()?.max(0) as u64;
+        let events_max_len = r.int()?.max(0) as u64;
+        let (group_rate, group_concurrency) = (r.string()?, r.string()?);
+        let limits = crate::Limits::parse([&rate, &concurrency, &group_rate, &group_concurrency])?;
         Ok(QueueStats {
             name: self.name().to_owned(),
             pending,
@@ -116,8 +122,8 @@ impl Queue {
             paused: paused == 1,
             latency_ms,
             limits,
-            cancelled_total: r.int()?.max(0) as u64,
-            events_max_len: r.int()?.max(0) as u64,
+            cancelled_total,
+            events_max_len,
         })
     }
 

@@ -17,16 +17,24 @@ impl Queue {
     /// use queue_core::{Limits, QueueClient};
     /// # async fn demo() -> queue_core::Result<()> {
     /// let client = QueueClient::connect("redis://127.0.0.1:6379").await?;
-    /// // The mail provider takes 100 requests a second and 20 connections.
-    /// let limits = Limits { rate: Some("100/1s".parse()?), concurrency: Some(20) };
+    /// // The mail provider takes 100 requests a second and 20 connections; one tenant at most 2.
+    /// let limits = Limits {
+    ///     rate: Some("100/1s".parse()?),
+    ///     concurrency: Some(20),
+    ///     group_concurrency: Some(2),
+    ///     ..Limits::default()
+    /// };
     /// client.queue("emails")?.set_limits(limits).await?;
     /// # Ok(()) }
     /// ```
     pub async fn set_limits(&self, limits: Limits) -> Result<Limits> {
         let concurrency = Limits::concurrency_field(limits.concurrency)?;
+        let group_concurrency = Limits::concurrency_field(limits.group_concurrency)?;
         self.change_limits(vec![
             ("rate", Limits::rate_field(limits.rate)),
             ("concurrency", concurrency),
+            ("group_rate", Limits::rate_field(limits.group_rate)),
+            ("group_concurrency", group_concurrency),
         ])
         .await
     }
@@ -44,6 +52,36 @@ impl Queue {
         self.change_limits(vec![("concurrency", concurrency)]).await
     }
 
+    /// Sets (or with `None` removes) the rate limit of each group: at most `rate` jobs of any
+    /// one group started per window, across all workers.
+    pub async fn set_group_rate_limit(&self, rate: Option<Rate>) -> Result<Limits> {
+        self.change_limits(vec![("group_rate", Limits::rate_field(rate))]).await
+    }
+
+    /// Sets (or with `None` removes) the concurrency limit of each group: at most `n` jobs of
+    /// any one group active at once, across all workers. Zero is refused.
+    pub async fn set_group_concurrency_limit(&self, n: Option<u32>) -> Result<Limits> {
+        let concurrency = Limits::concurrency_field(n)?;
+        self.change_limits(vec![("group_concurrency", concurrency)]).await
+    }
+
+    /// Gives `group` `weight` turns for every one of a group of weight 1 (from 1 to 1000;
+    /// `None`: back to 1) when groups share the workers.
+    pub async fn set_group_weight(&self, group: &str, weight: Option<u32>) -> Result<Limits> {
+        crate::new_job::validate_group(group)?;
+        let value = match weight {
+            Some(w @ 1..=1000) => w.to_string(),
+            Some(w) => {
+                return Err(crate::Error::InvalidLimit(format!(
+                    "a group weight is 1 to 1000, not {w}"
+                )))
+            }
+            None => String::new(),
+        };
+        let field = format!("weight:{group}");
+        self.change_limits(vec![(field.as_str(), value)]).await
+    }
+
     /// Removes every limit of the queue.
     pub async fn clear_limits(&self) -> Result<Limits> {
         self.set_limits(Limits::default()).await
@@ -56,6 +94,7 @@ impl Queue {
             .flat_map(|(field, value)| [Value::from(field), Value::from(value)])
             .collect();
         let (_, mut reply) = self.call(Command::Limits, None, args).await?;
-        Limits::parse(&reply.string()?, &reply.string()?)
+        let fields = [reply.string()?, reply.string()?, reply.string()?, reply.string()?];
+        Limits::parse([&fields[0], &fields[1], &fields[2], &fields[3]])
     }
 }
