@@ -140,9 +140,17 @@ extern "C" fn kill_chromedriver() {
     }
 }
 
-/// The text a person sees in the element `css` selects (waiting for it up to a few seconds).
+/// The text a person sees in the element `css` selects (waiting for it up to a few seconds,
+/// finding it again when a live refresh replaced it).
 pub async fn text(client: &Client, css: &str) -> String {
-    find(client, css).await.text().await.expect("text")
+    for _ in 0..5 {
+        match find(client, css).await.text().await {
+            Ok(text) => return text,
+            Err(error) if error.to_string().contains("stale") => continue,
+            Err(error) => panic!("text of {css:?}: {error}"),
+        }
+    }
+    panic!("{css:?} kept going stale");
 }
 
 /// The element `css` selects, waiting for it up to a few seconds.

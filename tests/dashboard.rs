@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use fantoccini::Client;
-use queue::{fred::interfaces::ClientLike, Backoff, JobState, NewJob, QueueClient};
+use queue::{fred::interfaces::ClientLike, Backoff, JobState, Limits, NewJob, QueueClient, Schedule};
 
 use crate::{
     browser::{browser, click, find, text},
@@ -91,8 +91,10 @@ impl Running {
     }
 }
 
-/// emails: 2 pending, 1 scheduled, 1 retrying, 1 active, 2 dead, 1 completed;
-/// images: 31 pending (more than a page), paused.
+/// emails: 2 pending, 1 scheduled, 1 retrying, 1 active (with progress 40), 2 dead, 1
+/// completed (with a result); limits, and a schedule;
+/// images: 31 pending (more than a page), paused;
+/// reports: jobs of two groups, acme (weight 2) and globex, at most 1 running per group.
 async fn known_state(admin: &QueueClient) {
     let emails = admin.queue("emails").unwrap();
     let never = Backoff::fixed(Duration::from_secs(3600));
@@ -118,7 +120,29 @@ async fn known_state(admin: &QueueClient) {
     emails.enqueue(later).await.unwrap();
     let leased = emails.pop(5, Duration::from_secs(600)).await.unwrap().jobs;
     let lease = |id: &str| &leased.iter().find(|j| j.lease.id == id).expect("leased").lease;
-    emails.complete([lease("welcome-ann")]).await.unwrap();
+    let result = br#"{"message_id":"<ann-1@mx.example.com>"}"#;
+    emails
+        .complete_with_results([lease("welcome-ann")], &[("welcome-ann", &result[..])])
+        .await
+        .unwrap();
+    emails
+        .progress(lease("digest-weekly"), &serde_json::json!(40))
+        .await
+        .unwrap();
+    let limits = Limits {
+        rate: Some("100/1s".parse().unwrap()),
+        concurrency: Some(20),
+        ..Limits::default()
+    };
+    emails.set_limits(limits).await.unwrap();
+    let digest = NewJob::new("send_digest", &serde_json::json!({ "list": "weekly" }));
+    emails
+        .cron_add(
+            "weekly-digest",
+            Schedule::new("0 8 * * 1", digest).time_zone("Europe/Paris"),
+        )
+        .await
+        .unwrap();
     emails
         .fail(
             lease("welcome-bob"),
@@ -139,6 +163,12 @@ async fn known_state(admin: &QueueClient) {
     let resizes = (0..31).map(|n| NewJob::new("resize", &serde_json::json!({ "w": 640 })).id(format!("img-{n:02}")));
     images.enqueue_bulk(resizes).await.unwrap();
     images.pause().await.unwrap();
+    let reports = admin.queue("reports").unwrap();
+    let tenants = ["acme", "acme", "acme", "globex"];
+    let grouped = tenants.map(|tenant| NewJob::new("render", &serde_json::json!({ "tenant": tenant })).group(tenant));
+    reports.enqueue_bulk(grouped).await.unwrap();
+    reports.set_group_concurrency_limit(Some(1)).await.unwrap();
+    reports.set_group_weight("acme", Some(2)).await.unwrap();
 }
 
 /// Waits until the element `css` selects reads `expected` (after a navigation or a live
@@ -198,11 +228,39 @@ async fn the_overview_shows_every_queue_with_its_counts_and_stays_live() {
 }
 
 #[tokio::test]
-async fn a_queue_page_lists_the_dead_letter_and_a_job_page_shows_its_error_and_payload() {
+async fn a_queue_page_shows_its_limits_schedules_and_jobs_and_a_job_page_its_error_result_and_progress() {
     let running = Running::start(&[]).await;
     let browser = browser().await;
     running.visit(&browser, "/queues/emails").await;
     assert_eq!(text(&browser, "[data-state='dead'] dd").await, "2");
+    // The limits and the schedule, with its next run in its time zone.
+    assert_eq!(text(&browser, "[data-limit='rate'] dd").await, "100/1s");
+    assert_eq!(text(&browser, "[data-limit='concurrency'] dd").await, "20");
+    let schedule = text(&browser, "tr[data-schedule='weekly-digest']").await;
+    assert!(
+        schedule.contains("0 8 * * 1") && schedule.contains("Europe/Paris") && schedule.contains("send_digest"),
+        "{schedule}"
+    );
+    // 8:00 in Paris is 7:00 UTC in winter, 6:00 in summer.
+    let next = text(&browser, "tr[data-schedule='weekly-digest'] [data-field='next-run']").await;
+    assert!(next.ends_with("T07:00:00Z") || next.ends_with("T06:00:00Z"), "{next}");
+    // A queue without either says how to add them.
+    running.visit(&browser, "/queues/images").await;
+    assert_eq!(text(&browser, "[data-limit='rate'] dd").await, "none");
+    assert!(text(&browser, "#schedules").await.contains("queue-cli cron add images"));
+    // A queue of groups: its group limit and its busiest groups.
+    running.visit(&browser, "/queues/reports").await;
+    assert_eq!(text(&browser, "[data-limit='group-concurrency'] dd").await, "1");
+    let acme = text(&browser, "tr[data-group='acme']").await;
+    assert!(
+        acme.contains("acme") && acme.contains('3') && acme.contains('2'),
+        "{acme}"
+    );
+    assert!(text(&browser, "tr[data-group='globex']").await.contains("globex"));
+    click(&browser, "a[data-tab='pending']").await;
+    click(&browser, "#jobs tbody tr:first-child a").await;
+    assert!(["acme", "globex"].contains(&text(&browser, "#group").await.as_str()));
+    running.visit(&browser, "/queues/emails").await;
     // The pending jobs first, in the order workers take them; a tab per state.
     assert_eq!(text(&browser, "#jobs h2").await, "Pending jobs (2)");
     assert!(text(&browser, "#jobs tbody tr:first-child")
@@ -221,6 +279,16 @@ async fn a_queue_page_lists_the_dead_letter_and_a_job_page_shows_its_error_and_p
         .contains("template reset.html missing"));
     assert!(text(&browser, "pre.payload").await.contains("cara@example.com"));
     running.no_password(&browser).await;
+
+    // A completed job's result, a running job's progress.
+    running.visit(&browser, "/queues/emails/jobs/welcome-ann").await;
+    assert!(text(&browser, "#result pre.result")
+        .await
+        .contains(r#""message_id": "<ann-1@mx.example.com>""#));
+    running.visit(&browser, "/queues/emails/jobs/digest-weekly").await;
+    assert_eq!(text(&browser, "#progress").await, "40");
+    let bar = find(&browser, "#progress progress").await;
+    assert_eq!(bar.attr("value").await.unwrap().as_deref(), Some("40"));
 
     // Lookup by id, of a job in another state.
     running.visit(&browser, "/queues/emails").await;
@@ -321,7 +389,7 @@ async fn retry_all_asks_first_and_moves_every_dead_job() {
 }
 
 #[tokio::test]
-async fn a_job_is_deleted_run_now_and_a_queue_drained_through_the_page() {
+async fn a_job_is_deleted_run_now_or_cancelled_and_a_queue_drained_through_the_page() {
     let running = Running::start(&[]).await;
     let browser = browser().await;
     let emails = running.admin.queue("emails").unwrap();
@@ -350,6 +418,43 @@ async fn a_job_is_deleted_run_now_and_a_queue_drained_through_the_page() {
     assert_eq!(text(&browser, "#state").await, "active");
     assert!(browser
         .find_all(fantoccini::Locator::Css("#job-actions a.delete"))
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Cancel asks first; keeping the job leads back to it.
+    let cancelled_before = running.stats("emails").await.cancelled_total;
+    running.visit(&browser, "/queues/emails/jobs/welcome-eve").await;
+    click(&browser, "#job-actions a.cancel-job").await;
+    assert!(text(&browser, "p.question")
+        .await
+        .contains("Cancel job welcome-eve (pending) of emails?"));
+    click(&browser, "#cancel").await;
+    assert_eq!(text(&browser, "#state").await, "pending");
+    click(&browser, "#job-actions a.cancel-job").await;
+    click(&browser, "#confirm").await;
+    shows(&browser, "p.notice", "it was waiting, and is removed").await;
+    // The running job: its lease ends now.
+    running.visit(&browser, "/queues/emails/jobs/digest-weekly").await;
+    click(&browser, "#job-actions a.cancel-job").await;
+    assert!(text(&browser, "p.question").await.contains("It is running"));
+    click(&browser, "#confirm").await;
+    shows(&browser, "p.notice", "it was running, and its worker stops it").await;
+    let stats = running.stats("emails").await;
+    assert_eq!((stats.active, stats.cancelled_total), (0, cancelled_before + 2));
+    for id in ["welcome-eve", "digest-weekly"] {
+        // Forgotten, or kept as cancelled where cancelled jobs stay visible.
+        match emails.job(id).await {
+            Err(queue::Error::JobNotFound { .. }) => {}
+            Ok(job) => assert_eq!(job.state.as_str(), "cancelled", "{id}"),
+            Err(error) => panic!("{id}: {error}"),
+        }
+    }
+    // A finished job offers no cancel.
+    running.visit(&browser, "/queues/emails/jobs/reset-cara").await;
+    find(&browser, "#job-actions a.delete").await;
+    assert!(browser
+        .find_all(fantoccini::Locator::Css("#job-actions a.cancel-job"))
         .await
         .unwrap()
         .is_empty());
@@ -439,6 +544,26 @@ async fn the_api_answers_in_the_shapes_of_the_cli_json() {
         get("/api/queues/emails/dead").await,
         cli(&["dead", "list", "emails", "--json"])
     );
+    assert_eq!(
+        get("/api/queues/emails/limits").await,
+        cli(&["limit", "emails", "--json"])
+    );
+    assert_eq!(
+        get("/api/queues/emails/cron").await,
+        cli(&["cron", "list", "emails", "--json"])
+    );
+    assert_eq!(
+        get("/api/queues/reports/limits").await,
+        cli(&["limit", "reports", "--json"])
+    );
+    assert_eq!(
+        get("/api/queues/reports/groups").await,
+        cli(&["groups", "reports", "--json"])
+    );
+    assert_eq!(
+        get("/api/queues/emails/jobs/welcome-ann").await,
+        cli(&["job", "emails", "welcome-ann", "--json"])
+    );
     let api = get("/api/queues").await;
     let stats = cli(&["stats", "--json"]);
     let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
@@ -455,6 +580,63 @@ async fn the_api_answers_in_the_shapes_of_the_cli_json() {
         .contains("?state="));
     assert_eq!(get("/api/queues/emails").await["name"], "emails");
     assert_eq!(get("/api/queues/nope").await["error"], "unknown queue \"nope\"");
+}
+
+#[tokio::test]
+async fn under_a_base_path_every_link_form_and_redirect_stays_under_it() {
+    let running = Running::start(&["--listen", "127.0.0.1:0", "--base-path", "/ops/queues/"]).await;
+    assert!(running.url.ends_with("/ops/queues"), "{}", running.url);
+    let browser = browser().await;
+    let under = format!("{}/", running.url);
+    // Every link, asset and form of each page: written relative (so a proxy that strips the
+    // prefix works as well), resolved under the prefix, and every link opens.
+    let pages = [
+        "/",
+        "/queues/emails",
+        "/queues/emails?state=dead",
+        "/queues/emails/jobs/reset-cara",
+        "/queues/emails/jobs/digest-weekly",
+        "/queues/emails/confirm/purge",
+        "/queues/emails/confirm/cancel?id=welcome-eve",
+        "/queues/emails/jobs/nope",
+    ];
+    let script = "const done = arguments[0];
+        const targets = [...document.querySelectorAll('a[href], link[href], script[src], form')]
+          .map(e => ({ written: e.getAttribute('href') ?? e.getAttribute('src') ?? e.getAttribute('action'),
+                       resolved: e.href ?? e.src ?? e.action, get: e.tagName !== 'FORM' }));
+        Promise.all(targets.map(t => t.get
+            ? fetch(t.resolved).then(r => ({ ...t, status: r.status }))
+            : Promise.resolve({ ...t, status: 0 })))
+          .then(done);";
+    for page in pages {
+        running.visit(&browser, page).await;
+        let targets = browser.execute_async(script, vec![]).await.unwrap();
+        let targets = targets.as_array().unwrap();
+        assert!(targets.len() >= 3, "{page}: {targets:?}");
+        for target in targets {
+            let written = target["written"].as_str().unwrap();
+            let resolved = target["resolved"].as_str().unwrap();
+            assert!(
+                !written.starts_with('/') && !written.contains("://"),
+                "{page}: {written}"
+            );
+            assert!(resolved.starts_with(&under), "{page}: {written} resolves to {resolved}");
+            let status = target["status"].as_u64().unwrap();
+            assert!(status == 0 || status == 200, "{page}: {resolved} answers {status}");
+        }
+    }
+    // A form posted under the prefix changes Redis and lands back under it.
+    running.visit(&browser, "/queues/emails").await;
+    click(&browser, "#pause").await;
+    shows(&browser, "p.notice", "Paused emails").await;
+    assert!(running.stats("emails").await.paused);
+    assert!(browser.current_url().await.unwrap().as_str().starts_with(&under));
+    // The prefix alone is sent to the overview; a path outside it is not found.
+    running.visit(&browser, "").await;
+    assert_eq!(browser.current_url().await.unwrap().as_str(), under);
+    let outside = running.url.replace("/ops/queues", "/queues/emails");
+    browser.goto(&outside).await.unwrap();
+    assert!(text(&browser, "body").await.contains("served under /ops/queues/"));
 }
 
 /// Not a check: takes the README's screenshots (`docs/dashboard-*.png`) of a run with some
@@ -495,6 +677,7 @@ async fn screenshots() {
         ("/", "overview"),
         ("/queues/emails?state=dead", "queue"),
         ("/queues/emails/jobs/reset-cara", "job"),
+        ("/queues/emails/jobs/digest-weekly", "job-running"),
     ] {
         running.visit(&browser, path).await;
         find(&browser, "main h1").await;

@@ -48,7 +48,6 @@ pub const REQUIRED_COMMANDS: &[&str] = &[
     "xread",
     "xrevrange",
     "del",
-    "pexpire",
     "pttl",
     "sadd",
     "smembers",
@@ -76,4 +75,15 @@ pub fn acl_rules(prefix: &str) -> String {
         "resetkeys ~{{{prefix}:* ~{{{prefix}}}:* resetchannels &{{{prefix}:* -@all {}",
         commands.join(" ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn each_command_is_granted_once() {
+        let mut commands = super::REQUIRED_COMMANDS.to_vec();
+        commands.sort_unstable();
+        commands.dedup();
+        assert_eq!(commands.len(), super::REQUIRED_COMMANDS.len());
+    }
 }

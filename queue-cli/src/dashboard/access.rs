@@ -105,9 +105,11 @@ fn token_from_query(request: &Request) -> Option<(String, String)> {
             None => kept.push(pair),
         }
     }
+    // Relative, like every link: behind a proxy the path seen here may lack its prefix.
+    let path = super::links::Root::of(uri.path()).to(uri.path().trim_start_matches('/'));
     let rest = match kept.is_empty() {
-        true => uri.path().to_owned(),
-        false => format!("{}?{}", uri.path(), kept.join("&")),
+        true => path,
+        false => format!("{path}?{}", kept.join("&")),
     };
     Some((token?, rest))
 }

@@ -38,6 +38,37 @@ pub(crate) async fn queue(State(dashboard): State<Shared>, Path(queue): Path<Str
     Ok(Json(row).into_response())
 }
 
+/// `GET /api/queues/{queue}/limits`: what `queue-cli limit <queue> --json` prints.
+pub(crate) async fn limits(State(dashboard): State<Shared>, Path(queue): Path<String>) -> ApiResult {
+    Ok(Json(dashboard.client.queue(&queue)?.limits().await?).into_response())
+}
+
+/// `GET /api/queues/{queue}/cron`: what `queue-cli cron list <queue> --json` prints.
+pub(crate) async fn cron(State(dashboard): State<Shared>, Path(queue): Path<String>) -> ApiResult {
+    let schedules = dashboard.client.queue(&queue)?.cron_list().await?;
+    Ok(Json(json!({ "schedules": schedules })).into_response())
+}
+
+/// How many groups to list.
+#[derive(Debug, Deserialize)]
+pub(crate) struct GroupsQuery {
+    #[serde(default = "default_groups")]
+    limit: u32,
+}
+
+fn default_groups() -> u32 {
+    20
+}
+
+/// `GET /api/queues/{queue}/groups?limit=`: what `queue-cli groups <queue> --json` prints.
+pub(crate) async fn groups(
+    State(dashboard): State<Shared>,
+    Path(queue): Path<String>,
+    Query(query): Query<GroupsQuery>,
+) -> ApiResult {
+    Ok(Json(dashboard.client.queue(&queue)?.groups(query.limit).await?).into_response())
+}
+
 /// Paging through a list.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Paging {

@@ -6,6 +6,7 @@
 mod access;
 mod api;
 mod history;
+mod links;
 mod pages;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -38,6 +39,10 @@ pub(crate) struct DashboardArgs {
     /// How often the counters are sampled for the rate chart (the last hour is kept).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     sample_every: Duration,
+    /// The path the dashboard is served under, for a reverse proxy that passes it on (e.g.
+    /// `/ops/queues`). Its links are relative, so a proxy that strips the prefix needs nothing.
+    #[arg(long, default_value = "/", value_parser = links::parse_base_path)]
+    base_path: String,
 }
 
 /// What every handler shares.
@@ -80,8 +85,21 @@ pub(crate) async fn run(connect: &ConnectArgs, args: DashboardArgs) -> anyhow::R
     let address = listener.local_addr()?;
     let stop = queue_worker::shutdown_on_signals();
     tokio::spawn(history::sample(dashboard.clone(), stop.clone()));
-    output::line(format_args!("dashboard listening on http://{address}/"))?;
-    axum::serve(listener, router(dashboard))
+    output::line(format_args!(
+        "dashboard listening on http://{address}{}/",
+        args.base_path
+    ))?;
+    let app = match args.base_path.as_str() {
+        "" => router(dashboard),
+        // Around the whole router, so the routes see the path without the prefix.
+        base => Router::new()
+            .fallback_service(router(dashboard))
+            .layer(axum::middleware::from_fn_with_state(
+                base.to_owned(),
+                links::under_base_path,
+            )),
+    };
+    axum::serve(listener, app)
         .with_graceful_shutdown(stop.cancelled_owned())
         .await
         .context("the dashboard's server stopped")
@@ -101,22 +119,27 @@ fn router(dashboard: Shared) -> Router {
         .route("/queues/{queue}/dead/purge", post(pages::dead_purge))
         .route("/queues/{queue}/jobs/delete", post(pages::delete_job))
         .route("/queues/{queue}/jobs/run-now", post(pages::run_now))
+        .route("/queues/{queue}/jobs/cancel", post(pages::cancel_job))
         .route("/queues/{queue}/drain", post(pages::drain))
         .route("/api/queues", get(api::queues))
         .route("/api/queues/{queue}", get(api::queue))
         .route("/api/queues/{queue}/dead", get(api::dead))
+        .route("/api/queues/{queue}/limits", get(api::limits))
+        .route("/api/queues/{queue}/cron", get(api::cron))
+        .route("/api/queues/{queue}/groups", get(api::groups))
         .route("/api/queues/{queue}/jobs", get(api::jobs))
         .route("/api/queues/{queue}/jobs/{id}", get(api::job))
         .route("/api/history", get(api::history))
         .route("/assets/style.css", get(pages::style))
         .route("/assets/live.js", get(pages::script))
+        .layer(axum::middleware::from_fn(pages::render_failure))
         .layer(axum::middleware::from_fn_with_state(dashboard.clone(), access::check))
         .with_state(dashboard)
 }
 
 /// A request that failed: its status and a one-line message. Pages show it in the layout; the
 /// API sends it as `{"error": ...}`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Failure {
     status: StatusCode,
     message: String,
@@ -139,7 +162,9 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
             Some(Error::UnknownQueue(_) | Error::JobNotFound { .. } | Error::NotInDeadLetter { .. }) => {
                 StatusCode::NOT_FOUND
             }
-            Some(Error::InvalidQueueName { .. } | Error::InvalidJobId { .. }) => StatusCode::BAD_REQUEST,
+            Some(Error::InvalidQueueName { .. } | Error::InvalidJobId { .. } | Error::InvalidLimit(_)) => {
+                StatusCode::BAD_REQUEST
+            }
             // A running job cannot be deleted, a pending one cannot be run ahead of its time.
             Some(Error::JobActive { .. } | Error::NotRetryable { .. }) => StatusCode::CONFLICT,
             // Redis is the server behind this one: its failures are a bad gateway.
@@ -150,7 +175,11 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 }
 
 impl IntoResponse for Failure {
+    /// The status and the failure itself: `pages::render_failure`, which knows the page's
+    /// place for its links, makes the page of it.
     fn into_response(self) -> Response {
-        (self.status, pages::failure(self.status, &self.message)).into_response()
+        let mut response = self.status.into_response();
+        response.extensions_mut().insert(self);
+        response
     }
 }

@@ -1,21 +1,28 @@
 //! The pages: server-rendered HTML (maud escapes every value), forms for the actions, a
 //! confirmation page before anything destructive, and the embedded assets.
 use axum::{
-    extract::{Path, Query, State},
+    extract::{Path, Query, Request, State},
     http::{header, StatusCode},
+    middleware::Next,
     response::{IntoResponse, Redirect, Response},
     Form,
 };
 use maud::{html, Markup, PreEscaped, DOCTYPE};
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use queue_core::JobState;
+use queue_core::{Cancellation, JobState};
 use serde::Deserialize;
 
-use super::{history::Rate, Dashboard, Failure, Shared};
+use super::{
+    history::Rate,
+    links::{segment, Root},
+    Dashboard, Failure, Shared,
+};
 use crate::{admin, output, stats};
 
-/// Dead jobs per page.
+/// Jobs per page.
 const PAGE: u64 = 25;
+
+/// The busiest groups a queue page lists.
+const GROUPS: u32 = 10;
 
 /// How often the live parts of a page refresh, in ms.
 const REFRESH_MS: u32 = 3000;
@@ -25,18 +32,7 @@ const SCRIPT: &str = include_str!("assets/live.js");
 
 type PageResult = Result<Response, Failure>;
 
-/// What a path segment may keep as is; everything else (a job id's `/`, `?`, `#`) is encoded.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b':');
-
-fn queue_path(queue: &str) -> String {
-    format!("/queues/{}", utf8_percent_encode(queue, SEGMENT))
-}
-
-fn job_path(queue: &str, id: &str) -> String {
-    format!("{}/jobs/{}", queue_path(queue), utf8_percent_encode(id, SEGMENT))
-}
-
-fn layout(dashboard: &Dashboard, title: &str, live: bool, body: Markup) -> Markup {
+fn layout(dashboard: &Dashboard, root: &Root, title: &str, live: bool, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -44,12 +40,12 @@ fn layout(dashboard: &Dashboard, title: &str, live: bool, body: Markup) -> Marku
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · queue dashboard" }
-                link rel="stylesheet" href="/assets/style.css";
-                script src="/assets/live.js" defer {}
+                link rel="stylesheet" href=(root.to("assets/style.css"));
+                script src=(root.to("assets/live.js")) defer {}
             }
             body data-refresh=[live.then_some(REFRESH_MS)] {
                 header {
-                    a.brand href="/" { "queue dashboard" }
+                    a.brand href=(root.to("")) { "queue dashboard" }
                     span.redis { (dashboard.redis) }
                 }
                 main { (body) }
@@ -58,22 +54,32 @@ fn layout(dashboard: &Dashboard, title: &str, live: bool, body: Markup) -> Marku
     }
 }
 
+/// Makes the page of a [`Failure`] a handler answered: here the request's path is known, and
+/// with it where the page's links lead.
+pub(crate) async fn render_failure(root: Root, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    match response.extensions_mut().remove::<Failure>() {
+        Some(failure) => (failure.status, failure_page(&root, failure.status, &failure.message)).into_response(),
+        None => response,
+    }
+}
+
 /// The page of a failed request.
-pub(crate) fn failure(status: StatusCode, message: &str) -> Markup {
+fn failure_page(root: &Root, status: StatusCode, message: &str) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 title { (status.as_u16()) " · queue dashboard" }
-                link rel="stylesheet" href="/assets/style.css";
+                link rel="stylesheet" href=(root.to("assets/style.css"));
             }
             body {
-                header { a.brand href="/" { "queue dashboard" } }
+                header { a.brand href=(root.to("")) { "queue dashboard" } }
                 main {
                     h1 { (status.canonical_reason().unwrap_or("Error")) }
                     p.error { (message) }
-                    p { a href="/" { "All queues" } }
+                    p { a href=(root.to("")) { "All queues" } }
                 }
             }
         }
@@ -85,7 +91,7 @@ fn page(markup: Markup) -> PageResult {
 }
 
 /// `GET /`: every queue, its counts, paused, latency, and the rates of the last hour.
-pub(crate) async fn overview(State(dashboard): State<Shared>) -> PageResult {
+pub(crate) async fn overview(root: Root, State(dashboard): State<Shared>) -> PageResult {
     let report = stats::collect(&dashboard.client, &[]).await?;
     let body = html! {
         h1 { "Queues" }
@@ -103,7 +109,7 @@ pub(crate) async fn overview(State(dashboard): State<Shared>) -> PageResult {
                         @for row in &report.queues {
                             @let rate = dashboard.history.rates(Some(&row.name)).last().copied();
                             tr data-queue=(row.name) {
-                                td { a href=(queue_path(&row.name)) { (row.name) } }
+                                td { a href=(root.queue(&row.name)) { (row.name) } }
                                 @for (state, count) in STATES.iter().zip(state_counts(&row.counts)) {
                                     td.num data-state=(state.as_str()) { (count) }
                                 }
@@ -126,7 +132,7 @@ pub(crate) async fn overview(State(dashboard): State<Shared>) -> PageResult {
             }
         }
     };
-    page(layout(&dashboard, "Queues", true, body))
+    page(layout(&dashboard, &root, "Queues", true, body))
 }
 
 /// The states in the order of the stats columns.
@@ -239,18 +245,25 @@ pub(crate) struct QueueView {
     n: Option<u64>,
 }
 
-/// `GET /queues/{queue}?state=&offset=`: counts, pause and resume, lookup by id, and the jobs
-/// of one state a page at a time, with the actions that state allows.
+/// `GET /queues/{queue}?state=&offset=`: counts, limits, pause and resume, lookup by id, the
+/// jobs of one state a page at a time with the actions that state allows, and the schedules.
 pub(crate) async fn queue(
+    root: Root,
     State(dashboard): State<Shared>,
     Path(queue): Path<String>,
     Query(view): Query<QueueView>,
 ) -> PageResult {
-    let client = &dashboard.client;
-    let row = stats::QueueRow::from(client.queue(&queue)?.stats().await?);
+    let handle = dashboard.client.queue(&queue)?;
     let state = view.state.unwrap_or(JobState::Pending);
-    let list = client.queue(&queue)?.jobs(state, view.offset, PAGE).await?;
-    let base = queue_path(&queue);
+    let (stats, list, schedules, groups) = tokio::try_join!(
+        handle.stats(),
+        handle.jobs(state, view.offset, PAGE),
+        handle.cron_list(),
+        handle.groups(GROUPS),
+    )?;
+    let row = stats::QueueRow::from(stats);
+    let limits = row.limits;
+    let base = root.queue(&queue);
     let csrf = dashboard.access.csrf();
     let notice = view
         .done
@@ -282,6 +295,24 @@ pub(crate) async fn queue(
                 div { dt { "Enqueued (all time)" } dd { (row.counts.enqueued_total) } }
                 div { dt { "Completed (all time)" } dd { (row.counts.completed_total) } }
                 div { dt { "Failed attempts (all time)" } dd { (row.counts.failed_attempts_total) } }
+                div { dt { "Cancelled (all time)" } dd { (row.counts.cancelled_total) } }
+                div data-limit="rate" title="at most this many jobs started per window, across all workers" {
+                    dt { "Rate limit" } dd { (limits.rate.map_or("none".into(), |rate| rate.to_string())) }
+                }
+                div data-limit="concurrency" title="at most this many jobs running at once, across all workers" {
+                    dt { "Concurrency limit" } dd { (limits.concurrency.map_or("none".into(), |n| n.to_string())) }
+                }
+                // Group limits only where set: most queues have no groups.
+                @if let Some(rate) = limits.group_rate {
+                    div data-limit="group-rate" title="at most this many jobs of one group started per window" {
+                        dt { "Group rate limit" } dd { (rate) }
+                    }
+                }
+                @if let Some(n) = limits.group_concurrency {
+                    div data-limit="group-concurrency" title="at most this many jobs of one group running at once" {
+                        dt { "Group concurrency limit" } dd { (n) }
+                    }
+                }
             }
             (chart(&dashboard.history.rates(Some(&queue)), &dashboard))
         }
@@ -312,7 +343,7 @@ pub(crate) async fn queue(
                         JobState::Pending | JobState::Scheduled | JobState::Retrying => {
                             a.button.danger #drain href=(format!("{base}/confirm/drain")) { "Drain…" }
                         }
-                        JobState::Active | JobState::Completed => {}
+                        _ => {}
                     }
                 }
                 table {
@@ -322,12 +353,12 @@ pub(crate) async fn queue(
                     tbody {
                         @for job in &list.jobs {
                             tr data-job=(job.id) {
-                                td { a href=(job_path(&queue, &job.id)) { (job.id) } }
+                                td { a href=(root.job(&queue, &job.id)) { (job.id) } }
                                 td { (job.kind) }
                                 td.num { (job.attempts) " of " (job.max_attempts) }
                                 td { (summary_time(job)) }
                                 td.error { (job.error.as_deref().unwrap_or("")) }
-                                td.row-actions { (job_actions(&queue, &job.id, job.state, csrf)) }
+                                td.row-actions { (job_actions(&base, &job.id, job.state, csrf)) }
                             }
                         }
                     }
@@ -344,8 +375,70 @@ pub(crate) async fn queue(
                 }
             }
         }
+        (groups_section(&groups))
+        (schedules_section(&queue, &schedules))
     };
-    page(layout(&dashboard, &queue, true, body))
+    page(layout(&dashboard, &root, &queue, true, body))
+}
+
+/// The busiest groups, when the queue's jobs carry groups.
+fn groups_section(report: &queue_core::GroupsReport) -> Markup {
+    html! {
+        section #groups data-live {
+            @if !report.groups.is_empty() {
+                h2 { "Groups (" (report.waiting) " waiting, " (report.running) " running)" }
+                table {
+                    thead { tr {
+                        th { "Group" } th.num { "Pending" } th.num { "Active" } th.num { "Weight" } th { "State" }
+                    } }
+                    tbody {
+                        @for group in &report.groups {
+                            tr data-group=(group.name) {
+                                td { (group.name) }
+                                td.num { (group.pending) }
+                                td.num { (group.active) }
+                                td.num { (group.weight) }
+                                td { (group.state) }
+                            }
+                        }
+                    }
+                }
+                @if report.waiting + report.running > report.groups.len() as u64 {
+                    p.meta { "The " (report.groups.len()) " busiest; " code { "queue-cli groups" } " lists more." }
+                }
+            }
+        }
+    }
+}
+
+/// The queue's cron schedules, each with its next run.
+fn schedules_section(queue: &str, schedules: &[queue_core::ScheduleInfo]) -> Markup {
+    html! {
+        section #schedules data-live {
+            h2 { "Schedules (" (schedules.len()) ")" }
+            @if schedules.is_empty() {
+                p.meta { "No schedules: " code { "queue-cli cron add " (queue) " <name> <expression> <payload>" } " adds one." }
+            } @else {
+                table {
+                    thead { tr {
+                        th { "Name" } th { "Schedule" } th { "Time zone" } th { "Kind" } th { "Next run" } th { "Payload" }
+                    } }
+                    tbody {
+                        @for schedule in schedules {
+                            tr data-schedule=(schedule.name) {
+                                td { (schedule.name) }
+                                td { code { (schedule.expression) } }
+                                td { (schedule.time_zone) }
+                                td { (schedule.kind) }
+                                td data-field="next-run" { (output::timestamp(schedule.next_run_ms)) }
+                                td { code { (schedule.payload.to_string()) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The heading of a list's time column: each state's own time.
@@ -356,6 +449,8 @@ fn time_label(state: JobState) -> &'static str {
         JobState::Active => "Lease until",
         JobState::Dead => "Died at",
         JobState::Completed => "Completed at",
+        #[allow(unreachable_patterns)] // a state added to queue-core later
+        _ => "Since",
     }
 }
 
@@ -368,10 +463,9 @@ fn summary_time(job: &queue_core::JobSummary) -> String {
     ms.map_or_else(|| "-".into(), output::timestamp)
 }
 
-/// The buttons a job in `state` offers: retry a dead one, run a waiting one now, delete any but
-/// a running one (after a confirmation).
-fn job_actions(queue: &str, id: &str, state: JobState, csrf: &str) -> Markup {
-    let base = queue_path(queue);
+/// The buttons a job in `state` offers: retry a dead one, run a waiting one now, delete a
+/// waiting or finished one (after a confirmation). `base` links to the queue's page.
+fn job_actions(base: &str, id: &str, state: JobState, csrf: &str) -> Markup {
     let post = |target: &str, class: &str, label: &str| {
         html! {
             form method="post" action=(format!("{base}/{target}")) {
@@ -388,8 +482,8 @@ fn job_actions(queue: &str, id: &str, state: JobState, csrf: &str) -> Markup {
             JobState::Scheduled | JobState::Retrying => (post("jobs/run-now", "run-now", "Run now")),
             _ => {}
         }
-        @if state != JobState::Active {
-            a.button.danger.delete href=(format!("{base}/confirm/delete?id={}", utf8_percent_encode(id, SEGMENT))) { "Delete…" }
+        @if matches!(state, JobState::Pending | JobState::Scheduled | JobState::Retrying | JobState::Dead | JobState::Completed) {
+            a.button.danger.delete href=(format!("{base}/confirm/delete?id={}", segment(id))) { "Delete…" }
         }
     }
 }
@@ -404,6 +498,8 @@ fn notice(done: &str, n: u64, queue: &str) -> Option<String> {
         "deleted" => "Deleted the job.".to_owned(),
         "ran" => "The job is pending now: it runs when a worker is free.".to_owned(),
         "drained" => format!("Removed {}.", jobs(n, "waiting job")),
+        "cancelled" => "Cancelled the job: it was waiting, and is removed.".to_owned(),
+        "stopped" => "Cancelled the job: it was running, and its worker stops it.".to_owned(),
         _ => return None,
     })
 }
@@ -423,15 +519,20 @@ pub(crate) struct Lookup {
 }
 
 /// `GET /queues/{queue}/lookup?id=`: to the job's page.
-pub(crate) async fn lookup(Path(queue): Path<String>, Query(lookup): Query<Lookup>) -> Redirect {
+pub(crate) async fn lookup(root: Root, Path(queue): Path<String>, Query(lookup): Query<Lookup>) -> Redirect {
     match lookup.id.trim() {
-        "" => Redirect::to(&queue_path(&queue)),
-        id => Redirect::to(&job_path(&queue, id)),
+        "" => Redirect::to(&root.queue(&queue)),
+        id => Redirect::to(&root.job(&queue, id)),
     }
 }
 
 /// `GET /queues/{queue}/jobs/{id}`: everything known about one job.
-pub(crate) async fn job(State(dashboard): State<Shared>, Path((queue, id)): Path<(String, String)>) -> PageResult {
+/// Live, so a running job's progress and its end show without reloading.
+pub(crate) async fn job(
+    root: Root,
+    State(dashboard): State<Shared>,
+    Path((queue, id)): Path<(String, String)>,
+) -> PageResult {
     let job = dashboard.client.queue(&queue)?.job(&id).await?;
     let payload = serde_json::to_string_pretty(&admin::payload_json(&job))?;
     let since_label = match job.state {
@@ -440,30 +541,65 @@ pub(crate) async fn job(State(dashboard): State<Shared>, Path((queue, id)): Path
         JobState::Completed => "Completed at",
         _ => "In this state since",
     };
-    let base = queue_path(&queue);
+    let base = root.queue(&queue);
+    let cancellable = matches!(
+        job.state,
+        JobState::Pending | JobState::Scheduled | JobState::Retrying | JobState::Active
+    );
     let body = html! {
-        p.crumbs { a href="/" { "Queues" } " / " a href=(base) { (queue) } }
+        p.crumbs { a href=(root.to("")) { "Queues" } " / " a href=(base) { (queue) } }
         h1 { "Job " span.name { (job.envelope.id) } }
-        dl.job {
-            dt { "State" } dd #state { span class=(format!("state {}", job.state.as_str())) { (job.state.as_str()) } }
-            dt { "Kind" } dd { (job.envelope.kind) }
-            dt { "Attempts" } dd { (job.attempts) " of " (job.envelope.max_attempts) }
-            dt { "Priority" } dd { (job.envelope.priority) }
-            dt { "Backoff" } dd { (serde_json::to_string(&job.envelope.backoff)?) }
-            @if let Some(ms) = job.envelope.timeout_ms { dt { "Timeout" } dd { (output::duration_ms(ms)) } }
-            dt { "Created at" } dd { (output::timestamp(job.created_at_ms)) }
-            @if let Some(ms) = job.run_at_ms { dt { "Runs at" } dd { (output::timestamp(ms)) } }
-            @if let Some(ms) = job.state_since_ms { dt { (since_label) } dd { (output::timestamp(ms)) } }
-            dt { "Last error" } dd { @match &job.last_error { Some(e) => pre.error { (e) }, None => "-" } }
-            dt { "Payload" } dd { pre.payload { (payload) } }
+        section #job data-live {
+            dl.job {
+                dt { "State" } dd #state { span class=(format!("state {}", job.state.as_str())) { (job.state.as_str()) } }
+                dt { "Kind" } dd { (job.envelope.kind) }
+                dt { "Attempts" } dd { (job.attempts) " of " (job.envelope.max_attempts) }
+                dt { "Priority" } dd { (job.envelope.priority) }
+                @if let Some(group) = &job.group { dt { "Group" } dd #group { (group) } }
+                dt { "Backoff" } dd { (serde_json::to_string(&job.envelope.backoff)?) }
+                @if let Some(ms) = job.envelope.timeout_ms { dt { "Timeout" } dd { (output::duration_ms(ms)) } }
+                dt { "Created at" } dd { (output::timestamp(job.created_at_ms)) }
+                @if let Some(ms) = job.run_at_ms { dt { "Runs at" } dd { (output::timestamp(ms)) } }
+                @if let Some(ms) = job.state_since_ms { dt { (since_label) } dd { (output::timestamp(ms)) } }
+                @if let Some(progress) = &job.progress {
+                    dt { "Progress" } dd #progress { (progress_view(progress)?) }
+                } @else if job.state == JobState::Active {
+                    dt { "Progress" } dd #progress { span.meta { "none reported yet" } }
+                }
+                @if let Some(result) = &job.result {
+                    dt { "Result" } dd #result { pre.result { (serde_json::to_string_pretty(result)?) } }
+                } @else if job.state == JobState::Completed {
+                    dt { "Result" } dd #result { span.meta { "none: the handler returned nothing" } }
+                }
+                dt { "Last error" } dd { @match &job.last_error { Some(e) => pre.error { (e) }, None => "-" } }
+                dt { "Payload" } dd { pre.payload { (payload) } }
+            }
+            // A div: a form inside a p would end the p.
+            div.actions #job-actions {
+                (job_actions(&base, &job.envelope.id, job.state, dashboard.access.csrf()))
+                @if cancellable {
+                    a.button.danger.cancel-job href=(format!("{base}/confirm/cancel?id={}", segment(&job.envelope.id))) { "Cancel…" }
+                }
+            }
         }
-        p.actions #job-actions { (job_actions(&queue, &job.envelope.id, job.state, dashboard.access.csrf())) }
     };
-    page(layout(&dashboard, &format!("Job {id}"), false, body))
+    page(layout(&dashboard, &root, &format!("Job {id}"), true, body))
+}
+
+/// A progress report: a number from 0 to 100 as a bar (the convention of bull-board and
+/// BullMQ) beside its value, anything else as JSON.
+fn progress_view(progress: &serde_json::Value) -> Result<Markup, serde_json::Error> {
+    Ok(match progress.as_f64() {
+        Some(n) if (0.0..=100.0).contains(&n) => html! {
+            progress max="100" value=(n) {} " " span.progress-value { (progress) }
+        },
+        _ => html! { pre.progress { (serde_json::to_string_pretty(progress)?) } },
+    })
 }
 
 /// `GET /queues/{queue}/confirm/{action}`: the question before a destructive or bulk action.
 pub(crate) async fn confirm(
+    root: Root,
     State(dashboard): State<Shared>,
     Path((queue, action)): Path<(String, String)>,
     Query(which): Query<Which>,
@@ -472,7 +608,9 @@ pub(crate) async fn confirm(
     let stats = handle.stats().await?;
     let dead = stats.dead;
     let waiting = stats.pending + stats.scheduled + stats.retrying;
+    let base = root.queue(&queue);
     let mut id = None;
+    let (mut keep, mut keep_link) = ("Cancel", None);
     let (question, button, target, back) = match action.as_str() {
         "purge" => (
             format!("Delete {} of {queue} for good?", jobs(dead, "dead job")),
@@ -512,12 +650,31 @@ pub(crate) async fn confirm(
             id = Some(job.envelope.id);
             (question, "Delete the job".to_owned(), "jobs/delete", Some(job.state))
         }
+        "cancel" => {
+            let job = handle.job(which.id.as_deref().unwrap_or_default()).await?;
+            let question = match job.state {
+                JobState::Active => format!(
+                    "Cancel job {} of {queue}? It is running: its worker stops it now. It is not \
+                     retried and does not go to the dead letter.",
+                    job.envelope.id
+                ),
+                state => format!(
+                    "Cancel job {} ({state}) of {queue}? It is removed and never runs.",
+                    job.envelope.id
+                ),
+            };
+            // "Cancel" would read as the action itself here; keeping it leads back to the job.
+            keep = "Keep it";
+            keep_link = Some(root.job(&queue, &job.envelope.id));
+            id = Some(job.envelope.id);
+            (question, "Cancel the job".to_owned(), "jobs/cancel", Some(job.state))
+        }
         _ => return Err(Failure::new(StatusCode::NOT_FOUND, format!("no action {action:?}"))),
     };
-    let base = queue_path(&queue);
-    let cancel = match back {
-        Some(state) => format!("{base}?state={}", state.as_str()),
-        None => base.clone(),
+    let cancel = match (keep_link, back) {
+        (Some(link), _) => link,
+        (None, Some(state)) => format!("{base}?state={}", state.as_str()),
+        (None, None) => base.clone(),
     };
     let body = html! {
         h1 { "Confirm" }
@@ -526,10 +683,10 @@ pub(crate) async fn confirm(
             input type="hidden" name="csrf" value=(dashboard.access.csrf());
             @if let Some(id) = &id { input type="hidden" name="id" value=(id); }
             button.danger #confirm type="submit" { (button) } " "
-            a.button #cancel href=(cancel) { "Cancel" }
+            a.button #cancel href=(cancel) { (keep) }
         }
     };
-    page(layout(&dashboard, "Confirm", false, body))
+    page(layout(&dashboard, &root, "Confirm", false, body))
 }
 
 /// The job a confirmation is about, when it is about one.
@@ -562,98 +719,125 @@ fn checked(dashboard: &Dashboard, csrf: &str) -> Result<(), Failure> {
 }
 
 /// Back to the queue's page (listing `state`), saying what was done.
-fn done(queue: &str, what: &str, n: Option<u64>, state: Option<JobState>) -> Redirect {
+fn done(root: &Root, queue: &str, what: &str, n: Option<u64>, state: Option<JobState>) -> Redirect {
     let n = n.map(|n| format!("&n={n}")).unwrap_or_default();
     let state = state.map(|s| format!("&state={}", s.as_str())).unwrap_or_default();
-    Redirect::to(&format!("{}?done={what}{n}{state}", queue_path(queue)))
+    Redirect::to(&format!("{}?done={what}{n}{state}", root.queue(queue)))
 }
 
 /// `POST /queues/{queue}/pause`.
 pub(crate) async fn pause(
+    root: Root,
     State(dashboard): State<Shared>,
     Path(queue): Path<String>,
     Form(form): Form<Action>,
 ) -> Result<Redirect, Failure> {
     checked(&dashboard, &form.csrf)?;
     dashboard.client.queue(&queue)?.pause().await?;
-    Ok(done(&queue, "paused", None, None))
+    Ok(done(&root, &queue, "paused", None, None))
 }
 
 /// `POST /queues/{queue}/resume`.
 pub(crate) async fn resume(
+    root: Root,
     State(dashboard): State<Shared>,
     Path(queue): Path<String>,
     Form(form): Form<Action>,
 ) -> Result<Redirect, Failure> {
     checked(&dashboard, &form.csrf)?;
     dashboard.client.queue(&queue)?.resume().await?;
-    Ok(done(&queue, "resumed", None, None))
+    Ok(done(&root, &queue, "resumed", None, None))
 }
 
 /// `POST /queues/{queue}/dead/retry`: one dead job back to pending.
 pub(crate) async fn dead_retry(
+    root: Root,
     State(dashboard): State<Shared>,
     Path(queue): Path<String>,
     Form(form): Form<JobAction>,
 ) -> Result<Redirect, Failure> {
     checked(&dashboard, &form.csrf)?;
     let moved = dashboard.client.queue(&queue)?.dead_replay(&[&form.id]).await?;
-    Ok(done(&queue, "retried", Some(moved), Some(JobState::Dead)))
+    Ok(done(&root, &queue, "retried", Some(moved), Some(JobState::Dead)))
 }
 
 /// `POST /queues/{queue}/dead/retry-all`.
 pub(crate) async fn dead_retry_all(
+    root: Root,
     State(dashboard): State<Shared>,
     Path(queue): Path<String>,
     Form(form): Form<Action>,
 ) -> Result<Redirect, Failure> {
     checked(&dashboard, &form.csrf)?;
     let moved = dashboard.client.queue(&queue)?.dead_replay_all().await?;
-    Ok(done(&queue, "retried", Some(moved), Some(JobState::Dead)))
+    Ok(done(&root, &queue, "retried", Some(moved), Some(JobState::Dead)))
 }
 
 /// `POST /queues/{queue}/dead/purge`.
 pub(crate) async fn dead_purge(
+    root: Root,
     State(dashboard): State<Shared>,
     Path(queue): Path<String>,
     Form(form): Form<Action>,
 ) -> Result<Redirect, Failure> {
     checked(&dashboard, &form.csrf)?;
     let purged = dashboard.client.queue(&queue)?.dead_purge().await?;
-    Ok(done(&queue, "purged", Some(purged), Some(JobState::Dead)))
+    Ok(done(&root, &queue, "purged", Some(purged), Some(JobState::Dead)))
 }
 
 /// `POST /queues/{queue}/jobs/delete`: one waiting or finished job, for good.
 pub(crate) async fn delete_job(
+    root: Root,
     State(dashboard): State<Shared>,
     Path(queue): Path<String>,
     Form(form): Form<JobAction>,
 ) -> Result<Redirect, Failure> {
     checked(&dashboard, &form.csrf)?;
     let from = dashboard.client.queue(&queue)?.delete_job(&form.id).await?;
-    Ok(done(&queue, "deleted", None, Some(from)))
+    Ok(done(&root, &queue, "deleted", None, Some(from)))
 }
 
 /// `POST /queues/{queue}/jobs/run-now`: a scheduled or retrying job becomes pending.
 pub(crate) async fn run_now(
+    root: Root,
     State(dashboard): State<Shared>,
     Path(queue): Path<String>,
     Form(form): Form<JobAction>,
 ) -> Result<Redirect, Failure> {
     checked(&dashboard, &form.csrf)?;
     let from = dashboard.client.queue(&queue)?.retry_job(&form.id).await?;
-    Ok(done(&queue, "ran", None, Some(from)))
+    Ok(done(&root, &queue, "ran", None, Some(from)))
+}
+
+/// `POST /queues/{queue}/jobs/cancel`: a waiting job is removed, a running one stopped.
+pub(crate) async fn cancel_job(
+    root: Root,
+    State(dashboard): State<Shared>,
+    Path(queue): Path<String>,
+    Form(form): Form<JobAction>,
+) -> Result<Redirect, Failure> {
+    checked(&dashboard, &form.csrf)?;
+    match dashboard.client.queue(&queue)?.cancel(&form.id).await? {
+        Cancellation::Removed => Ok(done(&root, &queue, "cancelled", None, None)),
+        Cancellation::Stopped => Ok(done(&root, &queue, "stopped", None, Some(JobState::Active))),
+        // It finished between the page and the click.
+        Cancellation::AlreadyFinished(state) => Err(Failure::new(
+            StatusCode::CONFLICT,
+            format!("job {:?} of {queue} is {state} already: nothing to cancel", form.id),
+        )),
+    }
 }
 
 /// `POST /queues/{queue}/drain`: every waiting job, for good.
 pub(crate) async fn drain(
+    root: Root,
     State(dashboard): State<Shared>,
     Path(queue): Path<String>,
     Form(form): Form<Action>,
 ) -> Result<Redirect, Failure> {
     checked(&dashboard, &form.csrf)?;
     let removed = dashboard.client.queue(&queue)?.drain().await?;
-    Ok(done(&queue, "drained", Some(removed), None))
+    Ok(done(&root, &queue, "drained", Some(removed), None))
 }
 
 /// `GET /assets/style.css`.
