@@ -20,7 +20,8 @@ local K_PRIORITIES = KEYS[11] -- hash id -> priority, only for jobs whose priori
 local K_RUNAT     = KEYS[12] -- hash id -> ms at which the job became (or becomes) runnable
 local K_META      = KEYS[13] -- hash: paused, seq, token, enqueued, processed, failed, dead
 local K_WAKE      = KEYS[14] -- the name of the channel workers listen on (never a key): '1' wakes
-                             -- idle ones, 'cancel:<token>:<id>' stops a cancelled job
+                             -- idle ones, 'cancel:<token>:<id>' stops a cancelled job,
+                             -- 'schedules' says the schedules changed
 local K_REAPER    = KEYS[15] -- string: the reaper's per-interval lock
 local K_LEASES    = KEYS[16] -- hash token -> MessagePack array of the lease's job ids,
                              --      '#' .. token -> how many of them are still held

@@ -8,8 +8,11 @@
 -- when work is left, it says so, and the caller goes on with `continuing` set.
 -- ARGV: interval_ms, limit (jobs), continuing (0/1), keep_dead_count, keep_dead_age_ms,
 --       keep_completed_count, keep_completed_age_ms
--- Reply: {OK, requeued, buried, more (0/1)} | {SKIPPED} when another worker swept within the
--- interval. A re-sent call gets the first answer.
+-- Reply: {OK, requeued, buried, more (0/1), next_in_ms} | {SKIPPED, next_in_ms} when another
+-- worker swept within the interval. next_in_ms says when the queue next needs a sweep (see
+-- next_sweep_in below), -1 when not before one of its jobs becomes ready, which wakes the
+-- workers: so a worker on a thousand idle queues does not sweep them all every interval.
+-- A re-sent call gets the first answer.
 local memo = remembered()
 if memo then
   return memo
@@ -25,8 +28,41 @@ if #ARGV ~= 7 or not interval_ms or interval_ms < 1 or not limit or limit < 1
 end
 -- A continuation goes on with the sweep its caller started (and locked); its lock may have
 -- expired meanwhile, and two sweepers at once are harmless: each call is atomic.
+
+-- In ms from now, when the queue next needs a sweep: its first lease expires, its pending jobs
+-- may be leased at any time (then within the interval), its next scheduled or retrying job
+-- comes due (and may be leased), or its oldest completed, dead or cancelled job outlives its retention
+-- age; never before the lock lets a sweep in. -1: none of these, so no lease can appear before
+-- a job becomes ready, which publishes a wake-up.
+local function next_sweep_in(now)
+  local at = earliest_due()
+  local function sooner(t)
+    if t and (at == nil or t < at) then
+      at = t
+    end
+  end
+  local first_lease = redis.call('ZRANGE', K_ACTIVE, 0, 0, 'WITHSCORES')[2]
+  if first_lease then
+    sooner(tonumber(first_lease) + 1)
+  end
+  if pending_count() > 0 then
+    sooner(now)
+  end
+  for zset, keep_age_ms in pairs({[K_COMPLETED] = keep_completed_age_ms, [K_DEAD] = keep_dead_age_ms,
+      [K_CANCELLED] = keep_dead_age_ms}) do
+    local oldest = keep_age_ms > 0 and redis.call('ZRANGE', zset, 0, 0, 'WITHSCORES')[2]
+    if oldest then
+      sooner(tonumber(oldest) + keep_age_ms + 1)
+    end
+  end
+  if at == nil then
+    return -1
+  end
+  return int(math.max(at - now, redis.call('PTTL', K_REAPER), 0))
+end
+
 if continuing == '0' and not redis.call('SET', K_REAPER, '1', 'NX', 'PX', interval_ms) then
-  return {SKIPPED}
+  return {SKIPPED, next_sweep_in(now_ms())}
 end
 
 local now = now_ms()
@@ -120,7 +156,7 @@ end
 if trim(K_CANCELLED, keep_dead_count, keep_dead_age_ms, now, limit) then
   more = true
 end
-local reply = {OK, #requeue, #buried, more and 1 or 0}
+local reply = {OK, #requeue, #buried, more and 1 or 0, next_sweep_in(now)}
 -- The sweep of a queue that was obliterated under a running worker (no meta left) writes no
 -- memory, which would bring keys of the queue back; a re-send of it finds the lock and answers
 -- SKIPPED, as harmless.

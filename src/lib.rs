@@ -6,11 +6,11 @@
 
 pub use queue_core::{
     acl_rules, env, fred, redact_url, validate_job_id, validate_name, validate_prefix, Backoff, Cancellation,
-    ConnectOptions, DeadJob, DeadPage, Enqueued, Envelope, Error, Event, FailOutcome, GroupLoad, GroupsReport, Job,
-    JobPage, JobPayload, JobState, JobSummary, Lease, Leased, Limits, Lock, LockStatus, NewJob, Pause, Popped, Queue,
-    QueueClient, QueueConfig, QueueStats, Rate, RateDecision, RateLimiter, RequestId, Result, Retention, Schedule,
-    ScheduleInfo, ScheduleSpec, StreamEntry, StreamReader, Unique, MAX_BLOCK, MAX_BULK_BYTES, MAX_BULK_JOBS, MAX_DELAY,
-    MAX_GROUP_LEN, MAX_JOBS_PAGE, MAX_NAME_LEN, PRIORITY_RANGE,
+    ConnectOptions, DeadJob, DeadPage, Durability, Enqueued, Envelope, Error, Event, FailOutcome, GroupLoad,
+    GroupsReport, Job, JobPage, JobPayload, JobState, JobSummary, Lease, Leased, Limits, Lock, LockStatus, NewJob,
+    Pause, Popped, Queue, QueueClient, QueueConfig, QueueStats, Rate, RateDecision, RateLimiter, RequestId, Result,
+    Retention, Schedule, ScheduleInfo, ScheduleSpec, StreamEntry, StreamReader, Sweep, Unique, MAX_BLOCK,
+    MAX_BULK_BYTES, MAX_BULK_JOBS, MAX_DELAY, MAX_GROUP_LEN, MAX_JOBS_PAGE, MAX_NAME_LEN, PRIORITY_RANGE,
 };
 pub use queue_worker::{
     connect_when_available, shutdown_on_signals, CancellationToken, ExecHandler, JobContext, JobError, JobResult,

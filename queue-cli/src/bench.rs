@@ -18,7 +18,7 @@ use queue_core::{
     info_field, QueueClient,
 };
 
-use crate::{connect, output, ConnectArgs};
+use crate::{connect_durable, output, ConnectArgs};
 use ceiling::evalsha_ceiling;
 use phases::{enqueue, idle_cpu, pickup_latency, process, Grouping};
 use report::{render, Progress, Report};
@@ -64,9 +64,13 @@ pub(crate) struct BenchArgs {
     /// of the other groups (a large backlog beside small tenants).
     #[arg(long, requires = "groups")]
     skewed: bool,
-    /// Start a throwaway local redis-server instead of using --redis-url.
+    /// Start a throwaway local redis-server instead of using --redis-url (with as many
+    /// replicas as `--durability` waits for).
     #[arg(long)]
     local: bool,
+    /// Enqueue and settle waiting for replicas (`replicated[:N]`), to measure what it costs.
+    #[arg(long, value_name = "master|replicated[:N]", default_value = "master", value_parser = crate::parse_durability)]
+    durability: queue_core::Durability,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -84,8 +88,9 @@ pub(crate) async fn run(connect_args: &ConnectArgs, args: BenchArgs) -> anyhow::
     let (_local, connect_args) = if args.local {
         let server = throwaway_redis::RedisServer::start().context("cannot start a local redis-server")?;
         let url = server.url();
+        let replicas = local_replicas(&server, args.durability)?;
         (
-            Some(server),
+            Some((server, replicas)),
             ConnectArgs {
                 redis_url: url,
                 prefix: connect_args.prefix.clone(),
@@ -95,7 +100,10 @@ pub(crate) async fn run(connect_args: &ConnectArgs, args: BenchArgs) -> anyhow::
     } else {
         (None, connect_args.clone())
     };
-    let client = connect(&connect_args).await?;
+    let client = connect_durable(&connect_args, args.durability).await?;
+    if let queue_core::Durability::Replicated { replicas, .. } = args.durability {
+        wait_for_replicas(&client, replicas).await?;
+    }
     let queue = format!("bench-{}", std::process::id());
     let result = measure(&client, &connect_args, &queue, &args).await;
     for name in queue_names(&queue, args.queues) {
@@ -195,6 +203,7 @@ async fn measure(
         concurrency: args.concurrency,
         payload_bytes: args.payload_bytes,
         backlog: args.backlog,
+        durability: args.durability.to_string(),
         groups: args.groups,
         skewed: args.skewed,
         redis_version: info_field(&info, "redis_version").to_owned(),
@@ -219,6 +228,45 @@ async fn measure(
         queues: args.queues,
         redis_idle_cpu_percent: idle_cpu.map(round2),
     })
+}
+
+/// The replicas `durability` waits for, of the local `server`.
+fn local_replicas(
+    server: &throwaway_redis::RedisServer,
+    durability: queue_core::Durability,
+) -> anyhow::Result<Vec<throwaway_redis::RedisServer>> {
+    let queue_core::Durability::Replicated { replicas, .. } = durability else {
+        return Ok(Vec::new());
+    };
+    (0..replicas)
+        .map(|_| {
+            let options = throwaway_redis::Options {
+                args: vec!["--replicaof".into(), "127.0.0.1".into(), server.port().to_string()],
+                ..Default::default()
+            };
+            throwaway_redis::RedisServer::start_with(options).context("cannot start a local replica")
+        })
+        .collect()
+}
+
+/// Waits (up to 20 s) until the master has `replicas` replicas online.
+async fn wait_for_replicas(client: &QueueClient, replicas: u32) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let info: String = client.redis().info(Some(InfoKind::Replication)).await?;
+        let online = info
+            .lines()
+            .filter(|line| line.starts_with("slave") && line.contains("state=online"))
+            .count();
+        if online >= replicas as usize {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "--durability replicated:{replicas}, but the master has {online} replicas online"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The bench's queues: its own, and `queues - 1` more named after it.

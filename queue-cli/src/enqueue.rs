@@ -46,6 +46,10 @@ pub(crate) struct EnqueueArgs {
     /// `fixed:<duration>`, `exponential:<base>` or `exponential:<base>:<cap>` (cap default 1h).
     #[arg(long, value_parser = parse_backoff)]
     backoff: Option<Backoff>,
+    /// `replicated` or `replicated:N`: return only once N replicas (default 1) have the job,
+    /// else fail saying it was written to the master only (see the README on failovers).
+    #[arg(long, value_name = "master|replicated[:N]", default_value = "master", value_parser = crate::parse_durability)]
+    pub(crate) durability: queue_core::Durability,
     /// An explicit job id: enqueueing an id that exists prints it and writes nothing.
     #[arg(long)]
     id: Option<String>,

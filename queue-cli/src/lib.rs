@@ -22,7 +22,7 @@ mod wait;
 use std::{process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
-use queue_core::{env, ConnectOptions, Pause, QueueClient, QueueConfig};
+use queue_core::{env, ConnectOptions, Durability, Pause, QueueClient, QueueConfig};
 
 pub use logging::{init_logging, LogFormat};
 
@@ -213,7 +213,7 @@ pub fn main() -> ExitCode {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Stats(args) => stats::run(&cli.connect, args).await,
-        Command::Enqueue(args) => enqueue::run(&connect(&cli.connect).await?, args).await,
+        Command::Enqueue(args) => enqueue::run(&connect_durable(&cli.connect, args.durability).await?, args).await,
         Command::Job { queue, id, json } => admin::job(&connect(&cli.connect).await?, &queue, &id, json).await,
         Command::Jobs(args) => jobs::run(&connect(&cli.connect).await?, args).await,
         Command::Delete { queue, id, json } => {
@@ -265,10 +265,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Parses `--durability`: `master`, `replicated` or `replicated:N` (see [`Durability`]).
+pub fn parse_durability(text: &str) -> Result<Durability, String> {
+    text.parse().map_err(|e: queue_core::Error| e.to_string())
+}
+
 /// Connects once, failing within a few seconds when Redis is not there (no reconnecting: a
 /// one-shot command reports the problem instead of waiting).
 pub(crate) async fn connect(args: &ConnectArgs) -> anyhow::Result<QueueClient> {
-    let (options, config) = args.options();
+    connect_durable(args, Durability::Master).await
+}
+
+/// [`connect`], with enqueues and settles waiting for replicas as `durability` says.
+pub(crate) async fn connect_durable(args: &ConnectArgs, durability: Durability) -> anyhow::Result<QueueClient> {
+    let (options, mut config) = args.options();
+    config.durability = durability;
     let options = ConnectOptions {
         connect_timeout: Duration::from_secs(3),
         command_timeout: Duration::from_secs(10),

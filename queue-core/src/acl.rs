@@ -5,7 +5,8 @@
 /// only, see [`acl_rules`]); the Redis client asks each new connection its `client|id`; `info`
 /// gives stats and the eviction-policy check; the stream
 /// commands carry waiting (`wait`), cancellations to workers and the event stream; `lrem`
-/// removes a cancelled pending job, `pexpire` lets the notice streams expire when idle.
+/// removes a cancelled pending job, `pexpire` lets the notice streams expire when idle;
+/// `wait` waits for replicas under [`Durability::Replicated`](crate::Durability).
 pub const REQUIRED_COMMANDS: &[&str] = &[
     "evalsha",
     "script|load",
@@ -54,6 +55,7 @@ pub const REQUIRED_COMMANDS: &[&str] = &[
     "srem",
     "info",
     "ping",
+    "wait",
     "client|id",
     "publish",
     "subscribe",

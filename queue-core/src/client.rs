@@ -3,12 +3,13 @@
 use std::{
     collections::HashSet,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use fred::{
     clients::Client,
     interfaces::{ClientLike, SetsInterface},
-    types::{InfoKind, Value},
+    types::{ClusterHash, CustomCommand, InfoKind, Value},
 };
 
 use crate::{
@@ -17,7 +18,7 @@ use crate::{
     registry::run_script,
     request::RequestId,
     scripts::{self, Command, Reply},
-    ConnectOptions, Error, Queue, QueueConfig, Result, ScriptRegistry,
+    ConnectOptions, Durability, Error, Queue, QueueConfig, Result, ScriptRegistry,
 };
 
 /// The queue client: cheap to clone, share it.
@@ -163,7 +164,36 @@ impl QueueClient {
         let value = run_script(&self.redis, &script, &keys, &args)
             .await
             .inspect_err(|error| self.reconnect_after_timeout(error))?;
+        if let (Command::Push | Command::Complete | Command::Fail, Durability::Replicated { replicas, timeout }) =
+            (command, self.config.durability)
+        {
+            self.wait_for_replicas(&keys[0], replicas, timeout).await?;
+        }
         Reply::new(command, value)
+    }
+
+    /// Redis `WAIT` for `replicas` replicas, on the connection that ran the write: the client
+    /// holds one connection per node (a pool would break this), and the command is routed to the
+    /// slot of `key`, the queue's, as the script was. `WAIT` counts the writes made on that
+    /// connection so far, so it also covers other calls' writes sent on it meanwhile.
+    async fn wait_for_replicas(&self, key: &Value, replicas: u32, timeout: Duration) -> Result<()> {
+        let slot = key.as_bytes().map_or(0, fred::util::redis_keyslot);
+        // Not marked blocking: later calls are pipelined behind it, where Redis holds them
+        // until the replicas answer (they would wait as long for a blocking one).
+        let command = CustomCommand::new_static("WAIT", ClusterHash::Custom(slot), false);
+        let timeout_ms = timeout.as_millis().clamp(1, i64::MAX as u128) as i64;
+        let acknowledged: i64 = self
+            .redis
+            .custom(command, vec![Value::from(replicas as i64), Value::from(timeout_ms)])
+            .await?;
+        if acknowledged < replicas as i64 {
+            return Err(Error::NotReplicated {
+                acknowledged: acknowledged.max(0) as u32,
+                wanted: replicas,
+                timeout,
+            });
+        }
+        Ok(())
     }
 
     /// A call that timed out may have met a connection that went silent (a frozen server, a

@@ -214,6 +214,22 @@ pub enum Error {
     /// A call did not finish in time.
     #[error("Redis did not answer within {0:?}")]
     Timeout(Duration),
+    /// Under [`Durability::Replicated`](crate::Durability), fewer replicas than asked for
+    /// acknowledged the write in time. The write is done on the master (retrying the call is
+    /// safe: it answers as it first did); a master crash before the replicas catch up loses it.
+    #[error("the write is done on the master, but only {acknowledged} of {wanted} replicas acknowledged it within {timeout:?}")]
+    NotReplicated {
+        /// Replicas that have the write.
+        acknowledged: u32,
+        /// Replicas asked for.
+        wanted: u32,
+        /// How long the call waited for them.
+        timeout: Duration,
+    },
+    /// A durability setting that does not parse (expected `master`, `replicated` or
+    /// `replicated:N`).
+    #[error("invalid durability {0:?}: expected master, replicated or replicated:N (N > 0)")]
+    InvalidDurability(String),
     /// A rate, concurrency or lock setting that cannot work (`100/0s`, a concurrency of 0, ...).
     #[error("invalid limit: {0}")]
     InvalidLimit(String),

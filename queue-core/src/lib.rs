@@ -34,7 +34,7 @@ pub mod trace;
 
 pub use acl::{acl_rules, REQUIRED_COMMANDS};
 pub use client::{eviction_warning, info_field, QueueClient};
-pub use config::{QueueConfig, Retention};
+pub use config::{Durability, QueueConfig, Retention};
 pub use connection::{redact_url, ConnectOptions};
 pub use envelope::{Backoff, Envelope, Job, JobState, MAX_DELAY, PRIORITY_RANGE};
 pub use error::{Error, Result};
@@ -43,7 +43,7 @@ pub use limits::Limits;
 pub use lock::{register as register_lock_script, Lock, LockStatus, LOCK_SCRIPT};
 pub use new_job::{JobPayload, NewJob, Unique, MAX_GROUP_LEN, MAX_UNIQUE_KEY_LEN};
 pub use queue::{
-    Cancellation, Event, FiredSchedules, GroupLoad, GroupsReport, JobPage, JobSummary, Lease, Pause, Queue,
+    Cancellation, Event, FiredSchedules, GroupLoad, GroupsReport, JobPage, JobSummary, Lease, Pause, Queue, Sweep,
     MAX_BULK_BYTES, MAX_BULK_JOBS, MAX_JOBS_PAGE,
 };
 pub use rate_limiter::{register as register_rate_limit_script, Rate, RateDecision, RateLimiter, RATE_LIMIT_SCRIPT};

@@ -30,7 +30,7 @@ pub use cron::FiredSchedules;
 pub use events::Event;
 pub use groups::{GroupLoad, GroupsReport};
 pub use jobs::{JobPage, JobSummary, MAX_JOBS_PAGE};
-pub use lease::Lease;
+pub use lease::{Lease, Sweep};
 
 /// The most jobs one [`Queue::enqueue_bulk`] takes: a bulk is one atomic script call, and this
 /// bounds how long it blocks Redis. Split larger bulks (each part is all-or-none).

@@ -46,6 +46,10 @@ pub struct Args {
     /// worker did by queue and kind, and its queues' jobs by state.
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// `replicated` or `replicated:N`: every completion and failure waits until N replicas
+    /// (default 1) have it, and reports an error when they do not within 1 s.
+    #[arg(long, value_name = "master|replicated[:N]", default_value = "master", value_parser = queue_cli::parse_durability)]
+    pub durability: queue_core::Durability,
     /// How log lines (on stderr) are written.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -63,7 +67,8 @@ pub fn init_logging(format: LogFormat) {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let queues = parse_queues(&args.queues)?;
     let weighted = args.queues.iter().any(|q| q.contains('='));
-    let (options, config) = args.connect.options();
+    let (options, mut config) = args.connect.options();
+    config.durability = args.durability;
     queue_core::validate_name(&config.prefix)?;
     for (name, _) in &queues {
         queue_core::validate_name(name)?;

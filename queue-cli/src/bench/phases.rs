@@ -196,7 +196,9 @@ pub(super) async fn idle_cpu(
             .build();
         running.push(tokio::spawn(worker.run(shutdown.clone())));
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Each worker's first look at each queue (fetch, sweep, schedules) is a start-up cost,
+    // not an idle one: let it pass before measuring.
+    tokio::time::sleep(Duration::from_millis(500 + 3 * (queues.len() * workers) as u64)).await;
     let before = redis_cpu_seconds(client).await?;
     let started = Instant::now();
     tokio::time::sleep(time).await;

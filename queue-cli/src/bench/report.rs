@@ -9,6 +9,8 @@ pub(super) struct Report {
     pub(super) concurrency: usize,
     pub(super) payload_bytes: usize,
     pub(super) backlog: u64,
+    /// `master`, or `replicated:N` when enqueues and settles waited for N replicas.
+    pub(super) durability: String,
     /// Groups the measured jobs were spread over (0: none), and whether one held nearly all.
     pub(super) groups: u64,
     pub(super) skewed: bool,
@@ -56,7 +58,7 @@ pub(super) fn render(r: &Report) -> String {
         (n, true) => format!(" in {n} groups (one large)"),
     };
     format!(
-        "queue-cli bench: {jobs} no-op jobs{groups}, concurrency {c}, payload {p} bytes, backlog {b}, Redis {v}\n\
+        "queue-cli bench: {jobs} no-op jobs{groups}, concurrency {c}, payload {p} bytes, backlog {b}, durability {d}, Redis {v}\n\
          \x20 Redis ceiling   {ceiling:>10.0} EVALSHA calls/s (pipelined, trivial script; {source})\n\
          \x20 enqueue         {enq:>10.0} jobs/s  ({er:.2}x the ceiling; scripts {eu:.1} us/job in Redis; Redis CPU {ec:.0}%, {ecu:.1} us/job)\n\
          \x20 process         {proc:>10.0} jobs/s  ({pr:.2}x the ceiling; scripts {pu:.1} us/job in Redis; Redis CPU {pc:.0}%, {pcu:.1} us/job)\n\
@@ -66,6 +68,7 @@ pub(super) fn render(r: &Report) -> String {
          \x20 peak RSS        {rss:.1} MB\n\
          \x20 Redis CPU idle  {idle} with {workers} idle workers on {queues} queues each\n",
         jobs = r.jobs,
+        d = r.durability,
         c = r.concurrency,
         p = r.payload_bytes,
         b = r.backlog,

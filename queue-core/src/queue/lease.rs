@@ -196,6 +196,13 @@ impl Queue {
     /// how long it blocks Redis and how many records it reads); the sweep goes on call after
     /// call until none are left. Returns `(requeued, buried)`, or `None` when skipped.
     pub async fn reap(&self, interval: Duration, limit: usize) -> Result<Option<(u64, u64)>> {
+        let sweep = self.sweep(interval, limit).await?;
+        Ok(sweep.swept.then_some((sweep.requeued, sweep.buried)))
+    }
+
+    /// [`Queue::reap`], answering also when the queue next needs a sweep, so that a worker
+    /// sweeps each of its queues only when a lease can have expired there.
+    pub async fn sweep(&self, interval: Duration, limit: usize) -> Result<Sweep> {
         let (dead, completed) = (self.client.config().dead, self.client.config().completed);
         let args = |continuing: bool| {
             vec![
@@ -208,21 +215,47 @@ impl Queue {
                 Value::from(millis(completed.max_age) as i64),
             ]
         };
-        let (mut requeued, mut buried) = (0, 0);
+        let next_in = |ms: i64| (ms >= 0).then(|| Duration::from_millis(ms as u64));
+        let mut sweep = Sweep {
+            swept: true,
+            requeued: 0,
+            buried: 0,
+            next_in: None,
+        };
         let (status, mut r) = self.call(Command::Reap, Some(&RequestId::new()), args(false)).await?;
         if status == status::SKIPPED {
-            return Ok(None);
+            sweep.swept = false;
+            sweep.next_in = next_in(r.int()?);
+            return Ok(sweep);
         }
         // Each call handles at most `limit` jobs; the script says when more are left.
         loop {
-            requeued += r.int()? as u64;
-            buried += r.int()? as u64;
-            if r.int()? == 0 {
-                return Ok(Some((requeued, buried)));
+            sweep.requeued += r.int()? as u64;
+            sweep.buried += r.int()? as u64;
+            let more = r.int()? != 0;
+            sweep.next_in = next_in(r.int()?);
+            if !more {
+                return Ok(sweep);
             }
             (_, r) = self.call(Command::Reap, Some(&RequestId::new()), args(true)).await?;
         }
     }
+}
+
+/// What one [`Queue::sweep`] did, and when the queue next needs one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Sweep {
+    /// Whether this call swept (`false`: another caller swept within the interval).
+    pub swept: bool,
+    /// Jobs of expired leases handed back to pending.
+    pub requeued: u64,
+    /// Jobs of expired leases sent to the dead letter.
+    pub buried: u64,
+    /// When the queue next needs a sweep: its first lease expires, its pending or due jobs
+    /// may be leased, or a retention age runs out, and not before the interval lets another
+    /// sweep in. `None`: not until a job becomes ready there, which wakes the workers.
+    pub next_in: Option<Duration>,
 }
 
 /// Adds leases to `args` as the settle scripts take them: runs of `token, n, n ids` (the jobs of

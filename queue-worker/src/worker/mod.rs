@@ -24,6 +24,7 @@ mod retry;
 mod run;
 mod schedules;
 mod settle;
+mod timetable;
 mod wake;
 
 pub use builder::{QueueOrder, WorkerBuilder};
@@ -35,6 +36,7 @@ use in_flight::InFlightJobs;
 use ready::ReadyQueues;
 use report::Counters;
 use settle::Ack;
+use timetable::Timetable;
 
 use crate::metrics::{KindMetrics, WorkerMetrics, UNKNOWN_KIND};
 
@@ -88,6 +90,10 @@ struct Runtime {
     wake: Notify,
     /// Which queues may have work (see `ready.rs`).
     ready: ReadyQueues,
+    /// When each queue next needs a sweep (see `reaper.rs`).
+    sweeps: Timetable,
+    /// When each queue's schedules are next read (see `schedules.rs`).
+    schedule_reads: Timetable,
     /// What the worker counts, served at `/metrics` when the builder gave an address.
     metrics: std::sync::Arc<WorkerMetrics>,
     /// The state every context starts with (handlers swap in the application's), shared so

@@ -18,7 +18,10 @@ use crate::metrics::{
     QueueGauges, QueueSelection, WorkerMetrics,
 };
 
-use super::{ready::ReadyQueues, report::Counters, settle::Ack, wake::wake_subscriber, Runtime, Worker, WorkerReport};
+use super::{
+    ready::ReadyQueues, report::Counters, settle::Ack, timetable::Timetable, wake::wake_subscriber, Runtime, Worker,
+    WorkerReport,
+};
 
 /// The longest a shutdown takes after the shutdown timeout: the window to hand unfinished jobs
 /// back and to record the last results (the lease, if shorter).
@@ -65,6 +68,8 @@ impl Worker {
             give_up: CancellationToken::new(),
             wake: Notify::new(),
             ready: ReadyQueues::new(queues_len),
+            sweeps: Timetable::new(queues_len),
+            schedule_reads: Timetable::new(queues_len),
             no_state: Arc::new(()),
             metrics,
         });

@@ -184,6 +184,9 @@ impl Runtime {
                             }
                         }
                     }
+                    Some(Err(error @ Error::NotReplicated { .. })) => {
+                        warn!(%error, queue, "completions recorded on the master only; a failover now may run the jobs again")
+                    }
                     Some(Err(error)) => error!(%error, queue, "cannot record completions; the jobs will run again"),
                     None => warn!(
                         queue,

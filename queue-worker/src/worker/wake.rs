@@ -9,7 +9,10 @@ use queue_core::fred::{
     types::{config::Options, Builder, ClusterHash},
     util::redis_keyslot,
 };
-use tokio::{sync::broadcast::error::RecvError, time::sleep};
+use tokio::{
+    sync::broadcast::error::RecvError,
+    time::{sleep, Instant},
+};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -18,6 +21,10 @@ use super::{in_flight::QueueIndex, retry::RetryDelay, Runtime};
 /// How often a quiet subscriber connection is checked: a server that froze or vanished sends
 /// nothing, which a subscriber cannot tell from a quiet queue without asking.
 const CHECK_EVERY: Duration = Duration::from_secs(5);
+
+/// What `lua/cron_add.lua` and `lua/cron_remove.lua` publish on the queue's channel: re-read
+/// its schedules (not a wake-up: no job became ready).
+const SCHEDULES_CHANGED: &str = "schedules";
 
 impl Runtime {
     /// Wakes the fetch loop whenever one of the worker's queues publishes a wake-up, and once
@@ -39,7 +46,7 @@ impl Runtime {
             cluster_hash: Some(ClusterHash::Custom(redis_keyslot(subscriber.id().as_bytes()))),
             ..Options::default()
         });
-        let (mut connected, mut subscribed) = (false, false);
+        let (mut connected, mut subscribed, mut resubscribing) = (false, false, false);
         loop {
             if !subscribed {
                 let attempt = tokio::select! {
@@ -52,6 +59,15 @@ impl Runtime {
                         retry.reset();
                         self.ready.mark_all();
                         self.wake.notify_one();
+                        // Every queue was looked at once at the start; after a reconnection,
+                        // what the missed messages would have said is unknown.
+                        if resubscribing {
+                            self.missed_messages();
+                        } else {
+                            // The first connection announces itself as a reconnection too.
+                            while reconnects.try_recv().is_ok() {}
+                        }
+                        resubscribing = true;
                     }
                     Err(error) => {
                         debug!(%error, "wake-up subscription not ready");
@@ -70,12 +86,22 @@ impl Runtime {
                             if self.on_cancel_message(&message.channel, &text) {
                                 continue;
                             }
-                            match by_channel.get(&*message.channel) {
-                                Some(&queue) => self.ready.mark(queue),
-                                None => continue,
+                            let Some(&queue) = by_channel.get(&*message.channel) else {
+                                continue;
+                            };
+                            if text == SCHEDULES_CHANGED {
+                                self.schedule_reads.by(queue, Instant::now());
+                                continue;
                             }
+                            self.ready.mark(queue);
+                            // A job became ready, so a lease may begin: the queue needs a sweep
+                            // within an interval, which learns when that lease expires.
+                            self.sweeps.by(queue, Instant::now() + self.settings.reap_interval);
                         }
-                        Err(RecvError::Lagged(_)) => self.ready.mark_all(),
+                        Err(RecvError::Lagged(_)) => {
+                            self.ready.mark_all();
+                            self.missed_messages();
+                        }
                         Err(RecvError::Closed) => break,
                     }
                     self.wake.notify_one();
@@ -94,6 +120,15 @@ impl Runtime {
             }
         }
         let _ = tokio::time::timeout(Duration::from_secs(2), subscriber.quit()).await;
+    }
+}
+
+impl Runtime {
+    /// After wake-ups may have been lost: every queue gets a sweep within an interval and a
+    /// look at its schedules.
+    fn missed_messages(&self) {
+        self.sweeps.all_by(Instant::now() + self.settings.reap_interval);
+        self.schedule_reads.all_by(Instant::now());
     }
 }
 
