@@ -102,9 +102,7 @@ impl Runtime {
                 Ok(popped) => {
                     // A full batch may have left more behind; a paused queue waits for its resume,
                     // which wakes the workers.
-                    if popped.jobs.len() == wanted {
-                        self.ready.mark(queue);
-                    }
+                    self.ready.fetched(queue, popped.jobs.len() == wanted);
                     let due = popped
                         .next_due_ms
                         .filter(|_| !popped.paused)

@@ -16,6 +16,9 @@ use super::in_flight::QueueIndex;
 
 pub(super) struct ReadyQueues {
     maybe: Vec<AtomicBool>,
+    /// Whether each queue's last fetch came back full: it likely has more, so a second fetch
+    /// in flight may ask it before the first one answers.
+    full: Vec<AtomicBool>,
     /// When each queue's next scheduled or retrying job comes due, as its last fetch said.
     due: Mutex<Vec<Option<Instant>>>,
 }
@@ -25,6 +28,7 @@ impl ReadyQueues {
     pub(super) fn new(queues: usize) -> Self {
         ReadyQueues {
             maybe: (0..queues).map(|_| AtomicBool::new(true)).collect(),
+            full: (0..queues).map(|_| AtomicBool::new(false)).collect(),
             due: Mutex::new(vec![None; queues]),
         }
     }
@@ -41,8 +45,23 @@ impl ReadyQueues {
 
     /// Whether `queue` may have work, clearing the mark: taken before its fetch is sent, so a
     /// wake-up that comes while the fetch runs marks it again instead of being lost.
+    /// A queue whose last fetch came back full stays marked: without that, the worker's second
+    /// fetch in flight would skip its busiest queue until the first one answered, and fetches
+    /// would run one at a time.
     pub(super) fn take(&self, queue: QueueIndex) -> bool {
-        self.maybe[queue].swap(false, Ordering::AcqRel)
+        let marked = self.maybe[queue].swap(false, Ordering::AcqRel);
+        if marked && self.full[queue].load(Ordering::Acquire) {
+            self.mark(queue);
+        }
+        marked
+    }
+
+    /// Records whether `queue`'s fetch came back full (then it stays marked, see `take`).
+    pub(super) fn fetched(&self, queue: QueueIndex, full: bool) {
+        self.full[queue].store(full, Ordering::Release);
+        if full {
+            self.mark(queue);
+        }
     }
 
     /// Notes when `queue`'s next delayed job comes due (`None`: it has none).
@@ -98,5 +117,16 @@ mod tests {
         assert_eq!(ready.next_due(), Some(now + Duration::from_secs(5)));
         ready.mark_all();
         assert!(ready.take(0) && ready.take(1) && ready.take(2));
+    }
+
+    #[test]
+    fn a_queue_whose_last_fetch_was_full_stays_marked_until_one_comes_back_short() {
+        let ready = ReadyQueues::new(1);
+        assert!(ready.take(0));
+        ready.fetched(0, true);
+        assert!(ready.take(0) && ready.take(0), "two fetches in flight may both ask it");
+        ready.fetched(0, false);
+        assert!(ready.take(0), "the mark taken while it was full is still there");
+        assert!(!ready.take(0), "then it waits for a wake-up");
     }
 }
