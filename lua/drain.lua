@@ -29,19 +29,8 @@ if #ids < limit then
     ids[#ids + 1] = id
   end
 end
--- Groups' ready jobs. Once none is left, no group is in line or parked for one either (a
--- group emptied in part leaves the line at the next pop that finds it empty).
 if #ids < limit then
-  local members = redis.call('ZRANGE', K_GROUP_JOBS, 0, limit - #ids - 1)
-  if #members > 0 then
-    redis.call('ZREMRANGEBYRANK', K_GROUP_JOBS, 0, #members - 1)
-    for _, member in ipairs(members) do
-      ids[#ids + 1] = group_member_id(member)
-    end
-  end
-  if redis.call('ZCARD', K_GROUP_JOBS) == 0 then
-    redis.call('DEL', K_GROUP_TURNS, K_GROUP_PARKED)
-  end
+  take_grouped_ready(limit - #ids, ids)
 end
 if #ids == 0 then
   return {OK, 0}

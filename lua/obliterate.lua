@@ -56,13 +56,7 @@ if #ids < limit then
   take(redis.call('LPOP', K_PENDING_DEFAULT, limit - #ids))
 end
 if #ids < limit then
-  local members = redis.call('ZRANGE', K_GROUP_JOBS, 0, limit - #ids - 1)
-  if #members > 0 then
-    redis.call('ZREMRANGEBYRANK', K_GROUP_JOBS, 0, #members - 1)
-    for _, member in ipairs(members) do
-      ids[#ids + 1] = group_member_id(member)
-    end
-  end
+  take_grouped_ready(limit - #ids, ids)
 end
 local told = holds_jobs(K_WAITERS)
 tell_waiters(ids, 'deleted')

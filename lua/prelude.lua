@@ -401,6 +401,22 @@ local function pending_count()
   return ungrouped_count() + redis.call('ZCARD', K_GROUP_JOBS)
 end
 
+-- Takes up to `count` of the groups' ready jobs, group by group, adding their ids to `ids`
+-- (removal for drain and obliterate, not a fair turn). Once none is left, no group stays in line
+-- or parked for one (a group emptied in part leaves the line at the next pop that finds it empty).
+local function take_grouped_ready(count, ids)
+  local members = redis.call('ZRANGE', K_GROUP_JOBS, 0, count - 1)
+  if #members > 0 then
+    redis.call('ZREMRANGEBYRANK', K_GROUP_JOBS, 0, #members - 1)
+    for _, member in ipairs(members) do
+      ids[#ids + 1] = group_member_id(member)
+    end
+  end
+  if redis.call('ZCARD', K_GROUP_JOBS) == 0 then
+    redis.call('DEL', K_GROUP_TURNS, K_GROUP_PARKED)
+  end
+end
+
 -- Whether a pop now could take a job: ready jobs outside groups, or a group in line.
 local function takeable()
   return redis.call('ZCARD', K_GROUP_TURNS) > 0 or ungrouped_count() > 0
