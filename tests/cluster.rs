@@ -11,7 +11,7 @@ use queue::{
 };
 use throwaway_redis::Cluster;
 
-use crate::support::{bin, eventually, expect_drained, run_numbers, Failure};
+use crate::support::{bin, eventually, expect_drained, run_numbers, start_cluster, Failure};
 
 fn slot_of(client: &QueueClient, queue: &str) -> u16 {
     queue::fred::util::redis_keyslot(client.queue(queue).unwrap().keys().all()[0].as_bytes())
@@ -19,14 +19,7 @@ fn slot_of(client: &QueueClient, queue: &str) -> u16 {
 
 #[tokio::test]
 async fn queues_spread_over_a_cluster_and_run_unchanged() {
-    let cluster = Cluster::start(3, 0, Duration::from_secs(2)).unwrap();
-    let url = cluster.url(0);
-    let client = eventually("the cluster to accept the client", Duration::from_secs(20), || async {
-        QueueClient::connect_with(&ConnectOptions::new(&url), QueueConfig::default())
-            .await
-            .ok()
-    })
-    .await;
+    let (cluster, client) = start_cluster().await;
     // These three queues hash to slots served by three different nodes (0-5460, 5461-10922, 10923-16383).
     let queues = ["emails", "images", "reports"];
     let mut slots: Vec<u16> = queues.iter().map(|q| slot_of(&client, q) / 5461).collect();
@@ -188,14 +181,7 @@ async fn waiting_and_cancelling_work_on_a_cluster() {
 
     use queue::{Cancellation, Error, JobState};
 
-    let cluster = Cluster::start(3, 0, Duration::from_secs(2)).unwrap();
-    let url = cluster.url(0);
-    let client = eventually("the cluster to accept the client", Duration::from_secs(20), || async {
-        QueueClient::connect_with(&ConnectOptions::new(&url), QueueConfig::default())
-            .await
-            .ok()
-    })
-    .await;
+    let (_cluster, client) = start_cluster().await;
     // One queue per node (see queues_spread_over_a_cluster_and_run_unchanged).
     let queues = ["emails", "images", "reports"];
     for queue in queues {

@@ -6,15 +6,13 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use queue::{
-    fred::types::Value, ConnectOptions, JobContext, NewJob, QueueClient, QueueConfig, Schedule, Worker, WorkerReport,
-};
+use queue::{fred::types::Value, JobContext, NewJob, QueueClient, Schedule, Worker, WorkerReport};
 use serde_json::json;
-use throwaway_redis::{Cluster, RedisServer};
+use throwaway_redis::RedisServer;
 
 use crate::{
     locked_down::{acl_setuser, user_url},
-    support::{bin, eventually, run_with_deadline, spawn_worker, start},
+    support::{bin, eventually, run_with_deadline, spawn_worker, start, start_cluster},
 };
 
 type Running = (
@@ -319,14 +317,7 @@ async fn schedules_fire_as_the_acl_user() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schedules_fire_on_a_cluster() {
-    let cluster = Cluster::start(3, 0, Duration::from_secs(2)).unwrap();
-    let url = cluster.url(0);
-    let client = eventually("the cluster to accept the client", Duration::from_secs(20), || async {
-        QueueClient::connect_with(&ConnectOptions::new(&url), QueueConfig::default())
-            .await
-            .ok()
-    })
-    .await;
+    let (_cluster, client) = start_cluster().await;
     for queue in ["emails", "images", "reports"] {
         client
             .queue(queue)

@@ -732,3 +732,17 @@ pub fn queue_cli(url: &str, args: &[&str]) -> CliRun {
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
+
+/// A Redis Cluster of 3 masters without replicas, and a client connected to it once it accepts
+/// clients.
+pub async fn start_cluster() -> (throwaway_redis::Cluster, QueueClient) {
+    let cluster = throwaway_redis::Cluster::start(3, 0, Duration::from_secs(2)).expect("start a cluster");
+    let url = cluster.url(0);
+    let client = eventually("the cluster to accept the client", Duration::from_secs(20), || async {
+        QueueClient::connect_with(&ConnectOptions::new(&url), QueueConfig::default())
+            .await
+            .ok()
+    })
+    .await;
+    (cluster, client)
+}
