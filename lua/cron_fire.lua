@@ -27,7 +27,7 @@ if redis.call('HGET', K_SCHEDULES, '#' .. name) ~= due or redis.sha1hex(definiti
 end
 redis.call('HSET', K_SCHEDULES, '#' .. name, int(next_ms))
 if redis.call('HEXISTS', K_JOBS, id) == 0 then
-  set_by_id(K_JOBS, {id, int(now_ms()) .. '|' .. props .. '|' .. envelope})
+  set_by_id(K_JOBS, {id, record_head(int(now_ms()), props) .. envelope})
   if priority ~= 0 then
     set_by_id(K_PRIORITIES, {id, tostring(priority)})
   end

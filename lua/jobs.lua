@@ -138,11 +138,19 @@ local function msgpack_string(data, i)
   return string.sub(data, from, from + len - 1), from + len
 end
 
--- The `kind` of the envelope in `record` at `at`: a MessagePack map whose first entries are
--- strings (id, queue, kind), before the payload. Only strings are read (Redis's cmsgpack does
+-- The `kind` of the envelope in `record` at `at`: in the compact form, 0x01 then an array whose
+-- first item it is; in the named form of earlier versions, a MessagePack map whose first entries
+-- are strings (id, queue, kind), before the payload. Only strings are read (Redis's cmsgpack does
 -- not take the bin type payloads are stored as); nil when not found.
 local function kind_of(record, at)
   local b = string.byte(record, at) or -1
+  if b == 0x01 then
+    local items = string.byte(record, at + 1) or -1
+    if items < 0x91 or items > 0x93 then
+      return nil
+    end
+    return (msgpack_string(record, at + 2))
+  end
   local entries, i
   if b >= 0x80 and b <= 0x8f then
     entries, i = b - 0x80, at + 1
@@ -179,9 +187,9 @@ local reply = {OK, total}
 for i, id in ipairs(ids) do
   -- The properties at the head of the record (see K_JOBS), and where the envelope starts.
   local created, priority, max_attempts, at
-  if records[i] then
-    created, priority, max_attempts, at =
-      string.match(records[i], '^(%d+)|(%-?%d+)|(%d+)|[fe]|%d+|%d+|[01]|()')
+  local props = parse_props(records[i])
+  if props then
+    created, priority, max_attempts, at = tostring(props.created), props.priority, props.max_attempts, props.at
   end
   local kind = at and kind_of(records[i], at) or ''
   local runat = runats[i] or created or ''

@@ -10,8 +10,9 @@ local K_RETRYING  = KEYS[3]  -- zset id -> run-at ms                  (waiting o
 local K_ACTIVE    = KEYS[4]  -- zset lease token -> deadline ms (one lease per POP: its batch shares it)
 local K_DEAD      = KEYS[5]  -- zset id -> failed-at ms
 local K_COMPLETED = KEYS[6]  -- zset id -> completed-at ms
--- hash id -> record: "created|priority|max_attempts|backoff_kind|base_ms|cap_ms|jitter|" then the
--- envelope (MessagePack, written by the client, never parsed here). One hash entry per job.
+-- hash id -> record: "created|", then "priority|max_attempts|backoff_kind|base_ms|cap_ms|jitter|"
+-- unless they are DEFAULT_PROPS, then the envelope (written by the client, never parsed here but
+-- for its kind in jobs.lua: see queue-core/src/envelope.rs JobRecord). One hash entry per job.
 local K_JOBS      = KEYS[7]
 local K_FAILURES  = KEYS[8]  -- hash id -> attempts that ended without success (failed, expired)
 local K_TOKENS    = KEYS[9]  -- hash id -> lease token of the current attempt (active jobs only)
@@ -219,20 +220,40 @@ local function hmget(key, fields)
   return values
 end
 
--- The properties at the head of a record, or nil when there is no record or it does not parse
--- (every caller then sends the job to the dead letter with the reason, never raises).
+-- The properties a record leaves out when a job has them all (NewJob's defaults: priority 0, 3
+-- attempts, exponential backoff from 1 s capped at 1 h with jitter), as push takes them. Records
+-- written without them read them back from here, so they never change. Mirrored by queue-core
+-- (envelope.rs, DEFAULT_*).
+local DEFAULT_PROPS = '0|3|e|1000|3600000|1'
+
+-- The head of a new record: its creation time, then its properties unless they are the defaults
+-- (an envelope never starts with a digit or '-', so the two forms tell apart).
+local function record_head(created, props)
+  if props == DEFAULT_PROPS then
+    return created .. '|'
+  end
+  return created .. '|' .. props .. '|'
+end
+
+-- The properties at the head of a record and where its envelope starts, or nil when there is no
+-- record or it does not parse (every caller then sends the job to the dead letter with the
+-- reason, never raises).
 local function parse_props(raw)
   if not raw then
     return nil
   end
-  local created, priority, max_attempts, kind, base, cap, jitter =
-    string.match(raw, '^(%d+)|(%-?%d+)|(%d+)|([fe])|(%d+)|(%d+)|([01])|')
+  local created, priority, max_attempts, kind, base, cap, jitter, at =
+    string.match(raw, '^(%d+)|(%-?%d+)|(%d+)|([fe])|(%d+)|(%d+)|([01])|()')
   if not created then
-    return nil
+    created, at = string.match(raw, '^(%d+)|()[^%d%-]')
+    if not created then
+      return nil
+    end
+    priority, max_attempts, kind, base, cap, jitter = 0, 3, 'e', 1000, 3600000, '1'
   end
   return {
     created = tonumber(created), priority = tonumber(priority), max_attempts = tonumber(max_attempts),
-    backoff = kind, base = tonumber(base), cap = tonumber(cap), jitter = jitter == '1',
+    backoff = kind, base = tonumber(base), cap = tonumber(cap), jitter = jitter == '1', at = at,
   }
 end
 

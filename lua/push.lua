@@ -79,7 +79,7 @@ end
 local existing = hmget(K_JOBS, ids)
 
 local now = now_ms()
-local created = int(now) .. '|'
+local created = int(now)
 local reply = {OK}
 local records, priorities, groups = {}, {}, {}
 local ready, ready_priorities = {}, {}
@@ -112,7 +112,7 @@ local function holder_of(key)
 end
 local i = 0
 for _, run in ipairs(runs) do
-  local run_props = created .. run.props .. '|'
+  local run_props = record_head(created, run.props)
   local run_priority = run.priority ~= 0 and tostring(run.priority) or nil
   local due = now
   if run.due then

@@ -33,7 +33,7 @@ async fn a_fetch_delivered_twice_answers_the_same_lease() {
     };
     assert_eq!(first.jobs.len(), 4);
     assert_eq!(ids(&first), ids(&again), "the same jobs, tokens and attempts");
-    assert_eq!(first.jobs[0].raw_envelope, again.jobs[0].raw_envelope);
+    assert_eq!(first.jobs[0].raw_record, again.jobs[0].raw_record);
     let stats = q.queue().stats().await.unwrap();
     assert_eq!((stats.active, stats.pending), (4, 6), "one batch leased, not two");
 

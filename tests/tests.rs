@@ -39,6 +39,7 @@ mod queue_worker_promises;
 mod rate_limit;
 mod readme;
 mod reap;
+mod record;
 mod redelivery;
 mod registry;
 mod results;

@@ -67,6 +67,10 @@ impl std::fmt::Debug for Queue {
     }
 }
 
+/// How many times enqueue draws a new id for a job whose generated id was taken (each time with
+/// odds below 2^-40 on any realistic queue) before it reports an error.
+const GENERATED_ID_ATTEMPTS: usize = 5;
+
 impl Queue {
     pub(crate) fn new(client: QueueClient, keys: QueueKeys) -> Self {
         Queue {
@@ -111,8 +115,11 @@ impl Queue {
         // Consecutive jobs with the same properties and run time form one run (see push.lua).
         let mut run: Option<(usize, Vec<u8>, Vec<u8>)> = None;
         let mut run_len = 0;
+        // For each job with a generated id, where its run's header and its envelope are in
+        // `args`, to send it again under a new id if its id was taken.
+        let mut generated = Vec::new();
         for job in jobs {
-            let fields = job.into().into_push_fields(self.name(), max_payload_bytes)?;
+            let fields = job.into().into_push_fields(max_payload_bytes)?;
             bytes += fields.envelope.len() + fields.id.len();
             if ids.len() == MAX_BULK_JOBS || bytes > MAX_BULK_BYTES {
                 return Err(Error::BulkTooLarge {
@@ -136,6 +143,11 @@ impl Queue {
                 args.push(Value::Bytes(fields.when.into()));
             }
             run_len += 1;
+            if fields.generated {
+                generated.push(Some((run.as_ref().map_or(0, |(at, _, _)| *at), args.len() + 1)));
+            } else {
+                generated.push(None);
+            }
             args.push(Value::from(fields.id.as_str()));
             args.push(Value::Bytes(fields.envelope.into()));
             ids.push(fields.id);
@@ -146,8 +158,9 @@ impl Queue {
         args[at] = Value::from(run_len);
         args[0] = Value::from(ids.len() as i64);
         self.client.index(self.name()).await?;
-        let (_, mut reply) = self.call(Command::Push, Some(&RequestId::new()), args).await?;
-        ids.into_iter()
+        let (_, mut reply) = self.call(Command::Push, Some(&RequestId::new()), args.clone()).await?;
+        let mut outcomes = ids
+            .into_iter()
             .map(|id| {
                 Ok(match reply.int_or_string()? {
                     Ok(created) => Enqueued {
@@ -162,6 +175,50 @@ impl Queue {
                     },
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        // A generated id that was taken is a collision (see `generated_id`), not the caller's
+        // "already enqueued": such jobs go again, each a run of its own, under new ids.
+        for _ in 0..GENERATED_ID_ATTEMPTS {
+            let taken: Vec<(usize, usize, usize)> = outcomes
+                .iter()
+                .zip(&generated)
+                .enumerate()
+                .filter_map(|(i, (outcome, at))| {
+                    let (run, envelope) = (*at)?;
+                    (!outcome.created && !outcome.duplicate).then_some((i, run, envelope))
+                })
+                .collect();
+            if taken.is_empty() {
+                return Ok(outcomes);
+            }
+            let mut again = vec![Value::from(taken.len() as i64)];
+            for &(i, run, envelope) in &taken {
+                outcomes[i].id = crate::new_job::generated_id();
+                again.extend([
+                    Value::from(1),
+                    args[run + 1].clone(),
+                    args[run + 2].clone(),
+                    Value::from(outcomes[i].id.as_str()),
+                    args[envelope].clone(),
+                ]);
+            }
+            let (_, mut reply) = self.call(Command::Push, Some(&RequestId::new()), again).await?;
+            for &(i, _, _) in &taken {
+                match reply.int_or_string()? {
+                    Ok(created) => outcomes[i].created = created == 1,
+                    Err(holder) => {
+                        outcomes[i] = Enqueued {
+                            id: holder,
+                            created: false,
+                            duplicate: true,
+                        }
+                    }
+                }
+            }
+        }
+        Err(Error::UnexpectedReply {
+            script: Command::Push.name().into(),
+            detail: format!("{GENERATED_ID_ATTEMPTS} generated ids in a row were taken"),
+        })
     }
 }

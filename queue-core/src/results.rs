@@ -1,7 +1,9 @@
 //! What the client's calls return: enqueue and lease outcomes, dead-letter pages, queue stats.
 use serde::Serialize;
 
-use crate::{Envelope, Lease, Result};
+use std::sync::Arc;
+
+use crate::{envelope::JobRecord, Envelope, Lease, Result};
 
 /// The outcome of enqueueing one job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,8 +26,10 @@ pub struct Leased {
     pub lease: Lease,
     /// 1 for the first attempt.
     pub attempt: u32,
-    /// The raw envelope (see [`Leased::envelope`]).
-    pub raw_envelope: Vec<u8>,
+    /// The job's record as stored (see [`Leased::envelope`]).
+    pub raw_record: Vec<u8>,
+    /// The queue it was leased from.
+    pub queue: Arc<str>,
     /// When the job became runnable (Unix ms, Redis's clock): created, due, or back from a
     /// failed attempt or an expired lease.
     pub runnable_at_ms: i64,
@@ -41,7 +45,7 @@ impl Leased {
 
     /// Decodes the envelope; a record that does not decode belongs in the dead letter.
     pub fn envelope(&self) -> Result<Envelope> {
-        Envelope::from_msgpack(&self.raw_envelope)
+        JobRecord::new(&self.raw_record[..]).envelope(&self.lease.id, &self.queue)
     }
 
     /// How long the job waited runnable before this lease took it (the pickup latency).

@@ -3,7 +3,7 @@ use fred::{interfaces::HashesInterface, types::Value};
 
 use super::Queue;
 use crate::{
-    envelope::{Envelope, Job, JobRecord, JobState},
+    envelope::{Job, JobRecord, JobState},
     keys::META,
     request::RequestId,
     scripts::{status, Command},
@@ -48,7 +48,7 @@ impl Queue {
         }
         let state = reply.string()?;
         let record = JobRecord::new(reply.bytes()?);
-        let envelope = Envelope::from_msgpack(record.envelope())?;
+        let envelope = record.envelope(id, self.name())?;
         let attempts = reply.int()? as u32;
         let last_error = Some(reply.string()?).filter(|e| !e.is_empty());
         let run_at = reply.string()?;
@@ -157,7 +157,7 @@ impl Queue {
         while r.has_more() {
             let id = r.string()?;
             let failed_at_ms = r.int()?;
-            let envelope = Envelope::from_msgpack(JobRecord::new(r.bytes()?).envelope()).ok();
+            let envelope = JobRecord::new(r.bytes()?).envelope(&id, self.name()).ok();
             let attempts = r.int()? as u32;
             let error = r.string()?;
             jobs.push(DeadJob {

@@ -126,7 +126,7 @@ impl Queue {
         let next_ms = spec.next_after(schedule.next_ms, now_ms)?;
         let fields = record
             .job(&schedule.name, schedule.next_ms)
-            .into_push_fields(self.name(), self.client.config().max_payload_bytes)?;
+            .into_push_fields(self.client.config().max_payload_bytes)?;
         let args = vec![
             Value::from(schedule.name.as_str()),
             Value::from(schedule.next_ms.to_string()),

@@ -47,6 +47,7 @@ impl Queue {
         // One lease covers the whole batch.
         let token = r.string()?;
         let mut jobs = Vec::new();
+        let queue: std::sync::Arc<str> = self.name().into();
         while r.has_more() {
             let id = r.string()?;
             let record = JobRecord::new(r.bytes()?);
@@ -63,7 +64,8 @@ impl Queue {
                     token: token.clone(),
                 },
                 attempt,
-                raw_envelope: record.into_envelope(),
+                raw_record: record.into_bytes(),
+                queue: queue.clone(),
                 runnable_at_ms,
                 leased_at_ms: now_ms,
             });
