@@ -161,7 +161,10 @@ async fn the_completed_count_bound_holds_after_a_call_that_finishes_many() {
         ..Default::default()
     };
     let q = start_with(config).await;
-    q.enqueue_numbers(500).await;
+    // Ids in the order of the jobs: the 500 complete in the same millisecond, and the retention
+    // breaks the tie by id.
+    let numbered = (0..500).map(|n| queue::NewJob::new("k", &n).id(format!("j{n:03}")));
+    q.queue().enqueue_bulk(numbered).await.unwrap();
     let jobs = q.queue().pop(500, LEASE).await.unwrap().jobs;
     let leases: Vec<Lease> = jobs.iter().map(|j| j.lease.clone()).collect();
     assert_eq!(q.queue().complete(&leases).await.unwrap(), vec![true; 500]);
