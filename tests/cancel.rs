@@ -2,7 +2,7 @@
 //! worker; never retried nor dead, counted, and kept as cancelled under the dead retention.
 use std::{
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc,
     },
     time::Duration,
@@ -124,6 +124,85 @@ impl Drop for SetOnDrop {
     fn drop(&mut self) {
         self.0.store(true, Ordering::SeqCst);
     }
+}
+
+#[tokio::test]
+async fn a_cancelled_handler_may_clean_up_before_it_stops_and_one_ignoring_its_token_is_dropped() {
+    let q = start().await;
+    q.queue().enqueue(NewJob::new("tidy", &1).id("tidy")).await.unwrap();
+    q.queue()
+        .enqueue(NewJob::new("stubborn", &1).id("stubborn"))
+        .await
+        .unwrap();
+    let (started, cleaned, dropped) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let (tidy_started, stubborn_started) = (started.clone(), started.clone());
+    let (on_clean, on_drop) = (cleaned.clone(), dropped.clone());
+    let worker = Worker::builder(q.client.clone())
+        .queue("q")
+        .concurrency(2)
+        .handle_kind("tidy", move |_: u32, ctx: JobContext| {
+            let (started, cleaned) = (tidy_started.clone(), on_clean.clone());
+            async move {
+                started.fetch_add(1, Ordering::SeqCst);
+                ctx.cancellation().cancelled().await;
+                // Cleaning up takes awaits of its own: the handler is not dropped at the first.
+                for _ in 0..3 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                cleaned.store(true, Ordering::SeqCst);
+                Err::<(), _>(queue::JobError::retry("stopped"))
+            }
+        })
+        .handle_kind("stubborn", move |_: u32, _ctx: JobContext| {
+            let (started, dropped) = (stubborn_started.clone(), on_drop.clone());
+            async move {
+                started.fetch_add(1, Ordering::SeqCst);
+                let _dropped = SetOnDrop(dropped);
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        })
+        .build();
+    let (shutdown, running) = spawn_worker(worker);
+    eventually("both handlers to start", Duration::from_secs(10), || async {
+        (started.load(Ordering::SeqCst) == 2).then_some(())
+    })
+    .await;
+    let channel = q.queue().keys().wake().to_owned();
+    eventually("the worker to listen", Duration::from_secs(10), || async {
+        use queue::fred::interfaces::PubsubInterface;
+        let counts: Vec<(String, i64)> = q.client.redis().pubsub_numsub(channel.clone()).await.ok()?;
+        (counts.first()?.1 >= 1).then_some(())
+    })
+    .await;
+    for id in ["tidy", "stubborn"] {
+        assert_eq!(q.queue().cancel(id).await.unwrap(), Cancellation::Stopped, "{id}");
+    }
+    // Well before the heartbeat (10 s away) or the shutdown could stop either.
+    eventually(
+        "the tidy handler to clean up and the stubborn one to be dropped",
+        Duration::from_secs(5),
+        || async { (cleaned.load(Ordering::SeqCst) && dropped.load(Ordering::SeqCst)).then_some(()) },
+    )
+    .await;
+    let stats = q.queue().stats().await.unwrap();
+    assert_eq!(
+        (
+            stats.cancelled_total,
+            stats.failed_attempts_total,
+            stats.completed_total,
+            stats.dead
+        ),
+        (2, 0, 0, 0),
+        "what a handler returns after its cancellation is not recorded"
+    );
+    shutdown.cancel();
+    let report = running.await.unwrap().unwrap();
+    assert_eq!((report.cancelled, report.completed, report.retried), (2, 0, 0));
 }
 
 #[tokio::test]

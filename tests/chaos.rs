@@ -62,29 +62,39 @@ fn completed_lines(dir: &Path) -> usize {
 
 /// Processes still running with `CHAOS_GEN=<generation>` in their environment: the job shells
 /// of that worker, which outlive it when it is killed (each runs in its own process group).
-fn shells_of(generation: usize) -> usize {
+/// Each as its `/proc/<pid>/stat` line (pid, command, state), to say what a stuck one is doing.
+fn shells_of(generation: usize) -> Vec<String> {
     let entry = format!("CHAOS_GEN={generation:03}\0");
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
+        return Vec::new();
     };
     entries
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
-        .filter_map(|e| std::fs::read(e.path().join("environ")).ok())
-        .filter(|env| env.split_inclusive(|b| *b == 0).any(|var| var == entry.as_bytes()))
-        .count()
+        .filter(|e| {
+            std::fs::read(e.path().join("environ"))
+                .is_ok_and(|env| env.split_inclusive(|b| *b == 0).any(|var| var == entry.as_bytes()))
+        })
+        .map(|e| std::fs::read_to_string(e.path().join("stat")).unwrap_or_default())
+        .collect()
 }
 
 /// The jobs a killed worker held leases on when it died: those it started that are still
 /// leased (a settled job has no lease token), once its job shells have ended. A job it leased
 /// but never started cannot run twice.
 async fn held_by(client: &QueueClient, dir: &Path, generation: usize) -> Vec<String> {
-    eventually(
-        "the killed worker's job shells to end",
-        Duration::from_secs(10),
-        || async { (shells_of(generation) == 0).then_some(()) },
-    )
-    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let shells = shells_of(generation);
+        if shells.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the killed worker's job shells did not end: {shells:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let started: Vec<String> = std::fs::read_to_string(dir.join(format!("started-{generation:03}.log")))
         .unwrap_or_default()
         .lines()

@@ -217,15 +217,17 @@ async fn waiting_and_cancelling_work_on_a_cluster() {
     }
 
     let started = Arc::new(AtomicUsize::new(0));
-    let on_start = started.clone();
+    let stopped = Arc::new(AtomicUsize::new(0));
+    let (on_start, on_stop) = (started.clone(), stopped.clone());
     let mut builder = Worker::builder(client.clone())
         .concurrency(4)
         .handle_kind("ok", |_: i32, _ctx: JobContext| async { Ok(42) })
         .handle_kind("long", move |_: i32, ctx: JobContext| {
-            let on_start = on_start.clone();
+            let (on_start, on_stop) = (on_start.clone(), on_stop.clone());
             async move {
                 on_start.fetch_add(1, Ordering::SeqCst);
                 ctx.cancellation().cancelled().await;
+                on_stop.fetch_add(1, Ordering::SeqCst);
                 Ok(0)
             }
         });
@@ -257,6 +259,11 @@ async fn waiting_and_cancelling_work_on_a_cluster() {
             ),
         }
     }
+    // Each running handler is stopped by its cancel, not by the shutdown below.
+    eventually("the cancelled handlers to stop", Duration::from_secs(20), || async {
+        (stopped.load(Ordering::SeqCst) == queues.len()).then_some(())
+    })
+    .await;
     shutdown.cancel();
     let report = running.await.unwrap().unwrap();
     assert_eq!((report.completed, report.cancelled), (3, 3));

@@ -198,8 +198,10 @@ impl<S> JobContext<S> {
         &self.envelope
     }
 
-    /// Cancelled when the job must stop: its lease was lost, its timeout passed, or the worker
-    /// is shutting down past its deadline. Long handlers should watch it.
+    /// Cancelled when the job must stop: it was cancelled (`Queue::cancel`), its lease was lost,
+    /// its timeout passed, or the worker is shutting down past its deadline. Long handlers
+    /// should watch it: once it fires, a handler has one second to return (to release what it
+    /// holds) before its future is dropped, and what it returns then is not recorded.
     pub fn cancellation(&self) -> &CancellationToken {
         &self.cancel
     }

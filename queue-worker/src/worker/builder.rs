@@ -111,6 +111,22 @@ impl fmt::Debug for Handlers {
     }
 }
 
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            queues: Vec::new(),
+            order: QueueOrder::Strict,
+            concurrency: 10,
+            lease: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
+            reap_interval: Duration::from_secs(5),
+            job_timeout: None,
+            idle_recheck: Duration::from_secs(30),
+            metrics_addr: None,
+        }
+    }
+}
+
 impl Worker {
     /// Starts building a worker on `client`.
     pub fn builder(client: QueueClient) -> WorkerBuilder {
@@ -118,17 +134,7 @@ impl Worker {
             state: Arc::new(()),
             worker: Worker {
                 client,
-                settings: Settings {
-                    queues: Vec::new(),
-                    order: QueueOrder::Strict,
-                    concurrency: 10,
-                    lease: Duration::from_secs(30),
-                    shutdown_timeout: Duration::from_secs(10),
-                    reap_interval: Duration::from_secs(5),
-                    job_timeout: None,
-                    idle_recheck: Duration::from_secs(30),
-                    metrics_addr: None,
-                },
+                settings: Settings::default(),
                 handlers: Handlers {
                     by_kind: HashMap::new(),
                     fallback: None,

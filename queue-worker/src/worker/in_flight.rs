@@ -40,6 +40,11 @@ impl InFlightJobs {
             .filter(|job| job.token == lease.token)
     }
 
+    /// Whether the attempt holding `lease` is still tracked (not cancelled, its lease not lost).
+    pub(super) fn holds(&mut self, queue: QueueIndex, lease: &Lease) -> bool {
+        self.get_mut(queue, lease).is_some()
+    }
+
     /// Whether the attempt holding `lease` is tracked and its handler returned.
     pub(super) fn is_finished(&mut self, queue: QueueIndex, lease: &Lease) -> bool {
         self.get_mut(queue, lease).is_some_and(|job| job.finished)

@@ -18,6 +18,9 @@ use super::{
 use crate::handler::{ErasedHandler, JobContext, JobError};
 use crate::metrics::{KindMetrics, UNKNOWN_KIND};
 
+/// How long a handler whose cancellation token fired may take to return before it is dropped.
+pub(crate) const STOP_GRACE: Duration = Duration::from_secs(1);
+
 /// How an attempt ended.
 pub(super) enum Outcome {
     /// With the handler's result, as JSON, if it returned one.
@@ -57,7 +60,14 @@ impl Runtime {
                 let outcome = match runtime.prepare(queue, envelope, &leased, cancel.clone()) {
                     Ok((handler, ctx)) => {
                         let _running = Running::start(&metrics);
-                        runtime.run_handler(handler, ctx, &cancel).await
+                        let outcome = runtime.run_handler(handler, ctx, &cancel).await;
+                        // A handler that returned once its token fired for a cancel or a lost
+                        // lease (both stop tracking the attempt) has no result to record.
+                        if cancel.is_cancelled() && !runtime.lock_in_flight().holds(queue, &leased.lease) {
+                            Outcome::Abandoned
+                        } else {
+                            outcome
+                        }
                     }
                     Err(error) => Outcome::Failed(error),
                 };
@@ -107,25 +117,32 @@ impl Runtime {
         // Caught here, so a panic fails this attempt and nothing else. The handler runs inside the
         // job's own task: a second task per job cost more than the no-op handlers it ran.
         let handled = AssertUnwindSafe(async move { handler(ctx).await }).catch_unwind();
+        tokio::pin!(handled);
         let expired = async {
             match timeout {
                 Some(limit) => sleep(limit).await,
                 None => std::future::pending().await,
             }
         };
-        // Leaving the select drops the handler's future, which stops it.
-        tokio::select! {
-            handled = handled => match handled {
+        // Biased: a handler that returned is never taken for a stopped one.
+        let stopped = tokio::select! {
+            biased;
+            handled = &mut handled => return match handled {
                 Ok(Ok(result)) => self.completed(result),
                 Ok(Err(error)) => Outcome::Failed(error),
                 Err(panic) => Outcome::Failed(JobError::retry(format!("handler panicked: {}", panic_message(panic)))),
             },
+            _ = cancel.cancelled() => Outcome::Abandoned,
             _ = expired => {
                 cancel.cancel();
                 Outcome::Failed(JobError::retry(format!("timed out after {}", humantime::format_duration(timeout.unwrap_or_default()))))
             }
-            _ = cancel.cancelled() => Outcome::Abandoned,
-        }
+        };
+        // A handler watching its token gets a moment to stop on its own (to release what it
+        // holds); one that does not is dropped, which stops it. Whatever it returns now is not
+        // recorded: the attempt ended when the token fired.
+        let _ = tokio::time::timeout(STOP_GRACE, &mut handled).await;
+        stopped
     }
 }
 

@@ -43,6 +43,13 @@ impl ReadyQueues {
         }
     }
 
+    /// The queues that may have work, in the worker's order (marks left as they are).
+    pub(super) fn marked(&self) -> Vec<QueueIndex> {
+        (0..self.maybe.len())
+            .filter(|&queue| self.maybe[queue].load(Ordering::Acquire))
+            .collect()
+    }
+
     /// Whether `queue` may have work, clearing the mark: taken before its fetch is sent, so a
     /// wake-up that comes while the fetch runs marks it again instead of being lost.
     /// A queue whose last fetch came back full stays marked: without that, the worker's second
