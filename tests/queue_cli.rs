@@ -632,6 +632,7 @@ async fn bench_reports_every_figure_and_cleans_up() {
         "process_redis_cpu_percent",
         "redis_us_per_job_enqueue",
         "redis_us_per_job_process",
+        "worker_us_per_job_process",
         "redis_bytes_per_job",
     ] {
         assert!(report[figure].as_f64().is_some(), "{figure}: {report}");

@@ -182,8 +182,10 @@ async fn measure(
     ));
     let script_time = script_usec(client).await?;
     let cpu = redis_cpu_seconds(client).await?;
+    let own_cpu = own_cpu_seconds();
     let started = Instant::now();
     let process_rate = process(client, queue, args, &progress).await?;
+    let worker_cpu_seconds = own_cpu_seconds().zip(own_cpu).map(|(after, before)| after - before);
     let process_cpu_seconds = redis_cpu_seconds(client).await? - cpu;
     let process_cpu = process_cpu_seconds / started.elapsed().as_secs_f64() * 100.0;
     let process_us = (script_usec(client).await? - script_time) / args.jobs as f64;
@@ -227,6 +229,7 @@ async fn measure(
         process_script_us_per_job: round2(process_us),
         process_redis_cpu_percent: process_cpu.round(),
         redis_us_per_job_process: round2(process_cpu_seconds * 1e6 / args.jobs as f64),
+        worker_us_per_job_process: worker_cpu_seconds.map(|seconds| round2(seconds * 1e6 / args.jobs as f64)),
         redis_bytes_per_job: bytes_per_job.round(),
         pickup_p50_ms: round2(p50),
         pickup_p99_ms: round2(p99),
@@ -313,6 +316,17 @@ async fn redis_cpu_seconds(client: &QueueClient) -> anyhow::Result<f64> {
 }
 
 /// The process's peak resident set (VmHWM), in bytes; 0 where /proc is not available.
+/// This process's CPU time so far (user + system, all threads).
+fn own_cpu_seconds() -> Option<f64> {
+    // SAFETY: getrusage only writes the struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        (libc::getrusage(libc::RUSAGE_SELF, &mut usage) == 0).then_some(usage)
+    }?;
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Some(seconds(usage.ru_utime) + seconds(usage.ru_stime))
+}
+
 fn peak_rss() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()

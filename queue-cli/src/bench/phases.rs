@@ -149,8 +149,9 @@ pub(super) async fn pickup_latency(
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(worker.run(shutdown.clone()));
     let mut latencies = Vec::with_capacity(samples);
-    // Let the worker drain anything left and go idle first.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A worker that just started looks at each of its queues once (fetch, sweep, schedules):
+    // that is start-up, not an idle worker's pickup, so the samples wait until it is done.
+    until_quiet(client).await?;
     let handles = queues
         .iter()
         .map(|name| client.queue(name))
@@ -174,6 +175,28 @@ pub(super) async fn pickup_latency(
     latencies.sort_by(f64::total_cmp);
     let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
     Ok((at(0.50), at(0.99)))
+}
+
+/// Waits until Redis runs fewer than 20 commands in 100 ms (an idle worker makes a few a
+/// second), for at most a minute.
+async fn until_quiet(client: &QueueClient) -> anyhow::Result<()> {
+    async fn commands(client: &QueueClient) -> anyhow::Result<u64> {
+        use queue_core::fred::{interfaces::ClientLike, types::InfoKind};
+        let info: String = client.redis().info(Some(InfoKind::Stats)).await?;
+        Ok(queue_core::info_field(&info, "total_commands_processed")
+            .parse()
+            .unwrap_or(0))
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut before = commands(client).await?;
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = commands(client).await?;
+        if now.saturating_sub(before) < 20 || Instant::now() > deadline {
+            return Ok(());
+        }
+        before = now;
+    }
 }
 
 /// Redis's CPU use (% of one core) while `workers` idle workers are attached to empty queues,

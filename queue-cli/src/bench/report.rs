@@ -38,6 +38,9 @@ pub(super) struct Report {
     pub(super) process_redis_cpu_percent: f64,
     /// Redis CPU time per job processed (fetch, renewals, complete), in microseconds.
     pub(super) redis_us_per_job_process: f64,
+    /// The bench process's own CPU time per job processed (the worker: fetching, decoding,
+    /// starting, settling), in microseconds.
+    pub(super) worker_us_per_job_process: Option<f64>,
     pub(super) pickup_p50_ms: f64,
     pub(super) pickup_p99_ms: f64,
     pub(super) pickup_samples: usize,
@@ -57,12 +60,16 @@ pub(super) fn render(r: &Report) -> String {
         (n, false) => format!(" in {n} groups"),
         (n, true) => format!(" in {n} groups (one large)"),
     };
+    let worker = r
+        .worker_us_per_job_process
+        .map_or("not measured".into(), |us| format!("{us:.1} us"));
     format!(
         "queue-cli bench: {jobs} no-op jobs{groups}, concurrency {c}, payload {p} bytes, backlog {b}, durability {d}, Redis {v}\n\
          \x20 Redis ceiling   {ceiling:>10.0} EVALSHA calls/s (pipelined, trivial script; {source})\n\
          \x20 enqueue         {enq:>10.0} jobs/s  ({er:.2}x the ceiling; scripts {eu:.1} us/job in Redis; Redis CPU {ec:.0}%, {ecu:.1} us/job)\n\
          \x20 process         {proc:>10.0} jobs/s  ({pr:.2}x the ceiling; scripts {pu:.1} us/job in Redis; Redis CPU {pc:.0}%, {pcu:.1} us/job)\n\
          \x20 Redis CPU       {total_us:.1} us per job, enqueue to completion\n\
+         \x20 worker CPU      {worker} per job processed\n\
          \x20 Redis memory    {bytes:.0} bytes per pending job (payload included)\n\
          \x20 pickup latency  p50 {p50:.2} ms, p99 {p99:.2} ms  ({samples} jobs into an idle worker on {queues} queues)\n\
          \x20 peak RSS        {rss:.1} MB\n\
