@@ -745,6 +745,10 @@ local function remembered()
   if not memo then
     return nil
   end
+  -- Written again, unchanged: a re-send comes on a new connection, and a Redis WAIT sent behind
+  -- it on that connection counts only writes made there; this one is replicated after the first
+  -- delivery's writes, so a replica that has it has them (see Durability::Replicated).
+  redis.call('HSET', K_REPLIES, REQUEST, memo)
   memo = cmsgpack.unpack(memo)
   if memo[1] == SAME then
     -- {SAME, status, value, n}: the status, then n times the same value (see remember).

@@ -4,12 +4,16 @@ use std::time::Duration;
 
 use queue::{
     fred::{
-        interfaces::{ClientLike, KeysInterface, SortedSetsInterface},
+        interfaces::{ClientLike, HashesInterface, KeysInterface, SortedSetsInterface},
         types::InfoKind,
     },
+    low_level::Command,
     ConnectOptions, Durability, Error, NewJob, QueueClient, QueueConfig,
 };
-use throwaway_redis::{Options, RedisServer};
+use throwaway_redis::{
+    proxy::{evalsha, named, Fault, FaultProxy},
+    Options, RedisServer,
+};
 
 use crate::{
     locked_down::{acl_setuser, user_url},
@@ -113,4 +117,98 @@ fn the_cli_takes_durability_and_reports_what_was_not_replicated() {
     let bad = support::queue_cli(&url, &["enqueue", "q", "1", "--durability", "replicated:0"]);
     assert_eq!(bad.code, Some(2), "{}", bad.stderr);
     assert!(bad.stderr.contains("invalid durability"), "{}", bad.stderr);
+}
+
+/// A client through `proxy` (to the master) waiting for one replica up to 1 s.
+async fn replicated_through(proxy: &FaultProxy) -> QueueClient {
+    let config = QueueConfig {
+        durability: Durability::Replicated {
+            replicas: 1,
+            timeout: Duration::from_secs(1),
+        },
+        ..QueueConfig::default()
+    };
+    let client = QueueClient::connect_with(&ConnectOptions::new(proxy.url()), config)
+        .await
+        .unwrap();
+    client.scripts().preload(client.redis()).await.unwrap();
+    client
+}
+
+fn push_sha(client: &QueueClient) -> String {
+    client.scripts().get(Command::Push.name()).unwrap().sha1().to_owned()
+}
+
+#[tokio::test]
+async fn an_enqueue_whose_reply_was_lost_is_sent_again_with_its_own_wait() {
+    let master = RedisServer::start().unwrap();
+    let replica = replica_of(&master);
+    wait_until_online(&master).await;
+    let proxy = FaultProxy::start(master.port()).unwrap();
+    let client = replicated_through(&proxy).await;
+    let pushes = proxy.count(evalsha(&push_sha(&client)));
+    let waits = proxy.count(named("WAIT"));
+    let cut = proxy.inject(evalsha(&push_sha(&client)), Fault::CutAfterReply, 1);
+
+    let q = client.queue("q").unwrap();
+    q.enqueue(NewJob::new("k", &1).id("j")).await.unwrap();
+    assert_eq!(cut.fired(), 1);
+    assert_eq!(pushes.get(), 2, "the push was sent again after the cut");
+    assert!(waits.get() >= 1, "the second push was followed by a WAIT");
+    let on_replica = QueueClient::connect(&replica.url()).await.unwrap();
+    let jobs_key = q.keys().all().iter().find(|k| k.ends_with(":jobs")).unwrap().clone();
+    let there: bool = on_replica.redis().hexists(&jobs_key, "j").await.unwrap();
+    assert!(there, "the job is on the replica when enqueue returns");
+    assert_eq!(q.stats().await.unwrap().enqueued_total, 1, "enqueued once");
+}
+
+/// The gap this closes: `WAIT` counts only the writes of its own connection, so one sent on a
+/// new connection after a reconnect would count a replica that never got the write. With the
+/// replica frozen (SIGSTOP: the master still lists it online, at the offset it last
+/// acknowledged), a connection cut before the `WAIT` answered must not end in success.
+#[tokio::test]
+async fn a_connection_cut_between_the_write_and_its_wait_never_reports_replicated() {
+    let master = RedisServer::start().unwrap();
+    let replica = replica_of(&master);
+    wait_until_online(&master).await;
+    let proxy = FaultProxy::start(master.port()).unwrap();
+    let client = replicated_through(&proxy).await;
+    let q = client.queue("q").unwrap();
+    // A first write the replica acknowledges, so that it counts for a WAIT that covers nothing.
+    q.enqueue(NewJob::new("k", &1).id("before")).await.unwrap();
+    replica.freeze().unwrap();
+
+    // The script ran, and its reply was lost with the connection.
+    let cut = proxy.inject(evalsha(&push_sha(&client)), Fault::CutAfterReply, 1);
+    let error = q.enqueue(NewJob::new("k", &1).id("a")).await.unwrap_err();
+    assert_eq!(cut.fired(), 1);
+    assert!(
+        matches!(error, Error::NotReplicated { acknowledged: 0, .. }),
+        "{error:?}"
+    );
+
+    // The script's reply arrived; the WAIT ran and its reply was lost with the connection.
+    // The push is sent again with it: a WAIT sent alone on the new connection would count
+    // only what that connection wrote.
+    let cut = proxy.inject(named("WAIT"), Fault::CutAfterReply, 1);
+    let pushes = proxy.count(evalsha(&push_sha(&client)));
+    let waits = proxy.count(named("WAIT"));
+    let error = q.enqueue(NewJob::new("k", &1).id("b")).await.unwrap_err();
+    assert_eq!(cut.fired(), 1);
+    assert_eq!(
+        (pushes.get(), waits.get()),
+        (2, 2),
+        "the push and its WAIT, sent twice together"
+    );
+    assert!(
+        matches!(error, Error::NotReplicated { acknowledged: 0, .. }),
+        "{error:?}"
+    );
+
+    let stats = q.stats().await.unwrap();
+    assert_eq!(
+        (stats.enqueued_total, stats.pending),
+        (3, 3),
+        "each job once, on the master"
+    );
 }

@@ -68,6 +68,11 @@ pub(crate) struct BenchArgs {
     /// replicas as `--durability` waits for).
     #[arg(long)]
     local: bool,
+    /// With `--local`: start this many local replicas (default: as many as `--durability` waits
+    /// for), so that a run with `--durability master` pays for replication too and the two
+    /// compare what waiting costs.
+    #[arg(long, value_name = "N", requires = "local")]
+    replicas: Option<u32>,
     /// Enqueue and settle waiting for replicas (`replicated[:N]`), to measure what it costs.
     #[arg(long, value_name = "master|replicated[:N]", default_value = "master", value_parser = crate::parse_durability)]
     durability: queue_core::Durability,
@@ -85,10 +90,10 @@ fn parse_rate(text: &str) -> Result<queue_core::Rate, String> {
 }
 
 pub(crate) async fn run(connect_args: &ConnectArgs, args: BenchArgs) -> anyhow::Result<()> {
-    let (_local, connect_args) = if args.local {
+    let (local, connect_args) = if args.local {
         let server = throwaway_redis::RedisServer::start().context("cannot start a local redis-server")?;
         let url = server.url();
-        let replicas = local_replicas(&server, args.durability)?;
+        let replicas = local_replicas(&server, args.replicas.unwrap_or(0).max(waited_for(args.durability)))?;
         (
             Some((server, replicas)),
             ConnectArgs {
@@ -101,8 +106,11 @@ pub(crate) async fn run(connect_args: &ConnectArgs, args: BenchArgs) -> anyhow::
         (None, connect_args.clone())
     };
     let client = connect_durable(&connect_args, args.durability).await?;
-    if let queue_core::Durability::Replicated { replicas, .. } = args.durability {
-        wait_for_replicas(&client, replicas).await?;
+    let started = local.as_ref().map_or(0, |(_, replicas)| replicas.len() as u32);
+    // Replicas that are still syncing would load the master during the measurement.
+    let online = started.max(waited_for(args.durability));
+    if online > 0 {
+        wait_for_replicas(&client, online).await?;
     }
     let queue = format!("bench-{}", std::process::id());
     let result = measure(&client, &connect_args, &queue, &args).await;
@@ -233,15 +241,20 @@ async fn measure(
     })
 }
 
-/// The replicas `durability` waits for, of the local `server`.
+/// How many replicas `durability` waits for.
+fn waited_for(durability: queue_core::Durability) -> u32 {
+    match durability {
+        queue_core::Durability::Replicated { replicas, .. } => replicas,
+        _ => 0,
+    }
+}
+
+/// `count` replicas of the local `server`.
 fn local_replicas(
     server: &throwaway_redis::RedisServer,
-    durability: queue_core::Durability,
+    count: u32,
 ) -> anyhow::Result<Vec<throwaway_redis::RedisServer>> {
-    let queue_core::Durability::Replicated { replicas, .. } = durability else {
-        return Ok(Vec::new());
-    };
-    (0..replicas)
+    (0..count)
         .map(|_| {
             let options = throwaway_redis::Options {
                 args: vec!["--replicaof".into(), "127.0.0.1".into(), server.port().to_string()],

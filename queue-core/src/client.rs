@@ -15,7 +15,7 @@ use fred::{
 use crate::{
     keys::{queue_index, validate_name, validate_prefix, QueueKeys},
     new_job::NewJob,
-    registry::run_script,
+    registry::{run_script, run_script_then, Script},
     request::RequestId,
     scripts::{self, Command, Reply},
     ConnectOptions, Durability, Error, Queue, QueueConfig, Result, ScriptRegistry,
@@ -161,31 +161,38 @@ impl QueueClient {
         let script = self.scripts.get(command.name())?;
         let keys: Vec<Value> = keys.all().iter().map(|k| Value::from(k.as_str())).collect();
         args.insert(0, Value::from(request.map_or("", RequestId::as_str)));
-        let value = run_script(&self.redis, &script, &keys, &args)
-            .await
-            .inspect_err(|error| self.reconnect_after_timeout(error))?;
-        if let (Command::Push | Command::Complete | Command::Fail, Durability::Replicated { replicas, timeout }) =
-            (command, self.config.durability)
-        {
-            self.wait_for_replicas(&keys[0], replicas, timeout).await?;
+        let value = match (command, self.config.durability) {
+            (Command::Push | Command::Complete | Command::Fail, Durability::Replicated { replicas, timeout }) => {
+                self.run_replicated(&script, &keys, &args, replicas, timeout).await
+            }
+            _ => run_script(&self.redis, &script, &keys, &args).await,
         }
+        .inspect_err(|error| self.reconnect_after_timeout(error))?;
         Reply::new(command, value)
     }
 
-    /// Redis `WAIT` for `replicas` replicas, on the connection that ran the write: the client
-    /// holds one connection per node (a pool would break this), and the command is routed to the
-    /// slot of `key`, the queue's, as the script was. `WAIT` counts the writes made on that
-    /// connection so far, so it also covers other calls' writes sent on it meanwhile.
-    async fn wait_for_replicas(&self, key: &Value, replicas: u32, timeout: Duration) -> Result<()> {
-        let slot = key.as_bytes().map_or(0, fred::util::redis_keyslot);
+    /// Runs a write script followed by Redis `WAIT` for `replicas` replicas, as one unit on one
+    /// connection ([`run_script_then`]): `WAIT` counts only the writes made on its own
+    /// connection (on Redis 7.2 and later, the writing commands sent on it), so one sent apart
+    /// from the script (after a reconnection) could report replicas that never got the write. A re-sent script answers from the request
+    /// memory and writes that memory again, which the `WAIT` behind it then covers (the
+    /// replication stream is in order, so the first delivery's write is covered too).
+    async fn run_replicated(
+        &self,
+        script: &Script,
+        keys: &[Value],
+        args: &[Value],
+        replicas: u32,
+        timeout: Duration,
+    ) -> Result<Value> {
+        let slot = keys[0].as_bytes().map_or(0, fred::util::redis_keyslot);
         // Not marked blocking: later calls are pipelined behind it, where Redis holds them
         // until the replicas answer (they would wait as long for a blocking one).
-        let command = CustomCommand::new_static("WAIT", ClusterHash::Custom(slot), false);
+        let wait = CustomCommand::new_static("WAIT", ClusterHash::Custom(slot), false);
         let timeout_ms = timeout.as_millis().clamp(1, i64::MAX as u128) as i64;
-        let acknowledged: i64 = self
-            .redis
-            .custom(command, vec![Value::from(replicas as i64), Value::from(timeout_ms)])
-            .await?;
+        let wait_args = vec![Value::from(replicas as i64), Value::from(timeout_ms)];
+        let (value, acknowledged) = run_script_then(&self.redis, script, keys, args, wait, wait_args).await?;
+        let acknowledged = acknowledged.as_i64().unwrap_or(0);
         if acknowledged < replicas as i64 {
             return Err(Error::NotReplicated {
                 acknowledged: acknowledged.max(0) as u32,
@@ -193,7 +200,7 @@ impl QueueClient {
                 timeout,
             });
         }
-        Ok(())
+        Ok(value)
     }
 
     /// A call that timed out may have met a connection that went silent (a frozen server, a

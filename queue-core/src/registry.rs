@@ -12,7 +12,7 @@ use std::{
 use fred::{
     clients::Client,
     interfaces::{ClientLike, LuaInterface},
-    types::{ClusterHash, CustomCommand, FromValue, Value},
+    types::{config::Options, ClusterHash, CustomCommand, FromValue, Value},
 };
 
 use crate::{Error, Result};
@@ -220,6 +220,63 @@ pub(crate) async fn run_script(client: &Client, script: &Script, keys: &[Value],
         result => result,
     };
     result.map_err(|error| script_error(script, error))
+}
+
+/// Runs `script`, then `then` on the same connection, as one unit, and answers both replies.
+/// For commands whose meaning depends on the connection the script ran on (Redis `WAIT` counts
+/// the writes made on its own connection).
+///
+/// The two go in one pipeline routed to the script's slot, each written at most once: fred
+/// answers a pipeline's commands one by one and, after a reconnection, sends again those not
+/// answered yet, which would split the pair over two connections (`then` alone on the new one).
+/// So a lost connection fails the whole unit, and the unit is sent again (up to the client's
+/// command attempts): the script must answer a re-send as it first did, and make a write on the
+/// new connection that `then` can see (see `remembered()` in `lua/prelude.lua`). A timeout is not
+/// sent again, as for any call.
+pub(crate) async fn run_script_then(
+    client: &Client,
+    script: &Script,
+    keys: &[Value],
+    args: &[Value],
+    then: CustomCommand,
+    then_args: Vec<Value>,
+) -> Result<(Value, Value)> {
+    let call = script.evalsha_args(keys, args)?;
+    let once = Options {
+        max_attempts: Some(1),
+        ..Options::default()
+    };
+    let attempts = client.connection_config().max_command_attempts.max(1);
+    let mut attempt = 1;
+    loop {
+        let pipeline = client.pipeline();
+        let unit = pipeline.with_options(&once);
+        let () = unit.custom(evalsha_command(&call), call.clone()).await?;
+        let () = unit.custom(then.clone(), then_args.clone()).await?;
+        let mut replies = pipeline.try_all::<Value>().await.into_iter();
+        match (replies.next(), replies.next()) {
+            (Some(Err(error)), Some(_)) if is_noscript(&error) && attempt < attempts => {
+                tracing::debug!(script = script.name(), "NOSCRIPT: loading and retrying");
+                load(client, script).await?;
+                attempt += 1;
+            }
+            (Some(first), Some(second)) => {
+                return Ok((first.map_err(|e| script_error(script, e))?, second?));
+            }
+            // One answer for both: the unit failed before Redis answered each command.
+            (Some(Err(error)), None) if attempt < attempts && *error.kind() != fred::error::ErrorKind::Timeout => {
+                tracing::debug!(script = script.name(), %error, "connection lost: sending the unit again");
+                attempt += 1;
+            }
+            (Some(Err(error)), None) => return Err(error.into()),
+            _ => {
+                return Err(Error::from(fred::error::Error::new(
+                    fred::error::ErrorKind::Protocol,
+                    "a pipeline of two commands answered neither",
+                )))
+            }
+        }
+    }
 }
 
 /// A script's error, made specific: Redis 7.0 tells an ACL refusal inside a script only as
