@@ -444,7 +444,7 @@ pub struct Job {
     /// What the handler returned, for a completed job whose handler returned a value (kept
     /// with the job under the completed retention).
     pub result: Option<serde_json::Value>,
-    /// The last progress its handler reported ([`QueueClient::progress`](crate::QueueClient::progress)).
+    /// The last progress its handler reported ([`Queue::progress`](crate::Queue::progress)).
     pub progress: Option<serde_json::Value>,
     /// Its group ([`NewJob::group`](crate::NewJob::group)), if it has one.
     pub group: Option<String>,

@@ -1,4 +1,4 @@
-//! Prometheus metrics: what a worker did ([`WorkerMetrics`], counted as it runs) and what the
+//! Prometheus metrics: what a worker did (`WorkerMetrics`, counted as it runs) and what the
 //! queues hold ([`QueueGauges`], read from Redis when scraped), served as text at `/metrics`
 //! ([`serve`]). The names, types and labels are listed in the README. Labels are bounded: a
 //! queue name, a job kind (of a registered handler, else `unknown`), a state, an outcome, an
