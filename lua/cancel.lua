@@ -27,10 +27,9 @@ local outcome = 'stopped'
 if token then
   attempts = attempts + 1
 else
-  for _, finished in ipairs({{K_COMPLETED, 'completed'}, {K_DEAD, 'dead'}, {K_CANCELLED, 'cancelled'}}) do
-    if redis.call('ZSCORE', finished[1], id) then
-      return {OK, finished[2]}
-    end
+  local finished = state_among(FINISHED_SETS, id)
+  if finished then
+    return {OK, finished}
   end
   outcome = 'removed'
 end

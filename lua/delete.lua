@@ -17,20 +17,10 @@ end
 if redis.call('HEXISTS', K_TOKENS, id) == 1 then
   return {OK, 'active', 0}
 end
-local state = nil
-for _, entry in ipairs({
-  {'pending', K_PENDING}, {'scheduled', K_SCHEDULED}, {'retrying', K_RETRYING},
-  {'dead', K_DEAD}, {'completed', K_COMPLETED}, {'cancelled', K_CANCELLED},
-}) do
-  if redis.call('ZSCORE', entry[2], id) then
-    state = entry
-    break
-  end
-end
+local state, zset = state_among(STATE_SETS, id)
 -- Every check is done; the writes follow.
-if state then
-  redis.call('ZREM', state[2], id)
-  state = state[1]
+if zset then
+  redis.call('ZREM', zset, id)
 else
   -- Not leased and in no sorted set keyed by id: it waits in a group's line or the
   -- default-priority list (see job.lua).

@@ -24,15 +24,9 @@ local token = redis.call('HGET', K_TOKENS, id)
 if token then
   state, score = 'active', redis.call('ZSCORE', K_ACTIVE, token)
 else
-  for _, entry in ipairs({
-    {'pending', K_PENDING}, {'scheduled', K_SCHEDULED}, {'retrying', K_RETRYING},
-    {'dead', K_DEAD}, {'completed', K_COMPLETED}, {'cancelled', K_CANCELLED},
-  }) do
-    score = redis.call('ZSCORE', entry[2], id)
-    if score then
-      state = entry[1]
-      break
-    end
+  local found, _, found_score = state_among(STATE_SETS, id)
+  if found then
+    state, score = found, found_score
   end
 end
 local since = run_at(id, record)

@@ -43,7 +43,8 @@ end
 if #leased > 0 then
   variadic('HDEL', K_TOKENS, leased)
 end
-for _, zset in ipairs({K_PENDING, K_SCHEDULED, K_RETRYING, K_DEAD, K_COMPLETED, K_CANCELLED}) do
+for _, entry in ipairs(STATE_SETS) do
+  local zset = entry[2]
   if #ids < limit then
     local taken = redis.call('ZRANGE', zset, 0, limit - #ids - 1)
     if #taken > 0 then

@@ -169,6 +169,24 @@ local function pin(key)
   redis.call('HSETNX', key, PIN_FIELD, PIN_VALUE)
 end
 
+-- The sorted sets keyed by job id, each with the state it holds. A job is in one of them at
+-- most: a job in none is leased, or waits in the default-priority list or a group's line.
+local WAITING_SETS = {{'pending', K_PENDING}, {'scheduled', K_SCHEDULED}, {'retrying', K_RETRYING}}
+local FINISHED_SETS = {{'dead', K_DEAD}, {'completed', K_COMPLETED}, {'cancelled', K_CANCELLED}}
+local STATE_SETS = {WAITING_SETS[1], WAITING_SETS[2], WAITING_SETS[3],
+  FINISHED_SETS[1], FINISHED_SETS[2], FINISHED_SETS[3]}
+
+-- Which of `sets` holds job `id`: its state, the set and the job's score there; nil if none.
+local function state_among(sets, id)
+  for _, entry in ipairs(sets) do
+    local score = redis.call('ZSCORE', entry[2], id)
+    if score then
+      return entry[1], entry[2], score
+    end
+  end
+  return nil
+end
+
 -- The id that a call on one job names (its only argument), if that job exists; else nil and
 -- the reply to give. Checks only: every such script calls it before its first write.
 local function job_argument()

@@ -22,10 +22,9 @@ if not zset then
   if redis.call('HEXISTS', K_TOKENS, id) == 1 then
     return {OK, 'active', 0}
   end
-  for _, entry in ipairs({{'dead', K_DEAD}, {'completed', K_COMPLETED}, {'cancelled', K_CANCELLED}}) do
-    if redis.call('ZSCORE', entry[2], id) then
-      return {OK, entry[1], 0}
-    end
+  local finished = state_among(FINISHED_SETS, id)
+  if finished then
+    return {OK, finished, 0}
   end
   return {OK, 'pending', 0}
 end
