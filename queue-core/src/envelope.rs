@@ -100,7 +100,7 @@ impl Backoff {
 impl Default for Backoff {
     /// Exponential from 1 s, capped at 1 h, with jitter.
     fn default() -> Self {
-        Backoff::exponential(Duration::from_secs(1), Duration::from_secs(3600))
+        DEFAULT_BACKOFF
     }
 }
 
@@ -108,9 +108,9 @@ impl Default for Backoff {
 /// exponential backoff from 1 s capped at 1 h with jitter (`NewJob`'s defaults). Records written
 /// without them read them back from here, so these never change. Mirrored by `lua/prelude.lua`
 /// (DEFAULT_PROPS).
-const DEFAULT_PRIORITY: i32 = 0;
-const DEFAULT_MAX_ATTEMPTS: u32 = 3;
-const DEFAULT_BACKOFF: Backoff = Backoff::Exponential {
+pub(crate) const DEFAULT_PRIORITY: i32 = 0;
+pub(crate) const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+pub(crate) const DEFAULT_BACKOFF: Backoff = Backoff::Exponential {
     base_ms: 1_000,
     cap_ms: 3_600_000,
     jitter: true,

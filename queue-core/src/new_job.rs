@@ -3,7 +3,9 @@ use serde::{de::DeserializeOwned, Serialize};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::{
-    envelope::{Backoff, JobRecord, MAX_DELAY, PRIORITY_RANGE},
+    envelope::{
+        Backoff, JobRecord, DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY, MAX_DELAY, PRIORITY_RANGE,
+    },
     keys::validate_job_id,
     millis, Error, Result,
 };
@@ -197,9 +199,9 @@ impl NewJob {
             kind,
             payload,
             unencodable: None,
-            priority: 0,
-            max_attempts: 3,
-            backoff: Backoff::default(),
+            priority: DEFAULT_PRIORITY,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            backoff: DEFAULT_BACKOFF,
             timeout: None,
             run_at: RunAt::Now,
             trace_parent: None,
