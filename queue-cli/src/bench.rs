@@ -315,7 +315,6 @@ async fn redis_cpu_seconds(client: &QueueClient) -> anyhow::Result<f64> {
     Ok(field("used_cpu_sys") + field("used_cpu_user"))
 }
 
-/// The process's peak resident set (VmHWM), in bytes; 0 where /proc is not available.
 /// This process's CPU time so far (user + system, all threads).
 fn own_cpu_seconds() -> Option<f64> {
     // SAFETY: getrusage only writes the struct it is given.
@@ -327,6 +326,7 @@ fn own_cpu_seconds() -> Option<f64> {
     Some(seconds(usage.ru_utime) + seconds(usage.ru_stime))
 }
 
+/// The process's peak resident set (VmHWM), in bytes; 0 where /proc is not available.
 fn peak_rss() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
