@@ -10,7 +10,7 @@ use std::{
 
 use queue::{Cancellation, Error, JobContext, JobState, NewJob, Worker};
 
-use crate::support::{eventually, file_appears, queue_cli, spawn_queue_worker, spawn_worker, start};
+use crate::support::{eventually, file_appears, queue_cli, spawn_queue_worker, spawn_worker, start, TestQueue};
 
 #[tokio::test]
 async fn cancelling_waiting_jobs_removes_them_from_every_waiting_state() {
@@ -77,14 +77,7 @@ async fn a_cancelled_running_job_has_its_token_fire_and_is_neither_retried_nor_d
         started.load(Ordering::SeqCst).then_some(())
     })
     .await;
-    // The worker hears of cancellations on its subscriber connection, which it opens as it starts.
-    let channel = q.queue().keys().wake().to_owned();
-    eventually("the worker to listen", Duration::from_secs(10), || async {
-        use queue::fred::interfaces::PubsubInterface;
-        let counts: Vec<(String, i64)> = q.client.redis().pubsub_numsub(channel.clone()).await.ok()?;
-        (counts.first()?.1 >= 1).then_some(())
-    })
-    .await;
+    worker_listens(&q).await;
     assert_eq!(q.queue().cancel("long").await.unwrap(), Cancellation::Stopped);
     // The 30 s lease's heartbeat is 10 s away: only the published cancellation stops it sooner.
     eventually("the handler to stop", Duration::from_secs(5), || async {
@@ -116,6 +109,18 @@ async fn a_cancelled_running_job_has_its_token_fire_and_is_neither_retried_nor_d
         (JobState::Cancelled, 1),
         "its stopped attempt counts"
     );
+}
+
+/// Waits until a worker listens on the queue's channel: it hears of cancellations on its
+/// subscriber connection, which it opens as it starts.
+async fn worker_listens(q: &TestQueue) {
+    let channel = q.queue().keys().wake().to_owned();
+    eventually("the worker to listen", Duration::from_secs(10), || async {
+        use queue::fred::interfaces::PubsubInterface;
+        let counts: Vec<(String, i64)> = q.client.redis().pubsub_numsub(channel.clone()).await.ok()?;
+        (counts.first()?.1 >= 1).then_some(())
+    })
+    .await;
 }
 
 struct SetOnDrop(Arc<AtomicBool>);
@@ -172,13 +177,7 @@ async fn a_cancelled_handler_may_clean_up_before_it_stops_and_one_ignoring_its_t
         (started.load(Ordering::SeqCst) == 2).then_some(())
     })
     .await;
-    let channel = q.queue().keys().wake().to_owned();
-    eventually("the worker to listen", Duration::from_secs(10), || async {
-        use queue::fred::interfaces::PubsubInterface;
-        let counts: Vec<(String, i64)> = q.client.redis().pubsub_numsub(channel.clone()).await.ok()?;
-        (counts.first()?.1 >= 1).then_some(())
-    })
-    .await;
+    worker_listens(&q).await;
     for id in ["tidy", "stubborn"] {
         assert_eq!(q.queue().cancel(id).await.unwrap(), Cancellation::Stopped, "{id}");
     }

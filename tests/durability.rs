@@ -135,17 +135,24 @@ async fn replicated_through(proxy: &FaultProxy) -> QueueClient {
     client
 }
 
+/// A master with one online replica, a fault proxy in front of the master, and a client that
+/// waits for the replica through the proxy.
+async fn replicated_behind_a_proxy() -> (RedisServer, RedisServer, FaultProxy, QueueClient) {
+    let master = RedisServer::start().unwrap();
+    let replica = replica_of(&master);
+    wait_until_online(&master).await;
+    let proxy = FaultProxy::start(master.port()).unwrap();
+    let client = replicated_through(&proxy).await;
+    (master, replica, proxy, client)
+}
+
 fn push_sha(client: &QueueClient) -> String {
     client.scripts().get(Command::Push.name()).unwrap().sha1().to_owned()
 }
 
 #[tokio::test]
 async fn an_enqueue_whose_reply_was_lost_is_sent_again_with_its_own_wait() {
-    let master = RedisServer::start().unwrap();
-    let replica = replica_of(&master);
-    wait_until_online(&master).await;
-    let proxy = FaultProxy::start(master.port()).unwrap();
-    let client = replicated_through(&proxy).await;
+    let (_master, replica, proxy, client) = replicated_behind_a_proxy().await;
     let pushes = proxy.count(evalsha(&push_sha(&client)));
     let waits = proxy.count(named("WAIT"));
     let cut = proxy.inject(evalsha(&push_sha(&client)), Fault::CutAfterReply, 1);
@@ -168,11 +175,7 @@ async fn an_enqueue_whose_reply_was_lost_is_sent_again_with_its_own_wait() {
 /// acknowledged), a connection cut before the `WAIT` answered must not end in success.
 #[tokio::test]
 async fn a_connection_cut_between_the_write_and_its_wait_never_reports_replicated() {
-    let master = RedisServer::start().unwrap();
-    let replica = replica_of(&master);
-    wait_until_online(&master).await;
-    let proxy = FaultProxy::start(master.port()).unwrap();
-    let client = replicated_through(&proxy).await;
+    let (_master, replica, proxy, client) = replicated_behind_a_proxy().await;
     let q = client.queue("q").unwrap();
     // A first write the replica acknowledges, so that it counts for a WAIT that covers nothing.
     q.enqueue(NewJob::new("k", &1).id("before")).await.unwrap();
