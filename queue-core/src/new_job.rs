@@ -75,6 +75,10 @@ pub(crate) const GENERATED_ID_LEN: usize = 12;
 /// ([`Queue::enqueue_bulk`](crate::Queue::enqueue_bulk)), so a collision costs a round trip,
 /// never a job.
 pub(crate) fn generated_id() -> String {
+    #[cfg(test)]
+    if let Some(id) = tests::NEXT_GENERATED_IDS.with(|ids| ids.borrow_mut().pop()) {
+        return id;
+    }
     use rand::Rng;
     const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let mut rng = rand::rng();
@@ -397,5 +401,16 @@ impl NewJob {
             unique: self.unique.is_some(),
             generated,
         })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::cell::RefCell;
+
+    thread_local! {
+        /// Ids that `generated_id` hands out (last first) before random ones: a collision is
+        /// otherwise too rare to test.
+        pub(crate) static NEXT_GENERATED_IDS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
     }
 }

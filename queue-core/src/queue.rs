@@ -222,3 +222,50 @@ impl Queue {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{new_job::tests::NEXT_GENERATED_IDS, Error, NewJob, QueueClient};
+
+    fn next_generated_ids(ids: &[&str]) {
+        NEXT_GENERATED_IDS.with(|next| *next.borrow_mut() = ids.iter().rev().map(|id| id.to_string()).collect());
+    }
+
+    // A current-thread runtime: the ids above are the test thread's.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_generated_id_that_is_taken_goes_again_under_a_new_one_and_drops_no_job() {
+        let redis = throwaway_redis::RedisServer::start().unwrap();
+        let client = QueueClient::connect(&redis.url()).await.unwrap();
+        let q = client.queue("q").unwrap();
+        q.enqueue(NewJob::new("k", &"first").id("taken")).await.unwrap();
+
+        next_generated_ids(&["taken", "taken", "fresh"]);
+        let jobs = [NewJob::new("k", &"second"), NewJob::new("k", &"third").id("own")];
+        let enqueued = q.enqueue_bulk(jobs).await.unwrap();
+        assert_eq!(
+            enqueued
+                .iter()
+                .map(|e| (e.id.as_str(), e.created, e.duplicate))
+                .collect::<Vec<_>>(),
+            [("fresh", true, false), ("own", true, false)]
+        );
+        let payload = |id: &'static str| {
+            let q = q.clone();
+            async move { q.job(id).await.unwrap().envelope.decode::<String>().unwrap() }
+        };
+        assert_eq!(payload("taken").await, "first", "the job holding the id is untouched");
+        assert_eq!(payload("fresh").await, "second");
+        assert_eq!(q.stats().await.unwrap().pending, 3);
+
+        // An explicit id that exists is the caller's "already enqueued", not a collision.
+        let again = q.enqueue(NewJob::new("k", &"fourth").id("taken")).await.unwrap();
+        assert_eq!((again.id.as_str(), again.created), ("taken", false));
+
+        // Taken every time: an error, and nothing written.
+        next_generated_ids(&["taken"; 6]);
+        let error = q.enqueue(NewJob::new("k", &"fifth")).await.unwrap_err();
+        assert!(matches!(error, Error::UnexpectedReply { .. }), "{error:?}");
+        assert_eq!(q.stats().await.unwrap().pending, 3);
+        assert_eq!(payload("taken").await, "first");
+    }
+}
